@@ -1,0 +1,1 @@
+"""Renderers: plans, results and problems -> a stream, as text, JSON or Markdown."""
