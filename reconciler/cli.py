@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,6 +139,192 @@ def schema() -> int:
 
     click.echo(json.dumps(json_schema(), indent=2))
     return 0
+
+
+def _settings(
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    api_rate: float,
+    concurrency: int,
+) -> Any:
+    from reconciler.aws import AwsSettings
+
+    return AwsSettings(region, profile, endpoint_url, api_rate, concurrency)
+
+
+class _Run:
+    """What plan, apply and drift share: options in, clients and progress set up."""
+
+    def __init__(self, specs_dir: str, kw: dict[str, Any]) -> None:
+        from reconciler.aws import Clients
+        from reconciler.progress import ProgressLine
+        from reconciler.run import PlanOptions
+
+        self.options = PlanOptions(
+            specs_dir=specs_dir,
+            targets=tuple(kw.pop("targets")),
+            allow_empty=kw.pop("allow_empty"),
+            image_quota=kw.pop("image_quota"),
+        )
+        self.color = sys.stdout.isatty() and not _no_color(kw.pop("no_color"))
+        quiet = kw.pop("quiet")
+        self.clients = Clients(
+            _settings(
+                kw.pop("region"),
+                kw.pop("profile"),
+                kw.pop("endpoint_url"),
+                kw.pop("api_rate"),
+                kw.pop("concurrency"),
+            )
+        )
+        self.progress = ProgressLine(sys.stderr, live=sys.stderr.isatty(), enabled=not quiet)
+
+    def plan(self) -> Any:
+        from reconciler.run import build_plan
+
+        try:
+            plan, _ = build_plan(self.options, self.clients, self.progress)
+        finally:
+            self.progress.close()
+        return plan
+
+    def close(self) -> None:
+        self.clients.close()
+
+
+def _emit(document: Any, fmt: str, color: bool, out_file: str | None = None) -> None:
+    from reconciler.apply import Applied
+    from reconciler.render import json as render_json
+    from reconciler.render import text
+
+    if fmt == "json":
+        sys.stdout.write(render_json.dumps(document))
+    elif isinstance(document, Applied):
+        text.render_applied(document, sys.stdout, color=color)
+    else:
+        text.render_plan(document, sys.stdout, color=color, verbose=_verbose[0] > 0)
+
+
+plan_formats = click.Choice(["text", "json"])
+
+
+@cli.command()
+@spec_options
+@aws_options
+@click.option("--format", "fmt", type=plan_formats, default="text", show_default=True)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    help="Save the plan for `apply --plan-file`.",
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending.")
+@output_options
+def plan(specs_dir: str, fmt: str, out_file: str | None, detailed_exitcode: bool, **kw: Any) -> int:
+    """Show what apply would do. Changes nothing."""
+    run = _Run(specs_dir, kw)
+    try:
+        result = run.plan()
+    finally:
+        run.close()
+    _emit(result, fmt, run.color)
+    if out_file:
+        from reconciler.render import json as render_json
+
+        Path(out_file).write_text(render_json.dumps(result), encoding="utf-8")
+        click.echo(
+            f"Saved the plan to {out_file}; apply it with: reconciler apply --plan-file {out_file}",
+            err=True,
+        )
+    if result.has_errors:
+        return 1
+    return 2 if detailed_exitcode and result.has_changes else 0
+
+
+@cli.command()
+@spec_options
+@aws_options
+@click.option("--auto-approve", is_flag=True, help="Apply without asking.")
+@click.option("--format", "fmt", type=plan_formats, default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when work is left for a later run.")
+@output_options
+def apply(specs_dir: str, auto_approve: bool, fmt: str, detailed_exitcode: bool, **kw: Any) -> int:
+    """Create missing images and reconcile tags, as the plan shows."""
+    from reconciler.apply import apply_plan
+
+    run = _Run(specs_dir, kw)
+    try:
+        result = run.plan()
+        if fmt == "text":
+            _emit(result, fmt, run.color)
+        if not result.has_changes and not result.has_errors:
+            return 0
+        if result.has_changes and not auto_approve and not _confirm():
+            return 1
+        with _stop_on_signals(run.clients.stop):
+            applied = apply_plan(result, run.clients)
+    finally:
+        run.close()
+    if fmt == "text":
+        click.echo("")
+    _emit(applied, fmt, run.color)
+    if applied.interrupted:
+        return 130
+    if applied.failed:
+        return 1
+    return 2 if detailed_exitcode and applied.work_left else 0
+
+
+@cli.command()
+@spec_options
+@aws_options
+@click.option("--format", "fmt", type=plan_formats, default="text", show_default=True)
+@output_options
+def drift(specs_dir: str, fmt: str, **kw: Any) -> int:
+    """Exit 2 when the account has drifted from the specs (for a schedule)."""
+    run = _Run(specs_dir, kw)
+    try:
+        result = run.plan()
+    finally:
+        run.close()
+    _emit(result, fmt, run.color)
+    drifted = result.unmanaged or any(i.action.value != "no-op" or i.stuck for i in result.items)
+    return 2 if drifted else 0
+
+
+def _confirm() -> bool:
+    if not sys.stdin.isatty():
+        click.echo(
+            "Error: apply needs confirmation, and stdin is not a terminal; pass --auto-approve "
+            "(or --plan-file with a reviewed plan)",
+            err=True,
+        )
+        return False
+    click.echo("\nDo you want to apply these changes? Only 'yes' will be accepted.", err=True)
+    answer = click.prompt("  Enter a value", default="", show_default=False, err=True)
+    if answer.strip() != "yes":
+        click.echo("Apply cancelled.", err=True)
+        return False
+    return True
+
+
+@contextmanager
+def _stop_on_signals(stop: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM: start no new call, let the ones in flight finish, then report."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        if not stop.is_set():
+            click.echo("\nInterrupted: finishing calls in flight, starting no new ones.", err=True)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def main() -> None:

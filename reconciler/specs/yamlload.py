@@ -151,8 +151,9 @@ class _Walker:
                 )
                 continue
             first_seen[key] = _pos(key_node)
-            self.doc.keys[(*path, key)] = _pos(key_node)
-            out[key] = self.walk(value_node, (*path, key), depth + 1)
+            here = (*path, key)
+            self.doc.keys[here] = _pos(key_node)
+            out[key] = self.walk(value_node, here, depth + 1)
         return out
 
     def _pairs(self, node: MappingNode, path: Path) -> Iterator[tuple[Node, Node]]:

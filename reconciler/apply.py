@@ -1,0 +1,275 @@
+"""Apply: execute a plan item by item and return every item's result.
+
+Nothing here prints or decides an exit code. One failing item never stops the others;
+the only thing that stops new calls is an interruption (SIGINT/SIGTERM), after which every
+item not yet started is reported `skipped`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import botocore.exceptions
+
+from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
+from reconciler.aws import THROTTLE_CODES, error_code, in_parallel, is_ambiguous
+from reconciler.errors import Interrupted
+from reconciler.plan import Action, Plan, PlanItem, Unmanaged
+
+if TYPE_CHECKING:
+    from reconciler.aws import Clients, RegionClient
+
+CREATE_THROTTLE_RETRIES = 8  # a throttled create did not run, so it is safe to send again
+
+
+class Result(str, Enum):
+    CREATED = "created"
+    CONVERGED = "converged"
+    TAGS_UPDATED = "tags-updated"
+    ADOPTED = "adopted"
+    DELETED = "deleted"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNCHANGED = "unchanged"
+
+
+class AppliedItem(PlanItem):
+    result: Result
+    error: str | None = None
+
+
+class AppliedUnmanaged(Unmanaged):
+    result: Result = Result.UNCHANGED
+    error: str | None = None
+
+
+class Applied(Plan):
+    """The plan document with, on each item, its result and error."""
+
+    items: tuple[AppliedItem, ...]
+    unmanaged: tuple[AppliedUnmanaged, ...] = ()
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return any(i.result is Result.FAILED or i.is_error for i in self.items) or any(
+            u.result is Result.FAILED for u in self.unmanaged
+        )
+
+    @property
+    def work_left(self) -> bool:
+        return any(
+            i.result in (Result.DEFERRED, Result.SKIPPED) and not i.is_error for i in self.items
+        )
+
+
+# What to do about each documented CreateWorkspaceImage error: (result, hint).
+CREATE_ERRORS: dict[str, tuple[Result, str]] = {
+    "ResourceAlreadyExistsException": (Result.CONVERGED, ""),
+    "InvalidResourceStateException": (
+        Result.DEFERRED,
+        "the source WorkSpace is busy (an image of it may be capturing); run apply again later",
+    ),
+    "ResourceLimitExceededException": (
+        Result.FAILED,
+        "the region's image quota is reached: delete unused images (apply --prune) or ask AWS "
+        "to raise it",
+    ),
+    "ResourceNotFoundException": (
+        Result.FAILED,
+        "the source WorkSpace no longer exists: point the spec at another WorkSpace",
+    ),
+    "OperationNotSupportedException": (
+        Result.FAILED,
+        "the service cannot image this WorkSpace (for example encrypted volumes, or a bundle "
+        "type that can't be imaged): see the message and use another source",
+    ),
+    "AccessDeniedException": (
+        Result.FAILED,
+        "the role lacks workspaces:CreateWorkspaceImage (and workspaces:CreateTags): see the "
+        "README's IAM policy for apply",
+    ),
+    "InvalidParameterValuesException": (
+        Result.FAILED,
+        "the service rejected a value in the spec: fix it as the message says",
+    ),
+}
+
+Report = Callable[[AppliedItem], None]
+
+
+def apply_plan(plan: Plan, clients: Clients, *, report: Report | None = None) -> Applied:
+    """Execute `plan`; regions in parallel, each at its own pace."""
+    regions = sorted({i.region for i in plan.items} | {u.region for u in plan.unmanaged})
+    by_region = in_parallel(
+        lambda r: _apply_region(
+            [i for i in plan.items if i.region == r], clients.region(r), report
+        ),
+        regions,
+    )
+    results = {(i.region, i.name): i for applied in by_region.values() for i in applied}
+    items = tuple(results[(i.region, i.name)] for i in plan.items)
+    unmanaged = tuple(AppliedUnmanaged(**u.model_dump()) for u in plan.unmanaged)
+    return Applied(
+        specs_digest=plan.specs_digest,
+        items=items,
+        unmanaged=unmanaged,
+        interrupted=clients.stop.is_set(),
+    )
+
+
+def _apply_region(
+    items: Sequence[PlanItem], client: RegionClient, report: Report | None
+) -> list[AppliedItem]:
+    creates_first = _order_creates(items)
+
+    def run(item: PlanItem) -> AppliedItem:
+        done = _apply_item(item, client, creates_first)
+        if report:
+            report(done)
+        return done
+
+    return client.map(run, list(items))
+
+
+def _order_creates(items: Sequence[PlanItem]) -> set[str]:
+    """Names of the creates to send now: one per source WorkSpace, as the service captures
+    one image of a WorkSpace at a time (it suspends the WorkSpace while it captures)."""
+    chosen: dict[str, str] = {}
+    for item in items:
+        if item.action is Action.CREATE and not item.source_busy:
+            chosen.setdefault(item.source_workspace_id, item.name)
+    return set(chosen.values())
+
+
+def _apply_item(item: PlanItem, client: RegionClient, creates_now: set[str]) -> AppliedItem:
+    if item.action is Action.NO_OP:
+        return _done(item, Result.UNCHANGED)
+    if item.is_error:
+        return _done(item, Result.SKIPPED, item.reason)
+    if client.stop.is_set():
+        return _done(item, Result.SKIPPED, "interrupted before this item started")
+    try:
+        if item.action is Action.CREATE:
+            return _create(item, client, creates_now)
+        return _retag(item, client)
+    except Interrupted:
+        return _done(item, Result.SKIPPED, "interrupted before this item's call was sent")
+
+
+def _create(item: PlanItem, client: RegionClient, creates_now: set[str]) -> AppliedItem:
+    if item.source_busy:
+        return _done(item, Result.DEFERRED, item.reason)
+    if item.name not in creates_now:
+        reason = (
+            f"another image of {item.source_workspace_id} is captured first (one capture per "
+            "WorkSpace at a time); run apply again when it is done, or use --wait"
+        )
+        return _done(item, Result.DEFERRED, reason)
+    tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
+    tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
+    for attempt in range(CREATE_THROTTLE_RETRIES + 1):
+        try:
+            reply = client.creates.create_workspace_image(
+                Name=item.name,
+                Description=item.description,
+                WorkspaceId=item.source_workspace_id,
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            )
+            return _done(
+                item, Result.CREATED, image_id=reply.get("ImageId"), state=reply.get("State")
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+            code = error_code(err)
+            if code in THROTTLE_CODES and attempt < CREATE_THROTTLE_RETRIES:
+                time.sleep(min(8.0, 0.5 * 2**attempt))  # the bucket has slowed down too
+                continue
+            if is_ambiguous(err):
+                return _settle_lost_create(item, client, err)
+            return _create_error(item, err, code)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _create_error(item: PlanItem, err: BaseException, code: str | None) -> AppliedItem:
+    result, hint = CREATE_ERRORS.get(code or "", (Result.FAILED, "see the AWS message"))
+    if result is Result.CONVERGED:
+        return _done(item, result)
+    message = f"{code or type(err).__name__}: {_aws_message(err)}"
+    return _done(item, result, f"{message} (hint: {hint})")
+
+
+def _settle_lost_create(item: PlanItem, client: RegionClient, err: BaseException) -> AppliedItem:
+    """The create's reply was lost: look the name up to learn whether it ran."""
+    try:
+        found = next((i for i in client.images() if i.get("Name") == item.name), None)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as lookup_err:
+        return _done(
+            item,
+            Result.FAILED,
+            f"the create's reply was lost ({_short(err)}) and the lookup failed too "
+            f"({_short(lookup_err)}); run apply again: it will find the image if it was created",
+        )
+    if found is not None:
+        return _done(item, Result.CONVERGED, image_id=found["ImageId"], state=found.get("State"))
+    return _done(
+        item,
+        Result.FAILED,
+        f"the create failed ({_short(err)}) and no image of that name exists; run apply again",
+    )
+
+
+def _retag(item: PlanItem, client: RegionClient) -> AppliedItem:
+    assert item.image_id is not None  # update-tags and adopt are for existing images
+    upserts = {c.key: c.after for c in item.tag_changes if c.after is not None}
+    removals = [c.key for c in item.tag_changes if c.after is None]
+    if item.action is Action.ADOPT:
+        upserts[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
+    try:
+        # Write before deleting: an interrupted adopt leaves extra tags, never missing ones.
+        if upserts:
+            client.reads.create_tags(
+                ResourceId=item.image_id,
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(upserts.items())],
+            )
+        if removals:
+            client.reads.delete_tags(ResourceId=item.image_id, TagKeys=sorted(removals))
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        code = error_code(err)
+        hint = (
+            "the role lacks workspaces:CreateTags / workspaces:DeleteTags"
+            if code == "AccessDeniedException"
+            else "run apply again"
+        )
+        return _done(item, Result.FAILED, f"{_short(err)} (hint: {hint})")
+    return _done(item, Result.ADOPTED if item.action is Action.ADOPT else Result.TAGS_UPDATED)
+
+
+def _done(
+    item: PlanItem,
+    result: Result,
+    error: str | None = None,
+    *,
+    image_id: str | None = None,
+    state: str | None = None,
+) -> AppliedItem:
+    data = item.model_dump()
+    if image_id:
+        data["image_id"] = image_id
+    if state:
+        data["state"] = state
+    return AppliedItem(**data, result=result, error=error)
+
+
+def _aws_message(err: BaseException) -> str:
+    if isinstance(err, botocore.exceptions.ClientError):
+        return str(err.response.get("Error", {}).get("Message", "")) or str(err)
+    return str(err)
+
+
+def _short(err: BaseException) -> str:
+    code = error_code(err)
+    return f"{code}: {_aws_message(err)}" if code else f"{type(err).__name__}: {err}"

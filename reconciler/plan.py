@@ -1,0 +1,269 @@
+"""The plan: a pure function of the desired state (specs) and the live state (inventory).
+
+No I/O and no boto3 here. The plan is immutable, has exactly one item per spec, and is
+what every renderer, the saved plan file and apply work from.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from reconciler import OWNERSHIP_TAG_KEY
+from reconciler.inventory import Inventory, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.specs import Spec
+
+FORMAT_VERSION = 1
+STUCK_AFTER = timedelta(hours=2)  # a capture takes up to 45 minutes; 2 hours is stuck
+
+# Source WorkSpace states. CreateWorkspaceImage needs the source AVAILABLE.
+BLOCKING_STATES = {
+    "TERMINATED": "was terminated; point the spec at another WorkSpace",
+    "TERMINATING": "is being terminated; point the spec at another WorkSpace",
+    "ERROR": "is in ERROR; repair or rebuild it, or point the spec at another WorkSpace",
+    "STOPPED": "is STOPPED; start it first (aws workspaces start-workspaces)",
+    "STOPPING": "is stopping; start it again first (aws workspaces start-workspaces)",
+    "IMPAIRED": "is IMPAIRED; reboot it first",
+    "UNHEALTHY": "is UNHEALTHY; reboot it first",
+}
+# Busy for now: the item stays a create, and apply defers it to a later run.
+BUSY_STATES = frozenset(
+    {
+        "SUSPENDED",
+        "STARTING",
+        "REBOOTING",
+        "UPDATING",
+        "PENDING",
+        "REBUILDING",
+        "RESTORING",
+        "MAINTENANCE",
+        "ADMIN_MAINTENANCE",
+    }
+)
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    NO_OP = "no-op"
+    UPDATE_TAGS = "update-tags"
+    ADOPT = "adopt"
+    CONFLICT = "conflict"
+    BLOCKED = "blocked"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TagChange(_Frozen):
+    key: str
+    before: str | None
+    after: str | None
+
+
+class PlanItem(_Frozen):
+    action: Action
+    name: str
+    region: str
+    image_id: str | None
+    state: str | None
+    spec_file: str
+    spec_line: int
+    source_workspace_id: str
+    tag_changes: tuple[TagChange, ...] = ()
+    reason: str | None = None
+    # Additive fields (the contract allows them): what apply and the plan file rest on.
+    description: str = ""
+    source_state: str | None = None
+    source_busy: bool = False
+    stuck: bool = False
+
+    @property
+    def changes(self) -> bool:
+        return self.action in (Action.CREATE, Action.UPDATE_TAGS, Action.ADOPT)
+
+    @property
+    def is_error(self) -> bool:
+        return self.action in (Action.CONFLICT, Action.BLOCKED)
+
+
+class Unmanaged(_Frozen):
+    """An owned image that no spec declares: `apply --prune` deletes it."""
+
+    name: str
+    region: str
+    image_id: str
+    state: str | None = None
+
+
+class Plan(_Frozen):
+    format_version: int = FORMAT_VERSION
+    specs_digest: str
+    items: tuple[PlanItem, ...]
+    unmanaged: tuple[Unmanaged, ...] = ()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = Counter(item.action.value for item in self.items)
+        summary = {action.value: counts.get(action.value, 0) for action in Action}
+        summary["unmanaged"] = len(self.unmanaged)
+        return summary
+
+    @property
+    def has_changes(self) -> bool:
+        return any(item.changes for item in self.items) or bool(self.unmanaged)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(item.is_error for item in self.items)
+
+
+def make_plan(
+    specs: Sequence[Spec],
+    inventory: Inventory,
+    *,
+    specs_digest: str,
+    default_region: str | None,
+    image_quota: int,
+    now: datetime,
+    with_unmanaged: bool = True,
+) -> Plan:
+    """One item per spec, in spec order, plus the owned images that no spec declares."""
+    free_slots = {r: image_quota - inv.image_count for r, inv in inventory.regions.items()}
+    items = []
+    for spec in specs:
+        region = spec.region or default_region
+        if region is None:  # the caller resolves regions first; a bug if it did not
+            raise ValueError(f"spec {spec.name} has no region")
+        item = plan_item(spec, region, inventory.regions[region], now=now)
+        if item.action is Action.CREATE:
+            free_slots[region] -= 1
+            if free_slots[region] < 0:
+                item = _blocked_by_quota(item, image_quota)
+        items.append(item)
+    unmanaged = _unmanaged(specs, inventory, default_region) if with_unmanaged else ()
+    return Plan(specs_digest=specs_digest, items=tuple(items), unmanaged=tuple(unmanaged))
+
+
+def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) -> PlanItem:
+    image = live.images.get(spec.name)
+    if image is None:
+        source = (live.sources or {}).get(spec.source_workspace_id)
+        return _create_item(spec, region, source)
+    base = _item(spec, region, image=image, now=now)
+    if image.state == "ERROR":
+        detail = ": ".join(x for x in (image.error_code, image.error_message) if x)
+        reason = (
+            f"image is in ERROR ({detail or 'no error detail'}); "
+            "`apply --replace-failed` deletes and recreates it"
+        )
+        return base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
+    if image.description != spec.description:
+        reason = (
+            f"description differs (live: {image.description!r}); an image's description can't "
+            "be changed in place: give the spec a new name to capture a new image"
+        )
+        return base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
+    changes = tag_changes(spec, image.tags)
+    if not image.owned:
+        reason = "exists without the ownership tag; apply adopts it and writes the declared tags"
+        return base.model_copy(
+            update={"action": Action.ADOPT, "tag_changes": changes, "reason": reason}
+        )
+    if changes:
+        return base.model_copy(update={"action": Action.UPDATE_TAGS, "tag_changes": changes})
+    return base
+
+
+def tag_changes(spec: Spec, live_tags: Mapping[str, str]) -> tuple[TagChange, ...]:
+    """The difference between the declared tag set and the live one, key by key.
+
+    The spec's tags are the whole set, as in Terraform: a live key the spec lacks is
+    drift. Ignored keys, the ownership tag and AWS's own `aws:` tags are out of scope.
+    """
+    live = {k: v for k, v in live_tags.items() if _in_scope(spec, k)}
+    keys = sorted(set(live) | set(spec.tags))
+    changes = []
+    for key in keys:
+        before, after = live.get(key), spec.tags.get(key)
+        if before != after:
+            changes.append(TagChange(key=key, before=before, after=after))
+    return tuple(changes)
+
+
+def _in_scope(spec: Spec, key: str) -> bool:
+    return key != OWNERSHIP_TAG_KEY and not key.startswith("aws:") and not spec.ignores(key)
+
+
+def _item(
+    spec: Spec, region: str, *, image: LiveImage | None = None, now: datetime | None = None
+) -> PlanItem:
+    stuck = bool(
+        image
+        and now
+        and image.state == "PENDING"
+        and image.created
+        and now - image.created > STUCK_AFTER
+    )
+    return PlanItem(
+        action=Action.NO_OP,
+        name=spec.name,
+        region=region,
+        image_id=image.image_id if image else None,
+        state=image.state if image else None,
+        spec_file=spec.file,
+        spec_line=spec.line,
+        source_workspace_id=spec.source_workspace_id,
+        description=spec.description,
+        stuck=stuck,
+        reason=f"capture PENDING since {image.created:%Y-%m-%d %H:%M} UTC; stuck?"
+        if stuck and image and image.created
+        else None,
+    )
+
+
+def _create_item(spec: Spec, region: str, source: SourceWorkspace | None) -> PlanItem:
+    base = _item(spec, region)
+    after = tuple(TagChange(key=k, before=None, after=v) for k, v in sorted(spec.tags.items()))
+    update: dict[str, object] = {"action": Action.CREATE, "tag_changes": after}
+    ws = spec.source_workspace_id
+    if source is not None:
+        update["source_state"] = source.state
+    if source is None or source.state is None:
+        update["action"] = Action.BLOCKED
+        update["reason"] = (
+            f"source WorkSpace {ws} not found in {region}; check the id and the region"
+        )
+    elif source.state in BLOCKING_STATES:
+        update["action"] = Action.BLOCKED
+        update["reason"] = f"source WorkSpace {ws} {BLOCKING_STATES[source.state]}"
+    elif source.state in BUSY_STATES or source.modifying:
+        state = source.state if source.state in BUSY_STATES else "being modified"
+        update["source_busy"] = True
+        update["reason"] = f"source WorkSpace {ws} is busy ({state}); apply defers this create"
+    return base.model_copy(update=update)
+
+
+def _blocked_by_quota(item: PlanItem, quota: int) -> PlanItem:
+    reason = (
+        f"the image quota of {item.region} ({quota}) is reached; delete unused images "
+        "(apply --prune) or raise the quota and pass --image-quota"
+    )
+    return item.model_copy(update={"action": Action.BLOCKED, "reason": reason})
+
+
+def _unmanaged(
+    specs: Iterable[Spec], inventory: Inventory, default_region: str | None
+) -> list[Unmanaged]:
+    declared = {(s.region or default_region, s.name) for s in specs}
+    return [
+        Unmanaged(name=image.name, region=region, image_id=image.image_id, state=image.state)
+        for region, inv in sorted(inventory.regions.items())
+        for image in sorted(inv.images.values(), key=lambda i: i.name)
+        if image.owned and (region, image.name) not in declared
+    ]

@@ -1,0 +1,168 @@
+"""Plans and apply results as text, in Terraform's habits: `+` create, `~` update,
+`-` delete, one line per item with its tag changes under it, and a summary line."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from reconciler.apply import Applied, AppliedItem, Result
+from reconciler.plan import Action, Plan, PlanItem, TagChange
+from reconciler.render.escape import terminal_safe as safe
+
+_SYMBOL = {
+    Action.CREATE: ("+", "green"),
+    Action.UPDATE_TAGS: ("~", "yellow"),
+    Action.ADOPT: ("~", "yellow"),
+    Action.CONFLICT: ("!", "red"),
+    Action.BLOCKED: ("!", "red"),
+    Action.NO_OP: (" ", None),
+}
+_RESULT_COLOUR = {
+    Result.CREATED: "green",
+    Result.CONVERGED: "green",
+    Result.TAGS_UPDATED: "yellow",
+    Result.ADOPTED: "yellow",
+    Result.DELETED: "red",
+    Result.DEFERRED: "cyan",
+    Result.FAILED: "red",
+    Result.SKIPPED: "red",
+    Result.UNCHANGED: None,
+}
+
+
+class _Painter:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, colour: str | None, bold: bool = False) -> str:
+        if not self.color or (colour is None and not bold):
+            return text
+        import click
+
+        return click.style(text, fg=colour, bold=bold)
+
+
+def render_plan(plan: Plan, out: TextIO, *, color: bool = False, verbose: bool = False) -> None:
+    paint = _Painter(color)
+    shown = [i for i in plan.items if i.action is not Action.NO_OP or verbose or i.stuck]
+    if shown or plan.unmanaged:
+        out.write("Reconciler will perform the following actions:\n\n")
+    # Problems and deletions first: they are what a reviewer must not miss.
+    for item in sorted(shown, key=lambda i: (not i.is_error, i.action is Action.NO_OP)):
+        out.write(_item_line(item, paint) + "\n")
+        for change in item.tag_changes:
+            out.write(_tag_line(change, paint) + "\n")
+    if plan.unmanaged:
+        out.write("\nOwned images that no spec declares (apply --prune would delete them):\n")
+        for u in plan.unmanaged:
+            out.write(paint(f"  - {safe(u.name)} ({u.region}) {u.image_id}", "red") + "\n")
+    out.write("\n" + summary_line(plan) + "\n")
+    errors = [i for i in plan.items if i.is_error]
+    if errors:
+        out.write(
+            paint(
+                f"Error: {_errors_phrase(plan)} must be fixed before apply can converge.",
+                "red",
+                bold=True,
+            )
+            + "\n"
+        )
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary
+    changes = [
+        f"{s['create']} to create" if s["create"] else "",
+        f"{s['update-tags']} to update" if s["update-tags"] else "",
+        f"{s['adopt']} to adopt" if s["adopt"] else "",
+    ]
+    rest = [
+        f"{s['no-op']} unchanged",
+        f"{s['unmanaged']} unmanaged" if s["unmanaged"] else "",
+        f"{s['conflict']} in conflict" if s["conflict"] else "",
+        f"{s['blocked']} blocked" if s["blocked"] else "",
+    ]
+    if not any(changes) and not s["unmanaged"] and not s["conflict"] and not s["blocked"]:
+        return f"No changes. Your images match the specs ({s['no-op']} unchanged)."
+    head = ", ".join(c for c in changes if c) or "Nothing to change"
+    return f"Plan: {head}. {', '.join(r for r in rest if r)}."
+
+
+def _errors_phrase(plan: Plan) -> str:
+    s = plan.summary
+    parts = [
+        f"{s['conflict']} conflict" if s["conflict"] else "",
+        f"{s['blocked']} blocked" if s["blocked"] else "",
+    ]
+    return " and ".join(p for p in parts if p)
+
+
+def _item_line(item: PlanItem, paint: _Painter) -> str:
+    symbol, colour = _SYMBOL[item.action]
+    where = f"({item.region})" + (f" {item.image_id}" if item.image_id else "")
+    head = f"  {symbol} {item.action.value:<11} {safe(item.name)} {where}"
+    if item.action is Action.CREATE:
+        head += f" from {item.source_workspace_id}"
+    line = paint(head, colour)
+    if item.reason:
+        line += "\n      " + paint(
+            safe(item.reason), "red" if item.is_error or item.stuck else "cyan"
+        )
+    return line
+
+
+def _tag_line(change: TagChange, paint: _Painter) -> str:
+    key = safe(change.key)
+    if change.before is None:
+        return paint(f"      + tag {key} = {_q(change.after)}", "green")
+    if change.after is None:
+        return paint(f"      - tag {key} = {_q(change.before)}", "red")
+    return paint(f"      ~ tag {key} = {_q(change.before)} -> {_q(change.after)}", "yellow")
+
+
+def _q(value: str | None) -> str:
+    return '"' + safe(value or "").replace('"', '\\"') + '"'
+
+
+def render_applied(applied: Applied, out: TextIO, *, color: bool = False) -> None:
+    paint = _Painter(color)
+    for item in applied.items:
+        if item.result is Result.UNCHANGED:
+            continue
+        out.write(_result_line(item, paint) + "\n")
+    for u in applied.unmanaged:
+        if u.result is not Result.UNCHANGED:
+            line = f"  {u.result.value:<12} {safe(u.name)} ({u.region}) {u.image_id}"
+            out.write(
+                paint(line, _RESULT_COLOUR[u.result])
+                + (f"\n      {safe(u.error)}" if u.error else "")
+                + "\n"
+            )
+    out.write("\n" + applied_summary(applied) + "\n")
+
+
+def _result_line(item: AppliedItem, paint: _Painter) -> str:
+    where = f"({item.region})" + (f" {item.image_id}" if item.image_id else "")
+    line = paint(
+        f"  {item.result.value:<12} {safe(item.name)} {where}", _RESULT_COLOUR[item.result]
+    )
+    if item.error:
+        line += "\n      " + safe(item.error)
+    return line
+
+
+def applied_summary(applied: Applied) -> str:
+    counts: dict[str, int] = {}
+    for item in applied.items:
+        counts[item.result.value] = counts.get(item.result.value, 0) + 1
+    for u in applied.unmanaged:
+        if u.result is not Result.UNCHANGED:
+            counts[u.result.value] = counts.get(u.result.value, 0) + 1
+    order = [r.value for r in Result]
+    body = ", ".join(f"{counts[r]} {r}" for r in order if counts.get(r))
+    head = (
+        "Apply interrupted"
+        if applied.interrupted
+        else ("Apply failed" if applied.failed else "Apply complete")
+    )
+    return f"{head}: {body or 'nothing to do'}."

@@ -1,0 +1,146 @@
+"""The pipeline's driver: specs -> inventory -> plan (-> apply). Called by the CLI.
+
+This is where the stages meet: it reads the specs, settles each spec's region, reads the
+live state of every region that matters (in parallel), and builds the plan. AWS errors
+that stop a whole run (credentials, access to the listing) become one clear error here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import botocore.exceptions
+
+from reconciler.aws import Clients, credential_problem, error_code, in_parallel
+from reconciler.errors import AwsError, ConfigError, ReconcilerError, SpecError, SpecProblem
+from reconciler.inventory import Inventory, Progress, RegionInventory, read_images, read_sources
+from reconciler.plan import Plan, make_plan
+from reconciler.specs import Spec, SpecSet, duplicate_problems, load_specs
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    specs_dir: str = "specs"
+    targets: tuple[str, ...] = ()
+    allow_empty: bool = False
+    image_quota: int = 40
+
+
+def load(options: PlanOptions) -> SpecSet:
+    return load_specs(
+        Path(options.specs_dir), allow_empty=options.allow_empty, shown_root=options.specs_dir
+    )
+
+
+def build_plan(
+    options: PlanOptions, clients: Clients, progress: Progress | None = None
+) -> tuple[Plan, Inventory]:
+    """Read the specs and the live state, and plan. Raises before any change is made."""
+    spec_set = load(options)
+    specs = _targeted(spec_set.specs, options.targets)
+    default_region = clients.default_region
+    _check_regions(specs, default_region, options.specs_dir)
+    # The default region is read even with no spec in it: an image whose last spec was
+    # removed must still be found there.
+    named = {s.region or default_region for s in specs} | {default_region}
+    regions = sorted(r for r in named if r is not None)
+    with aws_errors():
+        inventory = read_inventory(
+            clients, specs, regions, default_region, bool(options.targets), progress
+        )
+    plan = make_plan(
+        specs,
+        inventory,
+        specs_digest=spec_set.digest,
+        default_region=default_region,
+        image_quota=options.image_quota,
+        now=datetime.now(timezone.utc),
+        with_unmanaged=not options.targets,
+    )
+    return plan, inventory
+
+
+def read_inventory(
+    clients: Clients,
+    specs: Sequence[Spec],
+    regions: Sequence[str],
+    default_region: str | None,
+    targeted: bool,
+    progress: Progress | None = None,
+) -> Inventory:
+    def region_inventory(region: str) -> RegionInventory:
+        client = clients.region(region)
+        mine = [s for s in specs if (s.region or default_region) == region]
+        wanted = {s.name for s in mine} if targeted else None
+        inv = read_images(client, wanted, progress)
+        # Only the sources of creates are described: that is the preflight.
+        sources = {s.source_workspace_id for s in mine if s.name not in inv.images}
+        return RegionInventory(
+            inv.region, inv.images, inv.image_count, inv.other_names, read_sources(client, sources)
+        )
+
+    return Inventory(in_parallel(region_inventory, list(regions)))
+
+
+def _targeted(specs: Sequence[Spec], targets: Sequence[str]) -> list[Spec]:
+    if not targets:
+        return list(specs)
+    names = {s.name for s in specs}
+    unknown = [t for t in targets if t not in names]
+    if unknown:
+        raise ConfigError(
+            f"--target names no spec: {', '.join(sorted(unknown))}",
+            hint="use an image name as written in a spec's `name:`",
+        )
+    return [s for s in specs if s.name in targets]
+
+
+def _check_regions(specs: Sequence[Spec], default_region: str | None, root: str) -> None:
+    """Every spec needs a region now; and no two specs may meet in the default region."""
+    if default_region is None:
+        problems = [
+            SpecProblem(
+                f"{root.rstrip('/')}/{s.file}",
+                s.line,
+                1,
+                "region",
+                "no region: set `region:` in the spec or a defaults document, or pass --region "
+                "(or set AWS_REGION)",
+            )
+            for s in specs
+            if s.region is None
+        ]
+        if problems:
+            raise SpecError(problems)
+    duplicates = duplicate_problems(specs, default_region=default_region, shown_root=root)
+    if duplicates:
+        raise SpecError(duplicates)
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """AWS failures that stop a whole run, as one clear line each."""
+    try:
+        yield
+    except ReconcilerError:
+        raise
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        problem = credential_problem(err)
+        if problem is not None:
+            raise problem from err
+        if isinstance(err, botocore.exceptions.NoRegionError):
+            raise ConfigError("no AWS region", hint="pass --region or set AWS_REGION") from err
+        code = error_code(err)
+        if code == "AccessDeniedException":
+            raise AwsError(
+                f"access denied: {err}",
+                hint="the role needs workspaces:DescribeWorkspaceImages, DescribeTags and "
+                "DescribeWorkspaces (see the README's IAM policy for plan)",
+            ) from err
+        raise AwsError(
+            f"AWS call failed: {err}", hint="check the endpoint, region and network"
+        ) from err

@@ -1,0 +1,615 @@
+"""Make moto's WorkSpaces backend answer like the real Amazon WorkSpaces service.
+
+moto 5.2.1 (``moto/workspaces``) differs from the real service in ways that matter to an
+image reconciler. While :func:`installed` is active, this module closes these gaps by
+setting methods on ``moto.workspaces.responses.WorkSpacesResponse``. The class is shared by
+``mock_aws()`` and by a moto server running in the same process, so one patch covers both.
+On exit every attribute is restored exactly (deleted again if moto had none).
+
+Gaps closed (moto behaviour -> real behaviour):
+
+* DescribeWorkspaceImages / DescribeWorkspaces return everything in one reply and ignore
+  ``MaxResults`` / ``Limit`` / ``NextToken`` -> pages of at most 25 with an opaque NextToken.
+* CreateTags on ``wsi-...`` does nothing; on ``ws-``/``d-`` it appends duplicate keys
+  -> add or overwrite. DeleteTags is missing -> implemented. DescribeTags answers
+  ``TagList`` even when empty and fails with a 500 on unknown ids -> omits ``TagList``
+  when empty, ResourceNotFoundException for an unknown id.
+* DeleteWorkspaceImage is missing -> implemented, with the real refusals.
+* Images are AVAILABLE at once and the source WorkSpace stays AVAILABLE -> images start
+  PENDING, the source is SUSPENDED while it is captured, and capturing a WorkSpace that
+  is not AVAILABLE fails with InvalidResourceStateException.
+* No image quota -> ResourceLimitExceededException beyond ``FidelityConfig.image_quota``.
+
+State is kept per account and region, on moto's own backend objects
+(``workspaces_backends[account_id][region]``), so a moto reset also resets it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.exceptions import JsonRESTError
+from moto.workspaces.exceptions import (
+    InvalidParameterValuesException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+from moto.workspaces.models import (
+    Workspace,
+    WorkspaceImage,
+    WorkSpacesBackend,
+    workspaces_backends,
+)
+from moto.workspaces.responses import WorkSpacesResponse
+
+PAGE_SIZE = 25
+"""Largest page of DescribeWorkspaceImages / DescribeWorkspaces, and their default."""
+MAX_IDS = 25
+"""Most ids one DescribeWorkspaces / DescribeWorkspaceImages call accepts."""
+TAG_LIMIT = 50
+"""Most tags one WorkSpaces resource may carry."""
+
+_STATE_ATTR = "_fidelity_state"
+_MISSING = object()
+
+
+class InvalidResourceStateException(JsonRESTError):
+    """The real service's error for a resource in the wrong state (absent from moto)."""
+
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidResourceStateException", message)
+
+
+class ResourceAssociatedException(JsonRESTError):
+    """DeleteWorkspaceImage on an image a bundle uses (absent from moto)."""
+
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ResourceAssociatedException", message)
+
+
+class ResourceLimitExceededException(JsonRESTError):
+    """Image quota or tag limit reached (absent from moto)."""
+
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ResourceLimitExceededException", message)
+
+
+@dataclass(frozen=True)
+class FidelityConfig:
+    """Knobs of the fidelity layer.
+
+    ``capture_seconds``: 0.0 keeps a new image PENDING until the test calls
+    :meth:`Fidelity.finish_capture`; a positive value makes it AVAILABLE that many seconds
+    after creation, checked lazily when any WorkSpaces call (or test hook) runs.
+    ``image_quota``: images per account and region (the service's default quota is 40).
+    """
+
+    capture_seconds: float = 0.0
+    image_quota: int = 40
+
+
+@dataclass
+class _Capture:
+    source_workspace_id: str | None
+    deadline: float | None  # time.monotonic(); None waits for finish_capture
+
+
+@dataclass
+class _RegionState:
+    captures: dict[str, _Capture] = field(default_factory=dict)
+    bundle_images: set[str] = field(default_factory=set)
+
+
+def _state(backend: WorkSpacesBackend) -> _RegionState:
+    """Fidelity state of one backend; stored on it so that a moto reset clears it too."""
+    state = backend.__dict__.get(_STATE_ATTR)
+    if state is None:
+        state = _RegionState()
+        setattr(backend, _STATE_ATTR, state)
+    return state
+
+
+def _all_backends() -> list[WorkSpacesBackend]:
+    return [b for acct in list(workspaces_backends.values()) for b in list(acct.values())]
+
+
+# --- helpers shared by the patched operations and the test hooks -----------------------
+
+
+def _tags_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in tags or []}
+
+
+def _tags_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _find_resource(backend: WorkSpacesBackend, resource_id: str) -> Any:
+    """The image, WorkSpace or directory with that id; ResourceNotFoundException if none.
+
+    moto raises a KeyError (a 500) or an UnboundLocalError for unknown ids instead.
+    """
+    for table in (backend.workspace_images, backend.workspaces, backend.workspace_directories):
+        if resource_id in table:
+            return table[resource_id]
+    raise ResourceNotFoundException(f"The resource {resource_id} could not be found.")
+
+
+def _image_desc(image: WorkspaceImage) -> dict[str, Any]:
+    """An image as DescribeWorkspaceImages shows it: no empty ErrorCode/ErrorMessage."""
+    return {k: v for k, v in image.to_desc_dict().items() if v not in ("", [], None)}
+
+
+def _encode_token(operation: str, offset: int) -> str:
+    raw = json.dumps({"op": operation, "offset": offset}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _page(
+    items: list[Any], operation: str, params: dict[str, Any], size_param: str
+) -> tuple[list[Any], str | None]:
+    """Slice ``items`` like the real service: at most 25 a page, opaque NextToken."""
+    size = params.get(size_param)
+    if size is None:
+        size = PAGE_SIZE
+    if not isinstance(size, int) or not 1 <= size <= PAGE_SIZE:
+        raise ValidationException(
+            f"1 validation error detected: Value '{size}' at '{size_param}' failed to satisfy "
+            f"constraint: Member must have value between 1 and {PAGE_SIZE}"
+        )
+    offset = 0
+    token = params.get("NextToken")
+    if token:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+            offset = int(decoded["offset"])
+            if decoded["op"] != operation or offset < 0:
+                raise ValueError(token)
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise InvalidParameterValuesException("The NextToken is invalid.") from None
+    end = offset + size
+    next_token = _encode_token(operation, end) if end < len(items) else None
+    return items[offset:end], next_token
+
+
+def _finish(backend: WorkSpacesBackend, image_id: str, state: str, code: str, msg: str) -> None:
+    """End a capture: the image takes ``state``, a SUSPENDED source is AVAILABLE again."""
+    image = backend.workspace_images[image_id]
+    capture = _state(backend).captures.pop(image_id, None)
+    image.state = state
+    image.error_code = code
+    image.error_message = msg
+    if capture and capture.source_workspace_id:
+        source = backend.workspaces.get(capture.source_workspace_id)
+        if source is not None and source.state == "SUSPENDED":
+            source.state = "AVAILABLE"
+
+
+def _start_capture(
+    backend: WorkSpacesBackend, image_id: str, source_id: str | None, seconds: float
+) -> None:
+    """Record a PENDING image; its source WorkSpace, if AVAILABLE, becomes SUSPENDED."""
+    deadline = time.monotonic() + seconds if seconds > 0 else None
+    _state(backend).captures[image_id] = _Capture(source_id, deadline)
+    source = backend.workspaces.get(source_id) if source_id else None
+    if source is not None and source.state == "AVAILABLE":
+        source.state = "SUSPENDED"
+
+
+def _tick() -> None:
+    """Complete every capture whose ``capture_seconds`` have elapsed (lazy transition)."""
+    now = time.monotonic()
+    for backend in _all_backends():
+        state = backend.__dict__.get(_STATE_ATTR)
+        if state is None:
+            continue
+        for image_id, capture in list(state.captures.items()):
+            if capture.deadline is not None and capture.deadline <= now:
+                if image_id in backend.workspace_images:
+                    _finish(backend, image_id, "AVAILABLE", "", "")
+                else:
+                    state.captures.pop(image_id, None)
+
+
+# --- the patched operations --------------------------------------------------------------
+
+
+def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
+    """The functions set on WorkSpacesResponse, as closures over the installed handle."""
+    original_call_action = WorkSpacesResponse.call_action
+
+    def call_action(self: WorkSpacesResponse) -> Any:
+        """Serialise WorkSpaces calls (the server is threaded) and run lazy transitions."""
+        with handle.lock:
+            _tick()
+            return original_call_action(self)
+
+    def describe_workspace_images(self: WorkSpacesResponse) -> str:
+        """Honours ImageIds, ImageType, MaxResults and NextToken (moto pages nothing)."""
+        params = json.loads(self.body)
+        image_ids = params.get("ImageIds")
+        image_type = params.get("ImageType")
+        if image_ids is not None and len(image_ids) > MAX_IDS:
+            raise InvalidParameterValuesException(f"At most {MAX_IDS} ImageIds are allowed.")
+        if image_type not in (None, "OWNED", "SHARED"):
+            raise ValidationException(
+                f"1 validation error detected: Value '{image_type}' at 'imageType' failed to "
+                "satisfy constraint: Member must satisfy enum value set: [OWNED, SHARED]"
+            )
+        backend = self.workspaces_backend
+        images = [
+            i
+            for i in backend.workspace_images.values()
+            if (image_ids is None or i.image_id in image_ids)
+            and (image_type != "OWNED" or i.owner_account == backend.account_id)
+            and (image_type != "SHARED" or i.owner_account != backend.account_id)
+        ]
+        page, token = _page(images, "DescribeWorkspaceImages", params, "MaxResults")
+        reply: dict[str, Any] = {"Images": [_image_desc(i) for i in page]}
+        if token:
+            reply["NextToken"] = token
+        return json.dumps(reply)
+
+    def describe_workspaces(self: WorkSpacesResponse) -> str:
+        """Pages at 25 (Limit, NextToken) and refuses more than 25 WorkspaceIds."""
+        params = json.loads(self.body)
+        ids = params.get("WorkspaceIds")
+        if ids is not None and len(ids) > MAX_IDS:
+            raise InvalidParameterValuesException(
+                f"The WorkspaceIds parameter accepts at most {MAX_IDS} values."
+            )
+        found = self.workspaces_backend.describe_workspaces(
+            workspace_ids=ids,
+            directory_id=params.get("DirectoryId"),
+            user_name=params.get("UserName"),
+            bundle_id=params.get("BundleId"),
+        )
+        page, token = _page(found, "DescribeWorkspaces", params, "Limit")
+        reply: dict[str, Any] = {"Workspaces": [w.to_dict_pending() for w in page]}
+        if token:
+            reply["NextToken"] = token
+        return json.dumps(reply)
+
+    def create_tags(self: WorkSpacesResponse) -> str:
+        """Adds or overwrites tags on images, WorkSpaces and directories (moto: no-op on
+        images, duplicate keys elsewhere); more than 50 -> ResourceLimitExceededException."""
+        params = json.loads(self.body)
+        resource = _find_resource(self.workspaces_backend, params["ResourceId"])
+        tags = _tags_dict(resource.tags)
+        tags.update(_tags_dict(params.get("Tags")))
+        if len(tags) > TAG_LIMIT:
+            raise ResourceLimitExceededException(
+                f"A resource can have at most {TAG_LIMIT} tags."
+            )
+        resource.tags = _tags_list(tags)
+        return "{}"
+
+    def delete_tags(self: WorkSpacesResponse) -> str:
+        """DeleteTags, missing from moto: removes the given keys (absent keys are ignored)."""
+        params = json.loads(self.body)
+        resource = _find_resource(self.workspaces_backend, params["ResourceId"])
+        drop = set(params.get("TagKeys") or [])
+        resource.tags = [t for t in resource.tags or [] if t["Key"] not in drop]
+        return "{}"
+
+    def describe_tags(self: WorkSpacesResponse) -> str:
+        """Like the real service, omits TagList when the resource has no tag."""
+        params = json.loads(self.body)
+        resource = _find_resource(self.workspaces_backend, params["ResourceId"])
+        return json.dumps({"TagList": resource.tags} if resource.tags else {})
+
+    def create_workspace_image(self: WorkSpacesResponse) -> str:
+        """Real checks and lifecycle, in this order: WorkSpace missing ->
+        ResourceNotFoundException; name taken in the region -> ResourceAlreadyExistsException
+        (both raised by moto); quota reached -> ResourceLimitExceededException; WorkSpace
+        not AVAILABLE -> InvalidResourceStateException. The new image is PENDING and its
+        source SUSPENDED until the capture ends (moto: AVAILABLE at once)."""
+        params = json.loads(self.body)
+        backend = self.workspaces_backend
+        name, workspace_id = params.get("Name"), params.get("WorkspaceId")
+        source = backend.workspaces.get(workspace_id)
+        name_taken = any(i.name == name for i in backend.workspace_images.values())
+        if source is not None and not name_taken:
+            owned = [
+                i
+                for i in backend.workspace_images.values()
+                if i.owner_account == backend.account_id
+            ]
+            if len(owned) >= handle.config.image_quota:
+                raise ResourceLimitExceededException(
+                    f"You have reached the limit of {handle.config.image_quota} images "
+                    f"in {backend.region_name}."
+                )
+            if source.state != "AVAILABLE":
+                raise InvalidResourceStateException(
+                    f"The WorkSpace {workspace_id} is in state {source.state}; an image can "
+                    "only be created from a WorkSpace in state AVAILABLE."
+                )
+        created = backend.create_workspace_image(
+            name=name,
+            description=params.get("Description"),
+            workspace_id=workspace_id,
+            tags=list(params.get("Tags") or []),
+        )
+        image = backend.workspace_images[created["ImageId"]]
+        image.state = "PENDING"
+        _start_capture(backend, image.image_id, workspace_id, handle.config.capture_seconds)
+        return json.dumps(image.to_dict())
+
+    def delete_workspace_image(self: WorkSpacesResponse) -> str:
+        """DeleteWorkspaceImage, missing from moto. An unknown id succeeds (idempotent);
+        PENDING or shared with another account -> InvalidResourceStateException; used by
+        a bundle (see :meth:`Fidelity.associate_bundle`) -> ResourceAssociatedException."""
+        params = json.loads(self.body)
+        backend = self.workspaces_backend
+        image_id = params["ImageId"]
+        image = backend.workspace_images.get(image_id)
+        if image is None:
+            return "{}"
+        if image.state == "PENDING":
+            raise InvalidResourceStateException(
+                f"The image {image_id} is in state PENDING and cannot be deleted until "
+                "its creation completes."
+            )
+        if image_id in _state(backend).bundle_images:
+            raise ResourceAssociatedException(
+                f"The image {image_id} is associated with a bundle; delete the bundle first."
+            )
+        if image.image_permissions:
+            raise InvalidResourceStateException(
+                f"The image {image_id} is shared with other accounts; remove its image "
+                "permissions before deleting it."
+            )
+        del backend.workspace_images[image_id]
+        _state(backend).captures.pop(image_id, None)
+        return "{}"
+
+    return {
+        "call_action": call_action,
+        "describe_workspace_images": describe_workspace_images,
+        "describe_workspaces": describe_workspaces,
+        "create_tags": create_tags,
+        "delete_tags": delete_tags,
+        "describe_tags": describe_tags,
+        "create_workspace_image": create_workspace_image,
+        "delete_workspace_image": delete_workspace_image,
+    }
+
+
+# --- the handle and its test hooks ------------------------------------------------------
+
+
+class Fidelity:
+    """Handle yielded by :func:`installed`: test hooks acting directly on moto's backend.
+
+    Every hook takes ``account_id`` (default moto's ``123456789012``). Hooks that name an
+    image accept either ``(region, image_id)`` or only ``(image_id)``; image ids are
+    unique, so without a region the image is searched in every region of the account.
+    """
+
+    def __init__(self, config: FidelityConfig) -> None:
+        self.config = config
+        self.lock = threading.RLock()
+
+    @staticmethod
+    def backend(region: str, account_id: str = DEFAULT_ACCOUNT_ID) -> WorkSpacesBackend:
+        """moto's WorkSpaces backend for that account and region."""
+        return workspaces_backends[account_id][region]
+
+    def _image_backend(self, where: tuple[str, ...], account_id: str) -> tuple[Any, str]:
+        if len(where) == 2:
+            backend = self.backend(where[0], account_id)
+            if where[1] not in backend.workspace_images:
+                raise ValueError(f"no image {where[1]} in {where[0]}/{account_id}")
+            return backend, where[1]
+        if len(where) != 1:
+            raise TypeError("expected (region, image_id) or (image_id,)")
+        for backend in _all_backends():
+            if backend.account_id == account_id and where[0] in backend.workspace_images:
+                return backend, where[0]
+        raise ValueError(f"no image {where[0]} in account {account_id}")
+
+    def add_workspace(
+        self,
+        region: str,
+        workspace_id: str,
+        state: str = "AVAILABLE",
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> str:
+        """Insert a WorkSpace with a chosen id, no directory needed (moto needs a
+        registered directory and picks the id itself)."""
+        with self.lock:
+            workspace = Workspace(
+                workspace={
+                    "DirectoryId": "d-0000000000",
+                    "BundleId": "wsb-000000000",
+                    "UserName": f"user-{workspace_id}",
+                },
+                running_mode="ALWAYS_ON",
+                error_code="",
+                error_msg="",
+            )
+            workspace.workspace_id = workspace_id
+            workspace.state = state
+            self.backend(region, account_id).workspaces[workspace_id] = workspace
+            return workspace_id
+
+    def set_workspace_state(
+        self, region: str, workspace_id: str, state: str, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> None:
+        """Put a WorkSpace in any state (STOPPED, ERROR, TERMINATED, REBOOTING, ...)."""
+        with self.lock:
+            workspaces = self.backend(region, account_id).workspaces
+            if workspace_id not in workspaces:
+                raise ValueError(f"no WorkSpace {workspace_id} in {region}/{account_id}")
+            workspaces[workspace_id].state = state
+
+    def add_image(
+        self,
+        region: str,
+        name: str,
+        description: str = "d",
+        tags: dict[str, str] | None = None,
+        state: str = "AVAILABLE",
+        source_workspace_id: str | None = None,
+        created: datetime | float | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> str:
+        """Insert an owned image without an API call (no quota, no checks but a unique
+        name). A PENDING image counts as a capture: :meth:`finish_capture` ends it, and an
+        AVAILABLE source WorkSpace, if given and present, is SUSPENDED meanwhile."""
+        with self.lock:
+            backend = self.backend(region, account_id)
+            if any(i.name == name for i in backend.workspace_images.values()):
+                raise ValueError(f"an image named {name!r} already exists in {region}")
+            image = WorkspaceImage(name, description, _tags_list(tags or {}), account_id)
+            image.state = state
+            image.error_code = error_code or ""
+            image.error_message = error_message or ""
+            if created is not None:
+                image.created = created.timestamp() if isinstance(created, datetime) else created
+            backend.workspace_images[image.image_id] = image
+            if state == "PENDING":
+                _start_capture(
+                    backend, image.image_id, source_workspace_id, self.config.capture_seconds
+                )
+            return str(image.image_id)
+
+    def set_image_state(
+        self,
+        region: str,
+        image_id: str,
+        state: str,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        """Set an image's state and error fields only; the source WorkSpace is untouched
+        (use :meth:`finish_capture` for the real end of a capture)."""
+        with self.lock:
+            backend, image_id = self._image_backend((region, image_id), account_id)
+            image = backend.workspace_images[image_id]
+            image.state = state
+            image.error_code = error_code or ""
+            image.error_message = error_message or ""
+            captures = _state(backend).captures
+            if state == "PENDING":
+                captures.setdefault(image_id, _Capture(None, None))
+            else:
+                captures.pop(image_id, None)
+
+    def finish_capture(
+        self,
+        *where: str,
+        state: str = "AVAILABLE",
+        error_code: str | None = None,
+        error_message: str | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        """End a PENDING image's capture as AVAILABLE or ERROR (with the error fields);
+        its source WorkSpace goes from SUSPENDED back to AVAILABLE."""
+        if state not in ("AVAILABLE", "ERROR"):
+            raise ValueError("a capture ends AVAILABLE or ERROR")
+        with self.lock:
+            _tick()
+            backend, image_id = self._image_backend(where, account_id)
+            if backend.workspace_images[image_id].state != "PENDING":
+                raise ValueError(f"image {image_id} is not PENDING")
+            _finish(backend, image_id, state, error_code or "", error_message or "")
+
+    def associate_bundle(
+        self, *where: str, associated: bool = True, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> None:
+        """Mark an image as used by a bundle (or not): DeleteWorkspaceImage then raises
+        ResourceAssociatedException. moto has no bundles made from images."""
+        with self.lock:
+            backend, image_id = self._image_backend(where, account_id)
+            bundles = _state(backend).bundle_images
+            if associated:
+                bundles.add(image_id)
+            else:
+                bundles.discard(image_id)
+
+    def image_tags(
+        self, region: str, image_id: str, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> dict[str, str]:
+        """An image's tags as a dict."""
+        with self.lock:
+            backend, image_id = self._image_backend((region, image_id), account_id)
+            return _tags_dict(backend.workspace_images[image_id].tags)
+
+    def images(self, region: str, account_id: str = DEFAULT_ACCOUNT_ID) -> list[dict[str, Any]]:
+        """Every image of the region, oldest first: id, name, description, state, tags."""
+        with self.lock:
+            _tick()
+            return [
+                {
+                    "id": i.image_id,
+                    "name": i.name,
+                    "description": i.description,
+                    "state": i.state,
+                    "tags": _tags_dict(i.tags),
+                }
+                for i in self.backend(region, account_id).workspace_images.values()
+            ]
+
+    def workspace_state(
+        self, region: str, workspace_id: str, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> str:
+        """A WorkSpace's current state."""
+        with self.lock:
+            _tick()
+            return str(self.backend(region, account_id).workspaces[workspace_id].state)
+
+
+_install_lock = threading.Lock()
+_active: Fidelity | None = None
+
+
+@contextmanager
+def installed(config: FidelityConfig | None = None) -> Iterator[Fidelity]:
+    """Install the fidelity layer on moto's WorkSpacesResponse class; restore it on exit.
+
+    Works with ``mock_aws()`` and with a moto server in the same process, in any nesting
+    order. Only one installation may be active at a time.
+    """
+    global _active
+    with _install_lock:
+        if _active is not None:
+            raise RuntimeError("the WorkSpaces fidelity layer is already installed")
+        handle = Fidelity(config or FidelityConfig())
+        patches = _patches(handle)
+        saved = {name: WorkSpacesResponse.__dict__.get(name, _MISSING) for name in patches}
+        for name, function in patches.items():
+            setattr(WorkSpacesResponse, name, function)
+        _active = handle
+    try:
+        yield handle
+    finally:
+        with _install_lock:
+            for name, original in saved.items():
+                if original is _MISSING:
+                    delattr(WorkSpacesResponse, name)
+                else:
+                    setattr(WorkSpacesResponse, name, original)
+            for backend in _all_backends():
+                backend.__dict__.pop(_STATE_ATTR, None)
+            _active = None

@@ -1,0 +1,419 @@
+"""WSGI middleware in front of a moto server: what the network and the real service add.
+
+moto answers every call at once, never throttles and never loses a reply. The real
+WorkSpaces API throttles each account and region (``ThrottlingException``, HTTP 400; the
+image APIs are documented at 2 calls per second), and a client may see a 5xx, a timeout or
+a dropped connection for a call the service did or did not run. This middleware wraps the
+moto server's WSGI app and reproduces those, for WorkSpaces requests only (header
+``X-Amz-Target: WorkspacesService.<Operation>``); every other request passes through.
+
+* :class:`CallRecorder`: region, operation, time, throttled, status of each call. The
+  region is read from the SigV4 credential scope; the Authorization header itself is never
+  stored.
+* Pacing: a token bucket per region; an empty bucket answers ThrottlingException without
+  calling moto.
+* Latency: seconds added before each call.
+* :class:`Faults`: random (seeded) or one-shot faults, and AWS error codes for chosen
+  requests.
+
+Errors use the json-1.1 protocol's format botocore parses:
+``{"__type": "Code", "message": "..."}`` with ``x-amzn-ErrorType: Code``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+TARGET_PREFIX = "WorkspacesService."
+FAULT_KINDS = ("throttle", "error_before", "lost_reply", "reset", "reset_after", "slow")
+"""throttle: ThrottlingException, call not run. error_before: 500, call not run.
+lost_reply: call run, reply replaced by a 500. reset: connection closed, call not run.
+reset_after: call run, then the connection is closed. slow: call run, the reply is
+delayed by ``slow_seconds`` (to exceed a client read timeout)."""
+
+_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
+_JSON = "application/x-amz-json-1.1"
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One WorkSpaces request. ``status`` is 0 when the connection was reset unanswered."""
+
+    region: str
+    operation: str
+    time: float  # time.monotonic()
+    throttled: bool
+    status: int
+
+
+class CallRecorder:
+    """Thread-safe record of the WorkSpaces requests the endpoint received."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: list[Call] = []
+
+    def record(self, call: Call) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def all(self) -> list[Call]:
+        """Every call, in arrival order of their replies."""
+        with self._lock:
+            return list(self._calls)
+
+    def __len__(self) -> int:
+        return len(self.all())
+
+    def count(
+        self,
+        operation: str | None = None,
+        region: str | None = None,
+        *,
+        throttled: bool | None = None,
+    ) -> int:
+        """Number of calls, optionally only of one operation, region or throttled-ness."""
+        return sum(
+            1
+            for c in self.all()
+            if (operation is None or c.operation == operation)
+            and (region is None or c.region == region)
+            and (throttled is None or c.throttled == throttled)
+        )
+
+    def throttled(self, region: str | None = None) -> int:
+        """Number of calls answered ThrottlingException."""
+        return self.count(region=region, throttled=True)
+
+    def by_operation(self, region: str | None = None) -> dict[str, int]:
+        """Calls per operation name."""
+        return dict(Counter(c.operation for c in self.all() if region in (None, c.region)))
+
+    def changing(self, region: str | None = None) -> list[Call]:
+        """Calls of operations that may change something (name not starting Describe)."""
+        return [
+            c
+            for c in self.all()
+            if not c.operation.startswith("Describe") and region in (None, c.region)
+        ]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the middleware does to one call: a FAULT_KINDS entry, or "error" (an AWS code)."""
+
+    kind: str
+    code: str = ""
+    message: str = ""
+    status: int = 400
+    seconds: float = 0.0
+
+
+@dataclass
+class _ErrorRule:
+    operation: str
+    code: str
+    message: str
+    status: int
+    when: Callable[[dict[str, Any]], bool] | None
+    times: int | None
+
+
+class Faults:
+    """Fault settings, changeable while the endpoint runs.
+
+    Rates are per operation name or ``"*"`` (the fallback for each field). Each call draws
+    the same number of numbers from ``random.Random(seed)``, so a sequential run is
+    reproducible whatever rates are set. One-shot faults (:meth:`fail_once`) come first,
+    then error rules (:meth:`error_for`), then the random rates.
+    """
+
+    _RATE_FIELDS = tuple(f"{kind}_rate" for kind in FAULT_KINDS) + ("slow_seconds",)
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._rates: dict[str, dict[str, float]] = {}
+        self._once: list[tuple[str, str, float | None]] = []
+        self._rules: list[_ErrorRule] = []
+
+    def set(self, operation: str = "*", **rates: float) -> Faults:
+        """Set rates for an operation (or "*"): throttle_rate, error_before_rate,
+        lost_reply_rate, reset_rate, reset_after_rate, slow_rate (fractions of calls) and
+        slow_seconds. Returns self, for chaining."""
+        unknown = set(rates) - set(self._RATE_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown fault settings {sorted(unknown)}")
+        with self._lock:
+            self._rates.setdefault(operation, {}).update(rates)
+        return self
+
+    def rates(self, operation: str) -> dict[str, float]:
+        """Effective settings for an operation (its own, else "*", else 0)."""
+        with self._lock:
+            wild, own = self._rates.get("*", {}), self._rates.get(operation, {})
+            return {f: own.get(f, wild.get(f, 0.0)) for f in self._RATE_FIELDS}
+
+    def seed(self, seed: int) -> None:
+        with self._lock:
+            self._rng = random.Random(seed)
+
+    def fail_once(
+        self, operation: str, kind: str, *, times: int = 1, seconds: float | None = None
+    ) -> None:
+        """The next ``times`` calls of ``operation`` (or "*") get fault ``kind``
+        (see FAULT_KINDS); ``seconds`` is the delay of a "slow" fault (default its
+        slow_seconds setting, else 5)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {FAULT_KINDS}")
+        with self._lock:
+            self._once.extend([(operation, kind, seconds)] * times)
+
+    def error_for(
+        self,
+        operation: str,
+        code: str,
+        *,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+        message: str | None = None,
+        status: int = 400,
+        times: int | None = None,
+    ) -> None:
+        """Answer ``code`` (e.g. "AccessDeniedException") to calls of ``operation`` (or "*")
+        whose JSON body satisfies ``when`` (all if None), without running them; ``times``
+        limits how often (None: always). A ``when`` raising KeyError counts as False."""
+        rule = _ErrorRule(operation, code, message or f"Injected {code}", status, when, times)
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        """Drop every rate, one-shot fault and error rule (the seed sequence continues)."""
+        with self._lock:
+            self._rates.clear()
+            self._once.clear()
+            self._rules.clear()
+
+    def decide(self, operation: str, body: dict[str, Any]) -> Decision | None:
+        """The fault for this call, if any."""
+        rates = self.rates(operation)
+        with self._lock:
+            for index, (op, kind, seconds) in enumerate(self._once):
+                if op in (operation, "*"):
+                    del self._once[index]
+                    return Decision(kind, seconds=seconds or rates["slow_seconds"] or 5.0)
+            for rule in list(self._rules):
+                if rule.operation in (operation, "*") and _matches(rule.when, body):
+                    if rule.times is not None:
+                        rule.times -= 1
+                        if rule.times <= 0:
+                            self._rules.remove(rule)
+                    return Decision("error", rule.code, rule.message, rule.status)
+            draws = [self._rng.random() for _ in FAULT_KINDS]
+        for kind, draw in zip(FAULT_KINDS, draws):
+            if draw < rates[f"{kind}_rate"]:
+                return Decision(kind, seconds=rates["slow_seconds"])
+        return None
+
+
+def _matches(when: Callable[[dict[str, Any]], bool] | None, body: dict[str, Any]) -> bool:
+    if when is None:
+        return True
+    try:
+        return bool(when(body))
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+class _TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def region_of(authorization: str) -> str:
+    """Region of a SigV4 Authorization header's credential scope ("unknown" if none)."""
+    match = _SCOPE.search(authorization)
+    return match.group(1) if match else "unknown"
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body and put it back for moto."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    if environ.get("wsgi.input_terminated"):
+        body = stream.read()
+    else:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = stream.read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return bytes(body)
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+class FidelityMiddleware:
+    """WSGI app wrapping moto's: recording, pacing, latency and faults (module doc)."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        calls: CallRecorder | None = None,
+        faults: Faults | None = None,
+        *,
+        pace: tuple[float, int] | None = None,
+        latency: float = 0.0,
+    ) -> None:
+        self.app = app
+        self.calls = calls if calls is not None else CallRecorder()
+        self.faults = faults if faults is not None else Faults()
+        self.latency = latency
+        self._lock = threading.Lock()
+        self._pace = pace
+        self._buckets: dict[str, _TokenBucket] = {}
+
+    def set_pace(self, pace: tuple[float, int] | None) -> None:
+        """(calls per second, burst) per region, or None for no pacing; buckets refill."""
+        with self._lock:
+            self._pace = pace
+            self._buckets.clear()
+
+    def _take_token(self, region: str) -> bool:
+        with self._lock:
+            if self._pace is None:
+                return True
+            bucket = self._buckets.get(region)
+            if bucket is None:
+                bucket = self._buckets[region] = _TokenBucket(*self._pace)
+            return bucket.take()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(TARGET_PREFIX):
+            return self.app(environ, start_response)
+        op = target[len(TARGET_PREFIX) :]
+        region = region_of(environ.get("HTTP_AUTHORIZATION", ""))
+        body = _read_body(environ)
+        if self.latency > 0:
+            time.sleep(self.latency)
+        if not self._take_token(region):
+            return self._error(start_response, region, op, 400, "ThrottlingException")
+        decision = self.faults.decide(op, _parse(body))
+        kind = decision.kind if decision else None
+        if kind == "throttle":
+            return self._error(start_response, region, op, 400, "ThrottlingException")
+        if kind == "error_before":
+            return self._error(start_response, region, op, 500, "InternalServerError")
+        if decision and kind == "error":
+            return self._error(
+                start_response, region, op, decision.status, decision.code, decision.message
+            )
+        if kind == "reset":
+            self._reset(environ, region, op)
+        status, headers, payload = self._run(environ)
+        if kind == "lost_reply":
+            return self._error(start_response, region, op, 500, "InternalServerError")
+        if kind == "reset_after":
+            self._reset(environ, region, op)
+        if decision and kind == "slow":
+            time.sleep(decision.seconds)
+        self.calls.record(Call(region, op, time.monotonic(), False, int(status.split()[0])))
+        start_response(status, headers)
+        return [payload]
+
+    def _run(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Run moto's app to completion and buffer its reply."""
+        captured: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return chunks.append
+
+        result = self.app(environ, start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return captured["status"], captured["headers"], b"".join(chunks)
+
+    def _error(
+        self,
+        start_response: Callable[..., Any],
+        region: str,
+        op: str,
+        status: int,
+        code: str,
+        message: str | None = None,
+    ) -> list[bytes]:
+        """Answer an AWS json-1.1 error without (or instead of) moto's reply."""
+        if message is None:
+            message = "Rate exceeded" if code == "ThrottlingException" else "Internal error"
+        throttled = code == "ThrottlingException"
+        self.calls.record(Call(region, op, time.monotonic(), throttled, status))
+        payload = json.dumps({"__type": code, "message": message}).encode()
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [
+                ("Content-Type", _JSON),
+                ("x-amzn-ErrorType", code),
+                ("x-amzn-RequestId", str(uuid.uuid4())),
+                ("Content-Length", str(len(payload))),
+            ],
+        )
+        return [payload]
+
+    def _reset(self, environ: dict[str, Any], region: str, op: str) -> None:
+        """Close the client connection without a reply (RST on close: SO_LINGER 0).
+
+        werkzeug's dev server exposes the socket as ``environ["werkzeug.socket"]``; shutting
+        it down ends the request handler's read loop, and raising ConnectionAbortedError
+        makes werkzeug drop the request quietly instead of answering a 500.
+        """
+        sock = environ.get("werkzeug.socket")
+        if sock is None:
+            raise RuntimeError("the reset fault needs werkzeug's server (werkzeug.socket)")
+        self.calls.record(Call(region, op, time.monotonic(), False, 0))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        raise ConnectionAbortedError("fidelity: connection reset fault")
