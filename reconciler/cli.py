@@ -327,6 +327,14 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
             signal.signal(s, h)
 
 
+@cli.command()
+def demo() -> int:
+    """Run plan, apply and drift against an embedded local endpoint (no AWS account)."""
+    from reconciler.demo import run_demo
+
+    return run_demo()
+
+
 def main() -> None:
     """Entry point: run the command and map every outcome to an exit code, in one place."""
     from reconciler.errors import ReconcilerError

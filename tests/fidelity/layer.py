@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import JsonRESTError
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.workspaces.exceptions import (
     InvalidParameterValuesException,
     ResourceNotFoundException,
@@ -294,9 +294,7 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         tags = _tags_dict(resource.tags)
         tags.update(_tags_dict(params.get("Tags")))
         if len(tags) > TAG_LIMIT:
-            raise ResourceLimitExceededException(
-                f"A resource can have at most {TAG_LIMIT} tags."
-            )
+            raise ResourceLimitExceededException(f"A resource can have at most {TAG_LIMIT} tags.")
         resource.tags = _tags_list(tags)
         return "{}"
 

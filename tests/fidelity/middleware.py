@@ -146,7 +146,7 @@ class Faults:
     then error rules (:meth:`error_for`), then the random rates.
     """
 
-    _RATE_FIELDS = tuple(f"{kind}_rate" for kind in FAULT_KINDS) + ("slow_seconds",)
+    _RATE_FIELDS = (*(f"{kind}_rate" for kind in FAULT_KINDS), "slow_seconds")
 
     def __init__(self, seed: int = 0) -> None:
         self._lock = threading.Lock()
@@ -227,7 +227,7 @@ class Faults:
                             self._rules.remove(rule)
                     return Decision("error", rule.code, rule.message, rule.status)
             draws = [self._rng.random() for _ in FAULT_KINDS]
-        for kind, draw in zip(FAULT_KINDS, draws):
+        for kind, draw in zip(FAULT_KINDS, draws, strict=True):
             if draw < rates[f"{kind}_rate"]:
                 return Decision(kind, seconds=rates["slow_seconds"])
         return None
@@ -361,7 +361,7 @@ class FidelityMiddleware:
         captured: dict[str, Any] = {}
         chunks: list[bytes] = []
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> Any:
             captured["status"], captured["headers"] = status, headers
             return chunks.append
 

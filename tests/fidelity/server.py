@@ -67,9 +67,7 @@ def local_endpoint(
     faults = faults if faults is not None else Faults()
     app = DomainDispatcherApplication(create_backend_app)
     middleware = FidelityMiddleware(app, calls, faults, pace=pace, latency=latency)
-    server = make_server(
-        "127.0.0.1", 0, middleware, threaded=True, request_handler=_QuietHandler
-    )
+    server = make_server("127.0.0.1", 0, middleware, threaded=True, request_handler=_QuietHandler)
     url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(
         target=server.serve_forever,

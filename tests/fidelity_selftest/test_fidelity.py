@@ -82,9 +82,11 @@ def test_describe_workspace_images_pages_60_images_as_25_25_10(mode: str) -> Non
         for i in range(60):
             env.fidelity.add_image(REGION, f"img-{i:02d}")
         client = env.client()
-        sizes, names, token = [], [], None
+        sizes: list[int] = []
+        names: list[str] = []
+        token: str | None = None
         while True:
-            kwargs = {"NextToken": token} if token else {}
+            kwargs: dict[str, Any] = {"NextToken": token} if token else {}
             page = client.describe_workspace_images(**kwargs)
             sizes.append(len(page["Images"]))
             names += [i["Name"] for i in page["Images"]]
@@ -106,14 +108,16 @@ def test_describe_workspace_images_honours_ids_type_and_max_results(mode: str) -
         assert [i["ImageId"] for i in picked] == ids[3:5]
         assert client.describe_workspace_images(ImageType="SHARED")["Images"] == []
         first = client.describe_workspace_images(MaxResults=10)
-        assert len(first["Images"]) == 10 and first["NextToken"]
+        assert len(first["Images"]) == 10
+        assert first["NextToken"]
         with pytest.raises(ClientError):
             client.describe_workspace_images(MaxResults=26)
         with pytest.raises(ClientError) as err:
             client.describe_workspace_images(NextToken="not-a-token")
         assert error_code(err) == "InvalidParameterValuesException"
         image = first["Images"][0]
-        assert "ErrorCode" not in image and image["State"] == "AVAILABLE"
+        assert "ErrorCode" not in image
+        assert image["State"] == "AVAILABLE"
         assert env.client(OTHER_REGION).describe_workspace_images()["Images"] == []
 
 
@@ -174,13 +178,14 @@ def test_describe_tags_omits_tag_list_when_empty_and_unknown_id_is_not_found(mod
         image_id = env.fidelity.add_image(REGION, "img")
         client = env.client()
         assert "TagList" not in client.describe_tags(ResourceId=image_id)
-        for call in (
-            lambda: client.describe_tags(ResourceId="wsi-000000000"),
-            lambda: client.create_tags(ResourceId="ws-000000000", Tags=[{"Key": "k"}]),
-            lambda: client.delete_tags(ResourceId="d-0000000000", TagKeys=["k"]),
-        ):
+        calls: list[tuple[str, dict[str, Any]]] = [
+            ("describe_tags", {"ResourceId": "wsi-000000000"}),
+            ("create_tags", {"ResourceId": "ws-000000000", "Tags": [{"Key": "k"}]}),
+            ("delete_tags", {"ResourceId": "d-0000000000", "TagKeys": ["k"]}),
+        ]
+        for method, kwargs in calls:
             with pytest.raises(ClientError) as err:
-                call()
+                getattr(client, method)(**kwargs)
             assert error_code(err) == "ResourceNotFoundException"
 
 
@@ -213,8 +218,13 @@ def test_capture_is_pending_until_finished_and_suspends_its_source(mode: str) ->
         assert f.workspace_state(REGION, WS) == "AVAILABLE"
 
         second = client.create_workspace_image(Name="img-2", Description="d", WorkspaceId=WS)
-        f.finish_capture(REGION, second["ImageId"], state="ERROR", error_code="E1",
-                         error_message="capture failed")
+        f.finish_capture(
+            REGION,
+            second["ImageId"],
+            state="ERROR",
+            error_code="E1",
+            error_message="capture failed",
+        )
         image = client.describe_workspace_images(ImageIds=[second["ImageId"]])["Images"][0]
         assert (image["State"], image["ErrorCode"], image["ErrorMessage"]) == (
             "ERROR",
@@ -273,9 +283,7 @@ def test_image_quota_refuses_create_beyond_limit(mode: str) -> None:
             env.client().create_workspace_image(Name="x", Description="d", WorkspaceId=WS)
         assert error_code(err) == "ResourceLimitExceededException"
         env.fidelity.add_workspace(OTHER_REGION, WS)
-        env.client(OTHER_REGION).create_workspace_image(
-            Name="x", Description="d", WorkspaceId=WS
-        )
+        env.client(OTHER_REGION).create_workspace_image(Name="x", Description="d", WorkspaceId=WS)
 
 
 # --- DeleteWorkspaceImage ----------------------------------------------------------------
@@ -327,9 +335,8 @@ def test_uninstall_restores_moto_exactly() -> None:
     before = dict(WorkSpacesResponse.__dict__)
     with installed() as f:
         assert "delete_workspace_image" in WorkSpacesResponse.__dict__
-        with pytest.raises(RuntimeError):
-            with installed():
-                pass
+        with pytest.raises(RuntimeError), installed():
+            pass
         assert f.config == FidelityConfig()
     assert dict(WorkSpacesResponse.__dict__) == before
 
@@ -434,7 +441,8 @@ def test_random_faults_are_reproducible_with_a_seed() -> None:
         return [d.kind if (d := faults.decide(op, {})) else None for op in ops]
 
     first = run(7)
-    assert first == run(7) and first != run(8)
+    assert first == run(7)
+    assert first != run(8)
     assert {"throttle", "lost_reply", None} == set(first)
 
 
