@@ -97,7 +97,7 @@ def _demo_env(endpoint: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         AWS_ACCESS_KEY_ID="demo",  # moto accepts any credentials; no real account is used
-        AWS_SECRET_ACCESS_KEY="demo",  # noqa: S105 - a placeholder, not a secret
+        AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 - a placeholder, not a secret
         AWS_REGION="eu-west-1",
         AWS_ENDPOINT_URL=endpoint,
         AWS_CONFIG_FILE=os.devnull,

@@ -347,7 +347,7 @@ def test_uninstall_restores_moto_exactly() -> None:
 def test_pacing_throttles_beyond_the_burst() -> None:
     with local_endpoint(pace=(2, 5)) as ep:
         client = Env(ep.fidelity, ep).client(config=NO_RETRY)
-        codes = []
+        codes: list[str] = []
         for _ in range(8):
             try:
                 client.describe_workspace_images()
@@ -355,8 +355,10 @@ def test_pacing_throttles_beyond_the_burst() -> None:
             except ClientError as err:
                 codes.append(err.response["Error"]["Code"])
         assert codes[:5] == ["ok"] * 5
-        assert codes[5:] == ["ThrottlingException"] * 3
-        assert ep.calls.throttled(REGION) == 3
+        # 8 quick calls refill well under one token at 2/s: 3 throttled, 2 on a slow box
+        assert codes[5:].count("ThrottlingException") >= 2
+        assert set(codes[5:]) <= {"ok", "ThrottlingException"}
+        assert ep.calls.throttled(REGION) == codes.count("ThrottlingException")
         other = Env(ep.fidelity, ep).client(OTHER_REGION, config=NO_RETRY)
         other.describe_workspace_images()  # its own bucket
         time.sleep(0.55)
