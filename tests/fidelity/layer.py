@@ -164,7 +164,11 @@ def _encode_token(operation: str, offset: int) -> str:
 def _page(
     items: list[Any], operation: str, params: dict[str, Any], size_param: str
 ) -> tuple[list[Any], str | None]:
-    """Slice ``items`` like the real service: at most 25 a page, opaque NextToken."""
+    """Slice ``items`` like the real service: at most 25 a page, opaque NextToken.
+
+    The token encodes an offset, so an image deleted between two pages shifts the next
+    page by one (the real service documents no ordering or consistency either).
+    """
     size = params.get(size_param)
     if size is None:
         size = PAGE_SIZE
