@@ -102,8 +102,18 @@ CREATE_ERRORS: dict[str, tuple[Result, str]] = {
 Report = Callable[[AppliedItem], None]
 
 
-def apply_plan(plan: Plan, clients: Clients, *, report: Report | None = None) -> Applied:
-    """Execute `plan`; regions in parallel, each at its own pace."""
+def apply_plan(
+    plan: Plan,
+    clients: Clients,
+    *,
+    converged: frozenset[tuple[str, str]] = frozenset(),
+    report: Report | None = None,
+) -> Applied:
+    """Execute `plan`; regions in parallel, each at its own pace.
+
+    `converged` names (region, name) items to report converged without a call: planned
+    creates of a saved plan whose image was created meanwhile.
+    """
     regions = sorted({i.region for i in plan.items} | {u.region for u in plan.unmanaged})
     by_region = in_parallel(
         lambda r: _apply_region(

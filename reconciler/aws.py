@@ -12,6 +12,7 @@ retries off, and the caller settles an ambiguous failure by looking the name up.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -218,7 +219,9 @@ class Clients:
     @property
     def default_region(self) -> str | None:
         """--region, else AWS_REGION / AWS_DEFAULT_REGION / the profile's region."""
-        return self.settings.region or self.session.region_name
+        # botocore reads only AWS_DEFAULT_REGION; AWS_REGION, which the AWS CLI and the
+        # other SDKs honour first, must be read here.
+        return self.settings.region or os.environ.get("AWS_REGION") or self.session.region_name
 
     def region(self, region: str) -> RegionClient:
         with self._lock:

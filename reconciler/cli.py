@@ -101,6 +101,13 @@ def cli() -> None:
     """
 
 
+@cli.result_callback()
+def _exit_with(code: int | None, **_: Any) -> None:
+    # Commands return their exit code; this makes it the process's, under click's
+    # standalone mode (tests' CliRunner) as under main().
+    click.get_current_context().exit(code or 0)
+
+
 @cli.command()
 @spec_options
 @click.option(
@@ -141,23 +148,11 @@ def schema() -> int:
     return 0
 
 
-def _settings(
-    region: str | None,
-    profile: str | None,
-    endpoint_url: str | None,
-    api_rate: float,
-    concurrency: int,
-) -> Any:
-    from reconciler.aws import AwsSettings
-
-    return AwsSettings(region, profile, endpoint_url, api_rate, concurrency)
-
-
 class _Run:
-    """What plan, apply and drift share: options in, clients and progress set up."""
+    """What plan, apply and drift share: options in; clients, progress and output set up."""
 
     def __init__(self, specs_dir: str, kw: dict[str, Any]) -> None:
-        from reconciler.aws import Clients
+        from reconciler.aws import AwsSettings, Clients
         from reconciler.progress import ProgressLine
         from reconciler.run import PlanOptions
 
@@ -168,23 +163,23 @@ class _Run:
             image_quota=kw.pop("image_quota"),
         )
         self.color = sys.stdout.isatty() and not _no_color(kw.pop("no_color"))
-        quiet = kw.pop("quiet")
-        self.clients = Clients(
-            _settings(
-                kw.pop("region"),
-                kw.pop("profile"),
-                kw.pop("endpoint_url"),
-                kw.pop("api_rate"),
-                kw.pop("concurrency"),
-            )
+        settings = AwsSettings(
+            region=kw.pop("region"),
+            profile=kw.pop("profile"),
+            endpoint_url=kw.pop("endpoint_url"),
+            api_rate=kw.pop("api_rate"),
+            concurrency=kw.pop("concurrency"),
         )
-        self.progress = ProgressLine(sys.stderr, live=sys.stderr.isatty(), enabled=not quiet)
+        self.progress = ProgressLine(
+            sys.stderr, live=sys.stderr.isatty(), enabled=not kw.pop("quiet")
+        )
+        self.clients = Clients(settings)
 
-    def plan(self) -> Any:
+    def plan(self, options: Any = None) -> Any:
         from reconciler.run import build_plan
 
         try:
-            plan, _ = build_plan(self.options, self.clients, self.progress)
+            plan, _ = build_plan(options or self.options, self.clients, self.progress)
         finally:
             self.progress.close()
         return plan
@@ -193,31 +188,46 @@ class _Run:
         self.clients.close()
 
 
-def _emit(document: Any, fmt: str, color: bool, out_file: str | None = None) -> None:
+def _emit(document: Any, fmt: str, color: bool, kind: str, root: str) -> None:
+    """Render to stdout; in GitHub Actions also the job summary and error annotations."""
     from reconciler.apply import Applied
     from reconciler.render import json as render_json
     from reconciler.render import text
+    from reconciler.render.github import annotate_items, append_step_summary
+    from reconciler.render.markdown import markdown
 
     if fmt == "json":
         sys.stdout.write(render_json.dumps(document))
+    elif fmt == "markdown":
+        sys.stdout.write(markdown(document, kind=kind))
     elif isinstance(document, Applied):
         text.render_applied(document, sys.stdout, color=color)
     else:
         text.render_plan(document, sys.stdout, color=color, verbose=_verbose[0] > 0)
+    append_step_summary(lambda: markdown(document, kind=kind))
+    annotate_items(document, sys.stderr, root=root)
 
 
-plan_formats = click.Choice(["text", "json"])
+plan_formats = click.Choice(["text", "json", "markdown"])
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=plan_formats,
+    default="text",
+    show_default=True,
+    help="markdown: a pull-request comment (also appended to GITHUB_STEP_SUMMARY in Actions).",
+)
 
 
 @cli.command()
 @spec_options
 @aws_options
-@click.option("--format", "fmt", type=plan_formats, default="text", show_default=True)
+@format_option
 @click.option(
     "--out",
     "out_file",
     type=click.Path(dir_okay=False),
-    help="Save the plan for `apply --plan-file`.",
+    help="Save the plan, for `apply --plan-file`.",
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending.")
 @output_options
@@ -228,13 +238,13 @@ def plan(specs_dir: str, fmt: str, out_file: str | None, detailed_exitcode: bool
         result = run.plan()
     finally:
         run.close()
-    _emit(result, fmt, run.color)
+    _emit(result, fmt, run.color, "plan", run.options.specs_dir)
     if out_file:
-        from reconciler.render import json as render_json
+        from reconciler.planfile import save_plan
 
-        Path(out_file).write_text(render_json.dumps(result), encoding="utf-8")
+        save_plan(result, Path(out_file))
         click.echo(
-            f"Saved the plan to {out_file}; apply it with: reconciler apply --plan-file {out_file}",
+            f"Saved the plan to {out_file}; apply it: reconciler apply --plan-file {out_file}",
             err=True,
         )
     if result.has_errors:
@@ -246,29 +256,44 @@ def plan(specs_dir: str, fmt: str, out_file: str | None, detailed_exitcode: bool
 @spec_options
 @aws_options
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
-@click.option("--format", "fmt", type=plan_formats, default="text", show_default=True)
+@click.option(
+    "--plan-file",
+    type=click.Path(dir_okay=False, exists=False),
+    help="Apply this saved plan, as reviewed; refused if stale.",
+)
+@format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when work is left for a later run.")
 @output_options
-def apply(specs_dir: str, auto_approve: bool, fmt: str, detailed_exitcode: bool, **kw: Any) -> int:
+def apply(
+    specs_dir: str,
+    auto_approve: bool,
+    plan_file: str | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    **kw: Any,
+) -> int:
     """Create missing images and reconcile tags, as the plan shows."""
     from reconciler.apply import apply_plan
 
     run = _Run(specs_dir, kw)
     try:
-        result = run.plan()
-        if fmt == "text":
-            _emit(result, fmt, run.color)
-        if not result.has_changes and not result.has_errors:
-            return 0
-        if result.has_changes and not auto_approve and not _confirm():
-            return 1
+        if plan_file:
+            result, converged = _saved_plan(run, Path(plan_file))
+        else:
+            result, converged = run.plan(), frozenset()
+            if fmt == "text":  # the plan first, as the thing to confirm
+                from reconciler.render.text import render_plan
+
+                render_plan(result, sys.stdout, color=run.color)
+            if result.has_changes and not auto_approve and not _confirm():
+                return 1
         with _stop_on_signals(run.clients.stop):
-            applied = apply_plan(result, run.clients)
+            applied = apply_plan(result, run.clients, converged=converged)
     finally:
         run.close()
     if fmt == "text":
         click.echo("")
-    _emit(applied, fmt, run.color)
+    _emit(applied, fmt, run.color, "apply", run.options.specs_dir)
     if applied.interrupted:
         return 130
     if applied.failed:
@@ -276,10 +301,26 @@ def apply(specs_dir: str, auto_approve: bool, fmt: str, detailed_exitcode: bool,
     return 2 if detailed_exitcode and applied.work_left else 0
 
 
+def _saved_plan(run: _Run, path: Path) -> tuple[Any, frozenset[tuple[str, str]]]:
+    """The saved plan checked against a fresh one: the reviewed plan is the approval."""
+    import dataclasses
+
+    from reconciler.planfile import load_plan, settle
+
+    saved = load_plan(path)
+    options = dataclasses.replace(run.options, targets=saved.targets or run.options.targets)
+    fresh = run.plan(options)
+    plan, converged = settle(saved, fresh)
+    click.echo(
+        f"Applying the saved plan {path} (checked against the live state: current).", err=True
+    )
+    return plan, converged
+
+
 @cli.command()
 @spec_options
 @aws_options
-@click.option("--format", "fmt", type=plan_formats, default="text", show_default=True)
+@format_option
 @output_options
 def drift(specs_dir: str, fmt: str, **kw: Any) -> int:
     """Exit 2 when the account has drifted from the specs (for a schedule)."""
@@ -288,9 +329,10 @@ def drift(specs_dir: str, fmt: str, **kw: Any) -> int:
         result = run.plan()
     finally:
         run.close()
-    _emit(result, fmt, run.color)
-    drifted = result.unmanaged or any(i.action.value != "no-op" or i.stuck for i in result.items)
-    return 2 if drifted else 0
+    _emit(result, fmt, run.color, "drift", run.options.specs_dir)
+    if result.has_errors and not result.drifted:
+        return 1
+    return 2 if result.drifted else 0
 
 
 def _confirm() -> bool:
@@ -337,7 +379,7 @@ def demo() -> int:
 
 def main() -> None:
     """Entry point: run the command and map every outcome to an exit code, in one place."""
-    from reconciler.errors import ReconcilerError
+    from reconciler.errors import ReconcilerError, SpecError
 
     try:
         code = cli.main(standalone_mode=False)
@@ -346,6 +388,14 @@ def main() -> None:
         code = 1
     except click.ClickException as err:
         err.show()
+        code = err.exit_code
+    except SpecError as err:
+        from reconciler.render.github import annotate_problems
+        from reconciler.render.problems import render_problems
+
+        render_problems(err.problems, "text", sys.stderr)
+        annotate_problems(err.problems, sys.stderr)
+        click.echo(f"Error: {err}", err=True)
         code = err.exit_code
     except ReconcilerError as err:
         click.echo(f"Error: {err}", err=True)

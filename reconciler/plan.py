@@ -6,6 +6,8 @@ what every renderer, the saved plan file and apply work from.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -81,6 +83,9 @@ class PlanItem(_Frozen):
     source_state: str | None = None
     source_busy: bool = False
     stuck: bool = False
+    # A digest of the live facts the item rests on (image id, state, tags, source state),
+    # so a saved plan can tell that the account moved under it.
+    fingerprint: str = ""
 
     @property
     def changes(self) -> bool:
@@ -105,6 +110,7 @@ class Plan(_Frozen):
     specs_digest: str
     items: tuple[PlanItem, ...]
     unmanaged: tuple[Unmanaged, ...] = ()
+    targets: tuple[str, ...] = ()  # additive: the --target names a plan was limited to
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -119,8 +125,20 @@ class Plan(_Frozen):
         return any(item.changes for item in self.items) or bool(self.unmanaged)
 
     @property
+    def drifted(self) -> bool:
+        """Anything but no-op, any unmanaged image, or a capture stuck in PENDING."""
+        return bool(self.unmanaged) or any(
+            i.action is not Action.NO_OP or i.stuck for i in self.items
+        )
+
+    @property
     def has_errors(self) -> bool:
         return any(item.is_error for item in self.items)
+
+
+def fingerprint(*facts: object) -> str:
+    blob = json.dumps(facts, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
 
 
 def make_plan(
@@ -131,7 +149,7 @@ def make_plan(
     default_region: str | None,
     image_quota: int,
     now: datetime,
-    with_unmanaged: bool = True,
+    targets: tuple[str, ...] = (),
 ) -> Plan:
     """One item per spec, in spec order, plus the owned images that no spec declares."""
     free_slots = {r: image_quota - inv.image_count for r, inv in inventory.regions.items()}
@@ -146,8 +164,11 @@ def make_plan(
             if free_slots[region] < 0:
                 item = _blocked_by_quota(item, image_quota)
         items.append(item)
-    unmanaged = _unmanaged(specs, inventory, default_region) if with_unmanaged else ()
-    return Plan(specs_digest=specs_digest, items=tuple(items), unmanaged=tuple(unmanaged))
+    # A --target run judges only its targets, as in Terraform: no unmanaged list.
+    unmanaged = () if targets else _unmanaged(specs, inventory, default_region)
+    return Plan(
+        specs_digest=specs_digest, items=tuple(items), unmanaged=tuple(unmanaged), targets=targets
+    )
 
 
 def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) -> PlanItem:
@@ -221,10 +242,16 @@ def _item(
         source_workspace_id=spec.source_workspace_id,
         description=spec.description,
         stuck=stuck,
+        fingerprint=_image_fingerprint(spec, image) if image else "",
         reason=f"capture PENDING since {image.created:%Y-%m-%d %H:%M} UTC; stuck?"
         if stuck and image and image.created
         else None,
     )
+
+
+def _image_fingerprint(spec: Spec, image: LiveImage) -> str:
+    tags = {k: v for k, v in image.tags.items() if _in_scope(spec, k) or k == OWNERSHIP_TAG_KEY}
+    return fingerprint(image.image_id, image.state, tags)
 
 
 def _create_item(spec: Spec, region: str, source: SourceWorkspace | None) -> PlanItem:
@@ -234,6 +261,9 @@ def _create_item(spec: Spec, region: str, source: SourceWorkspace | None) -> Pla
     ws = spec.source_workspace_id
     if source is not None:
         update["source_state"] = source.state
+    update["fingerprint"] = fingerprint(
+        None, None, ws, source.state if source else None, bool(source and source.modifying)
+    )
     if source is None or source.state is None:
         update["action"] = Action.BLOCKED
         update["reason"] = (

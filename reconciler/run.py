@@ -59,7 +59,7 @@ def build_plan(
         default_region=default_region,
         image_quota=options.image_quota,
         now=datetime.now(timezone.utc),
-        with_unmanaged=not options.targets,
+        targets=options.targets,
     )
     return plan, inventory
 

@@ -33,7 +33,9 @@ def render_problems(problems: Iterable[SpecProblem], fmt: str, out: TextIO) -> N
 
 def github_annotation(problem: SpecProblem) -> str:
     """`::error file=...,line=...,col=...,title=...::message`, escaped as the runner expects."""
-    props = f"file={_prop(problem.file)},line={problem.line},col={problem.column}"
+    props = f"file={_prop(problem.file)}"
+    if problem.line:  # a folder-level problem has no line
+        props += f",line={problem.line},col={problem.column}"
     title = _prop(f"{problem.field}")
     return f"::error {props},title={title}::{_data(problem.message)}"
 

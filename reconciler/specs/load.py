@@ -90,11 +90,17 @@ def _read_files(root: Path, shown: str, problems: list[SpecProblem]) -> Iterator
         for name in sorted(files) + [d for d in dirs if (here / d).is_symlink()]:
             path = here / name
             relative = path.relative_to(root).as_posix()
+            if not name.endswith(SUFFIXES) and not path.is_dir():
+                continue
             if path.is_symlink() and not path.resolve().is_relative_to(real_root):
                 message = "is a symlink to outside the specs folder; copy the file in instead"
                 problems.append(SpecProblem(_join(shown, relative), 1, 1, "<file>", message))
-            elif name.endswith(SUFFIXES) and not path.is_dir():
-                yield relative, path.read_bytes()
+            elif not path.is_dir():
+                try:
+                    yield relative, path.read_bytes()
+                except OSError as err:
+                    message = f"cannot be read ({err.strerror}); fix or remove it"
+                    problems.append(SpecProblem(_join(shown, relative), 1, 1, "<file>", message))
 
 
 def _collect_file(relative: str, data: bytes, shown: str, out: _Collected) -> None:
@@ -106,6 +112,8 @@ def _collect_file(relative: str, data: bytes, shown: str, out: _Collected) -> No
         message = "holds no YAML document; add a spec or delete the file"
         out.problems.append(SpecProblem(shown_file, 1, 1, "<file>", message))
     folder = relative.rpartition("/")[0]
+    if len(documents) > 1 and documents[-1].data is None:
+        documents = documents[:-1]  # a trailing `---` is common and harmless
     for document in documents:
         model, issues = validate_document(document)
         for issue in issues:
@@ -113,7 +121,8 @@ def _collect_file(relative: str, data: bytes, shown: str, out: _Collected) -> No
         if isinstance(model, ImageSpecDocument):
             out.declared.append(_Declared(model, document, folder, relative))
         elif isinstance(model, DefaultsDocument):
-            _add_defaults(out, folder, _Defaults(model.defaults, relative, document.position.line))
+            line = document.position.line
+            _add_defaults(out, folder, _Defaults(model.defaults, shown_file, line))
 
 
 def _add_defaults(out: _Collected, folder: str, defaults: _Defaults) -> None:

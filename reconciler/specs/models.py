@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from reconciler import OWNERSHIP_TAG_KEY
 
@@ -38,6 +37,7 @@ RULES = {
     "region": "an AWS region code such as eu-west-1",
     "tag_key": "1-127 characters of letters, digits, spaces and _ . : / = + - @",
     "tag_value": "0-255 characters of letters, digits, spaces and _ . : / = + - @",
+    "ignore_tag_prefixes": "a tag key prefix of 1-127 characters",
 }
 
 
@@ -62,7 +62,17 @@ TagKey = Annotated[
     AfterValidator(_tag_key_allowed),
 ]
 TagValue = Annotated[str, Field(max_length=255, pattern=TAG_PATTERN)]
-Tags = Annotated[dict[TagKey, TagValue], Field(max_length=MAX_DECLARED_TAGS)]
+# pydantic's schema drops the key pattern; editors need it to flag bad keys as you type.
+_KEY_SCHEMA = {
+    "minLength": 1,
+    "maxLength": 127,
+    "pattern": TAG_PATTERN,
+    "not": {"anyOf": [{"pattern": "^[aA][wW][sS]:"}, {"const": OWNERSHIP_TAG_KEY}]},
+}
+Tags = Annotated[
+    dict[TagKey, TagValue],
+    Field(max_length=MAX_DECLARED_TAGS, json_schema_extra={"propertyNames": _KEY_SCHEMA}),
+]
 
 
 class _Document(BaseModel):
@@ -86,7 +96,8 @@ class ImageSpecDocument(_Document):
     source_workspace_id: WorkspaceId = Field(
         description="The prepared WorkSpace the image is captured from."
     )
-    region: Region | SkipJsonSchema[None] = Field(
+    # Optional, but never null: the before-validator above refuses `region:` left empty.
+    region: Region | None = Field(
         default=None, description="Else the folder's defaults, else --region or AWS config."
     )
     tags: Tags | None = Field(
@@ -97,7 +108,7 @@ class ImageSpecDocument(_Document):
 
 
 class DefaultsBody(_Document):
-    region: Region | SkipJsonSchema[None] = None
+    region: Region | None = None
     tags: Tags | None = Field(default=None, description="Merged under each spec's own tags.")
     ignore_tag_keys: list[TagKey] | None = Field(
         default=None, description="Live tag keys never reported nor touched."
@@ -132,9 +143,19 @@ class Spec:
         return key in self.ignore_tag_keys or key.startswith(self.ignore_tag_prefixes)
 
 
+def _not_nullable(properties: dict[str, Any], name: str) -> None:
+    """An optional field that must not be null: keep only its non-null branch."""
+    field = properties.get(name, {})
+    branches = [b for b in field.pop("anyOf", []) if b.get("type") != "null"]
+    if branches:
+        field.update(branches[0])
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one spec document, for editors."""
     schema: dict[str, Any] = TypeAdapter(ImageSpecDocument | DefaultsDocument).json_schema()
+    for definition in schema.get("$defs", {}).values():
+        _not_nullable(definition.get("properties", {}), "region")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/workspaces-image-reconciler/schema/spec.json",

@@ -62,7 +62,10 @@ def validate_document(doc: Document) -> tuple[BaseModel | None, list[Issue]]:
     try:
         return model.model_validate(data), []
     except ValidationError as err:
-        issues = [_issue(doc, model, e) for e in err.errors(include_url=False)]
+        errors = err.errors(include_url=False)
+        # A value the loader already refused (an unsupported tag) needs no second line.
+        errors = [e for e in errors if tuple(e["loc"]) not in doc.refused]
+        issues = [_issue(doc, model, e) for e in errors]
     # "unknown field 'Name'; did you mean 'name'?" already explains the missing 'name'.
     suggested = {i.suggests for i in issues if i.suggests}
     return None, [
@@ -100,8 +103,13 @@ def _message(doc: Document, path: Path, error: ErrorDetails, is_key: bool) -> st
             f"{non_string.raw} is read as a YAML {non_string.kind}, not a string; "
             f"quote it: '{non_string.raw}'"
         )
-    if kind in ("string_type", "dict_type", "list_type"):
-        wanted = {"string_type": "a string", "dict_type": "a mapping", "list_type": "a list"}
+    if kind in ("string_type", "dict_type", "list_type", "model_type"):
+        wanted = {
+            "string_type": "a string",
+            "dict_type": "a mapping",
+            "list_type": "a list",
+            "model_type": "a mapping",
+        }
         return f"expected {wanted[kind]}, got {_kind_of(value)}"
     if kind in ("string_pattern_mismatch", "string_too_short", "string_too_long"):
         return f"{_shown(value)} is not valid: expected {_rule(path, is_key)}"

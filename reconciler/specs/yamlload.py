@@ -75,6 +75,7 @@ class Document:
     values: dict[Path, Position] = field(default_factory=dict)
     keys: dict[Path, Position] = field(default_factory=dict)
     non_strings: dict[Path, NonString] = field(default_factory=dict)
+    refused: set[Path] = field(default_factory=set)  # values already reported as problems
 
     def where(self, path: Path, *, key: bool = False) -> Position:
         """The position of `path` (its key when `key`), else of its nearest parent."""
@@ -122,15 +123,19 @@ class _Walker:
             return [self.walk(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
-        self._problem(node, path, f"unsupported YAML tag {node.tag!r}; specs are plain data")
+        self._refuse(node, path)
         return None
+
+    def _refuse(self, node: Node, path: Path) -> None:
+        self.doc.refused.add(path)
+        self._problem(node, path, f"unsupported YAML tag {node.tag!r}; specs are plain data")
 
     def _scalar(self, node: ScalarNode, path: Path) -> Any:
         if node.tag == _STR:
             return node.value
         kind = _SCALAR_KINDS.get(node.tag)
         if kind is None:
-            self._problem(node, path, f"unsupported YAML tag {node.tag!r}; specs are plain data")
+            self._refuse(node, path)
             return None
         self.doc.non_strings[path] = NonString(kind, node.value)
         return _constructor.yaml_constructors[node.tag](_constructor, node)
@@ -224,6 +229,18 @@ def load_documents(data: bytes) -> tuple[list[Document], list[LoadProblem]]:
     return _compose(text)
 
 
+def _syntax_problem(err: yaml.MarkedYAMLError, text: str) -> LoadProblem:
+    """Where a person should look: where the construct began when the parser only noticed
+    at the end of the file (an unclosed quote), else where it stopped."""
+    mark = err.problem_mark or err.context_mark
+    at_end = mark is not None and mark.index >= len(text.rstrip())
+    if at_end and err.context_mark is not None:
+        mark = err.context_mark
+    where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+    what = "; ".join(x for x in (err.context, err.problem) if x) or "invalid YAML"
+    return LoadProblem(where, "<file>", f"YAML syntax error: {what}")
+
+
 def _compose(text: str) -> tuple[list[Document], list[LoadProblem]]:
     documents: list[Document] = []
     problems: list[LoadProblem] = []
@@ -234,14 +251,16 @@ def _compose(text: str) -> tuple[list[Document], list[LoadProblem]]:
             doc.data = _Walker(doc, problems, budget).walk(node, ())
             documents.append(doc)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
-        what = err.problem or err.context or "invalid YAML"
-        problems.append(LoadProblem(where, "<file>", f"YAML syntax error: {what}"))
+        problems.append(_syntax_problem(err, text))
     except _TooLarge as err:
         problems.append(LoadProblem(_pos(err.node), "<file>", err.message))
     except RecursionError:
         problems.append(LoadProblem(Position(1, 1), "<file>", "YAML nested too deeply"))
-    except yaml.YAMLError as err:  # reader errors: control characters and the like
-        problems.append(LoadProblem(Position(1, 1), "<file>", f"invalid YAML: {err}"))
+    except yaml.reader.ReaderError as err:  # control characters and the like
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+        message = (
+            f"control characters are not allowed in YAML: found U+{err.character:04X}; remove it"
+        )
+        problems.append(LoadProblem(Position(line, column), "<file>", message))
     return documents, problems

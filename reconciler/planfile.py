@@ -1,0 +1,144 @@
+"""Saved plans (`plan --out`, `apply --plan-file`) and their staleness check.
+
+The reviewed plan is the approval, as in Terraform: applying it performs no action that it
+did not list. So before any change, the saved plan is compared with a fresh one: if the
+specs changed, or the live state now calls for other actions, it is refused as stale and
+the difference is explained. A planned create whose image now exists counts as converged.
+
+The file is the contract's plan document plus a checksum of its content, so a corrupt or
+hand-edited file is refused rather than applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from deepdiff import DeepDiff
+from pydantic import ValidationError
+
+from reconciler.errors import PlanFileError, StalePlanError
+from reconciler.plan import FORMAT_VERSION, Action, Plan, PlanItem
+
+CHECKSUM_KEY = "plan_checksum"
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    document = plan.model_dump(mode="json")
+    document[CHECKSUM_KEY] = _checksum(document)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def load_plan(path: Path) -> Plan:
+    """The saved plan, or a clear error for a missing, corrupt, edited or foreign file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise PlanFileError(
+            f"plan file {path} does not exist", hint="run `reconciler plan --out FILE` first"
+        ) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise PlanFileError(f"plan file {path} cannot be read: {err}") from err
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PlanFileError(
+            f"plan file {path} is corrupt (not JSON: {err.msg} at line {err.lineno})",
+            hint="save the plan again with `reconciler plan --out FILE`",
+        ) from err
+    if not isinstance(document, dict):
+        raise PlanFileError(f"plan file {path} is not a saved plan")
+    version = document.get("format_version")
+    if version != FORMAT_VERSION:
+        raise PlanFileError(
+            f"plan file {path} has format_version {version!r}; this reconciler reads "
+            f"{FORMAT_VERSION}",
+            hint="plan again with this version of the reconciler",
+        )
+    if document.pop(CHECKSUM_KEY, None) != _checksum(document):
+        raise PlanFileError(
+            f"plan file {path} was edited or damaged after it was saved (checksum mismatch)",
+            hint="a saved plan is applied as reviewed: plan again instead of editing it",
+        )
+    document.pop("summary", None)  # derived; recomputed from the items
+    try:
+        return Plan.model_validate(document)
+    except ValidationError as err:
+        raise PlanFileError(
+            f"plan file {path} is not a valid plan ({err.error_count()} problems)",
+            hint="save the plan again with `reconciler plan --out FILE`",
+        ) from err
+
+
+def settle(saved: Plan, fresh: Plan) -> tuple[Plan, frozenset[tuple[str, str]]]:
+    """The plan to apply, and the (region, name) of planned creates that now exist.
+
+    Raises StalePlanError, before any change, when the specs changed or the live state
+    calls for actions other than those reviewed.
+    """
+    if saved.specs_digest != fresh.specs_digest:
+        raise StalePlanError(
+            "saved plan is stale: the specs changed since it was saved "
+            f"({saved.specs_digest[:19]}… → {fresh.specs_digest[:19]}…)",
+            hint="run `reconciler plan --out FILE` again and review the new plan",
+        )
+    fresh_items = {(i.region, i.name): i for i in fresh.items}
+    converged = frozenset(
+        key
+        for key, item in ((k, fresh_items.get(k)) for k in _keys(saved))
+        if item is not None and _created_meanwhile(_saved_item(saved, key), item)
+    )
+    before = _decisions(saved, skip=converged)
+    after = _decisions(fresh, skip=converged)
+    if before != after:
+        raise StalePlanError(
+            "saved plan is stale: the live state now calls for other actions:\n"
+            + _explain(before, after),
+            hint="run `reconciler plan --out FILE` again and review the new plan",
+        )
+    return fresh, converged
+
+
+def _created_meanwhile(saved: PlanItem, fresh: PlanItem) -> bool:
+    exists_now = fresh.action is not Action.CREATE and fresh.image_id is not None
+    return saved.action is Action.CREATE and exists_now
+
+
+def _keys(plan: Plan) -> list[tuple[str, str]]:
+    return [(i.region, i.name) for i in plan.items]
+
+
+def _saved_item(plan: Plan, key: tuple[str, str]) -> PlanItem:
+    return next(i for i in plan.items if (i.region, i.name) == key)
+
+
+def _decisions(plan: Plan, *, skip: frozenset[tuple[str, str]]) -> dict[str, Any]:
+    """What a reviewer approved, per item: the action and exactly what it changes."""
+    items: dict[str, Any] = {
+        f"{i.region}/{i.name}": {
+            "action": i.action.value,
+            "image_id": i.image_id,
+            "tag_changes": [c.model_dump() for c in i.tag_changes],
+            "source_busy": i.source_busy,
+            "live_facts": i.fingerprint if i.changes else None,
+        }
+        for i in plan.items
+        if (i.region, i.name) not in skip
+    }
+    items["(unmanaged)"] = sorted(f"{u.region}/{u.name} {u.image_id}" for u in plan.unmanaged)
+    return items
+
+
+def _explain(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    diff = DeepDiff(before, after, ignore_order=True, verbose_level=2)
+    lines = diff.pretty().splitlines() if diff else ["(no detail)"]
+    return "\n".join(f"  - {line}" for line in lines[:30])
+
+
+def _checksum(document: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in document.items() if k != CHECKSUM_KEY}
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()

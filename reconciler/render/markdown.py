@@ -1,0 +1,210 @@
+"""Plans, drift reports and apply results as Markdown: a pull-request comment or a job
+summary that reviewers can trust.
+
+Layout, in order: a hidden marker (so a workflow finds and edits its own comment), a
+headline with the counts, warnings (conflicts, blocked items, deletions), a table of the
+items that change with their tag changes, and the unchanged items collapsed.
+
+A comment is limited to 65,536 characters on GitHub; we stay under MAX_CHARS whatever the
+plan, dropping the least important rows first and never cutting inside a row or a tag.
+Every string from a spec or from AWS goes through `md()`: a tag value such as
+`</details><script>` or `@org/team` must not change the page or ping anyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from reconciler.apply import Applied, AppliedItem, Result
+from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged
+from reconciler.render.text import applied_summary, summary_line
+
+MAX_CHARS = 60_000
+MARKER = "<!-- workspaces-image-reconciler:{kind} -->"
+
+_ESCAPES = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    '"': "&quot;",
+    "@": "&#64;",
+    "|": "&#124;",
+    "`": "&#96;",
+    "\\": "&#92;",
+    "*": "&#42;",
+    "_": "&#95;",
+    "[": "&#91;",
+    "]": "&#93;",
+    "#": "&#35;",
+    "~": "&#126;",
+    "!": "&#33;",
+    ":": "&#58;",
+}
+_ICON = {
+    Action.CREATE: "➕ create",
+    Action.UPDATE_TAGS: "🔄 update tags",
+    Action.ADOPT: "🔄 adopt",
+    Action.CONFLICT: "⛔ conflict",
+    Action.BLOCKED: "⛔ blocked",
+    Action.NO_OP: "no-op",
+}
+# Lower ranks survive truncation first: problems and deletions, then creates, then updates.
+_RANK = {
+    Action.CONFLICT: 0,
+    Action.BLOCKED: 0,
+    Action.CREATE: 1,
+    Action.UPDATE_TAGS: 2,
+    Action.ADOPT: 2,
+    Action.NO_OP: 3,
+}
+
+
+def md(text: str | None) -> str:
+    """Text made inert in Markdown and HTML: entities for every character that could
+    start markup, a mention or a table cell, and no line breaks."""
+    if text is None:
+        return "∅"
+    out = "".join(_ESCAPES.get(ch, ch) for ch in text)
+    return " ".join(out.splitlines()) or " "
+
+
+@dataclass(frozen=True)
+class _Row:
+    rank: int
+    text: str
+
+
+def render_markdown(document: Plan | Applied, out: TextIO, *, kind: str = "plan") -> None:
+    out.write(markdown(document, kind=kind))
+
+
+def markdown(document: Plan | Applied, *, kind: str = "plan", limit: int = MAX_CHARS) -> str:
+    head = [MARKER.format(kind=kind), "", f"### {_headline(document, kind)}", ""]
+    warnings = _warnings(document)
+    changing = [i for i in document.items if i.action is not Action.NO_OP or i.stuck]
+    rows = [_Row(_RANK[i.action], _row(i)) for i in sorted(changing, key=lambda i: _RANK[i.action])]
+    rows += [_Row(0, _unmanaged_row(u, document)) for u in document.unmanaged]
+    rows.sort(key=lambda r: r.rank)
+    unchanged = [i for i in document.items if i.action is Action.NO_OP and not i.stuck]
+    return _fit(head, warnings, rows, unchanged, limit)
+
+
+def _fit(
+    head: list[str],
+    warnings: list[str],
+    rows: list[_Row],
+    unchanged: Sequence[PlanItem],
+    limit: int,
+) -> str:
+    """Whole rows, most important first, until the limit; then say what was left out."""
+    budget = limit - len("\n".join(head)) - 400  # room for the table header and the note
+    kept_warnings = _take(warnings, budget)
+    budget -= sum(len(w) + 1 for w in kept_warnings)
+    kept_rows = _take([r.text for r in rows], budget)
+    budget -= sum(len(r) + 1 for r in kept_rows)
+    unchanged_lines = [f"- `{md(i.name)}` ({md(i.region)})" for i in unchanged]
+    kept_unchanged = _take(unchanged_lines, budget - 100)
+    left_out = (
+        (len(warnings) - len(kept_warnings))
+        + (len(rows) - len(kept_rows))
+        + (len(unchanged_lines) - len(kept_unchanged))
+    )
+    parts = [*head, *kept_warnings]
+    if kept_warnings:
+        parts.append("")
+    if kept_rows:
+        parts += ["| Action | Image | Region | Detail |", "| --- | --- | --- | --- |"]
+        parts += [*kept_rows, ""]
+    if unchanged:
+        parts += [
+            f"<details><summary>{len(unchanged)} unchanged</summary>",
+            "",
+            *kept_unchanged,
+            "",
+            "</details>",
+            "",
+        ]
+    if left_out:
+        parts.append(
+            f"_{left_out} more rows were left out to fit a comment; run "
+            "`reconciler plan` or see the job log for the whole plan._"
+        )
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _take(lines: Sequence[str], budget: int) -> list[str]:
+    kept, used = [], 0
+    for line in lines:
+        if used + len(line) + 1 > budget:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    return kept
+
+
+def _headline(document: Plan | Applied, kind: str) -> str:
+    if isinstance(document, Applied):
+        return md(applied_summary(document))
+    line = summary_line(document)
+    if kind == "drift":
+        return ("⚠️ Drift detected. " if document.drifted else "✅ In sync. ") + md(line)
+    return md(line)
+
+
+def _warnings(document: Plan | Applied) -> list[str]:
+    lines = []
+    for item in document.items:
+        if item.is_error or item.stuck:
+            what = (
+                "Conflict"
+                if item.action is Action.CONFLICT
+                else ("Blocked" if item.action is Action.BLOCKED else "Stuck capture")
+            )
+            lines.append(
+                f"> [!WARNING]\n> **{what}**: `{md(item.name)}` ({md(item.region)}): "
+                f"{md(item.reason)}"
+            )
+    if document.unmanaged:
+        lines.append(
+            f"> [!CAUTION]\n> {len(document.unmanaged)} owned images have no spec; "
+            "`apply --prune` deletes them."
+        )
+    return lines
+
+
+def _row(item: PlanItem) -> str:
+    detail = _detail(item)
+    action = _ICON[item.action]
+    if isinstance(item, AppliedItem):
+        action += f" → **{item.result.value}**"
+        if item.error:
+            detail += f"<br>{md(item.error)}"
+    return f"| {action} | `{md(item.name)}` | {md(item.region)} | {detail} |"
+
+
+def _detail(item: PlanItem) -> str:
+    parts = []
+    if item.action is Action.CREATE:
+        parts.append(f"from `{md(item.source_workspace_id)}`")
+    elif item.image_id:
+        parts.append(f"`{md(item.image_id)}`")
+    if item.reason and not item.is_error:
+        parts.append(md(item.reason))
+    parts += [_change(c) for c in item.tag_changes]
+    return "<br>".join(parts) or " "
+
+
+def _change(change: TagChange) -> str:
+    if change.before is None:
+        return f"+ `{md(change.key)}`: `{md(change.after)}`"
+    if change.after is None:
+        return f"− `{md(change.key)}`: ~~`{md(change.before)}`~~"
+    return f"~ `{md(change.key)}`: `{md(change.before)}` → `{md(change.after)}`"
+
+
+def _unmanaged_row(u: Unmanaged, document: Plan | Applied) -> str:
+    result = getattr(u, "result", Result.UNCHANGED)
+    label = "🗑️ unmanaged" + (f" → **{result.value}**" if result is not Result.UNCHANGED else "")
+    return f"| {label} | `{md(u.name)}` | {md(u.region)} | `{md(u.image_id)}` no spec declares it |"
