@@ -63,11 +63,16 @@ _RANK = {
 
 def md(text: str | None) -> str:
     """Text made inert in Markdown and HTML: entities for every character that could
-    start markup, a mention or a table cell, and no line breaks."""
+    start markup, a mention or a table cell, and no line breaks. Use it in HTML context
+    (`<code>` rather than backticks: a code span would show the entities literally)."""
     if text is None:
         return "∅"
     out = "".join(_ESCAPES.get(ch, ch) for ch in text)
     return " ".join(out.splitlines()) or " "
+
+
+def _code(text: str | None) -> str:
+    return f"<code>{md(text)}</code>"
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def _fit(
     budget -= sum(len(w) + 1 for w in kept_warnings)
     kept_rows = _take([r.text for r in rows], budget)
     budget -= sum(len(r) + 1 for r in kept_rows)
-    unchanged_lines = [f"- `{md(i.name)}` ({md(i.region)})" for i in unchanged]
+    unchanged_lines = [f"- {_code(i.name)} ({md(i.region)})" for i in unchanged]
     kept_unchanged = _take(unchanged_lines, budget - 100)
     left_out = (
         (len(warnings) - len(kept_warnings))
@@ -112,8 +117,6 @@ def _fit(
         + (len(unchanged_lines) - len(kept_unchanged))
     )
     parts = [*head, *kept_warnings]
-    if kept_warnings:
-        parts.append("")
     if kept_rows:
         parts += ["| Action | Image | Region | Detail |", "| --- | --- | --- | --- |"]
         parts += [*kept_rows, ""]
@@ -145,12 +148,13 @@ def _take(lines: Sequence[str], budget: int) -> list[str]:
 
 
 def _headline(document: Plan | Applied, kind: str) -> str:
+    # Our own words and counts: no spec or AWS text, so no escaping needed.
     if isinstance(document, Applied):
-        return md(applied_summary(document))
+        return applied_summary(document)
     line = summary_line(document)
     if kind == "drift":
-        return ("⚠️ Drift detected. " if document.drifted else "✅ In sync. ") + md(line)
-    return md(line)
+        return ("⚠️ Drift detected. " if document.drifted else "✅ In sync. ") + line
+    return line
 
 
 def _warnings(document: Plan | Applied) -> list[str]:
@@ -163,13 +167,13 @@ def _warnings(document: Plan | Applied) -> list[str]:
                 else ("Blocked" if item.action is Action.BLOCKED else "Stuck capture")
             )
             lines.append(
-                f"> [!WARNING]\n> **{what}**: `{md(item.name)}` ({md(item.region)}): "
-                f"{md(item.reason)}"
+                f"> [!WARNING]\n> **{what}**: {_code(item.name)} ({md(item.region)}): "
+                f"{md(item.reason)}\n"  # a blank line: consecutive alerts would merge
             )
     if document.unmanaged:
         lines.append(
             f"> [!CAUTION]\n> {len(document.unmanaged)} owned images have no spec; "
-            "`apply --prune` deletes them."
+            "`apply --prune` deletes them.\n"
         )
     return lines
 
@@ -181,15 +185,15 @@ def _row(item: PlanItem) -> str:
         action += f" → **{item.result.value}**"
         if item.error:
             detail += f"<br>{md(item.error)}"
-    return f"| {action} | `{md(item.name)}` | {md(item.region)} | {detail} |"
+    return f"| {action} | {_code(item.name)} | {md(item.region)} | {detail} |"
 
 
 def _detail(item: PlanItem) -> str:
     parts = []
     if item.action is Action.CREATE:
-        parts.append(f"from `{md(item.source_workspace_id)}`")
+        parts.append(f"from {_code(item.source_workspace_id)}")
     elif item.image_id:
-        parts.append(f"`{md(item.image_id)}`")
+        parts.append(f"{_code(item.image_id)}")
     if item.reason and not item.is_error:
         parts.append(md(item.reason))
     parts += [_change(c) for c in item.tag_changes]
@@ -198,13 +202,15 @@ def _detail(item: PlanItem) -> str:
 
 def _change(change: TagChange) -> str:
     if change.before is None:
-        return f"+ `{md(change.key)}`: `{md(change.after)}`"
+        return f"+ {_code(change.key)}: {_code(change.after)}"
     if change.after is None:
-        return f"− `{md(change.key)}`: ~~`{md(change.before)}`~~"
-    return f"~ `{md(change.key)}`: `{md(change.before)}` → `{md(change.after)}`"
+        return f"− {_code(change.key)}: <del>{md(change.before)}</del>"
+    return f"~ {_code(change.key)}: {_code(change.before)} → {_code(change.after)}"
 
 
 def _unmanaged_row(u: Unmanaged, document: Plan | Applied) -> str:
     result = getattr(u, "result", Result.UNCHANGED)
     label = "🗑️ unmanaged" + (f" → **{result.value}**" if result is not Result.UNCHANGED else "")
-    return f"| {label} | `{md(u.name)}` | {md(u.region)} | `{md(u.image_id)}` no spec declares it |"
+    return (
+        f"| {label} | {_code(u.name)} | {md(u.region)} | {_code(u.image_id)} no spec declares it |"
+    )
