@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -56,8 +57,12 @@ class Applied(Plan):
 
     @property
     def failed(self) -> bool:
-        return any(i.result is Result.FAILED or i.is_error for i in self.items) or any(
-            u.result is Result.FAILED for u in self.unmanaged
+        """Any failure, and any conflict or blocked item left as it was."""
+        unresolved = any(i.is_error and i.result is Result.SKIPPED for i in self.items)
+        return (
+            unresolved
+            or any(i.result is Result.FAILED for i in self.items)
+            or any(u.result is Result.FAILED for u in self.unmanaged)
         )
 
     @property
@@ -102,43 +107,56 @@ CREATE_ERRORS: dict[str, tuple[Result, str]] = {
 Report = Callable[[AppliedItem], None]
 
 
+@dataclass(frozen=True)
+class ApplyOptions:
+    # (region, name) of planned creates of a saved plan whose image was created meanwhile:
+    # reported converged without a call.
+    converged: frozenset[tuple[str, str]] = frozenset()
+    prune: bool = False  # delete owned images that no spec declares
+    replace_failed: bool = False  # delete owned images in ERROR and capture them again
+
+
 def apply_plan(
     plan: Plan,
     clients: Clients,
+    options: ApplyOptions = ApplyOptions(),
     *,
-    converged: frozenset[tuple[str, str]] = frozenset(),
     report: Report | None = None,
 ) -> Applied:
-    """Execute `plan`; regions in parallel, each at its own pace.
-
-    `converged` names (region, name) items to report converged without a call: planned
-    creates of a saved plan whose image was created meanwhile.
-    """
+    """Execute `plan`; regions in parallel, each at its own pace."""
     regions = sorted({i.region for i in plan.items} | {u.region for u in plan.unmanaged})
-    by_region = in_parallel(
-        lambda r: _apply_region(
-            [i for i in plan.items if i.region == r], clients.region(r), report
-        ),
-        regions,
-    )
-    results = {(i.region, i.name): i for applied in by_region.values() for i in applied}
-    items = tuple(results[(i.region, i.name)] for i in plan.items)
-    unmanaged = tuple(AppliedUnmanaged(**u.model_dump()) for u in plan.unmanaged)
+
+    def region_work(region: str) -> tuple[list[AppliedItem], list[AppliedUnmanaged]]:
+        client = clients.region(region)
+        items = [i for i in plan.items if i.region == region]
+        unmanaged = [u for u in plan.unmanaged if u.region == region]
+        return (
+            _apply_region(items, client, options, report),
+            [_prune(u, client) if options.prune else _kept(u) for u in unmanaged],
+        )
+
+    by_region = in_parallel(region_work, regions)
+    results = {(i.region, i.name): i for done, _ in by_region.values() for i in done}
+    pruned = {(u.region, u.image_id): u for _, gone in by_region.values() for u in gone}
     return Applied(
         specs_digest=plan.specs_digest,
-        items=items,
-        unmanaged=unmanaged,
+        items=tuple(results[(i.region, i.name)] for i in plan.items),
+        unmanaged=tuple(pruned[(u.region, u.image_id)] for u in plan.unmanaged),
+        targets=plan.targets,
         interrupted=clients.stop.is_set(),
     )
 
 
 def _apply_region(
-    items: Sequence[PlanItem], client: RegionClient, report: Report | None
+    items: Sequence[PlanItem], client: RegionClient, options: ApplyOptions, report: Report | None
 ) -> list[AppliedItem]:
-    creates_first = _order_creates(items)
+    creates_first = _order_creates(items, options)
 
     def run(item: PlanItem) -> AppliedItem:
-        done = _apply_item(item, client, creates_first)
+        if (item.region, item.name) in options.converged:
+            done = _done(item, Result.CONVERGED)
+        else:
+            done = _apply_item(item, client, creates_first, options)
         if report:
             report(done)
         return done
@@ -146,24 +164,43 @@ def _apply_region(
     return client.map(run, list(items))
 
 
-def _order_creates(items: Sequence[PlanItem]) -> set[str]:
+def has_work(plan: Plan, options: ApplyOptions) -> bool:
+    """Whether applying `plan` with `options` would change anything."""
+    return (
+        plan.has_changes
+        or (options.prune and bool(plan.unmanaged))
+        or any(replaceable(i, options) for i in plan.items)
+    )
+
+
+def replaceable(item: PlanItem, options: ApplyOptions) -> bool:
+    """An owned image in ERROR that --replace-failed deletes and captures again."""
+    return options.replace_failed and item.action is Action.CONFLICT and item.state == "ERROR"
+
+
+def _order_creates(items: Sequence[PlanItem], options: ApplyOptions) -> set[str]:
     """Names of the creates to send now: one per source WorkSpace, as the service captures
     one image of a WorkSpace at a time (it suspends the WorkSpace while it captures)."""
     chosen: dict[str, str] = {}
     for item in items:
-        if item.action is Action.CREATE and not item.source_busy:
+        creates = item.action is Action.CREATE or replaceable(item, options)
+        if creates and not item.source_busy:
             chosen.setdefault(item.source_workspace_id, item.name)
     return set(chosen.values())
 
 
-def _apply_item(item: PlanItem, client: RegionClient, creates_now: set[str]) -> AppliedItem:
+def _apply_item(
+    item: PlanItem, client: RegionClient, creates_now: set[str], options: ApplyOptions
+) -> AppliedItem:
     if item.action is Action.NO_OP:
         return _done(item, Result.UNCHANGED)
-    if item.is_error:
+    if item.is_error and not replaceable(item, options):
         return _done(item, Result.SKIPPED, item.reason)
     if client.stop.is_set():
         return _done(item, Result.SKIPPED, "interrupted before this item started")
     try:
+        if replaceable(item, options):
+            return _replace(item, client, creates_now)
         if item.action is Action.CREATE:
             return _create(item, client, creates_now)
         return _retag(item, client)
@@ -202,6 +239,66 @@ def _create(item: PlanItem, client: RegionClient, creates_now: set[str]) -> Appl
                 return _settle_lost_create(item, client, err)
             return _create_error(item, err, code)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def create_now(item: PlanItem, client: RegionClient) -> AppliedItem:
+    """Send a deferred create now that its source WorkSpace is free (`apply --wait`)."""
+    plain = PlanItem(**item.model_dump(include=set(PlanItem.model_fields)))
+    return _create(plain.model_copy(update={"source_busy": False}), client, {plain.name})
+
+
+def _replace(item: PlanItem, client: RegionClient, creates_now: set[str]) -> AppliedItem:
+    """Delete a failed (ERROR) image, then capture it again from its source."""
+    if item.name not in creates_now:
+        return _done(item, Result.DEFERRED, "another capture of the same WorkSpace goes first")
+    assert item.image_id is not None  # an ERROR conflict is an existing image
+    error = _delete(client, item.image_id)
+    if error:
+        return _done(item, Result.FAILED, f"could not delete the failed image: {error}")
+    return _create(item.model_copy(update={"image_id": None, "state": None}), client, creates_now)
+
+
+def _prune(u: Unmanaged, client: RegionClient) -> AppliedUnmanaged:
+    if client.stop.is_set():
+        return _kept(u, Result.SKIPPED, "interrupted before this deletion started")
+    if u.state == "PENDING":
+        return _kept(
+            u,
+            Result.SKIPPED,
+            "still PENDING: the service can't delete it until the capture ends; prune it later",
+        )
+    try:
+        error = _delete(client, u.image_id)
+    except Interrupted:
+        return _kept(u, Result.SKIPPED, "interrupted before this deletion was sent")
+    return _kept(u, Result.FAILED, error) if error else _kept(u, Result.DELETED)
+
+
+def _kept(
+    u: Unmanaged, result: Result = Result.UNCHANGED, error: str | None = None
+) -> AppliedUnmanaged:
+    return AppliedUnmanaged(**u.model_dump(), result=result, error=error)
+
+
+# Why the service refuses to delete an image, and what to do about it.
+DELETE_HINTS = {
+    "ResourceAssociatedException": "a bundle uses this image: delete the bundle or move it to "
+    "another image first",
+    "InvalidResourceStateException": "the image is still PENDING, or shared with other "
+    "accounts: wait for the capture to end, or remove the sharing "
+    "(UpdateWorkspaceImagePermission) first",
+    "AccessDeniedException": "the role lacks workspaces:DeleteWorkspaceImage",
+}
+
+
+def _delete(client: RegionClient, image_id: str) -> str | None:
+    """DeleteWorkspaceImage; an error message with a hint, or None when deleted."""
+    try:
+        client.reads.delete_workspace_image(ImageId=image_id)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        hint = DELETE_HINTS.get(error_code(err) or "", "see the AWS message")
+        return f"{_short(err)} (hint: {hint})"
+    return None
 
 
 def _create_error(item: PlanItem, err: BaseException, code: str | None) -> AppliedItem:
@@ -266,7 +363,7 @@ def _done(
     image_id: str | None = None,
     state: str | None = None,
 ) -> AppliedItem:
-    data = item.model_dump()
+    data = item.model_dump(include=set(PlanItem.model_fields))
     if image_id:
         data["image_id"] = image_id
     if state:

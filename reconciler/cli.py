@@ -204,6 +204,8 @@ def _emit(document: Any, fmt: str, color: bool, kind: str, root: str) -> None:
         text.render_applied(document, sys.stdout, color=color)
     else:
         text.render_plan(document, sys.stdout, color=color, verbose=_verbose[0] > 0)
+        if kind == "drift":
+            text.render_health(document, sys.stdout, color=color)
     append_step_summary(lambda: markdown(document, kind=kind))
     annotate_items(document, sys.stderr, root=root)
 
@@ -262,6 +264,21 @@ def plan(specs_dir: str, fmt: str, out_file: str | None, detailed_exitcode: bool
     help="Apply this saved plan, as reviewed; refused if stale.",
 )
 @format_option
+@click.option("--prune", is_flag=True, help="Delete owned images that no spec declares.")
+@click.option(
+    "--replace-failed", is_flag=True, help="Delete owned images in ERROR and capture them again."
+)
+@click.option(
+    "--wait", is_flag=True, help="Wait for captures to end; run deferred creates in turn."
+)
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --wait: give up (exit 1) after this long.",
+)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when work is left for a later run.")
 @output_options
 def apply(
@@ -269,26 +286,38 @@ def apply(
     auto_approve: bool,
     plan_file: str | None,
     fmt: str,
+    prune: bool,
+    replace_failed: bool,
+    wait: bool,
+    wait_timeout: float,
     detailed_exitcode: bool,
     **kw: Any,
 ) -> int:
     """Create missing images and reconcile tags, as the plan shows."""
-    from reconciler.apply import apply_plan
+    from reconciler.apply import ApplyOptions, apply_plan, has_work
 
+    if prune and kw["targets"]:
+        raise click.UsageError("--prune judges every spec; it can't be combined with --target")
+    quiet = kw["quiet"]
     run = _Run(specs_dir, kw)
     try:
         if plan_file:
             result, converged = _saved_plan(run, Path(plan_file))
         else:
             result, converged = run.plan(), frozenset()
+        options = ApplyOptions(converged, prune=prune, replace_failed=replace_failed)
+        if not plan_file:
             if fmt == "text":  # the plan first, as the thing to confirm
                 from reconciler.render.text import render_plan
 
-                render_plan(result, sys.stdout, color=run.color)
-            if result.has_changes and not auto_approve and not _confirm():
+                render_plan(result, sys.stdout, color=run.color, prune=prune)
+            if has_work(result, options) and not auto_approve and not _confirm():
                 return 1
         with _stop_on_signals(run.clients.stop):
-            applied = apply_plan(result, run.clients, converged=converged)
+            applied = apply_plan(result, run.clients, options)
+            pending: tuple[Any, ...] = ()
+            if wait:
+                applied, pending = _wait(applied, run, wait_timeout, quiet)
     finally:
         run.close()
     if fmt == "text":
@@ -296,9 +325,25 @@ def apply(
     _emit(applied, fmt, run.color, "apply", run.options.specs_dir)
     if applied.interrupted:
         return 130
+    if pending:
+        names = ", ".join(f"{i.name} ({i.region}, {i.state or i.result.value})" for i in pending)
+        click.echo(f"Error: --wait-timeout ran out with images still pending: {names}", err=True)
+        return 1
     if applied.failed:
         return 1
     return 2 if detailed_exitcode and applied.work_left else 0
+
+
+def _wait(applied: Any, run: _Run, timeout: float, quiet: bool) -> tuple[Any, tuple[Any, ...]]:
+    from reconciler.progress import WaitProgress
+    from reconciler.wait import wait_for_captures
+
+    progress = WaitProgress(sys.stderr, live=sys.stderr.isatty(), enabled=not quiet)
+    try:
+        outcome = wait_for_captures(applied, run.clients, timeout=timeout, report=progress)
+    finally:
+        progress.close()
+    return outcome.applied, outcome.timed_out
 
 
 def _saved_plan(run: _Run, path: Path) -> tuple[Any, frozenset[tuple[str, str]]]:

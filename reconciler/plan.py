@@ -122,7 +122,8 @@ class Plan(_Frozen):
 
     @property
     def has_changes(self) -> bool:
-        return any(item.changes for item in self.items) or bool(self.unmanaged)
+        """Changes `apply` makes (deleting unmanaged images needs --prune: not counted)."""
+        return any(item.changes for item in self.items)
 
     @property
     def drifted(self) -> bool:

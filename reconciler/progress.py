@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 LOG_EVERY = 5.0  # seconds between lines when stderr is not a terminal
 REFRESH = 0.25  # seconds between live-line redraws on a terminal
@@ -65,3 +66,41 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f}s"
     return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+
+
+class WaitProgress:
+    """`apply --wait`: each image's state and elapsed time; live on a terminal."""
+
+    def __init__(self, stream: TextIO, *, live: bool, enabled: bool = True) -> None:
+        self.stream = stream
+        self.live = live
+        self.enabled = enabled
+        self._lines = 0
+        self._last = -LOG_EVERY * 6
+
+    def __call__(self, items: Sequence[Any], elapsed: float) -> None:
+        if not self.enabled:
+            return
+        lines = [
+            f"  {i.name} ({i.region}): {i.state or i.result.value}, {_duration(elapsed)}"
+            for i in items
+        ]
+        if self.live:
+            self._clear()
+            self.stream.write("".join(line + "\n" for line in lines))
+            self._lines = len(lines)
+        elif elapsed - self._last >= LOG_EVERY * 6 or not items:
+            self._last = elapsed
+            head = f"waiting for {len(items)} images ({_duration(elapsed)} so far)"
+            self.stream.write(("\n".join([head, *lines]) if items else "all captures ended") + "\n")
+        self.stream.flush()
+
+    def _clear(self) -> None:
+        if self._lines:
+            self.stream.write(f"\x1b[{self._lines}F\x1b[J")  # up N lines, clear below
+
+    def close(self) -> None:
+        if self.live:
+            self._clear()
+            self._lines = 0
+            self.stream.flush()

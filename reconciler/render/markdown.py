@@ -19,7 +19,7 @@ from typing import TextIO
 
 from reconciler.apply import Applied, AppliedItem, Result
 from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged
-from reconciler.render.text import applied_summary, summary_line
+from reconciler.render.text import applied_summary, health_line, summary_line
 
 MAX_CHARS = 60_000
 MARKER = "<!-- workspaces-image-reconciler:{kind} -->"
@@ -153,7 +153,8 @@ def _headline(document: Plan | Applied, kind: str) -> str:
         return applied_summary(document)
     line = summary_line(document)
     if kind == "drift":
-        return ("⚠️ Drift detected. " if document.drifted else "✅ In sync. ") + line
+        verdict = "⚠️ Drift detected. " if document.drifted else "✅ In sync. "
+        return verdict + line + " " + health_line(document)
     return line
 
 

@@ -42,20 +42,35 @@ class _Painter:
         return click.style(text, fg=colour, bold=bold)
 
 
-def render_plan(plan: Plan, out: TextIO, *, color: bool = False, verbose: bool = False) -> None:
+def render_plan(
+    plan: Plan, out: TextIO, *, color: bool = False, verbose: bool = False, prune: bool = False
+) -> None:
     paint = _Painter(color)
     shown = [i for i in plan.items if i.action is not Action.NO_OP or verbose or i.stuck]
     if shown or plan.unmanaged:
         out.write("Reconciler will perform the following actions:\n\n")
-    # Problems and deletions first: they are what a reviewer must not miss.
+    # Deletions and problems first: they are what a reviewer must not miss.
+    if plan.unmanaged and prune:
+        out.write(
+            paint(
+                "  Warning: --prune deletes these owned images, which no spec declares:",
+                "red",
+                bold=True,
+            )
+            + "\n"
+        )
+        for u in plan.unmanaged:
+            line = f"  - delete      {safe(u.name)} ({u.region}) {u.image_id}"
+            out.write(paint(line, "red") + "\n")
+        out.write("\n")
     for item in sorted(shown, key=lambda i: (not i.is_error, i.action is Action.NO_OP)):
         out.write(_item_line(item, paint) + "\n")
         for change in item.tag_changes:
             out.write(_tag_line(change, paint) + "\n")
-    if plan.unmanaged:
+    if plan.unmanaged and not prune:
         out.write("\nOwned images that no spec declares (apply --prune would delete them):\n")
         for u in plan.unmanaged:
-            out.write(paint(f"  - {safe(u.name)} ({u.region}) {u.image_id}", "red") + "\n")
+            out.write(paint(f"    {safe(u.name)} ({u.region}) {u.image_id}", "yellow") + "\n")
     out.write("\n" + summary_line(plan) + "\n")
     errors = [i for i in plan.items if i.is_error]
     if errors:
@@ -67,6 +82,29 @@ def render_plan(plan: Plan, out: TextIO, *, color: bool = False, verbose: bool =
             )
             + "\n"
         )
+
+
+def health_line(plan: Plan) -> str:
+    """The state of every declared image that exists: AVAILABLE, PENDING or ERROR."""
+    states: dict[str, int] = {}
+    for item in plan.items:
+        if item.state:
+            states[item.state] = states.get(item.state, 0) + 1
+    stuck = sum(i.stuck for i in plan.items)
+    parts = [f"{states.get(s, 0)} {s}" for s in ("AVAILABLE", "PENDING", "ERROR")]
+    if stuck:
+        parts[1] += f" ({stuck} stuck for over 2 hours)"
+    return "Health: " + ", ".join(parts) + "."
+
+
+def render_health(plan: Plan, out: TextIO, *, color: bool = False) -> None:
+    paint = _Painter(color)
+    out.write(health_line(plan) + "\n")
+    for item in plan.items:
+        if item.state in ("PENDING", "ERROR"):
+            colour = "red" if item.state == "ERROR" or item.stuck else "cyan"
+            line = f"  {item.state:<9} {safe(item.name)} ({item.region}) {item.image_id}"
+            out.write(paint(line, colour) + "\n")
 
 
 def summary_line(plan: Plan) -> str:
