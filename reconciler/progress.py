@@ -23,9 +23,11 @@ class ProgressLine:
         self.enabled = enabled
         self._regions: dict[str, tuple[str, int, int, float]] = {}
         self._lock = threading.Lock()
-        self._last_write = 0.0
         self._start = time.monotonic()
+        # The first line waits one interval: a run that is over by then needs no progress.
+        self._last_write = self._start
         self._drawn = False
+        self._wrote = False
 
     def __call__(self, region: str, phase: str, done: int, total: int) -> None:
         if not self.enabled:
@@ -35,9 +37,11 @@ class ProgressLine:
             started = self._regions.get(region, (phase, 0, total, now))[3]
             self._regions[region] = (phase, done, total, started)
             interval = REFRESH if self.live else LOG_EVERY
-            if now - self._last_write < interval and done != total:
+            due = now - self._last_write >= interval
+            if not due and not (done == total and self._wrote):
                 return
             self._last_write = now
+            self._wrote = True
             text = "; ".join(self._describe(r, now) for r in sorted(self._regions))
             if self.live:
                 self.stream.write("\r\x1b[2K" + text)
@@ -48,11 +52,12 @@ class ProgressLine:
 
     def _describe(self, region: str, now: float) -> str:
         phase, done, total, started = self._regions[region]
-        elapsed = max(now - started, 1e-6)
+        elapsed = now - started
+        if elapsed < 1 or not done:
+            return f"{region}: {phase} {done}/{total}"
         rate = done / elapsed
-        left = (total - done) / rate if rate > 0 else 0.0
-        eta = f", ~{_duration(left)} left" if done < total and done else ""
-        return f"{region}: {phase} {done}/{total}, {rate:.1f}/s{eta}"
+        eta = f", ~{_duration((total - done) / rate)} left" if done < total else ""
+        return f"{region}: {phase} {done}/{total}, {rate:.1f} calls/s{eta}"
 
     def close(self) -> None:
         with self._lock:
