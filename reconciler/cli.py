@@ -310,7 +310,9 @@ def apply(
             if fmt == "text":  # the plan first, as the thing to confirm
                 from reconciler.render.text import render_plan
 
-                render_plan(result, sys.stdout, color=run.color, prune=prune)
+                render_plan(
+                    result, sys.stdout, color=run.color, prune=prune, replace_failed=replace_failed
+                )
             if has_work(result, options) and not auto_approve and not _confirm():
                 return 1
         with _stop_on_signals(run.clients.stop):

@@ -43,7 +43,13 @@ class _Painter:
 
 
 def render_plan(
-    plan: Plan, out: TextIO, *, color: bool = False, verbose: bool = False, prune: bool = False
+    plan: Plan,
+    out: TextIO,
+    *,
+    color: bool = False,
+    verbose: bool = False,
+    prune: bool = False,
+    replace_failed: bool = False,
 ) -> None:
     paint = _Painter(color)
     shown = [i for i in plan.items if i.action is not Action.NO_OP or verbose or i.stuck]
@@ -63,8 +69,12 @@ def render_plan(
             line = f"  - delete      {safe(u.name)} ({u.region}) {u.image_id}"
             out.write(paint(line, "red") + "\n")
         out.write("\n")
+
+    def replaced(item: PlanItem) -> bool:
+        return replace_failed and item.action is Action.CONFLICT and item.state == "ERROR"
+
     for item in sorted(shown, key=lambda i: (not i.is_error, i.action is Action.NO_OP)):
-        out.write(_item_line(item, paint) + "\n")
+        out.write(_item_line(item, paint, replaced(item)) + "\n")
         for change in item.tag_changes:
             out.write(_tag_line(change, paint) + "\n")
     if plan.unmanaged and not prune:
@@ -72,7 +82,7 @@ def render_plan(
         for u in plan.unmanaged:
             out.write(paint(f"    {safe(u.name)} ({u.region}) {u.image_id}", "yellow") + "\n")
     out.write("\n" + summary_line(plan) + "\n")
-    errors = [i for i in plan.items if i.is_error]
+    errors = [i for i in plan.items if i.is_error and not replaced(i)]
     if errors:
         out.write(
             paint(
@@ -135,11 +145,17 @@ def _errors_phrase(plan: Plan) -> str:
     return " and ".join(p for p in parts if p)
 
 
-def _item_line(item: PlanItem, paint: _Painter) -> str:
+def _item_line(item: PlanItem, paint: _Painter, replace: bool = False) -> str:
     symbol, colour = _SYMBOL[item.action]
+    label = item.action.value
+    if replace:  # Terraform's mark for destroy-then-create
+        symbol, colour, label = "-/+", "yellow", "replace"
+        item = item.model_copy(
+            update={"reason": "in ERROR: --replace-failed deletes it and captures it again"}
+        )
     where = f"({item.region})" + (f" {item.image_id}" if item.image_id else "")
-    head = f"  {symbol} {item.action.value:<11} {safe(item.name)} {where}"
-    if item.action is Action.CREATE:
+    head = f"  {symbol} {label:<11} {safe(item.name)} {where}"
+    if item.action is Action.CREATE or replace:
         head += f" from {item.source_workspace_id}"
     line = paint(head, colour)
     if item.reason:
