@@ -67,8 +67,11 @@ class Applied(Plan):
 
     @property
     def work_left(self) -> bool:
+        """A deferred create or replacement (--replace-failed), or an item an interruption
+        skipped; a conflict or blocked item left as it was is a failure instead."""
         return any(
-            i.result in (Result.DEFERRED, Result.SKIPPED) and not i.is_error for i in self.items
+            i.result is Result.DEFERRED or (i.result is Result.SKIPPED and not i.is_error)
+            for i in self.items
         )
 
 
@@ -242,8 +245,11 @@ def _create(item: PlanItem, client: RegionClient, creates_now: set[str]) -> Appl
 
 
 def create_now(item: PlanItem, client: RegionClient) -> AppliedItem:
-    """Send a deferred create now that its source WorkSpace is free (`apply --wait`)."""
+    """Send a deferred create now that its source WorkSpace is free (`apply --wait`); a
+    deferred replacement whose failed image is still there deletes it first."""
     plain = PlanItem(**item.model_dump(include=set(PlanItem.model_fields)))
+    if plain.action is Action.CONFLICT and plain.state == "ERROR" and plain.image_id:
+        return _replace(plain, client, {plain.name})
     return _create(plain.model_copy(update={"source_busy": False}), client, {plain.name})
 
 

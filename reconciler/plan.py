@@ -184,7 +184,13 @@ def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) 
             f"image is in ERROR ({detail or 'no error detail'}); "
             "`apply --replace-failed` deletes and recreates it"
         )
-        return base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
+        # As for a create: the tags its replacement is captured with (--replace-failed).
+        declared = tuple(
+            TagChange(key=k, before=None, after=v) for k, v in sorted(spec.tags.items())
+        )
+        return base.model_copy(
+            update={"action": Action.CONFLICT, "reason": reason, "tag_changes": declared}
+        )
     if image.description != spec.description:
         reason = (
             f"description differs (live: {image.description!r}); an image's description can't "

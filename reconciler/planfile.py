@@ -29,7 +29,13 @@ CHECKSUM_KEY = "plan_checksum"
 def save_plan(plan: Plan, path: Path) -> None:
     document = plan.model_dump(mode="json")
     document[CHECKSUM_KEY] = _checksum(document)
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    try:
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise PlanFileError(
+            f"plan file {path} cannot be written: {err.strerror or err}",
+            hint="pass --out a file in a folder that exists and is writable",
+        ) from err
 
 
 def load_plan(path: Path) -> Plan:

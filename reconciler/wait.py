@@ -82,14 +82,16 @@ def _refresh_captures(client: RegionClient, items: dict[tuple[str, str], Applied
 
 
 def _start_deferred(client: RegionClient, items: dict[tuple[str, str], AppliedItem]) -> None:
-    """Create the deferred items whose source WorkSpace is free now, one per source."""
+    """Create the deferred items whose source WorkSpace is free now, one per source.
+
+    Deferred items are creates, and replacements of failed images (--replace-failed)."""
     mine = [i for i in items.values() if i.region == client.region]
     busy = {i.source_workspace_id for i in mine if _capturing(i)}
     deferred = [
         i
         for i in mine
         if i.result is Result.DEFERRED
-        and i.action is Action.CREATE
+        and i.action in (Action.CREATE, Action.CONFLICT)
         and i.source_workspace_id not in busy
     ]
     if not deferred:

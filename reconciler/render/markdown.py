@@ -29,7 +29,9 @@ _ESCAPES = {
     "<": "&lt;",
     ">": "&gt;",
     '"': "&quot;",
-    "@": "&#64;",
+    # GitHub finds mentions and issue references after decoding entities, so an entity
+    # alone does not stop them: a zero-width space after the sign does.
+    "@": "&#64;&#8203;",
     "|": "&#124;",
     "`": "&#96;",
     "\\": "&#92;",
@@ -37,7 +39,7 @@ _ESCAPES = {
     "_": "&#95;",
     "[": "&#91;",
     "]": "&#93;",
-    "#": "&#35;",
+    "#": "&#35;&#8203;",
     "~": "&#126;",
     "!": "&#33;",
     ":": "&#58;",
@@ -111,11 +113,9 @@ def _fit(
     budget -= sum(len(r) + 1 for r in kept_rows)
     unchanged_lines = [f"- {_code(i.name)} ({md(i.region)})" for i in unchanged]
     kept_unchanged = _take(unchanged_lines, budget - 100)
-    left_out = (
-        (len(warnings) - len(kept_warnings))
-        + (len(rows) - len(kept_rows))
-        + (len(unchanged_lines) - len(kept_unchanged))
-    )
+    # Each item has one row or one unchanged line; a warning repeats an item's problem.
+    items_left_out = len(rows) - len(kept_rows) + len(unchanged_lines) - len(kept_unchanged)
+    warnings_left_out = len(warnings) - len(kept_warnings)
     parts = [*head, *kept_warnings]
     if kept_rows:
         parts += ["| Action | Image | Region | Detail |", "| --- | --- | --- | --- |"]
@@ -129,19 +129,30 @@ def _fit(
             "</details>",
             "",
         ]
-    if left_out:
+    left_out = [
+        _count(items_left_out, "more item") if items_left_out else "",
+        _count(warnings_left_out, "warning") if warnings_left_out else "",
+    ]
+    if any(left_out):
+        were = "was" if items_left_out + warnings_left_out == 1 else "were"
         parts.append(
-            f"_{left_out} more rows were left out to fit a comment; run "
+            f"_{' and '.join(p for p in left_out if p)} {were} left out to fit a comment; run "
             "`reconciler plan` or see the job log for the whole plan._"
         )
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _take(lines: Sequence[str], budget: int) -> list[str]:
+    """The lines that fit, in order; one too long for what is left does not stop shorter
+    ones after it."""
     kept, used = [], 0
     for line in lines:
         if used + len(line) + 1 > budget:
-            break
+            continue
         kept.append(line)
         used += len(line) + 1
     return kept
@@ -172,10 +183,18 @@ def _warnings(document: Plan | Applied) -> list[str]:
                 f"{md(item.reason)}\n"  # a blank line: consecutive alerts would merge
             )
     if document.unmanaged:
-        lines.append(
-            f"> [!CAUTION]\n> {len(document.unmanaged)} owned images have no spec; "
-            "`apply --prune` deletes them.\n"
-        )
+        deleted = sum(getattr(u, "result", None) is Result.DELETED for u in document.unmanaged)
+        kept = len(document.unmanaged) - deleted
+        said = []
+        if deleted:
+            were = "was" if deleted == 1 else "were"
+            said.append(f"{_count(deleted, 'owned image')} with no spec {were} deleted.")
+        if kept:
+            have, them = ("has", "it") if kept == 1 else ("have", "them")
+            said.append(
+                f"{_count(kept, 'owned image')} {have} no spec; `apply --prune` deletes {them}."
+            )
+        lines.append(f"> [!CAUTION]\n> {' '.join(said)}\n")
     return lines
 
 
@@ -184,20 +203,24 @@ def _row(item: PlanItem) -> str:
     action = _ICON[item.action]
     if isinstance(item, AppliedItem):
         action += f" → **{item.result.value}**"
-        if item.error:
+        if item.error and item.error != item.reason:  # a deferral repeats the plan's reason
             detail += f"<br>{md(item.error)}"
     return f"| {action} | {_code(item.name)} | {md(item.region)} | {detail} |"
 
 
 def _detail(item: PlanItem) -> str:
     parts = []
-    if item.action is Action.CREATE:
+    if item.action in (Action.CREATE, Action.BLOCKED):
         parts.append(f"from {_code(item.source_workspace_id)}")
     elif item.image_id:
         parts.append(f"{_code(item.image_id)}")
     if item.reason and not item.is_error:
         parts.append(md(item.reason))
-    parts += [_change(c) for c in item.tag_changes]
+    # A conflict or blocked item changes no tag (unless apply replaced a failed image):
+    # listing the declared ones would only crowd the problems out of a long plan.
+    replaced = isinstance(item, AppliedItem) and item.result in (Result.CREATED, Result.CONVERGED)
+    if not item.is_error or replaced:
+        parts += [_change(c) for c in item.tag_changes]
     return "<br>".join(parts) or " "
 
 
@@ -212,6 +235,8 @@ def _change(change: TagChange) -> str:
 def _unmanaged_row(u: Unmanaged, document: Plan | Applied) -> str:
     result = getattr(u, "result", Result.UNCHANGED)
     label = "🗑️ unmanaged" + (f" → **{result.value}**" if result is not Result.UNCHANGED else "")
-    return (
-        f"| {label} | {_code(u.name)} | {md(u.region)} | {_code(u.image_id)} no spec declares it |"
-    )
+    detail = f"{_code(u.image_id)} no spec declares it"
+    error = getattr(u, "error", None)
+    if error:
+        detail += f"<br>{md(error)}"
+    return f"| {label} | {_code(u.name)} | {md(u.region)} | {detail} |"

@@ -75,6 +75,8 @@ def render_plan(
 
     for item in sorted(shown, key=lambda i: (not i.is_error, i.action is Action.NO_OP)):
         out.write(_item_line(item, paint, replaced(item)) + "\n")
+        if item.state == "ERROR" and not replaced(item):
+            continue  # a failed image's tags are its replacement's: shown only with it
         for change in item.tag_changes:
             out.write(_tag_line(change, paint) + "\n")
     if plan.unmanaged and not prune:
@@ -139,8 +141,8 @@ def summary_line(plan: Plan) -> str:
 def _errors_phrase(plan: Plan) -> str:
     s = plan.summary
     parts = [
-        f"{s['conflict']} conflict" if s["conflict"] else "",
-        f"{s['blocked']} blocked" if s["blocked"] else "",
+        f"{s['conflict']} conflict{'s' if s['conflict'] > 1 else ''}" if s["conflict"] else "",
+        f"{s['blocked']} blocked item{'s' if s['blocked'] > 1 else ''}" if s["blocked"] else "",
     ]
     return " and ".join(p for p in parts if p)
 
