@@ -1,0 +1,1 @@
+"""Renderer tests: text and JSON output compared with expected-output files."""

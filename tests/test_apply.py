@@ -1,0 +1,444 @@
+"""`reconciler.apply.apply_plan` in-process, against moto with the fidelity layer.
+
+Plans are built the real way (`build_plan` over spec files and the live state). Errors the
+fidelity layer does not produce on its own are injected at the HTTP boundary's stand-in:
+the region client's botocore method for one image name raises `ClientError` (or a
+connection error), optionally after the real call ran.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+import yaml
+from moto import mock_aws
+
+from reconciler import OWNERSHIP_TAG_KEY
+from reconciler.apply import Applied, AppliedItem, Result, apply_plan
+from reconciler.aws import AwsSettings, Clients
+from reconciler.plan import Action, Plan
+from reconciler.run import PlanOptions, build_plan
+from tests.fidelity import Fidelity, FidelityConfig, installed
+
+REGION = "eu-west-1"
+OWN = {OWNERSHIP_TAG_KEY: "true"}
+WS_A = "ws-0a1b2c3d4"
+WS_B = "ws-0b1b2c3d4"
+WS_C = "ws-0c1b2c3d4"
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture
+def fidelity(request: pytest.FixtureRequest) -> Iterator[Fidelity]:
+    config = getattr(request, "param", None) or FidelityConfig()
+    with mock_aws(), installed(config) as handle:
+        yield handle
+
+
+@pytest.fixture
+def clients(fidelity: Fidelity) -> Iterator[Clients]:
+    made = Clients(AwsSettings(region=REGION, api_rate=0))
+    yield made
+    made.close()
+
+
+def spec(name: str, source: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": name,
+        "description": f"Image {name}",
+        "source_workspace_id": source,
+    }
+    if tags:
+        doc["tags"] = tags
+    return doc
+
+
+def plan_for(tmp_path: Path, clients: Clients, *docs: dict[str, Any]) -> Plan:
+    specs = tmp_path / "specs"
+    specs.mkdir(exist_ok=True)
+    (specs / "images.yaml").write_text(
+        "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs), encoding="utf-8"
+    )
+    plan, _ = build_plan(PlanOptions(specs_dir=str(specs)), clients)
+    return plan
+
+
+def by_name(applied: Applied) -> dict[str, AppliedItem]:
+    return {i.name: i for i in applied.items}
+
+
+def live(fidelity: Fidelity) -> dict[str, dict[str, Any]]:
+    return {i["name"]: i for i in fidelity.images(REGION)}
+
+
+def client_error(code: str, message: str = "the service said no", status: int = 400) -> Exception:
+    return botocore.exceptions.ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        "CreateWorkspaceImage",
+    )
+
+
+def inject_create(
+    monkeypatch: pytest.MonkeyPatch,
+    clients: Clients,
+    name: str,
+    error: Callable[[], Exception],
+    *,
+    run_first: bool = False,
+    times: int | None = None,
+) -> list[dict[str, Any]]:
+    """CreateWorkspaceImage for `name` raises `error()` (after running the real call if
+    `run_first`), `times` times (None: always). Returns the calls made for `name`."""
+    creates = clients.region(REGION).creates
+    real = creates.create_workspace_image
+    seen: list[dict[str, Any]] = []
+
+    def create_workspace_image(**kwargs: Any) -> Any:
+        if kwargs["Name"] != name:
+            return real(**kwargs)
+        seen.append(kwargs)
+        if times is not None and len(seen) > times:
+            return real(**kwargs)
+        if run_first:
+            real(**kwargs)
+        raise error()
+
+    monkeypatch.setattr(creates, "create_workspace_image", create_workspace_image)
+    return seen
+
+
+# --- every documented CreateWorkspaceImage error -------------------------------------------
+
+# code -> (result, words the error must carry besides the code and the AWS message)
+DOCUMENTED = {
+    "ResourceAlreadyExistsException": (Result.CONVERGED, None),
+    "InvalidResourceStateException": (Result.DEFERRED, ("busy", "again")),
+    "ResourceLimitExceededException": (Result.FAILED, ("quota",)),
+    "ResourceNotFoundException": (Result.FAILED, ("WorkSpace",)),
+    "AccessDeniedException": (Result.FAILED, ("workspaces:CreateWorkspaceImage",)),
+    "OperationNotSupportedException": (Result.FAILED, ("another source",)),
+    "InvalidParameterValuesException": (Result.FAILED, ("spec",)),
+}
+
+
+@pytest.mark.parametrize("code", list(DOCUMENTED))
+def test_each_documented_create_error_maps_to_its_result_and_the_others_go_on(
+    fidelity: Fidelity,
+    clients: Clients,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    fidelity.add_workspace(REGION, WS_B)
+    retag = fidelity.add_image(REGION, "retag", "Image retag", tags={**OWN, "team": "old"})
+    plan = plan_for(
+        tmp_path,
+        clients,
+        spec("refused", WS_A, {"team": "x"}),
+        spec("good", WS_B, {"team": "y"}),
+        spec("retag", WS_C, {"team": "new"}),
+    )
+    assert [i.action for i in plan.items] == [Action.CREATE, Action.CREATE, Action.UPDATE_TAGS]
+    inject_create(monkeypatch, clients, "refused", lambda: client_error(code, "Details here."))
+
+    applied = apply_plan(plan, clients)
+
+    result, words = DOCUMENTED[code]
+    refused = by_name(applied)["refused"]
+    assert refused.result is result
+    if words is None:
+        assert refused.error is None
+    else:
+        assert refused.error is not None
+        assert code in refused.error
+        assert "Details here." in refused.error
+        assert "hint:" in refused.error
+        for word in words:
+            assert word in refused.error
+    # One failure never stops the others.
+    assert by_name(applied)["good"].result is Result.CREATED
+    assert by_name(applied)["retag"].result is Result.TAGS_UPDATED
+    assert fidelity.image_tags(REGION, retag) == {**OWN, "team": "new"}
+    assert live(fidelity)["good"]["tags"] == {**OWN, "team": "y"}
+    assert "refused" not in live(fidelity)
+    assert applied.failed is (result is Result.FAILED)
+    assert applied.work_left is (result is Result.DEFERRED)
+
+
+def test_an_undocumented_create_error_fails_with_the_aws_code_and_message(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    plan = plan_for(tmp_path, clients, spec("img", WS_A))
+    inject_create(monkeypatch, clients, "img", lambda: client_error("ValidationException", "Nope"))
+    item = by_name(apply_plan(plan, clients))["img"]
+    assert item.result is Result.FAILED
+    assert item.error is not None
+    assert "ValidationException: Nope" in item.error
+
+
+# --- the same errors, produced by the service itself ----------------------------------------
+
+
+def test_an_image_created_after_the_plan_is_converged_not_failed(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    plan = plan_for(tmp_path, clients, spec("img", WS_A, {"team": "t"}))
+    other = fidelity.add_image(REGION, "img", "Image img", tags={**OWN, "team": "t"})
+    applied = apply_plan(plan, clients)  # the service answers ResourceAlreadyExistsException
+    assert by_name(applied)["img"].result is Result.CONVERGED
+    assert by_name(applied)["img"].error is None
+    assert not applied.failed
+    assert [i["id"] for i in fidelity.images(REGION)] == [other]
+
+
+def test_a_source_removed_after_the_plan_fails_with_a_hint(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    plan = plan_for(tmp_path, clients, spec("img", WS_A))
+    del fidelity.backend(REGION).workspaces[WS_A]
+    item = by_name(apply_plan(plan, clients))["img"]
+    assert item.result is Result.FAILED
+    assert item.error is not None
+    assert "ResourceNotFoundException" in item.error
+    assert "hint:" in item.error
+    assert fidelity.images(REGION) == []
+
+
+def test_a_source_stopped_after_the_plan_is_deferred(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    plan = plan_for(tmp_path, clients, spec("img", WS_A))
+    fidelity.set_workspace_state(REGION, WS_A, "STOPPED")
+    applied = apply_plan(plan, clients)  # InvalidResourceStateException
+    item = by_name(applied)["img"]
+    assert item.result is Result.DEFERRED
+    assert item.error is not None
+    assert "InvalidResourceStateException" in item.error
+    assert applied.work_left
+    assert not applied.failed
+    assert fidelity.images(REGION) == []
+
+
+@pytest.mark.parametrize("fidelity", [FidelityConfig(image_quota=1)], indirect=True)
+def test_the_service_quota_fails_the_create_beyond_it(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    fidelity.add_workspace(REGION, WS_B)
+    plan = plan_for(tmp_path, clients, spec("one", WS_A), spec("two", WS_B))  # quota 40 assumed
+    assert [i.action for i in plan.items] == [Action.CREATE, Action.CREATE]
+    applied = apply_plan(plan, clients)
+    results = sorted(applied.items, key=lambda i: i.result.value)
+    assert [i.result for i in results] == [Result.CREATED, Result.FAILED]
+    assert results[1].error is not None
+    assert "ResourceLimitExceededException" in results[1].error
+    assert "quota" in results[1].error
+    assert [i["name"] for i in fidelity.images(REGION)] == [results[0].name]
+
+
+# --- lost replies ---------------------------------------------------------------------------
+
+
+def _read_timeout() -> Exception:
+    return botocore.exceptions.ReadTimeoutError(endpoint_url="https://workspaces.test")
+
+
+def _connection_refused() -> Exception:
+    return botocore.exceptions.EndpointConnectionError(endpoint_url="https://workspaces.test")
+
+
+@pytest.mark.parametrize(
+    ("error", "ran", "result"),
+    [
+        (lambda: client_error("InternalFailure", "oops", 500), True, Result.CONVERGED),
+        (lambda: client_error("InternalFailure", "oops", 500), False, Result.FAILED),
+        (lambda: client_error("ServiceUnavailable", "busy", 503), True, Result.CONVERGED),
+        (_read_timeout, True, Result.CONVERGED),
+        (_read_timeout, False, Result.FAILED),
+        (_connection_refused, False, Result.FAILED),
+    ],
+    ids=["500-ran", "500-not-run", "503-ran", "timeout-ran", "timeout-not-run", "refused"],
+)
+def test_a_create_whose_reply_is_lost_is_settled_by_looking_the_name_up(
+    fidelity: Fidelity,
+    clients: Clients,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Callable[[], Exception],
+    ran: bool,
+    result: Result,
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    plan = plan_for(tmp_path, clients, spec("img", WS_A))
+    sent = inject_create(monkeypatch, clients, "img", error, run_first=ran)
+    item = by_name(apply_plan(plan, clients))["img"]
+    assert len(sent) == 1  # never sent again blindly
+    assert item.result is result
+    images = fidelity.images(REGION)
+    if ran:
+        assert item.error is None
+        assert [i["id"] for i in images] == [item.image_id]
+    else:
+        assert item.error is not None
+        assert "no image of that name exists" in item.error
+        assert images == []
+
+
+def test_a_lost_reply_whose_lookup_fails_too_is_failed_and_says_to_run_again(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    plan = plan_for(tmp_path, clients, spec("img", WS_A))
+    inject_create(monkeypatch, clients, "img", _read_timeout, run_first=True)
+    reads = clients.region(REGION).reads
+
+    def describe_workspace_images(**kwargs: Any) -> Any:
+        raise client_error("InternalFailure", "down", 500)
+
+    monkeypatch.setattr(reads, "describe_workspace_images", describe_workspace_images)
+    item = by_name(apply_plan(plan, clients))["img"]
+    assert item.result is Result.FAILED
+    assert item.error is not None
+    assert "lookup failed" in item.error
+    assert "run apply again" in item.error
+
+
+def test_a_throttled_create_is_sent_again_because_it_did_not_run(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    plan = plan_for(tmp_path, clients, spec("img", WS_A))
+    sent = inject_create(
+        monkeypatch, clients, "img", lambda: client_error("ThrottlingException"), times=1
+    )
+    item = by_name(apply_plan(plan, clients))["img"]
+    assert len(sent) == 2
+    assert item.result is Result.CREATED
+    assert len(fidelity.images(REGION)) == 1
+
+
+# --- tags, ordering, interruption -----------------------------------------------------------
+
+
+def test_a_failed_tag_write_fails_its_item_only(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    denied = fidelity.add_image(REGION, "denied", "Image denied", tags={**OWN, "team": "old"})
+    fine = fidelity.add_image(REGION, "fine", "Image fine", tags={"team": "old"})
+    plan = plan_for(
+        tmp_path,
+        clients,
+        spec("denied", WS_A, {"team": "new"}),
+        spec("fine", WS_B, {"team": "new"}),
+    )
+    assert [i.action for i in plan.items] == [Action.UPDATE_TAGS, Action.ADOPT]
+    reads = clients.region(REGION).reads
+    real = reads.create_tags
+
+    def create_tags(**kwargs: Any) -> Any:
+        if kwargs["ResourceId"] == denied:
+            raise client_error("AccessDeniedException", "not allowed")
+        return real(**kwargs)
+
+    monkeypatch.setattr(reads, "create_tags", create_tags)
+    applied = apply_plan(plan, clients)
+    item = by_name(applied)["denied"]
+    assert item.result is Result.FAILED
+    assert item.error is not None
+    assert "AccessDeniedException" in item.error
+    assert "workspaces:CreateTags" in item.error
+    assert by_name(applied)["fine"].result is Result.ADOPTED
+    assert fidelity.image_tags(REGION, denied) == {**OWN, "team": "old"}
+    assert fidelity.image_tags(REGION, fine) == {**OWN, "team": "new"}
+    assert applied.failed
+
+
+def test_creates_from_one_source_send_the_first_and_defer_the_rest(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    fidelity.add_workspace(REGION, WS_B)
+    plan = plan_for(
+        tmp_path,
+        clients,
+        spec("a-1", WS_A),
+        spec("b-1", WS_B),
+        spec("a-2", WS_A),
+        spec("a-3", WS_A),
+    )
+    applied = apply_plan(plan, clients)
+    got = {name: item.result for name, item in by_name(applied).items()}
+    assert got == {
+        "a-1": Result.CREATED,
+        "b-1": Result.CREATED,
+        "a-2": Result.DEFERRED,
+        "a-3": Result.DEFERRED,
+    }
+    error = by_name(applied)["a-2"].error
+    assert error is not None
+    assert WS_A in error
+    assert sorted(live(fidelity)) == ["a-1", "b-1"]
+    assert applied.work_left
+    assert not applied.failed
+
+
+def test_conflict_and_blocked_items_are_skipped_with_their_reason(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    fidelity.add_image(REGION, "conflict", "Another description", tags=OWN)
+    plan = plan_for(
+        tmp_path, clients, spec("conflict", WS_A), spec("blocked", WS_C), spec("ok", WS_A)
+    )
+    assert [i.action for i in plan.items] == [Action.CONFLICT, Action.BLOCKED, Action.CREATE]
+    applied = apply_plan(plan, clients)
+    for item, planned in zip(applied.items[:2], plan.items[:2], strict=True):
+        assert item.result is Result.SKIPPED
+        assert item.error == planned.reason
+    assert by_name(applied)["ok"].result is Result.CREATED
+    assert applied.failed
+    assert sorted(live(fidelity)) == ["conflict", "ok"]
+
+
+def test_an_interrupted_apply_starts_no_call_and_skips_every_change(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    retag = fidelity.add_image(REGION, "retag", "Image retag", tags={**OWN, "team": "old"})
+    fidelity.add_image(REGION, "same", "Image same", tags=OWN)
+    plan = plan_for(
+        tmp_path,
+        clients,
+        spec("new", WS_A),
+        spec("retag", WS_B, {"team": "new"}),
+        spec("same", WS_B),
+    )
+    clients.stop.set()
+    applied = apply_plan(plan, clients)
+    assert applied.interrupted
+    got = {name: item.result for name, item in by_name(applied).items()}
+    assert got == {"new": Result.SKIPPED, "retag": Result.SKIPPED, "same": Result.UNCHANGED}
+    assert sorted(live(fidelity)) == ["retag", "same"]
+    assert fidelity.image_tags(REGION, retag) == {**OWN, "team": "old"}
