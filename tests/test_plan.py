@@ -16,62 +16,158 @@ OWNED = {OWNERSHIP_TAG_KEY: "true"}
 WS = "ws-0a1b2c3d4"
 
 
-def spec(name: str = "img", *, tags: dict[str, str] | None = None, region: str | None = None,
-         source: str = WS, description: str = "Golden image", ignore: frozenset[str] = frozenset(),
-         prefixes: tuple[str, ...] = ()) -> Spec:
+def spec(
+    name: str = "img",
+    *,
+    tags: dict[str, str] | None = None,
+    region: str | None = None,
+    source: str = WS,
+    description: str = "Golden image",
+    ignore: frozenset[str] = frozenset(),
+    prefixes: tuple[str, ...] = (),
+) -> Spec:
     return Spec(name, description, source, region, tags or {}, ignore, prefixes, "a.yaml", 1)
 
 
-def image(name: str = "img", *, tags: dict[str, str] | None = None, state: str = "AVAILABLE",
-          description: str = "Golden image", created: datetime | None = None,
-          error: tuple[str, str] | None = None) -> LiveImage:
+def image(
+    name: str = "img",
+    *,
+    tags: dict[str, str] | None = None,
+    state: str = "AVAILABLE",
+    description: str = "Golden image",
+    created: datetime | None = None,
+    error: tuple[str, str] | None = None,
+) -> LiveImage:
     return LiveImage(
-        f"wsi-{abs(hash(name)) % 10**9:09d}", name, description, state,
-        OWNED if tags is None else tags, created,
-        error[0] if error else None, error[1] if error else None,
+        f"wsi-{abs(hash(name)) % 10**9:09d}",
+        name,
+        description,
+        state,
+        OWNED if tags is None else tags,
+        created,
+        error[0] if error else None,
+        error[1] if error else None,
     )
 
 
-def inventory(*images: LiveImage, sources: dict[str, str | None] | None = None,
-              count: int | None = None, region: str = "eu-west-1") -> Inventory:
+def inventory(
+    *images: LiveImage,
+    sources: dict[str, str | None] | None = None,
+    count: int | None = None,
+    region: str = "eu-west-1",
+) -> Inventory:
     srcs = {ws: SourceWorkspace(ws, state) for ws, state in (sources or {WS: "AVAILABLE"}).items()}
-    inv = RegionInventory(region, {i.name: i for i in images},
-                          len(images) if count is None else count, sources=srcs)
+    inv = RegionInventory(
+        region, {i.name: i for i in images}, len(images) if count is None else count, sources=srcs
+    )
     return Inventory({region: inv})
 
 
 def plan_of(specs: list[Spec], inv: Inventory, quota: int = 40):  # type: ignore[no-untyped-def]
-    return make_plan(specs, inv, specs_digest="sha256:x", default_region="eu-west-1",
-                     image_quota=quota, now=NOW)
+    return make_plan(
+        specs, inv, specs_digest="sha256:x", default_region="eu-west-1", image_quota=quota, now=NOW
+    )
 
 
 CASES = [
     # (id, spec, live images, sources, expected action, reason fragment)
     ("missing image is created", spec(), [], None, Action.CREATE, None),
-    ("owned and equal is no-op", spec(tags={"a": "1"}), [image(tags={**OWNED, "a": "1"})], None,
-     Action.NO_OP, None),
-    ("pending capture is no-op", spec(), [image(state="PENDING", created=NOW)], None,
-     Action.NO_OP, None),
-    ("changed value updates tags", spec(tags={"a": "2"}), [image(tags={**OWNED, "a": "1"})], None,
-     Action.UPDATE_TAGS, None),
-    ("extra live key is drift", spec(), [image(tags={**OWNED, "x": "1"})], None,
-     Action.UPDATE_TAGS, None),
-    ("ignored live key is not drift", spec(ignore=frozenset({"x"})),
-     [image(tags={**OWNED, "x": "1"})], None, Action.NO_OP, None),
-    ("ignored prefix is not drift", spec(prefixes=("finops:",)),
-     [image(tags={**OWNED, "finops:cc": "1"})], None, Action.NO_OP, None),
-    ("aws system tags are not drift", spec(), [image(tags={**OWNED, "aws:x": "1"})], None,
-     Action.NO_OP, None),
-    ("unowned image is adopted", spec(tags={"a": "1"}), [image(tags={})], None,
-     Action.ADOPT, "ownership"),
-    ("unowned with other tags is adopted", spec(), [image(tags={"ManagedBy": "x"})], None,
-     Action.ADOPT, "ownership"),
-    ("description differs is conflict", spec(description="New"), [image()], None,
-     Action.CONFLICT, "description differs"),
-    ("unowned with other description is conflict", spec(description="New"), [image(tags={})],
-     None, Action.CONFLICT, "description"),
-    ("error image is conflict", spec(), [image(state="ERROR", error=("E1", "disk full"))], None,
-     Action.CONFLICT, "E1: disk full"),
+    (
+        "owned and equal is no-op",
+        spec(tags={"a": "1"}),
+        [image(tags={**OWNED, "a": "1"})],
+        None,
+        Action.NO_OP,
+        None,
+    ),
+    (
+        "pending capture is no-op",
+        spec(),
+        [image(state="PENDING", created=NOW)],
+        None,
+        Action.NO_OP,
+        None,
+    ),
+    (
+        "changed value updates tags",
+        spec(tags={"a": "2"}),
+        [image(tags={**OWNED, "a": "1"})],
+        None,
+        Action.UPDATE_TAGS,
+        None,
+    ),
+    (
+        "extra live key is drift",
+        spec(),
+        [image(tags={**OWNED, "x": "1"})],
+        None,
+        Action.UPDATE_TAGS,
+        None,
+    ),
+    (
+        "ignored live key is not drift",
+        spec(ignore=frozenset({"x"})),
+        [image(tags={**OWNED, "x": "1"})],
+        None,
+        Action.NO_OP,
+        None,
+    ),
+    (
+        "ignored prefix is not drift",
+        spec(prefixes=("finops:",)),
+        [image(tags={**OWNED, "finops:cc": "1"})],
+        None,
+        Action.NO_OP,
+        None,
+    ),
+    (
+        "aws system tags are not drift",
+        spec(),
+        [image(tags={**OWNED, "aws:x": "1"})],
+        None,
+        Action.NO_OP,
+        None,
+    ),
+    (
+        "unowned image is adopted",
+        spec(tags={"a": "1"}),
+        [image(tags={})],
+        None,
+        Action.ADOPT,
+        "ownership",
+    ),
+    (
+        "unowned with other tags is adopted",
+        spec(),
+        [image(tags={"ManagedBy": "x"})],
+        None,
+        Action.ADOPT,
+        "ownership",
+    ),
+    (
+        "description differs is conflict",
+        spec(description="New"),
+        [image()],
+        None,
+        Action.CONFLICT,
+        "description differs",
+    ),
+    (
+        "unowned with other description is conflict",
+        spec(description="New"),
+        [image(tags={})],
+        None,
+        Action.CONFLICT,
+        "description",
+    ),
+    (
+        "error image is conflict",
+        spec(),
+        [image(state="ERROR", error=("E1", "disk full"))],
+        None,
+        Action.CONFLICT,
+        "E1: disk full",
+    ),
     ("missing source blocks", spec(), [], {WS: None}, Action.BLOCKED, "not found"),
     ("terminated source blocks", spec(), [], {WS: "TERMINATED"}, Action.BLOCKED, "terminated"),
     ("error source blocks", spec(), [], {WS: "ERROR"}, Action.BLOCKED, "ERROR"),
@@ -85,7 +181,8 @@ CASES = [
 
 @pytest.mark.parametrize(
     ("spec_", "live", "sources", "action", "reason"),
-    [c[1:] for c in CASES], ids=[c[0] for c in CASES],
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
 )
 def test_plan_case_table(spec_, live, sources, action, reason):  # type: ignore[no-untyped-def]
     item = plan_of([spec_], inventory(*live, sources=sources)).items[0]
@@ -104,8 +201,10 @@ def test_plan_has_one_item_per_spec_in_spec_order():
 
 def test_create_carries_declared_tags_as_additions():
     item = plan_of([spec(tags={"b": "2", "a": "1"})], inventory()).items[0]
-    assert item.tag_changes == (TagChange(key="a", before=None, after="1"),
-                                TagChange(key="b", before=None, after="2"))
+    assert item.tag_changes == (
+        TagChange(key="a", before=None, after="1"),
+        TagChange(key="b", before=None, after="2"),
+    )
 
 
 def test_tag_changes_report_before_and_after():
@@ -144,14 +243,22 @@ def test_unowned_image_without_spec_is_left_alone():
 def test_capture_pending_over_two_hours_is_stuck():
     old = image(state="PENDING", created=NOW - timedelta(hours=3))
     item = plan_of([spec()], inventory(old)).items[0]
-    assert item.action is Action.NO_OP and item.stuck
+    assert item.action is Action.NO_OP
+    assert item.stuck
     assert "stuck" in (item.reason or "")
 
 
 def test_summary_counts_every_action_and_unmanaged():
     plan = plan_of([spec("a"), spec("b")], inventory(image("b", tags={}), image("z")))
-    assert plan.summary == {"create": 1, "no-op": 0, "update-tags": 0, "adopt": 1,
-                            "conflict": 0, "blocked": 0, "unmanaged": 1}
+    assert plan.summary == {
+        "create": 1,
+        "no-op": 0,
+        "update-tags": 0,
+        "adopt": 1,
+        "conflict": 0,
+        "blocked": 0,
+        "unmanaged": 1,
+    }
 
 
 def test_plan_is_immutable():
