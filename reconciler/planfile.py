@@ -109,8 +109,11 @@ def settle(saved: Plan, fresh: Plan) -> tuple[Plan, frozenset[tuple[str, str]]]:
 
 
 def _created_meanwhile(saved: PlanItem, fresh: PlanItem) -> bool:
-    exists_now = fresh.action is not Action.CREATE and fresh.image_id is not None
-    return saved.action is Action.CREATE and exists_now
+    """A planned create whose image now exists as declared (even if its tags still need
+    writing). One in conflict (another description, or ERROR) or blocked is not: the live
+    state then calls for other actions, and the plan is stale."""
+    usable = fresh.action in (Action.NO_OP, Action.UPDATE_TAGS, Action.ADOPT)
+    return saved.action is Action.CREATE and usable and fresh.image_id is not None
 
 
 def _keys(plan: Plan) -> list[tuple[str, str]]:
@@ -129,7 +132,6 @@ def _decisions(plan: Plan, *, skip: frozenset[tuple[str, str]]) -> dict[str, Any
             "image_id": i.image_id,
             "tag_changes": [c.model_dump() for c in i.tag_changes],
             "source_busy": i.source_busy,
-            "live_facts": i.fingerprint if i.changes else None,
         }
         for i in plan.items
         if (i.region, i.name) not in skip

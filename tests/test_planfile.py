@@ -221,6 +221,19 @@ def test_a_planned_create_that_now_exists_is_converged(saved: Path) -> None:
     assert [i.action for i in plan.items[1:]] == [Action.UPDATE_TAGS, Action.NO_OP]
 
 
+@pytest.mark.parametrize(
+    ("description", "state"),
+    [("Someone else's image", "AVAILABLE"), ("Golden image finance-win11", "ERROR")],
+    ids=["other-description", "in-error"],
+)
+def test_a_planned_create_raced_by_a_conflicting_image_is_stale(
+    saved: Path, description: str, state: str
+) -> None:
+    raced = LiveImage("wsi-000000009", "finance-win11", description, state, dict(OWNED))
+    with pytest.raises(StalePlanError, match="saved plan is stale"):
+        settle(load_plan(saved), plan_of(SPECS, [*LIVE, raced]))
+
+
 def test_live_tags_changed_since_the_plan_make_it_stale_and_say_how(saved: Path) -> None:
     moved = [image("hr-win11", 1, {**OWNED, "team": "ops"}), LIVE[1]]
     with pytest.raises(StalePlanError) as caught:
