@@ -60,7 +60,7 @@ class AwsSettings:
     profile: str | None = None
     endpoint_url: str | None = None
     api_rate: float = 2.0  # calls per second per region; 0 means no pacing
-    concurrency: int = 4  # calls in flight at once per region
+    concurrency: int = 16  # calls in flight at once per region
 
 
 class TokenBucket:

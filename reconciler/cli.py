@@ -78,7 +78,9 @@ aws_options = _stack(
     click.option(
         "--concurrency",
         type=click.IntRange(min=1),
-        default=4,
+        # At the service's pace the bucket, not the pool, sets the speed; without pacing
+        # (--api-rate 0) a wider pool hides per-call latency (see docs/performance.md).
+        default=16,
         show_default=True,
         help="AWS calls in flight at once per region.",
     ),
