@@ -74,18 +74,28 @@ def read_images(
     judged = [i for i in listed if wanted is None or i.get("Name") in wanted]
     done = [0]
 
-    def with_tags(image: WorkspaceImageTypeDef) -> LiveImage:
-        live = _live_image(image, client.tags(image["ImageId"]))
+    def with_tags(image: WorkspaceImageTypeDef) -> LiveImage | None:
+        try:
+            live: LiveImage | None = _live_image(image, client.tags(image["ImageId"]))
+        except Exception as err:
+            # Deleted between the listing and its tag read (a paced plan takes minutes):
+            # the image is gone, so the plan must not count it. (Read duck-typed: this
+            # module's models are imported by the plan, which never imports botocore.)
+            code = getattr(err, "response", {}).get("Error", {}).get("Code")
+            if code != "ResourceNotFoundException":
+                raise
+            live = None
         done[0] += 1
         if progress:
             progress(client.region, "tags", done[0], len(judged))
         return live
 
-    images = client.map(with_tags, judged)
+    images = [i for i in client.map(with_tags, judged) if i is not None]
     judged_ids = {i["ImageId"] for i in judged}
     others = frozenset(i.get("Name", "") for i in listed if i["ImageId"] not in judged_ids)
+    gone = len(judged) - len(images)
     return RegionInventory(
-        client.region, {i.name: i for i in images}, len(listed), other_names=others
+        client.region, {i.name: i for i in images}, len(listed) - gone, other_names=others
     )
 
 

@@ -442,3 +442,25 @@ def test_an_interrupted_apply_starts_no_call_and_skips_every_change(
     assert got == {"new": Result.SKIPPED, "retag": Result.SKIPPED, "same": Result.UNCHANGED}
     assert sorted(live(fidelity)) == ["retag", "same"]
     assert fidelity.image_tags(REGION, retag) == {**OWN, "team": "old"}
+
+
+def test_an_image_deleted_between_listing_and_tag_read_is_left_out_of_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clients: Clients, fidelity: Fidelity
+) -> None:
+    keep = fidelity.add_image(
+        REGION, "keep", description="Image keep", tags={OWNERSHIP_TAG_KEY: "true"}
+    )
+    gone = fidelity.add_image(REGION, "gone", tags={OWNERSHIP_TAG_KEY: "true"})
+    region = clients.region(REGION)
+    real_tags = region.tags
+
+    def tags(resource_id: str) -> dict[str, str]:
+        if resource_id == gone:  # someone deleted it while the paced plan ran
+            raise client_error("ResourceNotFoundException", "no such image")
+        return real_tags(resource_id)
+
+    monkeypatch.setattr(region, "tags", tags)
+    plan = plan_for(tmp_path, clients, spec("keep", WS_A))
+    assert [(i.name, i.action) for i in plan.items] == [("keep", Action.NO_OP)]
+    assert plan.items[0].image_id == keep
+    assert plan.unmanaged == ()

@@ -265,3 +265,14 @@ def test_plan_is_immutable():
     plan = plan_of([spec()], inventory())
     with pytest.raises(Exception, match="frozen"):
         plan.items[0].action = Action.NO_OP  # type: ignore[misc]
+
+
+def test_the_planner_and_the_specs_never_import_boto3():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, reconciler.plan, reconciler.specs, reconciler.cli;"
+        "sys.exit('boto3' in sys.modules or 'botocore' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
