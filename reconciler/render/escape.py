@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import re
 
-# C0 and C1 control characters (ESC among them) except tab; plus DEL.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 and C1 control characters (ESC among them) except tab; plus DEL. Line feeds too, and
+# Unicode's line and paragraph separators: every value shown is one line, and a newline in
+# a live tag value must not forge a line of a plan.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def terminal_safe(text: str) -> str:
-    """Control characters shown as visible escapes, so `\\x1b[2J` cannot clear a screen."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Control characters shown as visible escapes, so `\\x1b[2J` cannot clear a screen
+    and a newline cannot add a line."""
+    return _CONTROL.sub(_visible, text)
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -19,6 +19,7 @@ from typing import TextIO
 
 from reconciler.apply import Applied, AppliedItem, Result
 from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged
+from reconciler.render.escape import terminal_safe
 from reconciler.render.text import applied_summary, health_line, summary_line
 
 MAX_CHARS = 60_000
@@ -69,8 +70,10 @@ def md(text: str | None) -> str:
     (`<code>` rather than backticks: a code span would show the entities literally)."""
     if text is None:
         return "∅"
-    out = "".join(_ESCAPES.get(ch, ch) for ch in text)
-    return " ".join(out.splitlines()) or " "
+    # Lines joined, then other control characters (ESC) shown as visible escapes: a
+    # comment's text is printed in CI logs too.
+    text = terminal_safe(" ".join(text.splitlines()))
+    return "".join(_ESCAPES.get(ch, ch) for ch in text) or " "
 
 
 def _code(text: str | None) -> str:

@@ -36,8 +36,9 @@ def github_annotation(problem: SpecProblem) -> str:
     props = f"file={_prop(problem.file)}"
     if problem.line:  # a folder-level problem has no line
         props += f",line={problem.line},col={problem.column}"
-    title = _prop(f"{problem.field}")
-    return f"::error {props},title={title}::{_data(problem.message)}"
+    # The runner's log is a terminal too: the field and message may quote a spec's value.
+    title = _prop(terminal_safe(problem.field))
+    return f"::error {props},title={title}::{_data(terminal_safe(problem.message))}"
 
 
 def _data(text: str) -> str:

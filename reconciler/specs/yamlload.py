@@ -15,6 +15,7 @@ one, which matters at thousands of files; the pure-Python parser is the fallback
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,13 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's composer recurses in C, one frame per level of nesting: a 100 KB file of
+# `[[[[...` or `- - - -...` overflows the stack and crashes the process before MAX_DEPTH is
+# checked. Every level opens with `[`, `{`, a `- ` or `? ` indicator, or a deeper indentation
+# (which MAX_FILE_BYTES bounds to about 1,400 levels). A file with more openers than this is
+# parsed by the pure-Python parser, whose recursion ends in a RecursionError instead.
+LIBYAML_MAX_OPENERS = 5_000
+_OPENERS = re.compile(r"[\[{]|[-?](?=[\s\x00]|\Z)")
 
 MAX_FILE_BYTES = 1024 * 1024  # a spec file is a few hundred bytes; 1 MiB is generous
 MAX_NODES = 100_000  # per file, counting every alias expansion
@@ -238,6 +246,8 @@ def _syntax_problem(err: yaml.MarkedYAMLError, text: str) -> LoadProblem:
         mark = err.context_mark
     where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
     what = "; ".join(x for x in (err.context, err.problem) if x) or "invalid YAML"
+    if "nesting depth" in what:  # newer PyYAML stops deep nesting itself
+        return LoadProblem(where, "<file>", f"nested deeper than {MAX_DEPTH} levels")
     return LoadProblem(where, "<file>", f"YAML syntax error: {what}")
 
 
@@ -246,7 +256,9 @@ def _compose(text: str) -> tuple[list[Document], list[LoadProblem]]:
     problems: list[LoadProblem] = []
     budget = [MAX_NODES]
     try:
-        for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
+        deep = len(_OPENERS.findall(text)) > LIBYAML_MAX_OPENERS
+        loader = yaml.SafeLoader if deep else _Loader
+        for index, node in enumerate(yaml.compose_all(text, Loader=loader)):
             doc = Document(index, _pos(node), None)
             doc.data = _Walker(doc, problems, budget).walk(node, ())
             documents.append(doc)
@@ -255,7 +267,8 @@ def _compose(text: str) -> tuple[list[Document], list[LoadProblem]]:
     except _TooLarge as err:
         problems.append(LoadProblem(_pos(err.node), "<file>", err.message))
     except RecursionError:
-        problems.append(LoadProblem(Position(1, 1), "<file>", "YAML nested too deeply"))
+        message = f"nested deeper than {MAX_DEPTH} levels"
+        problems.append(LoadProblem(Position(1, 1), "<file>", message))
     except yaml.reader.ReaderError as err:  # control characters and the like
         line = text.count("\n", 0, err.position) + 1
         column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1

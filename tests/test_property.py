@@ -1,0 +1,296 @@
+"""Properties of the planner and apply, for random specs and random live states.
+
+In-process, against moto with the fidelity layer (a fresh `mock_aws()` per example, so
+every example starts from an empty account). Plans are built the real way, from spec files
+(`build_plan`), and applied with `apply_plan`; the region client's write methods are
+wrapped to record every write call the reconciler sends.
+
+Properties, for every example:
+
+1. Convergence: after one apply, a fresh plan shows no change for every item that apply
+   did not defer and that was not blocked or in conflict; and no apply result is `failed`
+   (no fault is injected, so a failure would be the reconciler's).
+2. No image is created twice: every successful CreateWorkspaceImage is for a name absent
+   before; no name exists twice; and a second apply creates nothing that exists.
+3. An image without the ownership tag is never deleted, and never retagged except by a
+   planned `adopt` of that very image (which then carries the declared tags and ours).
+   Owned images are deleted only by `--prune`, and only if listed as unmanaged.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from reconciler import OWNERSHIP_TAG_KEY
+from reconciler.apply import Applied, ApplyOptions, Result, apply_plan
+from reconciler.aws import AwsSettings, Clients
+from reconciler.plan import Action, Plan
+from reconciler.run import PlanOptions, build_plan
+from tests.fidelity import Fidelity, installed
+
+REGION = "eu-west-1"
+OWN = {OWNERSHIP_TAG_KEY: "true"}
+NAMES = [f"img-{n}" for n in range(6)]
+OTHER_NAMES = ["other-0", "other-1"]  # live images no spec can declare
+SOURCES = [f"ws-{n:09d}" for n in range(4)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _aws_env() -> Iterator[None]:
+    """Dummy credentials and no AWS_* of the caller's (module-wide: hypothesis runs every
+    example inside one call of the test function)."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    for name in saved:
+        del os.environ[name]
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    try:
+        yield
+    finally:
+        for name in [k for k in os.environ if k.startswith("AWS_")]:
+            del os.environ[name]
+        os.environ.update(saved)
+
+
+# --- strategies -----------------------------------------------------------------------------
+
+tag_sets = st.dictionaries(
+    st.sampled_from(["team", "owner", "cost", "env"]), st.sampled_from(["a", "b", ""]), max_size=3
+)
+spec_sets = st.dictionaries(
+    st.sampled_from(NAMES),
+    st.fixed_dictionaries({"source": st.sampled_from(SOURCES), "tags": tag_sets}),
+    max_size=len(NAMES),
+)
+# "missing": no such WorkSpace. STOPPED, TERMINATED and ERROR block; SUSPENDED and
+# REBOOTING are busy (deferred).
+source_states = st.lists(
+    st.sampled_from(
+        [
+            *("AVAILABLE", "AVAILABLE", "AVAILABLE", "missing", "STOPPED", "SUSPENDED"),
+            *("REBOOTING", "TERMINATED", "ERROR"),
+        ]
+    ),
+    min_size=len(SOURCES),
+    max_size=len(SOURCES),
+)
+
+
+@st.composite
+def live_images(draw: st.DrawFn, specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Images that exist before the run: about half of the names, owned or not, in any
+    state; their tags are often the spec's own (so that no-op and adopt-without-change
+    happen), else random; their description is now and then someone else's."""
+    live = {}
+    for name in NAMES + OTHER_NAMES:
+        if not draw(st.booleans()):
+            continue
+        declared = specs.get(name, {}).get("tags")
+        same_tags = declared is not None and draw(st.booleans())
+        live[name] = {
+            "owned": draw(st.booleans()),
+            "tags": dict(declared) if same_tags else draw(tag_sets),
+            "state": draw(st.sampled_from(["AVAILABLE", "AVAILABLE", "PENDING", "ERROR"])),
+            "same_description": draw(st.sampled_from([True, True, True, False])),
+        }
+    return live
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    specs = draw(spec_sets)
+    return specs, draw(source_states), draw(live_images(specs))
+
+
+# --- the account, and what the reconciler sends to it ------------------------------------------
+
+
+class Writes:
+    """Every write call the region client sends: (operation, name or resource id, outcome)."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        region = clients.region(REGION)
+        self._wrap(region.creates, "create_workspace_image", "Name")
+        for method in ("create_tags", "delete_tags"):
+            self._wrap(region.reads, method, "ResourceId")
+        self._wrap(region.reads, "delete_workspace_image", "ImageId")
+
+    def _wrap(self, client: Any, method: str, key: str) -> None:
+        real = getattr(client, method)
+
+        def call(**kwargs: Any) -> Any:
+            try:
+                reply = real(**kwargs)
+            except botocore.exceptions.ClientError as err:
+                self.calls.append((method, kwargs[key], err.response["Error"]["Code"]))
+                raise
+            self.calls.append((method, kwargs[key], "ok"))
+            return reply
+
+        setattr(client, method, call)
+
+    def created(self) -> list[str]:
+        return [
+            target for m, target, ok in self.calls if m == "create_workspace_image" and ok == "ok"
+        ]
+
+    def touched(self) -> set[str]:
+        """Image ids whose tags were written or that were deleted."""
+        return {target for m, target, _ in self.calls if m != "create_workspace_image"}
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+def seed(fidelity: Fidelity, states: list[str], live: dict[str, dict[str, Any]]) -> None:
+    for workspace_id, state in zip(SOURCES, states, strict=True):
+        if state != "missing":
+            fidelity.add_workspace(REGION, workspace_id, state=state)
+    for name, image in live.items():
+        description = f"Image {name}" if image["same_description"] else "Made in the console"
+        tags = {**image["tags"], **(OWN if image["owned"] else {})}
+        fidelity.add_image(REGION, name, description, tags=tags, state=image["state"])
+
+
+def write_specs(folder: Path, specs: dict[str, dict[str, Any]]) -> None:
+    docs = [
+        {
+            "name": name,
+            "description": f"Image {name}",
+            "source_workspace_id": spec["source"],
+            "tags": spec["tags"],
+        }
+        for name, spec in specs.items()
+    ]
+    if docs:  # no spec at all: an empty folder (allow_empty), as when retiring every image
+        text = "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
+        (folder / "images.yaml").write_text(text, encoding="utf-8")
+
+
+def account(fidelity: Fidelity) -> dict[str, dict[str, Any]]:
+    """The region's images by id; fails if a name exists twice."""
+    images = fidelity.images(REGION)
+    twice = [n for n, count in Counter(i["name"] for i in images).items() if count > 1]
+    assert not twice, f"created twice: {twice}"
+    return {i["id"]: i for i in images}
+
+
+# --- the properties -------------------------------------------------------------------------------
+
+
+def check_convergence(applied: Applied, after: Plan) -> None:
+    fresh = {i.name: i for i in after.items}
+    for item in applied.items:
+        assert item.result is not Result.FAILED, (item.name, item.error)
+        again = fresh[item.name]
+        if item.result is Result.DEFERRED:
+            assert again.action is Action.CREATE, (item.name, again.action)
+        elif item.is_error:  # blocked or conflict: left as it was
+            assert item.result is Result.SKIPPED
+            assert again.action is item.action, (item.name, again.action)
+        else:
+            assert again.action is Action.NO_OP, (item.name, item.action, again)
+
+
+def check_no_duplicate(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], created: list[str]
+) -> None:
+    existing = {i["name"] for i in before.values()}
+    assert len(created) == len(set(created)), created
+    assert not set(created) & existing, "a create for a name that exists"
+    new = {i["name"] for image_id, i in after.items() if image_id not in before}
+    assert new == set(created)
+
+
+def check_ownership(
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    plan: Plan,
+    writes: Writes,
+    prune: bool,
+) -> None:
+    adopted = {i.image_id: i for i in plan.items if i.action is Action.ADOPT}
+    unmanaged = {u.image_id for u in plan.unmanaged}
+    for image_id, image in before.items():
+        owned = image["tags"].get(OWNERSHIP_TAG_KEY) == "true"
+        if image_id not in after:
+            assert owned, f"an image not ours was deleted: {image}"
+            assert prune, f"deleted without --prune: {image}"
+            assert image_id in unmanaged, f"deleted, not listed as unmanaged: {image}"
+            continue
+        if owned:
+            continue
+        if image_id in adopted:
+            declared = {c.key: c.after for c in adopted[image_id].tag_changes}
+            kept = {k: v for k, v in image["tags"].items() if k not in declared}
+            wanted = {**kept, **declared}
+            assert after[image_id]["tags"] == {
+                **{k: v for k, v in wanted.items() if v is not None},
+                **OWN,
+            }
+        else:
+            assert image_id not in writes.touched(), f"an image not ours was written: {image}"
+            assert after[image_id]["tags"] == image["tags"]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(scenario=scenarios(), prune=st.booleans())
+def test_apply_converges_creates_nothing_twice_and_touches_only_what_is_ours(
+    scenario: tuple[dict[str, dict[str, Any]], list[str], dict[str, dict[str, Any]]],
+    prune: bool,
+) -> None:
+    specs, states, live = scenario
+    with tempfile.TemporaryDirectory() as tmp, mock_aws(), installed() as fidelity:
+        folder = Path(tmp)
+        write_specs(folder, specs)
+        seed(fidelity, states, live)
+        clients = Clients(AwsSettings(region=REGION, api_rate=0))
+        try:
+            writes = Writes(clients)
+            options = PlanOptions(specs_dir=str(folder), allow_empty=True)
+            before = account(fidelity)
+
+            plan, _ = build_plan(options, clients)
+            applied = apply_plan(plan, clients, ApplyOptions(prune=prune))
+            after = account(fidelity)
+            again, _ = build_plan(options, clients)
+
+            for item in applied.items:
+                event(f"{item.action.value} -> {item.result.value}")
+            for gone in applied.unmanaged:
+                event(f"unmanaged -> {gone.result.value}")
+            check_convergence(applied, again)
+            check_no_duplicate(before, after, writes.created())
+            check_ownership(before, after, plan, writes, prune)
+
+            # A second apply of the fresh plan creates nothing that exists and converges too.
+            writes.clear()
+            reapplied = apply_plan(again, clients, ApplyOptions(prune=prune))
+            final = account(fidelity)
+            check_no_duplicate(after, final, writes.created())
+            check_ownership(after, final, again, writes, prune)
+            assert all(i.result is not Result.FAILED for i in reapplied.items)
+            assert not [i for i in again.items if i.action is Action.ADOPT], "adopted twice"
+        finally:
+            clients.close()
