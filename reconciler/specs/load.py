@@ -6,6 +6,7 @@ whole list, sorted by file and line, as a compiler would.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -82,22 +83,25 @@ def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None 
 
 
 def _read_files(root: Path, shown: str, problems: list[SpecProblem]) -> Iterator[tuple[str, bytes]]:
-    """(relative path, bytes) of every spec file, in a stable order; symlinks stay inside."""
+    """(relative path, bytes) of every spec file, in a stable order; symlinks stay inside.
+
+    Plain string paths: at 10,000 files, pathlib's per-call overhead is a tenth of the run.
+    """
     real_root = root.resolve()
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        here = Path(folder)
-        for name in sorted(files) + [d for d in dirs if (here / d).is_symlink()]:
-            path = here / name
-            relative = path.relative_to(root).as_posix()
-            if not name.endswith(SUFFIXES) and not path.is_dir():
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+        prefix = os.path.relpath(folder, root).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
+        linked_dirs = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+        for name in sorted(f for f in files if f.endswith(SUFFIXES)) + linked_dirs:
+            path, relative = os.path.join(folder, name), prefix + name
+            if os.path.islink(path) and not Path(path).resolve().is_relative_to(real_root):
                 message = "is a symlink to outside the specs folder; copy the file in instead"
                 problems.append(SpecProblem(_join(shown, relative), 1, 1, "<file>", message))
-            elif not path.is_dir():
+            elif name not in linked_dirs:  # a linked folder inside is read by its real path
                 try:
-                    yield relative, path.read_bytes()
+                    with open(path, "rb") as spec_file:
+                        yield relative, spec_file.read()
                 except OSError as err:
                     message = f"cannot be read ({err.strerror}); fix or remove it"
                     problems.append(SpecProblem(_join(shown, relative), 1, 1, "<file>", message))
@@ -165,6 +169,7 @@ def _resolve(declared: _Declared, defaults: dict[str, _Defaults]) -> Spec:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def _ancestors(folder: str) -> list[str]:
     """'' then 'a' then 'a/b' for folder 'a/b'."""
     parts = folder.split("/") if folder else []

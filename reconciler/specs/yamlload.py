@@ -256,7 +256,10 @@ def _compose(text: str) -> tuple[list[Document], list[LoadProblem]]:
     problems: list[LoadProblem] = []
     budget = [MAX_NODES]
     try:
-        deep = len(_OPENERS.findall(text)) > LIBYAML_MAX_OPENERS
+        # A file shorter than the limit can't exceed it: skip the scan for ordinary specs.
+        deep = len(text) > LIBYAML_MAX_OPENERS and (
+            len(_OPENERS.findall(text)) > LIBYAML_MAX_OPENERS
+        )
         loader = yaml.SafeLoader if deep else _Loader
         for index, node in enumerate(yaml.compose_all(text, Loader=loader)):
             doc = Document(index, _pos(node), None)
