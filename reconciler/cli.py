@@ -12,11 +12,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reconciler import __version__
+
+if TYPE_CHECKING:  # types only: the modules themselves are imported where needed
+    from reconciler.apply import Applied, AppliedItem
+    from reconciler.plan import Plan
+    from reconciler.run import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -177,7 +182,7 @@ class _Run:
         )
         self.clients = Clients(settings)
 
-    def plan(self, options: Any = None) -> Any:
+    def plan(self, options: PlanOptions | None = None) -> Plan:
         from reconciler.run import build_plan
 
         try:
@@ -190,7 +195,7 @@ class _Run:
         self.clients.close()
 
 
-def _emit(document: Any, fmt: str, color: bool, kind: str, root: str) -> None:
+def _emit(document: Plan | Applied, fmt: str, color: bool, kind: str, root: str) -> None:
     """Render to stdout; in GitHub Actions also the job summary and error annotations."""
     from reconciler.apply import Applied
     from reconciler.render import json as render_json
@@ -308,18 +313,21 @@ def apply(
         else:
             result, converged = run.plan(), frozenset()
         options = ApplyOptions(converged, prune=prune, replace_failed=replace_failed)
-        if not plan_file:
-            if fmt == "text":  # the plan first, as the thing to confirm
-                from reconciler.render.text import render_plan
+        asks = not plan_file and not auto_approve and has_work(result, options)
+        if not plan_file and (fmt == "text" or asks):
+            # The plan first, as the thing to confirm: on stdout with the text format, else
+            # on stderr so that stdout keeps one JSON or Markdown document.
+            from reconciler.render.text import render_plan
 
-                render_plan(
-                    result, sys.stdout, color=run.color, prune=prune, replace_failed=replace_failed
-                )
-            if has_work(result, options) and not auto_approve and not _confirm():
-                return 1
+            preview = sys.stdout if fmt == "text" else sys.stderr
+            render_plan(
+                result, preview, color=run.color, prune=prune, replace_failed=replace_failed
+            )
+        if asks and not _confirm():
+            return 1
         with _stop_on_signals(run.clients.stop):
             applied = apply_plan(result, run.clients, options)
-            pending: tuple[Any, ...] = ()
+            pending: tuple[AppliedItem, ...] = ()
             if wait:
                 applied, pending = _wait(applied, run, wait_timeout, quiet)
     finally:
@@ -338,7 +346,9 @@ def apply(
     return 2 if detailed_exitcode and applied.work_left else 0
 
 
-def _wait(applied: Any, run: _Run, timeout: float, quiet: bool) -> tuple[Any, tuple[Any, ...]]:
+def _wait(
+    applied: Applied, run: _Run, timeout: float, quiet: bool
+) -> tuple[Applied, tuple[AppliedItem, ...]]:
     from reconciler.progress import WaitProgress
     from reconciler.wait import wait_for_captures
 
@@ -350,7 +360,7 @@ def _wait(applied: Any, run: _Run, timeout: float, quiet: bool) -> tuple[Any, tu
     return outcome.applied, outcome.timed_out
 
 
-def _saved_plan(run: _Run, path: Path) -> tuple[Any, frozenset[tuple[str, str]]]:
+def _saved_plan(run: _Run, path: Path) -> tuple[Plan, frozenset[tuple[str, str]]]:
     """The saved plan checked against a fresh one: the reviewed plan is the approval."""
     import dataclasses
 
@@ -379,8 +389,8 @@ def drift(specs_dir: str, fmt: str, **kw: Any) -> int:
     finally:
         run.close()
     _emit(result, fmt, run.color, "drift", run.options.specs_dir)
-    if result.has_errors and not result.drifted:
-        return 1
+    # Conflicts and blocked items are drift too ("any item other than no-op"); errors that
+    # stop the run (specs, credentials, AWS) exit 1 from main().
     return 2 if result.drifted else 0
 
 
