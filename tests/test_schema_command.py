@@ -10,7 +10,6 @@ the validator here is jsonschema's Draft202012Validator with the pattern keyword
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -197,14 +196,6 @@ def test_invalid_documents_do_not_validate(validator: Any, document: Any) -> Non
     assert errors(validator, document) != []
 
 
-@pytest.mark.xfail(
-    reason="the tag patterns use \\p{L}/\\p{Z}/\\p{N}, outside the regex subset JSON Schema "
-    "recommends for interoperability (2020-12 core, 'Regular Expressions'): Python's "
-    "jsonschema with plain re raises re.error ('bad escape \\p') on any document with tags, "
-    "and on check_schema",
-    strict=True,
-    raises=(re.error, jsonschema.exceptions.SchemaError),
-)
 def test_plain_python_re_validator_handles_the_schema(schema: dict[str, Any]) -> None:
     Draft202012Validator.check_schema(schema)
     plain = Draft202012Validator(schema)

@@ -151,9 +151,27 @@ def _not_nullable(properties: dict[str, Any], name: str) -> None:
         field.update(branches[0])
 
 
+# `\p{L}` is outside the regex subset JSON Schema recommends, and some validators (Python's
+# `re`) reject it. Editors get this portable approximation instead: every character but the
+# ASCII controls and punctuation that AWS refuses. The validator keeps the exact pattern.
+PORTABLE_TAG_PATTERN = "^[^\\x00-\\x1f\\x7f!\"#$%&'()*,;<>?\\[\\\\\\]^`{|}~]*$"
+
+
+def _portable(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            (PORTABLE_TAG_PATTERN if k == TAG_PATTERN else k): _portable(v) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_portable(v) for v in node]
+    return PORTABLE_TAG_PATTERN if node == TAG_PATTERN else node
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one spec document, for editors."""
-    schema: dict[str, Any] = TypeAdapter(ImageSpecDocument | DefaultsDocument).json_schema()
+    schema: dict[str, Any] = _portable(
+        TypeAdapter(ImageSpecDocument | DefaultsDocument).json_schema()
+    )
     for definition in schema.get("$defs", {}).values():
         _not_nullable(definition.get("properties", {}), "region")
     return {
