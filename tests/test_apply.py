@@ -8,81 +8,44 @@ connection error), optionally after the real call ran.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 import pytest
-import yaml
-from moto import mock_aws
 
 from reconciler import OWNERSHIP_TAG_KEY
-from reconciler.apply import Applied, AppliedItem, Result, apply_plan
-from reconciler.aws import AwsSettings, Clients
-from reconciler.plan import Action, Plan
-from reconciler.run import PlanOptions, build_plan
-from tests.fidelity import Fidelity, FidelityConfig, installed
+from reconciler.apply import Result, apply_plan
+from reconciler.aws import Clients
+from reconciler.plan import Action
+from tests.fidelity import Fidelity, FidelityConfig
+from tests.inprocess import (
+    REGION,
+    by_name,
+    live,
+    local_account,
+    plan_for,
+    spec,
+    unpaced_clients,
+)
 
-REGION = "eu-west-1"
 OWN = {OWNERSHIP_TAG_KEY: "true"}
 WS_A = "ws-0a1b2c3d4"
 WS_B = "ws-0b1b2c3d4"
 WS_C = "ws-0c1b2c3d4"
 
 
-@pytest.fixture(autouse=True)
-def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("AWS_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-
-
 @pytest.fixture
 def fidelity(request: pytest.FixtureRequest) -> Iterator[Fidelity]:
-    config = getattr(request, "param", None) or FidelityConfig()
-    with mock_aws(), installed(config) as handle:
+    with local_account(getattr(request, "param", None) or FidelityConfig()) as handle:
         yield handle
 
 
 @pytest.fixture
 def clients(fidelity: Fidelity) -> Iterator[Clients]:
-    made = Clients(AwsSettings(region=REGION, api_rate=0))
-    yield made
-    made.close()
-
-
-def spec(name: str, source: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "name": name,
-        "description": f"Image {name}",
-        "source_workspace_id": source,
-    }
-    if tags:
-        doc["tags"] = tags
-    return doc
-
-
-def plan_for(tmp_path: Path, clients: Clients, *docs: dict[str, Any]) -> Plan:
-    specs = tmp_path / "specs"
-    specs.mkdir(exist_ok=True)
-    (specs / "images.yaml").write_text(
-        "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs), encoding="utf-8"
-    )
-    plan, _ = build_plan(PlanOptions(specs_dir=str(specs)), clients)
-    return plan
-
-
-def by_name(applied: Applied) -> dict[str, AppliedItem]:
-    return {i.name: i for i in applied.items}
-
-
-def live(fidelity: Fidelity) -> dict[str, dict[str, Any]]:
-    return {i["name"]: i for i in fidelity.images(REGION)}
+    with unpaced_clients() as made:
+        yield made
 
 
 def client_error(code: str, message: str = "the service said no", status: int = 400) -> Exception:

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -183,3 +184,16 @@ def run_reconciler() -> RunReconciler:
         return Outcome(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+def source(n: int) -> str:
+    """A valid, distinct source WorkSpace id."""
+    return f"ws-{n:09d}"
+
+
+def live(endpoint: LocalEndpoint) -> dict[str, dict[str, Any]]:
+    """The region's images by name; fails if any name exists twice."""
+    found = endpoint.fidelity.images(REGION)
+    twice = [name for name, count in Counter(i["name"] for i in found).items() if count > 1]
+    assert not twice, f"images created twice: {twice}"
+    return {i["name"]: i for i in found}

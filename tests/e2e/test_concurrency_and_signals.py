@@ -11,31 +11,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, ROOT, RunReconciler, SpecsDir, reconciler_env
+from tests.e2e.conftest import REGION, ROOT, RunReconciler, SpecsDir, live, reconciler_env, source
 from tests.fidelity import LocalEndpoint
 
 OWN = {OWNERSHIP_TAG_KEY: "true"}
 SECRET = "canary-SECRET-0f9e8d7c6b5a"  # a recognisable secret access key
 SESSION_TOKEN = "canary-TOKEN-1a2b3c4d5e6f"  # a recognisable session token
-
-
-def source(n: int) -> str:
-    return f"ws-{n:09d}"
-
-
-def live(endpoint: LocalEndpoint) -> dict[str, dict[str, Any]]:
-    """The region's images by name; fails if any name exists twice."""
-    found = endpoint.fidelity.images(REGION)
-    twice = [name for name, count in Counter(i["name"] for i in found).items() if count > 1]
-    assert not twice, f"images created twice: {twice}"
-    return {i["name"]: i for i in found}
 
 
 def start(

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir
+from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir, live, source
 from tests.fidelity import LocalEndpoint
 
 OWN = {OWNERSHIP_TAG_KEY: "true"}
@@ -29,18 +29,6 @@ FAULT_TIMEOUT = 240  # seconds a faulty run may take before the test gives up on
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def source(n: int) -> str:
-    return f"ws-{n:09d}"
-
-
-def live(endpoint: LocalEndpoint) -> dict[str, dict[str, Any]]:
-    """The region's images by name; fails if any name exists twice."""
-    found = endpoint.fidelity.images(REGION)
-    twice = [name for name, count in Counter(i["name"] for i in found).items() if count > 1]
-    assert not twice, f"images created twice: {twice}"
-    return {i["name"]: i for i in found}
 
 
 def results(outcome: Outcome) -> dict[str, tuple[str, str | None]]:
