@@ -195,6 +195,17 @@ class _Run:
         self.clients.close()
 
 
+def _plan_and_emit(specs_dir: str, kw: dict[str, Any], fmt: str, kind: str) -> Plan:
+    """Plan (reads only) and render it: all that `plan` and `drift` do before exiting."""
+    run = _Run(specs_dir, kw)
+    try:
+        result = run.plan()
+    finally:
+        run.close()
+    _emit(result, fmt, run.color, kind, run.options.specs_dir)
+    return result
+
+
 def _emit(document: Plan | Applied, fmt: str, color: bool, kind: str, root: str) -> None:
     """Render to stdout; in GitHub Actions also the job summary and error annotations."""
     from reconciler.apply import Applied
@@ -242,12 +253,7 @@ format_option = click.option(
 @output_options
 def plan(specs_dir: str, fmt: str, out_file: str | None, detailed_exitcode: bool, **kw: Any) -> int:
     """Show what apply would do. Changes nothing."""
-    run = _Run(specs_dir, kw)
-    try:
-        result = run.plan()
-    finally:
-        run.close()
-    _emit(result, fmt, run.color, "plan", run.options.specs_dir)
+    result = _plan_and_emit(specs_dir, kw, fmt, "plan")
     if out_file:
         from reconciler.planfile import save_plan
 
@@ -383,12 +389,7 @@ def _saved_plan(run: _Run, path: Path) -> tuple[Plan, frozenset[tuple[str, str]]
 @output_options
 def drift(specs_dir: str, fmt: str, **kw: Any) -> int:
     """Exit 2 when the account has drifted from the specs (for a schedule)."""
-    run = _Run(specs_dir, kw)
-    try:
-        result = run.plan()
-    finally:
-        run.close()
-    _emit(result, fmt, run.color, "drift", run.options.specs_dir)
+    result = _plan_and_emit(specs_dir, kw, fmt, "drift")
     # Conflicts and blocked items are drift too ("any item other than no-op"); errors that
     # stop the run (specs, credentials, AWS) exit 1 from main().
     return 2 if result.drifted else 0
