@@ -8,7 +8,7 @@ connection error), optionally after the real call ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,28 +24,14 @@ from tests.inprocess import (
     REGION,
     by_name,
     live,
-    local_account,
     plan_for,
     spec,
-    unpaced_clients,
 )
 
 OWN = {OWNERSHIP_TAG_KEY: "true"}
 WS_A = "ws-0a1b2c3d4"
 WS_B = "ws-0b1b2c3d4"
 WS_C = "ws-0c1b2c3d4"
-
-
-@pytest.fixture
-def fidelity(request: pytest.FixtureRequest) -> Iterator[Fidelity]:
-    with local_account(getattr(request, "param", None) or FidelityConfig()) as handle:
-        yield handle
-
-
-@pytest.fixture
-def clients(fidelity: Fidelity) -> Iterator[Clients]:
-    with unpaced_clients() as made:
-        yield made
 
 
 def client_error(code: str, message: str = "the service said no", status: int = 400) -> Exception:
@@ -204,7 +190,7 @@ def test_a_source_stopped_after_the_plan_is_deferred(
     assert fidelity.images(REGION) == []
 
 
-@pytest.mark.parametrize("fidelity", [FidelityConfig(image_quota=1)], indirect=True)
+@pytest.mark.parametrize("fidelity_config", [FidelityConfig(image_quota=1)])
 def test_the_service_quota_fails_the_create_beyond_it(
     fidelity: Fidelity, clients: Clients, tmp_path: Path
 ) -> None:

@@ -6,7 +6,7 @@ of a tenth of a second are followed to the end in well under a second.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,10 +20,8 @@ from tests.inprocess import (
     REGION,
     by_name,
     live,
-    local_account,
     plan_for,
     spec,
-    unpaced_clients,
 )
 
 OWN = {OWNERSHIP_TAG_KEY: "true"}
@@ -32,24 +30,15 @@ WS_B = "ws-0b1b2c3d4"
 CAPTURE = 0.1  # seconds a capture takes
 
 
+@pytest.fixture
+def fidelity_config() -> FidelityConfig:
+    return FidelityConfig(capture_seconds=CAPTURE)
+
+
 @pytest.fixture(autouse=True)
 def _fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wait, "FIRST_POLL", 0.02)
     monkeypatch.setattr(wait, "MAX_POLL", 0.05)
-
-
-@pytest.fixture
-def fidelity(request: pytest.FixtureRequest) -> Iterator[Fidelity]:
-    with local_account(
-        getattr(request, "param", None) or FidelityConfig(capture_seconds=CAPTURE)
-    ) as handle:
-        yield handle
-
-
-@pytest.fixture
-def clients(fidelity: Fidelity) -> Iterator[Clients]:
-    with unpaced_clients() as made:
-        yield made
 
 
 class Reports:
@@ -106,7 +95,7 @@ def test_same_source_creates_run_in_turn_and_other_sources_at_once(
     assert reports.seen[-1][0] == {}  # the last report: nothing left to wait for
 
 
-@pytest.mark.parametrize("fidelity", [FidelityConfig(capture_seconds=0)], indirect=True)
+@pytest.mark.parametrize("fidelity_config", [FidelityConfig(capture_seconds=0)])
 def test_timeout_returns_the_images_still_pending_and_the_deferred_ones(
     fidelity: Fidelity, clients: Clients, tmp_path: Path
 ) -> None:
@@ -123,7 +112,7 @@ def test_timeout_returns_the_images_still_pending_and_the_deferred_ones(
     assert set(live(fidelity)) == {"slow"}
 
 
-@pytest.mark.parametrize("fidelity", [FidelityConfig(capture_seconds=0)], indirect=True)
+@pytest.mark.parametrize("fidelity_config", [FidelityConfig(capture_seconds=0)])
 def test_a_capture_ending_in_error_fails_its_item_with_the_code_and_message(
     fidelity: Fidelity, clients: Clients, tmp_path: Path
 ) -> None:
