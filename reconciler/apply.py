@@ -67,12 +67,13 @@ class Applied(Plan):
 
     @property
     def work_left(self) -> bool:
-        """A deferred create or replacement (--replace-failed), or an item an interruption
-        skipped; a conflict or blocked item left as it was is a failure instead."""
+        """A deferred create or replacement (--replace-failed), an item an interruption
+        skipped, or a deletion skipped until its capture ends; a conflict or blocked item
+        left as it was is a failure instead."""
         return any(
             i.result is Result.DEFERRED or (i.result is Result.SKIPPED and not i.is_error)
             for i in self.items
-        )
+        ) or any(u.result is Result.SKIPPED for u in self.unmanaged)
 
 
 # What to do about each documented CreateWorkspaceImage error: (result, hint).

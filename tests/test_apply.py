@@ -16,7 +16,7 @@ import botocore.exceptions
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from reconciler.apply import Result, apply_plan
+from reconciler.apply import ApplyOptions, Result, apply_plan
 from reconciler.aws import Clients
 from reconciler.plan import Action
 from tests.fidelity import Fidelity, FidelityConfig
@@ -413,3 +413,18 @@ def test_an_image_deleted_between_listing_and_tag_read_is_left_out_of_the_plan(
     assert [(i.name, i.action) for i in plan.items] == [("keep", Action.NO_OP)]
     assert plan.items[0].image_id == keep
     assert plan.unmanaged == ()
+
+
+def test_a_prune_skipped_until_a_capture_ends_is_work_left(
+    tmp_path: Path, clients: Clients, fidelity: Fidelity
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    fidelity.add_image(REGION, "keep", description="Image keep", tags={OWNERSHIP_TAG_KEY: "true"})
+    fidelity.add_image(REGION, "old", state="PENDING", tags={OWNERSHIP_TAG_KEY: "true"})
+    plan = plan_for(tmp_path, clients, spec("keep", WS_A))
+    applied = apply_plan(plan, clients, ApplyOptions(prune=True))
+    assert [(u.name, u.result) for u in applied.unmanaged] == [("old", Result.SKIPPED)]
+    assert "PENDING" in (applied.unmanaged[0].error or "")
+    assert applied.work_left
+    assert not applied.failed
+    assert "old" in live(fidelity)
