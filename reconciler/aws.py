@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
@@ -110,22 +110,6 @@ class TokenBucket:
         self._last = now
 
 
-@dataclass
-class CallStats:
-    """What a region's client sent: for progress lines and the benchmark."""
-
-    calls: int = 0
-    throttled: int = 0
-    by_operation: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record(self, operation: str, throttled: bool) -> None:
-        with self.lock:
-            self.calls += 1
-            self.throttled += throttled
-            self.by_operation[operation] = self.by_operation.get(operation, 0) + 1
-
-
 class RegionClient:
     """WorkSpaces in one region: paced, counted, paginated calls.
 
@@ -146,7 +130,6 @@ class RegionClient:
         self.reads = reads
         self.creates = creates
         self.bucket = TokenBucket(settings.api_rate)
-        self.stats = CallStats()
         self.stop = stop
         self.pool = ThreadPoolExecutor(
             max_workers=settings.concurrency, thread_name_prefix=f"aws-{region}"
@@ -161,11 +144,7 @@ class RegionClient:
 
     def _received(self, **kwargs: Any) -> None:
         parsed = kwargs.get("parsed_response") or {}
-        code = parsed.get("Error", {}).get("Code", "")
-        throttled = code in THROTTLE_CODES
-        operation = kwargs.get("context", {}).get("operation_name") or "?"
-        self.stats.record(str(operation), throttled)
-        if throttled:
+        if parsed.get("Error", {}).get("Code", "") in THROTTLE_CODES:
             self.bucket.throttled()
         elif kwargs.get("exception") is None:
             self.bucket.succeeded()

@@ -50,7 +50,6 @@ class RegionInventory:
     region: str
     images: Mapping[str, LiveImage]  # by name; only those whose tags were read
     image_count: int  # every owned image in the region, for the quota
-    other_names: frozenset[str] = frozenset()  # listed, tags not read (--target runs)
     sources: Mapping[str, SourceWorkspace] | None = None  # None: not read yet
 
 
@@ -91,12 +90,8 @@ def read_images(
         return live
 
     images = [i for i in client.map(with_tags, judged) if i is not None]
-    judged_ids = {i["ImageId"] for i in judged}
-    others = frozenset(i.get("Name", "") for i in listed if i["ImageId"] not in judged_ids)
     gone = len(judged) - len(images)
-    return RegionInventory(
-        client.region, {i.name: i for i in images}, len(listed) - gone, other_names=others
-    )
+    return RegionInventory(client.region, {i.name: i for i in images}, len(listed) - gone)
 
 
 def read_sources(

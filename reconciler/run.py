@@ -80,7 +80,7 @@ def read_inventory(
         # Only the sources of creates are described: that is the preflight.
         sources = {s.source_workspace_id for s in mine if s.name not in inv.images}
         return RegionInventory(
-            inv.region, inv.images, inv.image_count, inv.other_names, read_sources(client, sources)
+            inv.region, inv.images, inv.image_count, read_sources(client, sources)
         )
 
     return Inventory(in_parallel(region_inventory, list(regions)))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
 
 from reconciler.apply import Applied, AppliedItem, Result
 from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged
@@ -84,10 +83,6 @@ def _code(text: str | None) -> str:
 class _Row:
     rank: int
     text: str
-
-
-def render_markdown(document: Plan | Applied, out: TextIO, *, kind: str = "plan") -> None:
-    out.write(markdown(document, kind=kind))
 
 
 def markdown(document: Plan | Applied, *, kind: str = "plan", limit: int = MAX_CHARS) -> str:
