@@ -249,13 +249,16 @@ def create_now(item: PlanItem, client: RegionClient) -> AppliedItem:
     """Send a deferred create now that its source WorkSpace is free (`apply --wait`); a
     deferred replacement whose failed image is still there deletes it first."""
     plain = PlanItem(**item.model_dump(include=set(PlanItem.model_fields)))
+    plain = plain.model_copy(update={"source_busy": False})
     if plain.action is Action.CONFLICT and plain.state == "ERROR" and plain.image_id:
         return _replace(plain, client, {plain.name})
-    return _create(plain.model_copy(update={"source_busy": False}), client, {plain.name})
+    return _create(plain, client, {plain.name})
 
 
 def _replace(item: PlanItem, client: RegionClient, creates_now: set[str]) -> AppliedItem:
     """Delete a failed (ERROR) image, then capture it again from its source."""
+    if item.source_busy:  # keep the failed image until its source can capture a new one
+        return _done(item, Result.DEFERRED, item.reason)
     if item.name not in creates_now:
         return _done(item, Result.DEFERRED, "another capture of the same WorkSpace goes first")
     assert item.image_id is not None  # an ERROR conflict is an existing image

@@ -6,6 +6,7 @@ command that needs it, so `--help`, `validate` and `schema` never import boto3.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -313,6 +314,7 @@ def apply(
         raise click.UsageError("--prune judges every spec; it can't be combined with --target")
     quiet = kw["quiet"]
     run = _Run(specs_dir, kw)
+    run.options = dataclasses.replace(run.options, recapture_failed=replace_failed)
     try:
         if plan_file:
             result, converged = _saved_plan(run, Path(plan_file))
@@ -368,8 +370,6 @@ def _wait(
 
 def _saved_plan(run: _Run, path: Path) -> tuple[Plan, frozenset[tuple[str, str]]]:
     """The saved plan checked against a fresh one: the reviewed plan is the approval."""
-    import dataclasses
-
     from reconciler.planfile import load_plan, settle
 
     saved = load_plan(path)

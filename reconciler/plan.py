@@ -184,13 +184,8 @@ def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) 
             f"image is in ERROR ({detail or 'no error detail'}); "
             "`apply --replace-failed` deletes and recreates it"
         )
-        # As for a create: the tags its replacement is captured with (--replace-failed).
-        declared = tuple(
-            TagChange(key=k, before=None, after=v) for k, v in sorted(spec.tags.items())
-        )
-        return base.model_copy(
-            update={"action": Action.CONFLICT, "reason": reason, "tag_changes": declared}
-        )
+        failed = base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
+        return _recapture(failed, spec, region, live)
     if image.description != spec.description:
         reason = (
             f"description differs (live: {image.description!r}); an image's description can't "
@@ -254,6 +249,25 @@ def _item(
         if stuck and image and image.created
         else None,
     )
+
+
+def _recapture(item: PlanItem, spec: Spec, region: str, live: RegionInventory) -> PlanItem:
+    """A failed image as `--replace-failed` would recapture it: with the declared tags, and,
+    when its source was read (only for that option), judged as a create would be, so that
+    a failed image is never deleted when its source can't capture a new one now."""
+    recapture = _create_item(spec, region, (live.sources or {}).get(spec.source_workspace_id))
+    update: dict[str, object] = {"tag_changes": recapture.tag_changes}
+    if live.sources is None or spec.source_workspace_id not in live.sources:
+        return item.model_copy(update=update)
+    update |= {"source_state": recapture.source_state, "source_busy": recapture.source_busy}
+    if recapture.action is Action.BLOCKED:
+        update |= {
+            "action": Action.BLOCKED,
+            "reason": f"{item.reason}; it can't be recaptured now: {recapture.reason}",
+        }
+    elif recapture.source_busy:
+        update["reason"] = f"{item.reason}; {recapture.reason}"
+    return item.model_copy(update=update)
 
 
 def _image_fingerprint(spec: Spec, image: LiveImage) -> str:

@@ -28,6 +28,9 @@ class PlanOptions:
     targets: tuple[str, ...] = ()
     allow_empty: bool = False
     image_quota: int = 40
+    # Also read the sources of images in ERROR (apply --replace-failed recaptures them);
+    # off for plan and drift, whose call budget counts only the sources of creates.
+    recapture_failed: bool = False
 
 
 def load(options: PlanOptions) -> SpecSet:
@@ -50,7 +53,13 @@ def build_plan(
     regions = sorted(r for r in named if r is not None)
     with aws_errors():
         inventory = read_inventory(
-            clients, specs, regions, default_region, bool(options.targets), progress
+            clients,
+            specs,
+            regions,
+            default_region,
+            bool(options.targets),
+            progress,
+            recapture_failed=options.recapture_failed,
         )
     plan = make_plan(
         specs,
@@ -71,14 +80,22 @@ def read_inventory(
     default_region: str | None,
     targeted: bool,
     progress: Progress | None = None,
+    *,
+    recapture_failed: bool = False,
 ) -> Inventory:
     def region_inventory(region: str) -> RegionInventory:
         client = clients.region(region)
         mine = [s for s in specs if (s.region or default_region) == region]
         wanted = {s.name for s in mine} if targeted else None
         inv = read_images(client, wanted, progress)
-        # Only the sources of creates are described: that is the preflight.
-        sources = {s.source_workspace_id for s in mine if s.name not in inv.images}
+        # Only the sources of creates (and, for --replace-failed, of recaptures) are
+        # described: that is the preflight.
+        sources = {
+            s.source_workspace_id
+            for s in mine
+            if s.name not in inv.images
+            or (recapture_failed and inv.images[s.name].state == "ERROR")
+        }
         return RegionInventory(
             inv.region, inv.images, inv.image_count, read_sources(client, sources)
         )

@@ -19,6 +19,7 @@ from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.apply import ApplyOptions, Result, apply_plan
 from reconciler.aws import Clients
 from reconciler.plan import Action
+from reconciler.run import PlanOptions, build_plan
 from tests.fidelity import Fidelity, FidelityConfig
 from tests.inprocess import (
     REGION,
@@ -428,3 +429,30 @@ def test_a_prune_skipped_until_a_capture_ends_is_work_left(
     assert applied.work_left
     assert not applied.failed
     assert "old" in live(fidelity)
+
+
+@pytest.mark.parametrize(
+    ("source_state", "result"), [("SUSPENDED", Result.DEFERRED), ("STOPPED", Result.SKIPPED)]
+)
+def test_replace_failed_keeps_the_failed_image_while_its_source_cannot_capture(
+    tmp_path: Path, clients: Clients, fidelity: Fidelity, source_state: str, result: Result
+) -> None:
+    fidelity.add_workspace(REGION, WS_A, state=source_state)
+    failed = fidelity.add_image(
+        REGION,
+        "img",
+        description="Image img",
+        state="ERROR",
+        error_code="E1",
+        tags={OWNERSHIP_TAG_KEY: "true"},
+    )
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text(
+        f"name: img\ndescription: Image img\nsource_workspace_id: {WS_A}\n", encoding="utf-8"
+    )
+    options = PlanOptions(specs_dir=str(specs), recapture_failed=True)
+    plan, _ = build_plan(options, clients)
+    applied = apply_plan(plan, clients, ApplyOptions(replace_failed=True))
+    assert applied.items[0].result is result
+    assert live(fidelity)["img"]["id"] == failed  # not deleted

@@ -276,3 +276,24 @@ def test_the_planner_and_the_specs_never_import_boto3():
         "sys.exit('boto3' in sys.modules or 'botocore' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("source_state", "action", "busy", "reason"),
+    [
+        ("AVAILABLE", Action.CONFLICT, False, "replace-failed"),
+        ("SUSPENDED", Action.CONFLICT, True, "busy (SUSPENDED)"),
+        ("TERMINATED", Action.BLOCKED, False, "can't be recaptured now"),
+        (None, Action.BLOCKED, False, "not found"),
+    ],
+)
+def test_a_failed_image_is_judged_as_its_recapture_when_its_source_was_read(
+    source_state: str | None, action: Action, busy: bool, reason: str
+) -> None:
+    failed = image(state="ERROR", error=("E1", "disk full"))
+    item = plan_of([spec(tags={"a": "1"})], inventory(failed, sources={WS: source_state})).items[0]
+    assert item.action is action
+    assert item.source_busy is busy
+    assert reason in (item.reason or "")
+    assert "E1: disk full" in (item.reason or "")
+    assert item.tag_changes == (TagChange(key="a", before=None, after="1"),)
