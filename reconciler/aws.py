@@ -166,9 +166,15 @@ class RegionClient:
             if not token:
                 return
 
-    def tags(self, resource_id: str) -> dict[str, str]:
+    def tags(self, resource_id: str) -> dict[str, str] | None:
+        """The resource's tags; None if it no longer exists (deleted since it was listed)."""
+        try:
+            reply = self.reads.describe_tags(ResourceId=resource_id)
+        except botocore.exceptions.ClientError as err:
+            if error_code(err) == "ResourceNotFoundException":
+                return None
+            raise
         # An image created without tags may come back with no TagList at all.
-        reply = self.reads.describe_tags(ResourceId=resource_id)
         return {t["Key"]: t.get("Value", "") for t in reply.get("TagList", [])}
 
     def workspaces(self, workspace_ids: Sequence[str]) -> list[WorkspaceTypeDef]:

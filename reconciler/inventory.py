@@ -74,16 +74,10 @@ def read_images(
     done = [0]
 
     def with_tags(image: WorkspaceImageTypeDef) -> LiveImage | None:
-        try:
-            live: LiveImage | None = _live_image(image, client.tags(image["ImageId"]))
-        except Exception as err:
-            # Deleted between the listing and its tag read (a paced plan takes minutes):
-            # the image is gone, so the plan must not count it. (Read duck-typed: this
-            # module's models are imported by the plan, which never imports botocore.)
-            code = getattr(err, "response", {}).get("Error", {}).get("Code")
-            if code != "ResourceNotFoundException":
-                raise
-            live = None
+        tags = client.tags(image["ImageId"])
+        # None: deleted between the listing and its tag read (a paced plan takes minutes),
+        # so the plan must not count it.
+        live = _live_image(image, tags) if tags is not None else None
         done[0] += 1
         if progress:
             progress(client.region, "tags", done[0], len(judged))

@@ -8,7 +8,7 @@ connection error), optionally after the real call ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -402,14 +402,16 @@ def test_an_image_deleted_between_listing_and_tag_read_is_left_out_of_the_plan(
     )
     gone = fidelity.add_image(REGION, "gone", tags={OWNERSHIP_TAG_KEY: "true"})
     region = clients.region(REGION)
-    real_tags = region.tags
+    real_images = region.images
 
-    def tags(resource_id: str) -> dict[str, str]:
-        if resource_id == gone:  # someone deleted it while the paced plan ran
-            raise client_error("ResourceNotFoundException", "no such image")
-        return real_tags(resource_id)
+    def images() -> Iterator[Any]:
+        listed = list(real_images())
+        # Someone deletes it while the paced plan runs: its DescribeTags then really answers
+        # ResourceNotFoundException.
+        fidelity.backend(REGION).workspace_images.pop(gone)
+        yield from listed
 
-    monkeypatch.setattr(region, "tags", tags)
+    monkeypatch.setattr(region, "images", images)
     plan = plan_for(tmp_path, clients, spec("keep", WS_A))
     assert [(i.name, i.action) for i in plan.items] == [("keep", Action.NO_OP)]
     assert plan.items[0].image_id == keep
