@@ -13,7 +13,13 @@ Over HTTP, with pacing, faults and a call recorder::
         ep.faults.fail_once("CreateWorkspaceImage", "lost_reply")
         ...
 
-See ``layer`` (service behaviour), ``middleware`` (network and throttling) and ``server``.
+The same URL serves the Resource Groups Tagging API (``boto3.client(
+"resourcegroupstaggingapi", ...)``) for WorkSpaces images and bundles, with switches on the
+handle: ``deny_tagging``, ``disable_region``, ``stale_tags``; ``local_endpoint(tagging_pace=
+(rate, burst))`` paces it apart from WorkSpaces.
+
+See ``layer`` (service behaviour), ``tagging`` (the tagging API), ``middleware`` (network
+and throttling) and ``server``.
 """
 
 from .layer import (
@@ -27,14 +33,37 @@ from .layer import (
     ResourceLimitExceededException,
     installed,
 )
-from .middleware import FAULT_KINDS, Call, CallRecorder, Decision, Faults, FidelityMiddleware
+from .middleware import (
+    FAULT_KINDS,
+    TAGGING_WILDCARD,
+    Call,
+    CallRecorder,
+    Decision,
+    Faults,
+    FidelityMiddleware,
+)
 from .server import LocalEndpoint, local_endpoint, reset_moto
+from .tagging import (
+    MAX_ARNS,
+    MAX_TAG_ARNS,
+    TAGGING_PAGE_SIZE,
+    AccessDeniedException,
+    InvalidParameterException,
+    UnrecognizedClientException,
+    bundle_arn,
+    image_arn,
+)
 
 __all__ = [
     "FAULT_KINDS",
+    "MAX_ARNS",
     "MAX_IDS",
+    "MAX_TAG_ARNS",
     "PAGE_SIZE",
+    "TAGGING_PAGE_SIZE",
+    "TAGGING_WILDCARD",
     "TAG_LIMIT",
+    "AccessDeniedException",
     "Call",
     "CallRecorder",
     "Decision",
@@ -42,10 +71,14 @@ __all__ = [
     "Fidelity",
     "FidelityConfig",
     "FidelityMiddleware",
+    "InvalidParameterException",
     "InvalidResourceStateException",
     "LocalEndpoint",
     "ResourceAssociatedException",
     "ResourceLimitExceededException",
+    "UnrecognizedClientException",
+    "bundle_arn",
+    "image_arn",
     "installed",
     "local_endpoint",
     "reset_moto",

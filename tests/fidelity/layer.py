@@ -19,6 +19,10 @@ Gaps closed (moto behaviour -> real behaviour):
   PENDING, the source is SUSPENDED while it is captured, and capturing a WorkSpace that
   is not AVAILABLE fails with InvalidResourceStateException.
 * No image quota -> ResourceLimitExceededException beyond ``FidelityConfig.image_quota``.
+* The Resource Groups Tagging API (GetResources, TagResources, UntagResources) for
+  WorkSpaces resources: see :mod:`tests.fidelity.tagging`, installed and removed with this
+  layer; its switches are :meth:`Fidelity.deny_tagging`, :meth:`Fidelity.disable_region`
+  and :meth:`Fidelity.stale_tags`.
 
 State is kept per account and region, on moto's own backend objects
 (``workspaces_backends[account_id][region]``), so a moto reset also resets it.
@@ -51,6 +55,9 @@ from moto.workspaces.models import (
     workspaces_backends,
 )
 from moto.workspaces.responses import WorkSpacesResponse
+
+from . import tagging
+from .tagging import TAGGING_PAGE_SIZE, TaggingSwitches, UnrecognizedClientException
 
 PAGE_SIZE = 25
 """Largest page of DescribeWorkspaceImages / DescribeWorkspaces, and their default."""
@@ -98,10 +105,13 @@ class FidelityConfig:
     :meth:`Fidelity.finish_capture`; a positive value makes it AVAILABLE that many seconds
     after creation, checked lazily when any WorkSpaces call (or test hook) runs.
     ``image_quota``: images per account and region (the service's default quota is 40).
+    ``tagging_page_size``: most resources a GetResources page holds whatever
+    ``ResourcesPerPage`` asks (the real API may answer fewer); lower it to exercise paging.
     """
 
     capture_seconds: float = 0.0
     image_quota: int = 40
+    tagging_page_size: int = TAGGING_PAGE_SIZE
 
 
 @dataclass
@@ -239,10 +249,16 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
     original_call_action = WorkSpacesResponse.call_action
 
     def call_action(self: WorkSpacesResponse) -> Any:
-        """Serialise WorkSpaces calls (the server is threaded) and run lazy transitions."""
+        """Serialise WorkSpaces calls (the server is threaded), run lazy transitions and
+        record tag history for the tagging API's stale mode."""
+        if handle.tagging.disabled(self.region, workspaces=True):
+            raise UnrecognizedClientException()
         with handle.lock:
             _tick()
-            return original_call_action(self)
+            try:
+                return original_call_action(self)
+            finally:
+                tagging.record_tags()
 
     def describe_workspace_images(self: WorkSpacesResponse) -> str:
         """Honours ImageIds, ImageType, MaxResults and NextToken (moto pages nothing)."""
@@ -408,6 +424,56 @@ class Fidelity:
     def __init__(self, config: FidelityConfig) -> None:
         self.config = config
         self.lock = threading.RLock()
+        self.tagging = TaggingSwitches()
+
+    # --- the Resource Groups Tagging API (see tests.fidelity.tagging) ---
+
+    def deny_tagging(self, denied: bool = True, *, region: str | None = None) -> None:
+        """GetResources answers AccessDeniedException (a role without tag:GetResources),
+        in every region (``region=None``) or in one. ``deny_tagging(False)`` with no region
+        lifts every denial; with a region, only that region's."""
+        with self.tagging.lock:
+            if region is None:
+                self.tagging.deny_all = denied
+                if not denied:
+                    self.tagging.denied_regions.clear()
+            elif denied:
+                self.tagging.denied_regions.add(region)
+            else:
+                self.tagging.denied_regions.discard(region)
+
+    def disable_region(
+        self, region: str, disabled: bool = True, *, workspaces: bool = True
+    ) -> None:
+        """Make ``region`` answer like an opt-in region the account has not enabled:
+        UnrecognizedClientException to every tagging API call and, unless
+        ``workspaces=False``, to every WorkSpaces call too."""
+        with self.tagging.lock:
+            if disabled:
+                self.tagging.disabled_regions[region] = workspaces
+            else:
+                self.tagging.disabled_regions.pop(region, None)
+
+    def stale_tags(self, seconds: float) -> None:
+        """GetResources serves tags as they were ``seconds`` ago (0: current); a resource
+        created less than ``seconds`` ago is absent. DescribeTags stays current."""
+        if seconds < 0:
+            raise ValueError("stale_tags takes seconds >= 0")
+        with self.lock:
+            tagging.record_tags()
+            self.tagging.stale_seconds = float(seconds)
+
+    @staticmethod
+    def image_arn(region: str, image_id: str, account_id: str = DEFAULT_ACCOUNT_ID) -> str:
+        """The tagging API's ARN of an image."""
+        return tagging.image_arn(region, image_id, account_id)
+
+    @staticmethod
+    def bundle_arn(region: str, bundle_id: str, account_id: str = DEFAULT_ACCOUNT_ID) -> str:
+        """The tagging API's ARN of a bundle."""
+        return tagging.bundle_arn(region, bundle_id, account_id)
+
+    # --- WorkSpaces ---
 
     @staticmethod
     def backend(region: str, account_id: str = DEFAULT_ACCOUNT_ID) -> WorkSpacesBackend:
@@ -493,6 +559,7 @@ class Fidelity:
                 _start_capture(
                     backend, image.image_id, source_workspace_id, self.config.capture_seconds
                 )
+            tagging.record_tags()
             return str(image.image_id)
 
     def set_image_state(
@@ -602,11 +669,14 @@ def installed(config: FidelityConfig | None = None) -> Iterator[Fidelity]:
         saved = {name: WorkSpacesResponse.__dict__.get(name, _MISSING) for name in patches}
         for name, function in patches.items():
             setattr(WorkSpacesResponse, name, function)
+        tagging_patches = tagging.TaggingPatches(handle)
+        tagging_patches.__enter__()
         _active = handle
     try:
         yield handle
     finally:
         with _install_lock:
+            tagging_patches.__exit__(None, None, None)
             for name, original in saved.items():
                 if original is _MISSING:
                     delattr(WorkSpacesResponse, name)

@@ -4,14 +4,22 @@ moto answers every call at once, never throttles and never loses a reply. The re
 WorkSpaces API throttles each account and region (``ThrottlingException``, HTTP 400; the
 image APIs are documented at 2 calls per second), and a client may see a 5xx, a timeout or
 a dropped connection for a call the service did or did not run. This middleware wraps the
-moto server's WSGI app and reproduces those, for WorkSpaces requests only (header
-``X-Amz-Target: WorkspacesService.<Operation>``); every other request passes through.
+moto server's WSGI app and reproduces those for WorkSpaces requests (header
+``X-Amz-Target: WorkspacesService.<Operation>``) and Resource Groups Tagging API requests
+(``X-Amz-Target: ResourceGroupsTaggingAPI_20170126.<Operation>``, json-1.1, what botocore
+sends); every other request passes through.
 
 * :class:`CallRecorder`: region, operation, time, throttled, status of each call. The
   region is read from the SigV4 credential scope; the Authorization header itself is never
   stored.
 * Pacing: a token bucket per region; an empty bucket answers ThrottlingException without
-  calling moto.
+  calling moto. The tagging API has its own pace (``tagging_pace``, buckets of its own per
+  region, default unpaced) and answers ``ThrottledException``, the throttling error its
+  model declares (botocore's retry handler knows both codes).
+* Tagging calls are recorded (``Call.api == "tagging"``, operation e.g. ``GetResources``).
+  Faults target them by operation name (``"GetResources"``) or ``"tagging:*"``; ``"*"``
+  still means every WorkSpaces operation only, and tagging calls draw from a random
+  sequence of their own, so WorkSpaces faults stay exactly as reproducible as before.
 * Latency: seconds added before each call.
 * :class:`Faults`: random (seeded) or one-shot faults, and AWS error codes for chosen
   requests.
@@ -38,6 +46,9 @@ from http import HTTPStatus
 from typing import Any
 
 TARGET_PREFIX = "WorkspacesService."
+TAGGING_TARGET_PREFIX = "ResourceGroupsTaggingAPI_20170126."
+TAGGING_WILDCARD = "tagging:*"
+"""Operation pattern of :class:`Faults` matching every tagging API call."""
 FAULT_KINDS = ("throttle", "error_before", "lost_reply", "reset", "reset_after", "slow")
 """throttle: ThrottlingException, call not run. error_before: 500, call not run.
 lost_reply: call run, reply replaced by a 500. reset: connection closed, call not run.
@@ -51,17 +62,19 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 @dataclass(frozen=True)
 class Call:
-    """One WorkSpaces request. ``status`` is 0 when the connection was reset unanswered."""
+    """One request. ``status`` is 0 when the connection was reset unanswered; ``api`` is
+    "workspaces" or "tagging"."""
 
     region: str
     operation: str
     time: float  # time.monotonic()
     throttled: bool
     status: int
+    api: str = "workspaces"
 
 
 class CallRecorder:
-    """Thread-safe record of the WorkSpaces requests the endpoint received."""
+    """Thread-safe record of the WorkSpaces and tagging API requests the endpoint received."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -85,14 +98,17 @@ class CallRecorder:
         region: str | None = None,
         *,
         throttled: bool | None = None,
+        api: str | None = None,
     ) -> int:
-        """Number of calls, optionally only of one operation, region or throttled-ness."""
+        """Number of calls, optionally only of one operation, region, throttled-ness or api
+        ("workspaces" or "tagging")."""
         return sum(
             1
             for c in self.all()
             if (operation is None or c.operation == operation)
             and (region is None or c.region == region)
             and (throttled is None or c.throttled == throttled)
+            and (api is None or c.api == api)
         )
 
     def throttled(self, region: str | None = None) -> int:
@@ -104,11 +120,12 @@ class CallRecorder:
         return dict(Counter(c.operation for c in self.all() if region in (None, c.region)))
 
     def changing(self, region: str | None = None) -> list[Call]:
-        """Calls of operations that may change something (name not starting Describe)."""
+        """Calls of operations that may change something (name not starting Describe or
+        Get)."""
         return [
             c
             for c in self.all()
-            if not c.operation.startswith("Describe") and region in (None, c.region)
+            if not c.operation.startswith(("Describe", "Get")) and region in (None, c.region)
         ]
 
     def clear(self) -> None:
@@ -151,6 +168,7 @@ class Faults:
     def __init__(self, seed: int = 0) -> None:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
+        self._tagging_rng = random.Random(seed)
         self._rates: dict[str, dict[str, float]] = {}
         self._once: list[tuple[str, str, float | None]] = []
         self._rules: list[_ErrorRule] = []
@@ -166,15 +184,18 @@ class Faults:
             self._rates.setdefault(operation, {}).update(rates)
         return self
 
-    def rates(self, operation: str) -> dict[str, float]:
-        """Effective settings for an operation (its own, else "*", else 0)."""
+    def rates(self, operation: str, *, tagging: bool = False) -> dict[str, float]:
+        """Effective settings for an operation (its own, else "*" or, for a tagging API
+        operation, "tagging:*", else 0)."""
         with self._lock:
-            wild, own = self._rates.get("*", {}), self._rates.get(operation, {})
+            wildcard = TAGGING_WILDCARD if tagging else "*"
+            wild, own = self._rates.get(wildcard, {}), self._rates.get(operation, {})
             return {f: own.get(f, wild.get(f, 0.0)) for f in self._RATE_FIELDS}
 
     def seed(self, seed: int) -> None:
         with self._lock:
             self._rng = random.Random(seed)
+            self._tagging_rng = random.Random(seed)
 
     def fail_once(
         self, operation: str, kind: str, *, times: int = 1, seconds: float | None = None
@@ -211,22 +232,26 @@ class Faults:
             self._once.clear()
             self._rules.clear()
 
-    def decide(self, operation: str, body: dict[str, Any]) -> Decision | None:
-        """The fault for this call, if any."""
-        rates = self.rates(operation)
+    def decide(
+        self, operation: str, body: dict[str, Any], *, tagging: bool = False
+    ) -> Decision | None:
+        """The fault for this call, if any (``tagging``: a tagging API operation)."""
+        rates = self.rates(operation, tagging=tagging)
+        wildcard = TAGGING_WILDCARD if tagging else "*"
         with self._lock:
             for index, (op, kind, seconds) in enumerate(self._once):
-                if op in (operation, "*"):
+                if op in (operation, wildcard):
                     del self._once[index]
                     return Decision(kind, seconds=seconds or rates["slow_seconds"] or 5.0)
             for rule in list(self._rules):
-                if rule.operation in (operation, "*") and _matches(rule.when, body):
+                if rule.operation in (operation, wildcard) and _matches(rule.when, body):
                     if rule.times is not None:
                         rule.times -= 1
                         if rule.times <= 0:
                             self._rules.remove(rule)
                     return Decision("error", rule.code, rule.message, rule.status)
-            draws = [self._rng.random() for _ in FAULT_KINDS]
+            rng = self._tagging_rng if tagging else self._rng
+            draws = [rng.random() for _ in FAULT_KINDS]
         for kind, draw in zip(FAULT_KINDS, draws, strict=True):
             if draw < rates[f"{kind}_rate"]:
                 return Decision(kind, seconds=rates["slow_seconds"])
@@ -287,6 +312,24 @@ def _parse(body: bytes) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+@dataclass(frozen=True)
+class _Request:
+    api: str
+    operation: str
+    region: str
+
+    @property
+    def throttle_code(self) -> str:
+        return "ThrottledException" if self.api == "tagging" else "ThrottlingException"
+
+    @property
+    def internal_code(self) -> str:
+        return "InternalServiceException" if self.api == "tagging" else "InternalServerError"
+
+    def done(self, throttled: bool, status: int) -> Call:
+        return Call(self.region, self.operation, time.monotonic(), throttled, status, self.api)
+
+
 class FidelityMiddleware:
     """WSGI app wrapping moto's: recording, pacing, latency and faults (module doc)."""
 
@@ -297,6 +340,7 @@ class FidelityMiddleware:
         faults: Faults | None = None,
         *,
         pace: tuple[float, int] | None = None,
+        tagging_pace: tuple[float, int] | None = None,
         latency: float = 0.0,
     ) -> None:
         self.app = app
@@ -304,55 +348,72 @@ class FidelityMiddleware:
         self.faults = faults if faults is not None else Faults()
         self.latency = latency
         self._lock = threading.Lock()
-        self._pace = pace
-        self._buckets: dict[str, _TokenBucket] = {}
+        self._paces: dict[str, tuple[float, int] | None] = {
+            "workspaces": pace,
+            "tagging": tagging_pace,
+        }
+        self._buckets: dict[tuple[str, str], _TokenBucket] = {}
 
     def set_pace(self, pace: tuple[float, int] | None) -> None:
-        """(calls per second, burst) per region, or None for no pacing; buckets refill."""
-        with self._lock:
-            self._pace = pace
-            self._buckets.clear()
+        """(calls per second, burst) per region of the WorkSpaces API, or None for no
+        pacing; its buckets refill."""
+        self._set_pace("workspaces", pace)
 
-    def _take_token(self, region: str) -> bool:
+    def set_tagging_pace(self, pace: tuple[float, int] | None) -> None:
+        """(calls per second, burst) per region of the tagging API, or None; its buckets
+        refill."""
+        self._set_pace("tagging", pace)
+
+    def _set_pace(self, api: str, pace: tuple[float, int] | None) -> None:
         with self._lock:
-            if self._pace is None:
+            self._paces[api] = pace
+            for key in [k for k in self._buckets if k[0] == api]:
+                del self._buckets[key]
+
+    def _take_token(self, api: str, region: str) -> bool:
+        with self._lock:
+            pace = self._paces[api]
+            if pace is None:
                 return True
-            bucket = self._buckets.get(region)
+            bucket = self._buckets.get((api, region))
             if bucket is None:
-                bucket = self._buckets[region] = _TokenBucket(*self._pace)
+                bucket = self._buckets[(api, region)] = _TokenBucket(*pace)
             return bucket.take()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if not target.startswith(TARGET_PREFIX):
+        if target.startswith(TARGET_PREFIX):
+            api, op = "workspaces", target[len(TARGET_PREFIX) :]
+        elif target.startswith(TAGGING_TARGET_PREFIX):
+            api, op = "tagging", target[len(TAGGING_TARGET_PREFIX) :]
+        else:
             return self.app(environ, start_response)
-        op = target[len(TARGET_PREFIX) :]
-        region = region_of(environ.get("HTTP_AUTHORIZATION", ""))
+        call = _Request(api, op, region_of(environ.get("HTTP_AUTHORIZATION", "")))
         body = _read_body(environ)
         if self.latency > 0:
             time.sleep(self.latency)
-        if not self._take_token(region):
-            return self._error(start_response, region, op, 400, "ThrottlingException")
-        decision = self.faults.decide(op, _parse(body))
+        if not self._take_token(api, call.region):
+            return self._error(start_response, call, 400, call.throttle_code)
+        decision = self.faults.decide(op, _parse(body), tagging=api == "tagging")
         kind = decision.kind if decision else None
         if kind == "throttle":
-            return self._error(start_response, region, op, 400, "ThrottlingException")
+            return self._error(start_response, call, 400, call.throttle_code)
         if kind == "error_before":
-            return self._error(start_response, region, op, 500, "InternalServerError")
+            return self._error(start_response, call, 500, call.internal_code)
         if decision and kind == "error":
             return self._error(
-                start_response, region, op, decision.status, decision.code, decision.message
+                start_response, call, decision.status, decision.code, decision.message
             )
         if kind == "reset":
-            self._reset(environ, region, op)
+            self._reset(environ, call)
         status, headers, payload = self._run(environ)
         if kind == "lost_reply":
-            return self._error(start_response, region, op, 500, "InternalServerError")
+            return self._error(start_response, call, 500, call.internal_code)
         if kind == "reset_after":
-            self._reset(environ, region, op)
+            self._reset(environ, call)
         if decision and kind == "slow":
             time.sleep(decision.seconds)
-        self.calls.record(Call(region, op, time.monotonic(), False, int(status.split()[0])))
+        self.calls.record(call.done(False, int(status.split()[0])))
         start_response(status, headers)
         return [payload]
 
@@ -377,17 +438,16 @@ class FidelityMiddleware:
     def _error(
         self,
         start_response: Callable[..., Any],
-        region: str,
-        op: str,
+        call: _Request,
         status: int,
         code: str,
         message: str | None = None,
     ) -> list[bytes]:
         """Answer an AWS json-1.1 error without (or instead of) moto's reply."""
+        throttled = code in ("ThrottlingException", "ThrottledException")
         if message is None:
-            message = "Rate exceeded" if code == "ThrottlingException" else "Internal error"
-        throttled = code == "ThrottlingException"
-        self.calls.record(Call(region, op, time.monotonic(), throttled, status))
+            message = "Rate exceeded" if throttled else "Internal error"
+        self.calls.record(call.done(throttled, status))
         payload = json.dumps({"__type": code, "message": message}).encode()
         start_response(
             f"{status} {HTTPStatus(status).phrase}",
@@ -400,7 +460,7 @@ class FidelityMiddleware:
         )
         return [payload]
 
-    def _reset(self, environ: dict[str, Any], region: str, op: str) -> None:
+    def _reset(self, environ: dict[str, Any], call: _Request) -> None:
         """Close the client connection without a reply (RST on close: SO_LINGER 0).
 
         werkzeug's dev server exposes the socket as ``environ["werkzeug.socket"]``; shutting
@@ -410,7 +470,7 @@ class FidelityMiddleware:
         sock = environ.get("werkzeug.socket")
         if sock is None:
             raise RuntimeError("the reset fault needs werkzeug's server (werkzeug.socket)")
-        self.calls.record(Call(region, op, time.monotonic(), False, 0))
+        self.calls.record(call.done(False, 0))
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.shutdown(socket.SHUT_RDWR)

@@ -1,4 +1,5 @@
-"""A local WorkSpaces endpoint: moto's server plus the fidelity layer and middleware.
+"""A local WorkSpaces and Resource Groups Tagging API endpoint: moto's server plus the
+fidelity layer and middleware.
 
 Built like ``moto.moto_server.threaded_moto_server.ThreadedMotoServer`` (werkzeug
 ``make_server`` around ``DomainDispatcherApplication(create_backend_app)``, threaded, in a
@@ -30,8 +31,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 @dataclass
 class LocalEndpoint:
-    """What :func:`local_endpoint` yields. ``middleware.set_pace(...)`` and
-    ``middleware.latency`` change pacing and latency while it runs."""
+    """What :func:`local_endpoint` yields. ``middleware.set_pace(...)``,
+    ``middleware.set_tagging_pace(...)`` and ``middleware.latency`` change pacing and
+    latency while it runs."""
 
     url: str
     fidelity: Fidelity
@@ -55,18 +57,23 @@ def local_endpoint(
     *,
     faults: Faults | None = None,
     pace: tuple[float, int] | None = None,
+    tagging_pace: tuple[float, int] | None = None,
     latency: float = 0.0,
 ) -> Iterator[LocalEndpoint]:
     """Serve WorkSpaces on http://127.0.0.1:<free port> with moto state reset on entry.
 
-    ``pace`` is (calls per second, burst) per region, e.g. (2, 5); ``latency`` seconds are
-    added to every WorkSpaces call; ``faults`` may be prepared beforehand or changed later
+    ``pace`` is (calls per second, burst) per region, e.g. (2, 5); ``tagging_pace`` is the
+    same for the Resource Groups Tagging API, which the same URL serves (buckets of its own,
+    default unpaced); ``latency`` seconds are added to every WorkSpaces and tagging call;
+    ``faults`` may be prepared beforehand or changed later
     through ``endpoint.faults``. The server stops and the layer is uninstalled on exit.
     """
     calls = CallRecorder()
     faults = faults if faults is not None else Faults()
     app = DomainDispatcherApplication(create_backend_app)
-    middleware = FidelityMiddleware(app, calls, faults, pace=pace, latency=latency)
+    middleware = FidelityMiddleware(
+        app, calls, faults, pace=pace, tagging_pace=tagging_pace, latency=latency
+    )
     server = make_server("127.0.0.1", 0, middleware, threaded=True, request_handler=_QuietHandler)
     url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(
