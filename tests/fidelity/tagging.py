@@ -45,7 +45,8 @@ Gaps closed (moto behaviour -> real behaviour):
   reported for Hong Kong, Bahrain, Melbourne, ...; not ``AccessDeniedException``).
 
 Not covered: GetTagKeys, GetTagValues, compliance details, TagsPerPage paging (validated
-only).
+only), non-WorkSpaces ARNs in a ``ResourceARNList`` (not answered; filter queries do include
+moto's other resources).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from moto import mock_aws
 from moto.resourcegroupstaggingapi.responses import ResourceGroupsTaggingAPIResponse
 
 from tests.fidelity import (
+    Faults,
     Fidelity,
     FidelityConfig,
     LocalEndpoint,
@@ -365,11 +366,11 @@ def test_stale_mode_serves_old_tags_while_describe_tags_is_current(mode: str) ->
         old = env.fidelity.add_image(REGION, "old", tags={OWNER_KEY: "true", "v": "1"})
         arn = image_arn(REGION, old)
         workspaces, tagging = env.workspaces(), env.tagging()
-        time.sleep(0.8)
+        time.sleep(2.0)
         workspaces.create_tags(ResourceId=old, Tags=[{"Key": "v", "Value": "2"}])
         tagging.tag_resources(ResourceARNList=[arn], Tags={"w": "x"})
         new = env.fidelity.add_image(REGION, "new", tags={OWNER_KEY: "true"})
-        env.fidelity.stale_tags(0.5)
+        env.fidelity.stale_tags(1.5)
         assert listed(tagging.get_resources(TagFilters=[{"Key": OWNER_KEY}])) == {
             arn: {OWNER_KEY: "true", "v": "1"}
         }
@@ -378,7 +379,7 @@ def test_stale_mode_serves_old_tags_while_describe_tags_is_current(mode: str) ->
         }
         described = workspaces.describe_tags(ResourceId=old)["TagList"]
         assert {t["Key"]: t["Value"] for t in described} == {OWNER_KEY: "true", "v": "2", "w": "x"}
-        time.sleep(0.6)
+        time.sleep(1.6)
         assert listed(tagging.get_resources(TagFilters=[{"Key": OWNER_KEY}])) == {
             arn: {OWNER_KEY: "true", "v": "2", "w": "x"},
             image_arn(REGION, new): {OWNER_KEY: "true"},
@@ -423,7 +424,7 @@ def test_recorder_counts_get_resources_and_faults_can_target_it() -> None:
 
 
 def test_tagging_pace_is_its_own_bucket_per_region() -> None:
-    with open_env("server", pace=(100, 100), tagging_pace=(1, 2)) as env:
+    with open_env("server", pace=(100, 100), tagging_pace=(0.2, 2)) as env:
         tagging = env.tagging(config=NO_RETRY)
         tagging.get_resources()
         tagging.get_resources()
@@ -435,8 +436,6 @@ def test_tagging_pace_is_its_own_bucket_per_region() -> None:
             env.workspaces(config=NO_RETRY).describe_workspace_images()
         assert env.ep.calls.throttled() == 1
         assert env.ep.calls.count("GetResources", REGION, throttled=True) == 1
-        time.sleep(1.1)
-        tagging.get_resources()
         env.ep.middleware.set_tagging_pace(None)
         for _ in range(5):
             tagging.get_resources()
@@ -444,7 +443,7 @@ def test_tagging_pace_is_its_own_bucket_per_region() -> None:
 
 
 def test_without_tagging_pace_get_resources_is_never_throttled() -> None:
-    with open_env("server", pace=(1, 1)) as env:
+    with open_env("server", pace=(0.2, 1)) as env:
         for _ in range(10):
             env.tagging(config=NO_RETRY).get_resources()
         assert env.ep.calls.throttled() == 0
@@ -465,3 +464,22 @@ def test_installed_restores_moto_tagging_api_on_exit() -> None:
         )
     after = {n: ResourceGroupsTaggingAPIResponse.__dict__.get(n) for n in before}
     assert after == before
+
+
+def test_tagging_faults_leave_the_workspaces_fault_sequence_unchanged() -> None:
+    def workspaces_kinds(interleave: bool) -> list[str | None]:
+        faults = Faults(seed=7).set("*", throttle_rate=0.5).set("tagging:*", lost_reply_rate=0.5)
+        kinds: list[str | None] = []
+        for _ in range(20):
+            if interleave:
+                faults.decide("GetResources", {}, tagging=True)
+            decision = faults.decide("DescribeWorkspaceImages", {})
+            kinds.append(decision.kind if decision else None)
+        return kinds
+
+    assert workspaces_kinds(interleave=False) == workspaces_kinds(interleave=True)
+    faults = Faults(seed=7).set("tagging:*", throttle_rate=1.0)
+    decision = faults.decide("GetResources", {}, tagging=True)
+    assert decision is not None
+    assert decision.kind == "throttle"
+    assert faults.decide("DescribeTags", {}) is None
