@@ -18,7 +18,7 @@ import botocore.exceptions
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.aws import THROTTLE_CODES, error_code, in_parallel, is_ambiguous
 from reconciler.errors import Interrupted
-from reconciler.plan import Action, Plan, PlanItem, Unmanaged
+from reconciler.plan import Action, Plan, PlanItem, Replan, Unmanaged
 
 if TYPE_CHECKING:
     from reconciler.aws import Clients, RegionClient
@@ -116,8 +116,9 @@ class ApplyOptions:
     # (region, name) of planned creates of a saved plan whose image was created meanwhile:
     # reported converged without a call.
     converged: frozenset[tuple[str, str]] = frozenset()
-    prune: bool = False  # delete owned images that no spec declares
-    replace_failed: bool = False  # delete owned images in ERROR and capture them again
+    # How to plan an item again from tags read just before changing it (see `_confirmed`).
+    # None: any difference from the planned tags stops the change.
+    replan: Replan | None = None
 
 
 def apply_plan(
@@ -127,16 +128,23 @@ def apply_plan(
     *,
     report: Report | None = None,
 ) -> Applied:
-    """Execute `plan`; regions in parallel, each at its own pace."""
+    """Execute `plan`; regions in parallel, each at its own pace.
+
+    Deletions are exactly those the plan shows (`plan.prune`, `plan.replace_failed`), and
+    each is made only after a fresh tag read confirms the image is still owned."""
     regions = sorted({i.region for i in plan.items} | {u.region for u in plan.unmanaged})
+    deleting = {(u.region, u.image_id) for u in plan.deletions}
 
     def region_work(region: str) -> tuple[list[AppliedItem], list[AppliedUnmanaged]]:
         client = clients.region(region)
         items = [i for i in plan.items if i.region == region]
         unmanaged = [u for u in plan.unmanaged if u.region == region]
         return (
-            _apply_region(items, client, options, report),
-            [_prune(u, client) if options.prune else _kept(u) for u in unmanaged],
+            _apply_region(plan, items, client, options, report),
+            [
+                _prune(u, client) if (u.region, u.image_id) in deleting else _kept(u)
+                for u in unmanaged
+            ],
         )
 
     by_region = in_parallel(region_work, regions)
@@ -152,15 +160,19 @@ def apply_plan(
 
 
 def _apply_region(
-    items: Sequence[PlanItem], client: RegionClient, options: ApplyOptions, report: Report | None
+    plan: Plan,
+    items: Sequence[PlanItem],
+    client: RegionClient,
+    options: ApplyOptions,
+    report: Report | None,
 ) -> list[AppliedItem]:
-    creates_first = _order_creates(items, options)
+    creates_first = _order_creates(plan, items)
 
     def run(item: PlanItem) -> AppliedItem:
         if (item.region, item.name) in options.converged:
             done = _done(item, Result.CONVERGED)
         else:
-            done = _apply_item(item, client, creates_first, options)
+            done = _apply_item(plan, item, client, creates_first, options)
         if report:
             report(done)
         return done
@@ -168,46 +180,36 @@ def _apply_region(
     return client.map(run, list(items))
 
 
-def has_work(plan: Plan, options: ApplyOptions) -> bool:
-    """Whether applying `plan` with `options` would change anything."""
-    return (
-        plan.has_changes
-        or (options.prune and bool(plan.unmanaged))
-        or any(replaceable(i, options) for i in plan.items)
-    )
-
-
-def replaceable(item: PlanItem, options: ApplyOptions) -> bool:
-    """An owned image in ERROR that --replace-failed deletes and captures again."""
-    return options.replace_failed and item.action is Action.CONFLICT and item.state == "ERROR"
-
-
-def _order_creates(items: Sequence[PlanItem], options: ApplyOptions) -> set[str]:
+def _order_creates(plan: Plan, items: Sequence[PlanItem]) -> set[str]:
     """Names of the creates to send now: one per source WorkSpace, as the service captures
     one image of a WorkSpace at a time (it suspends the WorkSpace while it captures)."""
     chosen: dict[str, str] = {}
     for item in items:
-        creates = item.action is Action.CREATE or replaceable(item, options)
+        creates = item.action is Action.CREATE or plan.replaces(item)
         if creates and not item.source_busy:
             chosen.setdefault(item.source_workspace_id, item.name)
     return set(chosen.values())
 
 
 def _apply_item(
-    item: PlanItem, client: RegionClient, creates_now: set[str], options: ApplyOptions
+    plan: Plan,
+    item: PlanItem,
+    client: RegionClient,
+    creates_now: set[str],
+    options: ApplyOptions,
 ) -> AppliedItem:
     if item.action is Action.NO_OP:
         return _done(item, Result.UNCHANGED)
-    if item.is_error and not replaceable(item, options):
+    if item.is_error and not plan.replaces(item):
         return _done(item, Result.SKIPPED, item.reason)
     if client.stop.is_set():
         return _done(item, Result.SKIPPED, "interrupted before this item started")
     try:
-        if replaceable(item, options):
+        if plan.replaces(item):
             return _replace(item, client, creates_now)
         if item.action is Action.CREATE:
             return _create(item, client, creates_now)
-        return _retag(item, client)
+        return _confirmed_retag(item, client, options.replan)
     except Interrupted:
         return _done(item, Result.SKIPPED, "interrupted before this item's call was sent")
 
@@ -262,9 +264,9 @@ def _replace(item: PlanItem, client: RegionClient, creates_now: set[str]) -> App
     if item.name not in creates_now:
         return _done(item, Result.DEFERRED, "another capture of the same WorkSpace goes first")
     assert item.image_id is not None  # an ERROR conflict is an existing image
-    error = _delete(client, item.image_id)
-    if error:
-        return _done(item, Result.FAILED, f"could not delete the failed image: {error}")
+    refused = _delete_owned(client, item.image_id)
+    if refused is not None and refused is not _GONE:
+        return _done(item, Result.FAILED, f"the failed image was not deleted: {refused}")
     return _create(item.model_copy(update={"image_id": None, "state": None}), client, creates_now)
 
 
@@ -278,10 +280,14 @@ def _prune(u: Unmanaged, client: RegionClient) -> AppliedUnmanaged:
             "still PENDING: the service can't delete it until the capture ends; prune it later",
         )
     try:
-        error = _delete(client, u.image_id)
+        refused = _delete_owned(client, u.image_id)
     except Interrupted:
         return _kept(u, Result.SKIPPED, "interrupted before this deletion was sent")
-    return _kept(u, Result.FAILED, error) if error else _kept(u, Result.DELETED)
+    if refused is _GONE:
+        return _kept(u, Result.UNCHANGED, "already gone when read just before the deletion")
+    if refused is _NOT_OWNED:
+        return _kept(u, Result.SKIPPED, refused)
+    return _kept(u, Result.FAILED, refused) if refused else _kept(u, Result.DELETED)
 
 
 def _kept(
@@ -301,8 +307,27 @@ DELETE_HINTS = {
 }
 
 
-def _delete(client: RegionClient, image_id: str) -> str | None:
-    """DeleteWorkspaceImage; an error message with a hint, or None when deleted."""
+_GONE = "the image no longer exists"
+_NOT_OWNED = (
+    "no longer carries the ownership tag (read just before the deletion), so it was not "
+    "deleted; run plan again"
+)
+
+
+def _delete_owned(client: RegionClient, image_id: str) -> str | None:
+    """Delete an image that a fresh tag read shows is still owned.
+
+    Returns None when deleted, `_GONE` or `_NOT_OWNED` (nothing sent), or an error message
+    with a hint. The read is DescribeTags, the authoritative one: the plan's tags may come
+    from the eventually consistent tagging API, or be minutes old."""
+    try:
+        tags = client.tags(image_id)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        return f"its ownership could not be confirmed ({_short(err)}); run apply again"
+    if tags is None:
+        return _GONE
+    if tags.get(OWNERSHIP_TAG_KEY) != OWNERSHIP_TAG_VALUE:
+        return _NOT_OWNED
     try:
         client.reads.delete_workspace_image(ImageId=image_id)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
@@ -332,11 +357,95 @@ def _settle_lost_create(item: PlanItem, client: RegionClient, err: BaseException
         )
     if found is not None:
         return _done(item, Result.CONVERGED, image_id=found["ImageId"], state=found.get("State"))
-    return _done(
-        item,
-        Result.FAILED,
-        f"the create failed ({_short(err)}) and no image of that name exists; run apply again",
+    return _resend(item, client, err)
+
+
+def _resend(item: PlanItem, client: RegionClient, lost: BaseException) -> AppliedItem:
+    """A create proven absent after a lost reply is sent once more, and that answer stands.
+
+    The service refuses a second image of one name in a region, so the resend can't
+    duplicate: ResourceAlreadyExistsException on it means the first one ran after all."""
+    tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
+    tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
+    try:
+        reply = client.creates.create_workspace_image(
+            Name=item.name,
+            Description=item.description,
+            WorkspaceId=item.source_workspace_id,
+            Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+        )
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        if is_ambiguous(err):
+            return _done(
+                item,
+                Result.FAILED,
+                f"the create's reply was lost ({_short(lost)}), and again when it was sent once "
+                f"more ({_short(err)}); run apply again: it will find the image if it was created",
+            )
+        return _create_error(item, err, error_code(err))
+    return _done(item, Result.CREATED, image_id=reply.get("ImageId"), state=reply.get("State"))
+
+
+def _confirmed_retag(item: PlanItem, client: RegionClient, replan: Replan | None) -> AppliedItem:
+    """Update tags or adopt, after reading the image's tags again (DescribeTags).
+
+    The plan's tags may be stale: the tagging API is eventually consistent, and others write
+    tags too. The item is planned again from the fresh tags; only the reviewed tag changes
+    that are still needed are written. An image no longer needing them is `unchanged`; one
+    whose ownership changed is left alone (never adopted or retagged on stale ownership)."""
+    assert item.image_id is not None  # update-tags and adopt are for existing images
+    try:
+        tags = client.tags(item.image_id)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        return _done(item, Result.FAILED, f"its tags could not be read again ({_short(err)})")
+    if tags is None:
+        return _done(item, Result.FAILED, "the image was deleted since the plan; run plan again")
+    fresh = replan(item, tags) if replan else _replan_strict(item, tags)
+    if fresh.action is Action.NO_OP:
+        return _done(
+            item.model_copy(update={"tag_changes": ()}),
+            Result.UNCHANGED,
+            None,
+            reason="already as declared when its tags were read again just before the change",
+        )
+    same = fresh.action is item.action or (
+        item.action is Action.ADOPT and fresh.action is Action.UPDATE_TAGS
     )
+    if not same:
+        return _done(
+            item,
+            Result.FAILED,
+            f"the image changed since the plan (it now calls for {fresh.action.value}): "
+            "nothing was written; run plan again",
+        )
+    # A reviewed change is a key and the value it gets (or its removal), whatever value the
+    # plan saw before it.
+    reviewed = {(c.key, c.after) for c in item.tag_changes}
+    writes = tuple(c for c in fresh.tag_changes if (c.key, c.after) in reviewed)
+    unseen = [c.key for c in fresh.tag_changes if (c.key, c.after) not in reviewed]
+    planned = item.model_copy(update={"action": fresh.action, "tag_changes": writes})
+    if planned.action is Action.ADOPT or writes:
+        done = _retag(planned, client)
+    else:
+        done = _done(planned, Result.UNCHANGED)
+    if unseen and done.result is not Result.FAILED:
+        note = (
+            f"tags changed since the plan: {', '.join(sorted(unseen))} now differ too; they "
+            "were not in the reviewed plan: the next plan shows them"
+        )
+        return done.model_copy(update={"result": Result.DEFERRED, "error": note})
+    return done
+
+
+def _replan_strict(item: PlanItem, tags: dict[str, str]) -> PlanItem:
+    """Without the specs: the item as planned if the tags are as the plan saw them, else a
+    conflict (nothing is written on tags the plan did not see)."""
+    before = {c.key: c.before for c in item.tag_changes}
+    still = all(tags.get(k) == v for k, v in before.items())
+    owned = tags.get(OWNERSHIP_TAG_KEY) == OWNERSHIP_TAG_VALUE
+    if still and owned == (item.action is Action.UPDATE_TAGS):
+        return item
+    return item.model_copy(update={"action": Action.CONFLICT})
 
 
 def _retag(item: PlanItem, client: RegionClient) -> AppliedItem:
@@ -372,12 +481,15 @@ def _done(
     *,
     image_id: str | None = None,
     state: str | None = None,
+    reason: str | None = None,
 ) -> AppliedItem:
     data = item.model_dump(include=set(PlanItem.model_fields))
     if image_id:
         data["image_id"] = image_id
     if state:
         data["state"] = state
+    if reason:
+        data["reason"] = reason
     return AppliedItem(**data, result=result, error=error)
 
 

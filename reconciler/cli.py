@@ -2,16 +2,21 @@
 
 Kept thin and cheap to import: click only. Everything else is imported inside the
 command that needs it, so `--help`, `validate` and `schema` never import boto3.
+
+Exit codes keep their meaning (Terraform's convention): 0 success, 1 error (usage errors
+included: click's own 2 would read as "changes" or "drift" to a workflow), 2 changes or
+drift where asked, 130 interrupted.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,7 +26,10 @@ from reconciler import __version__
 
 if TYPE_CHECKING:  # types only: the modules themselves are imported where needed
     from reconciler.apply import Applied, AppliedItem
-    from reconciler.plan import Plan
+    from reconciler.aws import Clients
+    from reconciler.errors import ReconcilerError
+    from reconciler.plan import Plan, Replan
+    from reconciler.progress import ProgressLine
     from reconciler.run import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,6 +42,27 @@ def _set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> int:
     return value
 
 
+class _Group(click.Group):
+    """Usage errors exit 1, not click's 2: 2 means changes or drift to a workflow."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _usage_exits_1():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _usage_exits_1():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_exits_1() -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as err:
+        err.exit_code = 1  # type: ignore[misc]  # click's class default is 2
+        raise
+
+
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     def apply(f: F) -> F:
         for decorator in reversed(decorators):
@@ -43,30 +72,63 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+def _check_label(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from reconciler.render.markdown import check_label
+
+    try:
+        return check_label(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and how a command's document goes: stdout in one format, and optional files."""
+
+    fmt: str = "text"
+    kind: str = "plan"  # plan, apply or drift: the Markdown heading and hidden marker
+    label: str | None = None
+    color: bool = False
+    quiet: bool = False
+    markdown_file: str | None = None
+    json_file: str | None = None
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """The AWS options every command that reads the account shares, parsed once."""
+
+    region: str | None
+    profile: str | None
+    endpoint_url: str | None
+    api_rate: float
+    concurrency: int
+
+
 specs_dir_argument = click.argument(
     "specs_dir", required=False, default="specs", type=click.Path(path_type=str)
 )
-output_options = _stack(
-    click.option(
-        "-v",
-        "--verbose",
-        count=True,
-        callback=_set_verbose,
-        expose_value=False,
-        is_eager=True,
-        help="More detail; tracebacks on unexpected errors.",
-    ),
-    click.option("-q", "--quiet", is_flag=True, help="No progress on stderr."),
-    click.option("--no-color", is_flag=True, help="No colour (NO_COLOR works too)."),
+verbose_option = click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    callback=_set_verbose,
+    expose_value=False,
+    is_eager=True,
+    help="More detail; tracebacks on unexpected errors.",
 )
 spec_options = _stack(
     specs_dir_argument,
     click.option("--allow-empty", is_flag=True, help="Accept a specs folder with no spec."),
 )
-aws_options = _stack(
+_run_option_list = [
     click.option("--region", help="Default region for specs that name none."),
     click.option("--profile", help="AWS profile from your AWS config."),
-    click.option("--endpoint-url", help="WorkSpaces endpoint (AWS_ENDPOINT_URL works too)."),
+    click.option(
+        "--endpoint-url", help="Endpoint for every AWS API called (AWS_ENDPOINT_URL works too)."
+    ),
     click.option(
         "--target",
         "targets",
@@ -97,15 +159,88 @@ aws_options = _stack(
         show_default=True,
         help="Images allowed per region (raise it if AWS raised yours).",
     ),
-)
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="markdown: a pull-request comment (also appended to GITHUB_STEP_SUMMARY in Actions).",
+    ),
+    click.option(
+        "--label",
+        callback=_check_label,
+        metavar="TEXT",
+        help="Name this run (e.g. account/region) in the Markdown heading and comment marker.",
+    ),
+    click.option(
+        "--markdown-file",
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="Also write the Markdown document to FILE (the error comment if the run fails).",
+    ),
+    click.option(
+        "--json-file",
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="Also write the JSON document to FILE (the error document if the run fails).",
+    ),
+    verbose_option,
+    click.option("-q", "--quiet", is_flag=True, help="No progress on stderr."),
+    click.option("--no-color", is_flag=True, help="No colour (a non-empty NO_COLOR too)."),
+]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def run_options(kind: str) -> Callable[[F], F]:
+    """The options of plan, apply and drift, handed to the command as three values:
+    `options` (PlanOptions), `aws` (AwsOptions) and `out` (Output)."""
+
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def command(
+            specs_dir: str,
+            allow_empty: bool,
+            targets: tuple[str, ...],
+            image_quota: int,
+            region: str | None,
+            profile: str | None,
+            endpoint_url: str | None,
+            api_rate: float,
+            concurrency: int,
+            fmt: str,
+            label: str | None,
+            markdown_file: str | None,
+            json_file: str | None,
+            quiet: bool,
+            no_color: bool,
+            **rest: Any,
+        ) -> Any:
+            from reconciler.run import PlanOptions
+
+            options = PlanOptions(
+                specs_dir=specs_dir,
+                targets=targets,
+                allow_empty=allow_empty,
+                image_quota=image_quota,
+            )
+            aws = AwsOptions(region, profile, endpoint_url, api_rate, concurrency)
+            color = sys.stdout.isatty() and not _no_color(no_color)
+            out = Output(fmt, kind, label, color, quiet, markdown_file, json_file)
+            with _errors_reported(out):
+                return f(options=options, aws=aws, out=out, **rest)
+
+        return _stack(spec_options, *_run_option_list)(command)  # type: ignore[return-value]
+
+    return decorate
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 def cli() -> None:
     """Declarative Amazon WorkSpaces images: validate, plan, apply and drift-check specs.
 
-    Exit codes follow Terraform: 0 success, 1 error, 2 changes or drift (where asked).
+    Exit codes follow Terraform: 0 success, 1 error, 2 changes or drift (where asked),
+    130 interrupted.
     """
 
 
@@ -121,14 +256,18 @@ def _exit_with(code: int | None, **_: Any) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "github", "json"]),
+    type=click.Choice(["text", "github", "json", "sarif"]),
     default="text",
     show_default=True,
+    help="sarif: SARIF 2.1.0 for code scanning.",
 )
-@output_options
+@verbose_option
+@click.option("-q", "--quiet", is_flag=True, help="Only problems, no success line.")
+@click.option("--no-color", is_flag=True, help="No colour (a non-empty NO_COLOR too).")
 def validate(specs_dir: str, allow_empty: bool, fmt: str, quiet: bool, no_color: bool) -> int:
     """Check the specs offline: no AWS access, credentials or region needed."""
     from reconciler.errors import SpecError
+    from reconciler.render.escape import terminal_safe
     from reconciler.render.problems import render_problems
     from reconciler.specs import load_specs
 
@@ -139,8 +278,11 @@ def validate(specs_dir: str, allow_empty: bool, fmt: str, quiet: bool, no_color:
         if fmt == "text":
             click.echo(str(err), err=True)
         return 1
-    if fmt == "json":
-        click.echo("[]")
+    for w in spec_set.warnings:  # on stderr in every format: stdout stays one document
+        line = f"{w.file}:{w.line}:{w.column}: {w.field}: warning: {w.message}"
+        click.echo(terminal_safe(line), err=True)
+    if fmt in ("json", "sarif"):
+        render_problems((), fmt, sys.stdout)
     elif fmt == "text" and not quiet:
         files = len({s.file for s in spec_set.specs})
         click.echo(f"Success! {len(spec_set.specs)} specs in {files} files are valid.")
@@ -157,104 +299,177 @@ def schema() -> int:
 
 
 class _Run:
-    """What plan, apply and drift share: options in; clients, progress and output set up."""
+    """What plan, apply and drift share: clients, progress and the plan step."""
 
-    def __init__(self, specs_dir: str, kw: dict[str, Any]) -> None:
+    def __init__(self, options: PlanOptions, aws: AwsOptions, out: Output) -> None:
         from reconciler.aws import AwsSettings, Clients
         from reconciler.progress import ProgressLine
-        from reconciler.run import PlanOptions
 
-        self.options = PlanOptions(
-            specs_dir=specs_dir,
-            targets=tuple(kw.pop("targets")),
-            allow_empty=kw.pop("allow_empty"),
-            image_quota=kw.pop("image_quota"),
-        )
-        self.color = sys.stdout.isatty() and not _no_color(kw.pop("no_color"))
+        self.options = options
+        self.out = out
         settings = AwsSettings(
-            region=kw.pop("region"),
-            profile=kw.pop("profile"),
-            endpoint_url=kw.pop("endpoint_url"),
-            api_rate=kw.pop("api_rate"),
-            concurrency=kw.pop("concurrency"),
+            region=aws.region,
+            profile=aws.profile,
+            endpoint_url=aws.endpoint_url,
+            api_rate=aws.api_rate,
+            concurrency=aws.concurrency,
         )
-        self.progress = ProgressLine(
-            sys.stderr, live=sys.stderr.isatty(), enabled=not kw.pop("quiet")
+        self.progress: ProgressLine = ProgressLine(
+            sys.stderr, live=sys.stderr.isatty(), enabled=not out.quiet
         )
-        self.clients = Clients(settings)
+        self.clients: Clients = Clients(settings)
 
-    def plan(self, options: PlanOptions | None = None) -> Plan:
+    def plan(self, options: PlanOptions | None = None) -> tuple[Plan, Replan]:
+        from reconciler.progress import ProgressLine
         from reconciler.run import build_plan
 
         try:
-            plan, _ = build_plan(options or self.options, self.clients, self.progress)
+            with _stop_on_signals(self.clients.stop):
+                return build_plan(options or self.options, self.clients, self.progress)
         finally:
             self.progress.close()
-        return plan
+            # A fresh line for the next phase (apply's progress).
+            self.progress = ProgressLine(
+                sys.stderr, live=sys.stderr.isatty(), enabled=not self.out.quiet
+            )
 
     def close(self) -> None:
         self.clients.close()
 
 
-def _plan_and_emit(specs_dir: str, kw: dict[str, Any], fmt: str, kind: str) -> Plan:
+def _plan_and_emit(options: PlanOptions, aws: AwsOptions, out: Output) -> Plan:
     """Plan (reads only) and render it: all that `plan` and `drift` do before exiting."""
-    run = _Run(specs_dir, kw)
+    run = _Run(options, aws, out)
     try:
-        result = run.plan()
+        result, _ = run.plan()
     finally:
         run.close()
-    _emit(result, fmt, run.color, kind, run.options.specs_dir)
+    _emit(result, out, run.options.specs_dir)
     return result
 
 
-def _emit(document: Plan | Applied, fmt: str, color: bool, kind: str, root: str) -> None:
-    """Render to stdout; in GitHub Actions also the job summary and error annotations."""
+def _emit(
+    document: Plan | Applied, out: Output, root: str, error: ReconcilerError | None = None
+) -> None:
+    """Render to stdout and the asked-for files; in GitHub Actions also the job summary and
+    error annotations. `error`: the run then stopped on it (it goes into the document)."""
     from reconciler.apply import Applied
     from reconciler.render import json as render_json
     from reconciler.render import text
     from reconciler.render.github import annotate_items, append_step_summary
-    from reconciler.render.markdown import markdown
 
-    if fmt == "json":
-        sys.stdout.write(render_json.dumps(document))
-    elif fmt == "markdown":
-        sys.stdout.write(markdown(document, kind=kind))
+    def as_markdown() -> str:
+        return _markdown(document, out, error)
+
+    def as_json() -> str:
+        return render_json.dumps(document, error=error)
+
+    if out.fmt == "json":
+        sys.stdout.write(as_json())
+    elif out.fmt == "markdown":
+        sys.stdout.write(as_markdown())
     elif isinstance(document, Applied):
-        text.render_applied(document, sys.stdout, color=color)
+        text.render_applied(document, sys.stdout, color=out.color, stopped=error is not None)
     else:
-        text.render_plan(document, sys.stdout, color=color, verbose=_verbose[0] > 0)
-        if kind == "drift":
-            text.render_health(document, sys.stdout, color=color)
-    append_step_summary(lambda: markdown(document, kind=kind))
+        text.render_plan(document, sys.stdout, color=out.color, verbose=_verbose[0] > 0)
+        if out.kind == "drift":
+            text.render_health(document, sys.stdout, color=out.color)
+    if error is not None:
+        error.in_document = True
+    _write_files(out, as_markdown, as_json)
+    append_step_summary(as_markdown)
     annotate_items(document, sys.stderr, root=root)
 
 
-plan_formats = click.Choice(["text", "json", "markdown"])
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=plan_formats,
-    default="text",
-    show_default=True,
-    help="markdown: a pull-request comment (also appended to GITHUB_STEP_SUMMARY in Actions).",
-)
+def _markdown(document: Plan | Applied, out: Output, error: ReconcilerError | None) -> str:
+    from reconciler.render.github import current_run
+    from reconciler.render.markdown import markdown
+
+    return markdown(document, kind=out.kind, label=out.label, run=current_run(), error=error)
+
+
+def _write_files(out: Output, as_markdown: Callable[[], str], as_json: Callable[[], str]) -> None:
+    """--markdown-file and --json-file: a file that can't be written is an error, after the
+    results went to stdout."""
+    from reconciler.errors import ConfigError
+
+    for path, render, option in (
+        (out.markdown_file, as_markdown, "--markdown-file"),
+        (out.json_file, as_json, "--json-file"),
+    ):
+        if not path:
+            continue
+        try:
+            Path(path).write_text(render(), encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(
+                f"{option} {path} cannot be written: {err.strerror or err}",
+                hint=f"pass {option} a file in a folder that exists and is writable",
+            ) from err
+
+
+@contextmanager
+def _errors_reported(out: Output) -> Iterator[None]:
+    """A run that stops on an error still says so in the format asked for: the JSON error
+    document or the Markdown error comment on stdout and in the asked-for files. main()
+    then prints the error on stderr and sets the exit code."""
+    from reconciler.errors import ReconcilerError
+
+    try:
+        yield
+    except ReconcilerError as err:
+        if not err.in_document:
+            _emit_error(err, out)
+        raise
+
+
+def _emit_error(err: ReconcilerError, out: Output) -> None:
+    from reconciler.render.github import append_step_summary, current_run
+    from reconciler.render.json import error_document
+    from reconciler.render.markdown import error_markdown
+
+    def as_markdown() -> str:
+        return error_markdown(err, kind=out.kind, label=out.label, run=current_run())
+
+    if out.fmt == "json":
+        sys.stdout.write(error_document(err))
+    elif out.fmt == "markdown":
+        sys.stdout.write(as_markdown())
+    try:
+        _write_files(out, as_markdown, lambda: error_document(err))
+    except ReconcilerError as file_err:  # the first error is the one to report
+        click.echo(f"Error: {file_err}", err=True)
+    append_step_summary(as_markdown)
 
 
 @cli.command()
-@spec_options
-@aws_options
-@format_option
+@run_options("plan")
 @click.option(
     "--out",
     "out_file",
     type=click.Path(dir_okay=False),
     help="Save the plan, for `apply --plan-file`.",
 )
+@click.option("--prune", is_flag=True, help="Also plan deleting owned images no spec declares.")
+@click.option(
+    "--replace-failed",
+    is_flag=True,
+    help="Also plan deleting owned images in ERROR and capturing them again.",
+)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending.")
-@output_options
-def plan(specs_dir: str, fmt: str, out_file: str | None, detailed_exitcode: bool, **kw: Any) -> int:
+def plan(
+    options: PlanOptions,
+    aws: AwsOptions,
+    out: Output,
+    out_file: str | None,
+    prune: bool,
+    replace_failed: bool,
+    detailed_exitcode: bool,
+) -> int:
     """Show what apply would do. Changes nothing."""
-    result = _plan_and_emit(specs_dir, kw, fmt, "plan")
+    _no_prune_with_target(prune, options)
+    options = replace(options, prune=prune, recapture_failed=replace_failed)
+    result = _plan_and_emit(options, aws, out)
     if out_file:
         from reconciler.planfile import save_plan
 
@@ -268,16 +483,19 @@ def plan(specs_dir: str, fmt: str, out_file: str | None, detailed_exitcode: bool
     return 2 if detailed_exitcode and result.has_changes else 0
 
 
+def _no_prune_with_target(prune: bool, options: PlanOptions) -> None:
+    if prune and options.targets:
+        raise click.UsageError("--prune judges every spec; it can't be combined with --target")
+
+
 @cli.command()
-@spec_options
-@aws_options
+@run_options("apply")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
 @click.option(
     "--plan-file",
     type=click.Path(dir_okay=False, exists=False),
-    help="Apply this saved plan, as reviewed; refused if stale.",
+    help="Apply this saved plan, as reviewed (its --prune/--replace-failed included).",
 )
-@format_option
 @click.option("--prune", is_flag=True, help="Delete owned images that no spec declares.")
 @click.option(
     "--replace-failed", is_flag=True, help="Delete owned images in ERROR and capture them again."
@@ -294,55 +512,60 @@ def plan(specs_dir: str, fmt: str, out_file: str | None, detailed_exitcode: bool
     help="With --wait: give up (exit 1) after this long.",
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when work is left for a later run.")
-@output_options
 def apply(
-    specs_dir: str,
+    options: PlanOptions,
+    aws: AwsOptions,
+    out: Output,
     auto_approve: bool,
     plan_file: str | None,
-    fmt: str,
     prune: bool,
     replace_failed: bool,
     wait: bool,
     wait_timeout: float,
     detailed_exitcode: bool,
-    **kw: Any,
 ) -> int:
     """Create missing images and reconcile tags, as the plan shows."""
-    from reconciler.apply import ApplyOptions, apply_plan, has_work
+    from reconciler.apply import ApplyOptions, apply_plan
 
-    if prune and kw["targets"]:
-        raise click.UsageError("--prune judges every spec; it can't be combined with --target")
-    quiet = kw["quiet"]
-    run = _Run(specs_dir, kw)
-    run.options = dataclasses.replace(run.options, recapture_failed=replace_failed)
+    _no_prune_with_target(prune, options)
+    if plan_file and options.targets:
+        raise click.UsageError(
+            "--target can't be combined with --plan-file: the saved plan already says what "
+            "it covers; plan again with --target to narrow it"
+        )
+    options = replace(options, prune=prune, recapture_failed=replace_failed)
+    run = _Run(options, aws, out)
     try:
         if plan_file:
-            result, converged = _saved_plan(run, Path(plan_file))
+            result, replan, converged = _saved_plan(run, Path(plan_file))
         else:
-            result, converged = run.plan(), frozenset()
-        options = ApplyOptions(converged, prune=prune, replace_failed=replace_failed)
-        asks = not plan_file and not auto_approve and has_work(result, options)
-        if not plan_file and (fmt == "text" or asks):
+            (result, replan), converged = run.plan(), frozenset()
+        asks = not plan_file and not auto_approve and result.has_changes
+        if not plan_file and (out.fmt == "text" or asks):
             # The plan first, as the thing to confirm: on stdout with the text format, else
             # on stderr so that stdout keeps one JSON or Markdown document.
             from reconciler.render.text import render_plan
 
-            preview = sys.stdout if fmt == "text" else sys.stderr
-            render_plan(
-                result, preview, color=run.color, prune=prune, replace_failed=replace_failed
-            )
+            preview = sys.stdout if out.fmt == "text" else sys.stderr
+            render_plan(result, preview, color=out.color)
         if asks and not _confirm():
             return 1
         with _stop_on_signals(run.clients.stop):
-            applied = apply_plan(result, run.clients, options)
+            applied = apply_plan(
+                result,
+                run.clients,
+                ApplyOptions(converged, replan=replan),
+                report=_apply_progress(run.progress, result),
+            )
+            run.progress.close()
             pending: tuple[AppliedItem, ...] = ()
             if wait:
-                applied, pending = _wait(applied, run, wait_timeout, quiet)
+                applied, pending = _wait(applied, run, wait_timeout, out)
     finally:
         run.close()
-    if fmt == "text":
+    if out.fmt == "text":
         click.echo("")
-    _emit(applied, fmt, run.color, "apply", run.options.specs_dir)
+    _emit(applied, out, run.options.specs_dir)
     if applied.interrupted:
         return 130
     if pending:
@@ -354,42 +577,88 @@ def apply(
     return 2 if detailed_exitcode and applied.work_left else 0
 
 
+def _apply_progress(progress: ProgressLine, plan: Plan) -> Callable[[AppliedItem], None]:
+    """A progress line while apply works through hundreds of items (counts per region)."""
+    import threading
+
+    lock = threading.Lock()
+    totals = {
+        r: sum(1 for i in plan.items if i.region == r) for r in {i.region for i in plan.items}
+    }
+    done = dict.fromkeys(totals, 0)
+
+    def report(item: AppliedItem) -> None:
+        with lock:
+            done[item.region] += 1
+            count = done[item.region]
+        progress(item.region, "apply", count, totals[item.region])
+
+    return report
+
+
 def _wait(
-    applied: Applied, run: _Run, timeout: float, quiet: bool
+    applied: Applied, run: _Run, timeout: float, out: Output
 ) -> tuple[Applied, tuple[AppliedItem, ...]]:
+    """--wait; an error while polling still reports what was applied, then the error."""
+    from reconciler.errors import ReconcilerError
     from reconciler.progress import WaitProgress
+    from reconciler.run import aws_errors
     from reconciler.wait import wait_for_captures
 
-    progress = WaitProgress(sys.stderr, live=sys.stderr.isatty(), enabled=not quiet)
+    progress = WaitProgress(sys.stderr, live=sys.stderr.isatty(), enabled=not out.quiet)
     try:
-        outcome = wait_for_captures(applied, run.clients, timeout=timeout, report=progress)
+        with aws_errors():
+            outcome = wait_for_captures(applied, run.clients, timeout=timeout, report=progress)
+    except ReconcilerError as err:
+        progress.close()
+        err.message = f"while waiting, after the changes above were made: {err.message}"
+        if out.fmt == "text":
+            click.echo("")
+        _emit(applied, out, run.options.specs_dir, error=err)
+        raise
     finally:
         progress.close()
     return outcome.applied, outcome.timed_out
 
 
-def _saved_plan(run: _Run, path: Path) -> tuple[Plan, frozenset[tuple[str, str]]]:
-    """The saved plan checked against a fresh one: the reviewed plan is the approval."""
+def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[tuple[str, str]]]:
+    """The saved plan checked against a fresh one: the reviewed plan is the approval.
+
+    It is applied exactly as recorded: its own --prune/--replace-failed choices; passing
+    one it was saved without is refused before any change."""
+    from reconciler.errors import PlanFileError
     from reconciler.planfile import load_plan, settle
 
     saved = load_plan(path)
-    options = dataclasses.replace(run.options, targets=saved.targets or run.options.targets)
-    fresh = run.plan(options)
+    for flag, asked, recorded in (
+        ("--prune", run.options.prune, saved.prune),
+        ("--replace-failed", run.options.recapture_failed, saved.replace_failed),
+    ):
+        if asked and not recorded:
+            raise PlanFileError(
+                f"{flag} was passed, but the saved plan {path} was made without it, so it "
+                "shows no such deletion; nothing was changed",
+                hint=f"run `reconciler plan {flag} --out FILE`, review it, and apply that file",
+            )
+    options = replace(
+        run.options,
+        targets=saved.targets,
+        prune=saved.prune,
+        recapture_failed=saved.replace_failed,
+    )
+    fresh, replan = run.plan(options)
     plan, converged = settle(saved, fresh)
     click.echo(
         f"Applying the saved plan {path} (checked against the live state: current).", err=True
     )
-    return plan, converged
+    return plan, replan, converged
 
 
 @cli.command()
-@spec_options
-@aws_options
-@format_option
-@output_options
-def drift(specs_dir: str, fmt: str, **kw: Any) -> int:
+@run_options("drift")
+def drift(options: PlanOptions, aws: AwsOptions, out: Output) -> int:
     """Exit 2 when the account has drifted from the specs (for a schedule)."""
-    result = _plan_and_emit(specs_dir, kw, fmt, "drift")
+    result = _plan_and_emit(options, aws, out)
     # Conflicts and blocked items are drift too ("any item other than no-op"); errors that
     # stop the run (specs, credentials, AWS) exit 1 from main().
     return 2 if result.drifted else 0
@@ -445,10 +714,10 @@ def main() -> None:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        code = 1
+        code = 130
     except click.ClickException as err:
         err.show()
-        code = err.exit_code
+        code = 1
     except SpecError as err:
         from reconciler.render.github import annotate_problems
         from reconciler.render.problems import render_problems
@@ -473,4 +742,5 @@ def main() -> None:
 
 
 def _no_color(flag: bool) -> bool:
-    return flag or "NO_COLOR" in os.environ
+    # no-color.org: NO_COLOR disables colour when present and not an empty string.
+    return flag or bool(os.environ.get("NO_COLOR"))

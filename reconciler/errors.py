@@ -20,6 +20,10 @@ class ReconcilerError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # Set once the error is in the document printed in the format asked for (an apply
+        # that failed while waiting prints its results with the error), so it is not
+        # printed twice.
+        self.in_document = False
 
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message

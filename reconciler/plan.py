@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -83,6 +83,9 @@ class PlanItem(_Frozen):
     source_state: str | None = None
     source_busy: bool = False
     stuck: bool = False
+    # Whether the image carries the ownership tag (None: no image). Only an owned image is
+    # ever replaced or deleted.
+    owned: bool | None = None
     # A digest of the live facts the item rests on (image id, state, tags, source state),
     # so a saved plan can tell that the account moved under it.
     fingerprint: str = ""
@@ -111,6 +114,11 @@ class Plan(_Frozen):
     items: tuple[PlanItem, ...]
     unmanaged: tuple[Unmanaged, ...] = ()
     targets: tuple[str, ...] = ()  # additive: the --target names a plan was limited to
+    # Additive: the deletions this plan shows, and so the ones apply may make. `prune`
+    # deletes the owned unmanaged images; `replace_failed` deletes and recaptures owned
+    # images in ERROR. A saved plan records both, and apply does exactly what it recorded.
+    prune: bool = False
+    replace_failed: bool = False
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -120,10 +128,28 @@ class Plan(_Frozen):
         summary["unmanaged"] = len(self.unmanaged)
         return summary
 
+    def replaces(self, item: PlanItem) -> bool:
+        """Whether this plan deletes the item's image and captures it again: an owned image
+        in ERROR, in a plan made with --replace-failed (`-/+ replace`)."""
+        return (
+            self.replace_failed
+            and item.action is Action.CONFLICT
+            and item.state == "ERROR"
+            and item.owned is True
+        )
+
+    @property
+    def deletions(self) -> tuple[Unmanaged, ...]:
+        """The unmanaged images this plan deletes: all of them with --prune, else none."""
+        return self.unmanaged if self.prune else ()
+
     @property
     def has_changes(self) -> bool:
-        """Changes `apply` makes (deleting unmanaged images needs --prune: not counted)."""
-        return any(item.changes for item in self.items)
+        """Changes `apply` makes: creates, tag changes, adoptions, and the deletions and
+        replacements the plan shows (with --prune / --replace-failed)."""
+        return any(item.changes or self.replaces(item) for item in self.items) or bool(
+            self.deletions
+        )
 
     @property
     def drifted(self) -> bool:
@@ -151,6 +177,8 @@ def make_plan(
     image_quota: int,
     now: datetime,
     targets: tuple[str, ...] = (),
+    prune: bool = False,
+    replace_failed: bool = False,
 ) -> Plan:
     """One item per spec, in spec order, plus the owned images that no spec declares."""
     free_slots = {r: image_quota - inv.image_count for r, inv in inventory.regions.items()}
@@ -168,8 +196,42 @@ def make_plan(
     # A --target run judges only its targets, as in Terraform: no unmanaged list.
     unmanaged = () if targets else _unmanaged(specs, inventory, default_region)
     return Plan(
-        specs_digest=specs_digest, items=tuple(items), unmanaged=tuple(unmanaged), targets=targets
+        specs_digest=specs_digest,
+        items=tuple(items),
+        unmanaged=tuple(unmanaged),
+        targets=targets,
+        prune=prune,
+        replace_failed=replace_failed,
     )
+
+
+# Plans one item again from the image's tags as read just before a change (None: the image
+# is gone). Apply calls it: the tags a plan was made from may be seconds old (the tagging API
+# is eventually consistent, and other tools write tags too).
+Replan = Callable[[PlanItem, Mapping[str, str] | None], PlanItem]
+
+
+def replanner(specs: Sequence[Spec], default_region: str | None, *, now: datetime) -> Replan:
+    """The Replan of these specs: the same decision as `plan_item`, from fresh tags."""
+    by_key = {(s.region or default_region, s.name): s for s in specs}
+
+    def replan(item: PlanItem, tags: Mapping[str, str] | None) -> PlanItem:
+        spec = by_key[(item.region, item.name)]
+        images = {}
+        if tags is not None and item.image_id is not None:
+            # Only tags are read again; the rest of the image is as listed for the plan (a
+            # description that differs is a conflict, never an item apply changes).
+            images[item.name] = LiveImage(
+                image_id=item.image_id,
+                name=item.name,
+                description=spec.description,
+                state=item.state or "",
+                tags=dict(tags),
+            )
+        live = RegionInventory(item.region, images, len(images))
+        return plan_item(spec, item.region, live, now=now)
+
+    return replan
 
 
 def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) -> PlanItem:
@@ -180,6 +242,14 @@ def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) 
     base = _item(spec, region, image=image, now=now)
     if image.state == "ERROR":
         detail = ": ".join(x for x in (image.error_code, image.error_message) if x)
+        if not image.owned:
+            # Another team's image of the same name, perhaps: never deleted by this tool.
+            reason = (
+                f"image is in ERROR ({detail or 'no error detail'}) and does not carry the "
+                "ownership tag, so the reconciler will not delete it; delete it yourself, or "
+                "give the spec another name"
+            )
+            return base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
         reason = (
             f"image is in ERROR ({detail or 'no error detail'}); "
             "`apply --replace-failed` deletes and recreates it"
@@ -244,6 +314,7 @@ def _item(
         source_workspace_id=spec.source_workspace_id,
         description=spec.description,
         stuck=stuck,
+        owned=image.owned if image else None,
         fingerprint=_image_fingerprint(spec, image) if image else "",
         reason=f"capture PENDING since {image.created:%Y-%m-%d %H:%M} UTC; stuck?"
         if stuck and image and image.created

@@ -132,11 +132,13 @@ def _decisions(plan: Plan, *, skip: frozenset[tuple[str, str]]) -> dict[str, Any
             "image_id": i.image_id,
             "tag_changes": [c.model_dump() for c in i.tag_changes],
             "source_busy": i.source_busy,
+            "replace": plan.replaces(i),
         }
         for i in plan.items
         if (i.region, i.name) not in skip
     }
     items["(unmanaged)"] = sorted(f"{u.region}/{u.name} {u.image_id}" for u in plan.unmanaged)
+    items["(deletions)"] = {"prune": plan.prune, "replace_failed": plan.replace_failed}
     return items
 
 

@@ -16,7 +16,7 @@ import botocore.exceptions
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from reconciler.apply import ApplyOptions, Result, apply_plan
+from reconciler.apply import Result, apply_plan
 from reconciler.aws import Clients
 from reconciler.plan import Action
 from reconciler.run import PlanOptions, build_plan
@@ -223,11 +223,11 @@ def _connection_refused() -> Exception:
     ("error", "ran", "result"),
     [
         (lambda: client_error("InternalFailure", "oops", 500), True, Result.CONVERGED),
-        (lambda: client_error("InternalFailure", "oops", 500), False, Result.FAILED),
+        (lambda: client_error("InternalFailure", "oops", 500), False, Result.CREATED),
         (lambda: client_error("ServiceUnavailable", "busy", 503), True, Result.CONVERGED),
         (_read_timeout, True, Result.CONVERGED),
-        (_read_timeout, False, Result.FAILED),
-        (_connection_refused, False, Result.FAILED),
+        (_read_timeout, False, Result.CREATED),
+        (_connection_refused, False, Result.CREATED),
     ],
     ids=["500-ran", "500-not-run", "503-ran", "timeout-ran", "timeout-not-run", "refused"],
 )
@@ -240,20 +240,53 @@ def test_a_create_whose_reply_is_lost_is_settled_by_looking_the_name_up(
     ran: bool,
     result: Result,
 ) -> None:
+    """Found by the lookup: converged, never sent again. Proven absent: sent once more (the
+    contract), and that answer stands."""
     fidelity.add_workspace(REGION, WS_A)
     plan = plan_for(tmp_path, clients, spec("img", WS_A))
-    sent = inject_create(monkeypatch, clients, "img", error, run_first=ran)
+    sent = inject_create(monkeypatch, clients, "img", error, run_first=ran, times=1)
     item = by_name(apply_plan(plan, clients))["img"]
-    assert len(sent) == 1  # never sent again blindly
+    assert len(sent) == (1 if ran else 2)
     assert item.result is result
-    images = fidelity.images(REGION)
-    if ran:
-        assert item.error is None
-        assert [i["id"] for i in images] == [item.image_id]
-    else:
-        assert item.error is not None
-        assert "no image of that name exists" in item.error
-        assert images == []
+    assert item.error is None
+    assert [i["id"] for i in fidelity.images(REGION)] == [item.image_id]
+
+
+def test_a_create_lost_twice_is_failed_after_one_resend(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fidelity.add_workspace(REGION, WS_A)
+    plan = plan_for(tmp_path, clients, spec("img", WS_A))
+    sent = inject_create(monkeypatch, clients, "img", _read_timeout)
+    item = by_name(apply_plan(plan, clients))["img"]
+    assert len(sent) == 2  # the first, and one resend after the lookup proved it absent
+    assert item.result is Result.FAILED
+    assert item.error is not None
+    assert "sent once more" in item.error
+    assert fidelity.images(REGION) == []
+
+
+def test_a_resent_create_answered_already_exists_is_converged(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first create ran after the lookup (a slow service): the resend can't duplicate."""
+    fidelity.add_workspace(REGION, WS_A)
+    plan = plan_for(tmp_path, clients, spec("img", WS_A))
+    creates = clients.region(REGION).creates
+    real = creates.create_workspace_image
+    sent: list[str] = []
+
+    def create_workspace_image(**kwargs: Any) -> Any:
+        sent.append(kwargs["Name"])
+        if len(sent) == 1:
+            raise _read_timeout()  # not run yet: the lookup finds nothing
+        real(**kwargs)  # the first one lands now
+        return real(**kwargs)  # and the resend is refused: the name is taken
+
+    monkeypatch.setattr(creates, "create_workspace_image", create_workspace_image)
+    item = by_name(apply_plan(plan, clients))["img"]
+    assert item.result is Result.CONVERGED
+    assert len(fidelity.images(REGION)) == 1
 
 
 def test_a_lost_reply_whose_lookup_fails_too_is_failed_and_says_to_run_again(
@@ -425,7 +458,7 @@ def test_a_prune_skipped_until_a_capture_ends_is_work_left(
     fidelity.add_image(REGION, "keep", description="Image keep", tags={OWNERSHIP_TAG_KEY: "true"})
     fidelity.add_image(REGION, "old", state="PENDING", tags={OWNERSHIP_TAG_KEY: "true"})
     plan = plan_for(tmp_path, clients, spec("keep", WS_A))
-    applied = apply_plan(plan, clients, ApplyOptions(prune=True))
+    applied = apply_plan(plan.model_copy(update={"prune": True}), clients)
     assert [(u.name, u.result) for u in applied.unmanaged] == [("old", Result.SKIPPED)]
     assert "PENDING" in (applied.unmanaged[0].error or "")
     assert applied.work_left
@@ -455,6 +488,6 @@ def test_replace_failed_keeps_the_failed_image_while_its_source_cannot_capture(
     )
     options = PlanOptions(specs_dir=str(specs), recapture_failed=True)
     plan, _ = build_plan(options, clients)
-    applied = apply_plan(plan, clients, ApplyOptions(replace_failed=True))
+    applied = apply_plan(plan, clients)
     assert applied.items[0].result is result
     assert live(fidelity)["img"]["id"] == failed  # not deleted

@@ -272,7 +272,7 @@ def test_apply_converges_creates_nothing_twice_and_touches_only_what_is_ours(
             before = account(fidelity)
 
             plan, _ = build_plan(options, clients)
-            applied = apply_plan(plan, clients, ApplyOptions(prune=prune))
+            applied = apply_plan(plan.model_copy(update={"prune": prune}), clients)
             after = account(fidelity)
             again, _ = build_plan(options, clients)
 
@@ -286,11 +286,90 @@ def test_apply_converges_creates_nothing_twice_and_touches_only_what_is_ours(
 
             # A second apply of the fresh plan creates nothing that exists and converges too.
             writes.clear()
-            reapplied = apply_plan(again, clients, ApplyOptions(prune=prune))
+            reapplied = apply_plan(again.model_copy(update={"prune": prune}), clients)
             final = account(fidelity)
             check_no_duplicate(after, final, writes.created())
             check_ownership(after, final, again, writes, prune)
             assert all(i.result is not Result.FAILED for i in reapplied.items)
             assert not [i for i in again.items if i.action is Action.ADOPT], "adopted twice"
+        finally:
+            clients.close()
+
+
+# --- deletions: only what the plan showed, only what is owned at the time of the call -------
+
+
+class DeleteGuard:
+    """Wraps DeleteWorkspaceImage: records each call's image id and whether the image carried
+    the ownership tag in the account at the moment the call was sent."""
+
+    def __init__(self, clients: Clients, fidelity: Fidelity) -> None:
+        self.calls: list[tuple[str, bool]] = []
+        reads = clients.region(REGION).reads
+        real = reads.delete_workspace_image
+
+        def delete_workspace_image(**kwargs: Any) -> Any:
+            image_id = kwargs["ImageId"]
+            tags = {i["id"]: i["tags"] for i in fidelity.images(REGION)}.get(image_id, {})
+            self.calls.append((image_id, tags.get(OWNERSHIP_TAG_KEY) == "true"))
+            return real(**kwargs)
+
+        setattr(reads, "delete_workspace_image", delete_workspace_image)  # noqa: B010
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    scenario=scenarios(),
+    prune=st.booleans(),
+    replace_failed=st.booleans(),
+    saved=st.booleans(),
+    disown=st.sets(st.sampled_from(NAMES + OTHER_NAMES)),
+)
+def test_no_image_is_deleted_unless_the_plan_showed_it_and_it_is_owned_at_the_call(
+    scenario: tuple[dict[str, dict[str, Any]], list[str], dict[str, dict[str, Any]]],
+    prune: bool,
+    replace_failed: bool,
+    saved: bool,
+    disown: set[str],
+) -> None:
+    """Random specs, live images, flags, a saved plan or not, and an out-of-band removal of
+    the ownership tag from some images between the plan and the apply."""
+    from reconciler.planfile import load_plan, save_plan
+
+    specs, states, live = scenario
+    with tempfile.TemporaryDirectory() as tmp, mock_aws(), installed() as fidelity:
+        folder = Path(tmp)
+        write_specs(folder, specs)
+        seed(fidelity, states, live)
+        clients = Clients(AwsSettings(region=REGION, api_rate=0))
+        try:
+            options = PlanOptions(
+                specs_dir=str(folder),
+                allow_empty=True,
+                prune=prune,
+                recapture_failed=replace_failed,
+            )
+            plan, replan = build_plan(options, clients)
+            if saved:
+                save_plan(plan, folder / "plan.json")
+                plan = load_plan(folder / "plan.json")
+            shown = {u.image_id for u in plan.deletions} | {
+                i.image_id for i in plan.items if plan.replaces(i)
+            }
+            for image in fidelity.images(REGION):  # someone takes images back meanwhile
+                if image["name"] in disown and OWNERSHIP_TAG_KEY in image["tags"]:
+                    clients.region(REGION).reads.delete_tags(
+                        ResourceId=image["id"], TagKeys=[OWNERSHIP_TAG_KEY]
+                    )
+            guard = DeleteGuard(clients, fidelity)
+            apply_plan(plan, clients, ApplyOptions(replan=replan))
+            for image_id, owned in guard.calls:
+                event("delete")
+                assert image_id in shown, f"deleted, not shown as a deletion: {image_id}"
+                assert owned, f"deleted without the ownership tag at the call: {image_id}"
         finally:
             clients.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY, wait
-from reconciler.apply import AppliedItem, ApplyOptions, Result, apply_plan
+from reconciler.apply import AppliedItem, Result, apply_plan
 from reconciler.aws import Clients
 from reconciler.wait import wait_for_captures
 from tests.fidelity import Fidelity, FidelityConfig
@@ -138,7 +138,7 @@ def test_a_replacement_deferred_behind_a_same_source_create_runs_in_turn(
     fidelity.add_workspace(REGION, WS_A)
     failed = fidelity.add_image(REGION, "broken", "Image broken", OWN, "ERROR", error_code="E1")
     plan = plan_for(tmp_path, clients, spec("fresh", WS_A), spec("broken", WS_A, {"t": "1"}))
-    applied = apply_plan(plan, clients, ApplyOptions(replace_failed=True))
+    applied = apply_plan(plan.model_copy(update={"replace_failed": True}), clients)
     assert by_name(applied)["broken"].result is Result.DEFERRED
     assert applied.work_left  # the failed image is still there: not converged
     assert live(fidelity)["broken"]["id"] == failed
