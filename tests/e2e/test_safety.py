@@ -9,6 +9,7 @@ waiting, and flags that contradict a saved plan.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from typing import Any
@@ -300,3 +301,55 @@ def test_no_color_set_but_empty_keeps_colour() -> None:
             os.environ.pop("NO_COLOR", None)
             if saved is not None:
                 os.environ["NO_COLOR"] = saved
+
+
+# --- 11. a failed run still answers in the format asked for -------------------------------------
+
+
+def test_a_failed_run_prints_the_json_error_document_and_writes_both_files(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    specs_dir.write("images.yaml", "name: img\ndescription: Image img\nsource_workspace_id: 12\n")
+    md_file = specs_dir.path.parent / "comment.md"
+    json_file = specs_dir.path.parent / "plan.json"
+    done = run_reconciler(
+        "plan",
+        specs_dir,
+        "--format",
+        "json",
+        "--markdown-file",
+        md_file,
+        "--json-file",
+        json_file,
+        "--label",
+        "prod/eu-west-1",
+        endpoint=endpoint,
+    )
+    assert done.code == 1
+    document = done.json()
+    assert set(document) == {"format_version", "error"}
+    assert document["error"]["message"].startswith("1 problem in the specs")
+    [problem] = document["error"]["problems"]
+    assert problem["file"].endswith("images.yaml")
+    assert (problem["line"], problem["field"]) == (3, "source_workspace_id")
+    assert json.loads(json_file.read_text(encoding="utf-8")) == document
+    comment = md_file.read_text(encoding="utf-8")
+    assert comment.startswith("<!-- workspaces-image-reconciler:plan:prod/eu-west-1 -->")
+    assert "images.yaml&#58;3" in comment  # the problem and its line, escaped
+    assert endpoint.calls.all() == []  # invalid specs stop the run before any call
+
+
+@pytest.mark.parametrize("command", ["plan", "drift", "apply"])
+def test_a_failed_run_prints_a_markdown_error_comment_with_the_commands_marker(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, command: str
+) -> None:
+    """plan.yml posts stdout as the comment: an empty one would replace the last plan."""
+    endpoint.fidelity.add_workspace(REGION, source(1))
+    specs_dir.write("images.yaml", specs_dir.image("img", source(1)))
+    endpoint.faults.error_for("DescribeWorkspaceImages", "AccessDeniedException")
+    extra = ["--auto-approve"] if command == "apply" else []
+    done = run_reconciler(command, specs_dir, "--format", "markdown", *extra, endpoint=endpoint)
+    assert done.code == 1
+    assert done.stdout.startswith(f"<!-- workspaces-image-reconciler:{command} -->")
+    assert "access denied" in done.stdout.lower()
+    assert "Error: access denied" in done.stderr
