@@ -1,4 +1,4 @@
-"""GitHub Actions integration: the job summary and error annotations.
+"""GitHub Actions integration: the job summary, error annotations and the run's identity.
 
 The job summary is appended to whenever `GITHUB_STEP_SUMMARY` names a file (the runner sets
 it); annotations are printed only inside Actions (`GITHUB_ACTIONS=true`), so local runs
@@ -9,8 +9,10 @@ commands too, so that stdout stays clean for `--format json`.
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TextIO
 
 from reconciler.errors import SpecProblem
@@ -20,6 +22,64 @@ from reconciler.render.problems import github_annotation
 
 def in_actions() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+# The parts of the run's links, as GitHub forms them. Anything else is refused: these values
+# come from the environment and end up in a link of a comment that others read.
+_SERVER = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::[0-9]{1,5})?")
+_REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+_RUN_ID = re.compile(r"[0-9]{1,20}")
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The workflow run a document comes from: its commit and a link to it. Every part is
+    checked on construction, so a RunInfo always makes safe links."""
+
+    server_url: str  # GITHUB_SERVER_URL, e.g. https://github.com
+    repository: str  # GITHUB_REPOSITORY, owner/name
+    run_id: str  # GITHUB_RUN_ID
+    sha: str  # GITHUB_SHA, the full commit id
+
+    def __post_init__(self) -> None:
+        for name, value, pattern in (
+            ("GITHUB_SERVER_URL", self.server_url, _SERVER),
+            ("GITHUB_REPOSITORY", self.repository, _REPOSITORY),
+            ("GITHUB_RUN_ID", self.run_id, _RUN_ID),
+            ("GITHUB_SHA", self.sha, _SHA),
+        ):
+            if not pattern.fullmatch(value):
+                raise ValueError(f"{name} is not of the form GitHub sets: {value!r}")
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[:7]
+
+    @property
+    def commit_url(self) -> str:
+        return f"{self.server_url}/{self.repository}/commit/{self.sha}"
+
+    @property
+    def run_url(self) -> str:
+        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+
+
+def current_run(env: Mapping[str, str] | None = None) -> RunInfo | None:
+    """The run this process is part of, in GitHub Actions; None elsewhere, or when a value
+    is missing or not of the form GitHub sets (then no footer rather than a forged link)."""
+    env = os.environ if env is None else env
+    if env.get("GITHUB_ACTIONS") != "true":
+        return None
+    try:
+        return RunInfo(
+            server_url=env.get("GITHUB_SERVER_URL", "").rstrip("/"),
+            repository=env.get("GITHUB_REPOSITORY", ""),
+            run_id=env.get("GITHUB_RUN_ID", ""),
+            sha=env.get("GITHUB_SHA", ""),
+        )
+    except ValueError:
+        return None
 
 
 def append_step_summary(render: Callable[[], str]) -> None:
@@ -50,9 +110,12 @@ def annotate_items(plan: Plan, out: TextIO, *, root: str) -> None:
     problems = []
     for i in plan.items:
         # An apply result's items carry `result` (a str enum; reconciler.apply imports
-        # botocore, which this module must not).
-        failed = getattr(i, "result", None) == "failed"
-        if i.is_error or failed:
+        # botocore, which this module must not). A conflict that apply did not skip was a
+        # replacement (--replace-failed), and one the plan replaces is not an error either.
+        result = getattr(i, "result", None)
+        failed = result == "failed"
+        replaced = plan.replaces(i) if result is None else result != "skipped"
+        if (i.is_error and not replaced) or failed:
             problems.append(
                 SpecProblem(
                     f"{root.rstrip('/')}/{i.spec_file}",

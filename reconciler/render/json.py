@@ -1,13 +1,41 @@
-"""Plans and apply results as the contract's JSON document (`format_version` 1)."""
+"""Plans, apply results and failed runs as the contract's JSON documents."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from reconciler.apply import Applied
-from reconciler.plan import Plan
+from reconciler.errors import ReconcilerError, SpecError
+from reconciler.plan import FORMAT_VERSION, Plan
+from reconciler.render.problems import problem_dict
 
 
-def dumps(document: Plan | Applied) -> str:
-    """The document as JSON; comes from the typed models, never assembled by hand."""
-    return json.dumps(document.model_dump(mode="json"), indent=2) + "\n"
+def dumps(document: Plan | Applied, *, error: ReconcilerError | None = None) -> str:
+    """The document as JSON; comes from the typed models, never assembled by hand.
+
+    `error`: the error that stopped the run after these results (an apply that failed while
+    waiting); it is added as the document's `error`, as in `error_document`."""
+    data = document.model_dump(mode="json")
+    if error is not None:
+        data["error"] = error_dict(error)
+    return _dumps(data)
+
+
+def error_document(err: ReconcilerError) -> str:
+    """The one document of a run that stopped on an error, so that `--format json` always
+    prints JSON: `{"format_version", "error": {"message", "hint", "problems"}}`."""
+    return _dumps({"format_version": FORMAT_VERSION, "error": error_dict(err)})
+
+
+def error_dict(err: ReconcilerError) -> dict[str, Any]:
+    problems = err.problems if isinstance(err, SpecError) else ()
+    return {
+        "message": err.message,
+        "hint": err.hint,
+        "problems": [problem_dict(p) for p in problems],
+    }
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2) + "\n"

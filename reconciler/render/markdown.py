@@ -1,28 +1,40 @@
-"""Plans, drift reports and apply results as Markdown: a pull-request comment or a job
-summary that reviewers can trust.
+"""Plans, drift reports, apply results and failed runs as Markdown: a pull-request comment
+or a job summary that reviewers can trust.
 
 Layout, in order: a hidden marker (so a workflow finds and edits its own comment), a
-headline with the counts, warnings (conflicts, blocked items, deletions), a table of the
-items that change with their tag changes, and the unchanged items collapsed.
+headline with the counts, the error that stopped the run if one did, warnings (conflicts,
+blocked items, stuck captures, deletions), a table of the items that change with their tag
+changes, the unchanged items collapsed, a note on what was left out, and in GitHub Actions a
+footer with the commit and the run.
 
 A comment is limited to 65,536 characters on GitHub; we stay under MAX_CHARS whatever the
-plan, dropping the least important rows first and never cutting inside a row or a tag.
-Every string from a spec or from AWS goes through `md()`: a tag value such as
-`</details><script>` or `@org/team` must not change the page or ping anyone.
+plan, never cutting inside a row or a tag. What a reviewer must see survives first: errors,
+then deletions and replacements, then changes to existing images, then creates, then the
+unchanged list; and every changing item gets a one-line row before any item's tag changes
+are expanded. The note then counts what was left out, kind by kind.
+
+Every string from a spec, from AWS or from the environment goes through `md()`: a tag
+value such as `</details><script>` or `@org/team` must not change the page or ping anyone.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.apply import Applied, AppliedItem, Result
+from reconciler.apply import Applied, AppliedItem, AppliedUnmanaged, Result
+from reconciler.errors import ReconcilerError, SpecError, SpecProblem
 from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged
 from reconciler.render.escape import terminal_safe
+from reconciler.render.github import RunInfo
 from reconciler.render.text import applied_summary, health_line, summary_line
 
 MAX_CHARS = 60_000
+# A job summary may hold 1 MiB: 300,000 UTF-16 units are at most 900 KB of UTF-8.
+SUMMARY_MAX_CHARS = 300_000
 MARKER = "<!-- workspaces-image-reconciler:{kind} -->"
+LABEL_MAX = 64
 
 _ESCAPES = {
     "&": "&amp;",
@@ -52,15 +64,27 @@ _ICON = {
     Action.BLOCKED: "⛔ blocked",
     Action.NO_OP: "no-op",
 }
-# Lower ranks survive truncation first: problems and deletions, then creates, then updates.
-_RANK = {
-    Action.CONFLICT: 0,
-    Action.BLOCKED: 0,
-    Action.CREATE: 1,
-    Action.UPDATE_TAGS: 2,
-    Action.ADOPT: 2,
-    Action.NO_OP: 3,
+REPLACE_ICON = "🔁 replace"
+DELETE_ICON = "🗑️ delete"
+UNMANAGED_ICON = "🗑️ unmanaged"
+
+# Lower ranks survive trimming first.
+ERRORS, DELETIONS, EXISTING, CREATES = 0, 1, 2, 3
+# How the note names what it left out, kind by kind: (one, many).
+_NOUNS = {
+    "conflict": ("conflict", "conflicts"),
+    "blocked": ("blocked item", "blocked items"),
+    "failed": ("failed item", "failed items"),
+    "replace": ("replacement", "replacements"),
+    "delete": ("deletion", "deletions"),
+    "unmanaged": ("unmanaged image", "unmanaged images"),
+    "update-tags": ("tag update", "tag updates"),
+    "adopt": ("adoption", "adoptions"),
+    "stuck": ("stuck capture", "stuck captures"),
+    "create": ("create", "creates"),
+    "unchanged": ("unchanged image", "unchanged images"),
 }
+_FAILED_HEADLINE = {"plan": "Plan failed", "apply": "Apply failed", "drift": "Drift check failed"}
 
 
 def md(text: str | None) -> str:
@@ -79,69 +103,212 @@ def _code(text: str | None) -> str:
     return f"<code>{md(text)}</code>"
 
 
+def size(text: str) -> int:
+    """Length as GitHub counts it (UTF-16 code units): an emoji or a letter outside the
+    Basic Multilingual Plane counts twice."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+# --- labels and the marker -----------------------------------------------------------------
+
+
+def check_label(text: str) -> str:
+    """A run's `--label`, checked: it goes into the hidden marker (an HTML comment) as it is,
+    and into the heading escaped. Raises ValueError saying what is wrong."""
+    if not 1 <= len(text) <= LABEL_MAX:
+        raise ValueError(f"a label is 1-{LABEL_MAX} characters; this one has {len(text)}")
+    for at, ch in enumerate(text, 1):
+        if not ch.isprintable():
+            raise ValueError(
+                f"character {at} of the label ({terminal_safe(ascii(ch))}) is not printable; "
+                "use letters, digits, spaces and punctuation"
+            )
+    if text != text.strip():
+        raise ValueError("a label can't start or end with a space: the marker must match exactly")
+    if "--" in text or ">" in text:
+        raise ValueError(
+            "a label can't contain '--' or '>': they would end the comment's hidden marker"
+        )
+    return text
+
+
+def marker(kind: str, label: str | None = None) -> str:
+    """The hidden marker a workflow finds its comment (or drift issue) by, one per kind and
+    label: `<!-- workspaces-image-reconciler:plan:prod/eu-west-1 -->`."""
+    name = kind if label is None else f"{kind}:{check_label(label)}"
+    return MARKER.format(kind=name)
+
+
+def _heading(headline: str, label: str | None) -> str:
+    return f"### {md(label)} — {headline}" if label is not None else f"### {headline}"
+
+
+def _footer(run: RunInfo | None) -> list[str]:
+    """The commit and a link to the run (RunInfo has validated every part of both URLs)."""
+    if run is None:
+        return []
+    commit = f"[`{md(run.short_sha)}`]({run.commit_url})"
+    return [f"Commit {commit} · [workflow run {md(run.run_id)}]({run.run_url})"]
+
+
+def _join(parts: list[str], footer: list[str]) -> str:
+    """The document's lines, one blank line before the footer, one newline at the end."""
+    body = "\n".join(parts).rstrip("\n")
+    return "\n\n".join([body, *footer]) + "\n"
+
+
+# --- the document --------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class _Row:
     rank: int
-    text: str
+    kind: str  # for the note on what was left out
+    compact: str  # the one-line row: what, which, why
+    full: str  # the row with its tag changes (the same row when it has none to show)
 
 
-def markdown(document: Plan | Applied, *, kind: str = "plan", limit: int = MAX_CHARS) -> str:
-    head = [MARKER.format(kind=kind), "", f"### {_headline(document, kind)}", ""]
-    warnings = _warnings(document)
-    changing = [i for i in document.items if i.action is not Action.NO_OP or i.stuck]
-    rows = [_Row(_RANK[i.action], _row(i)) for i in sorted(changing, key=lambda i: _RANK[i.action])]
-    rows += [_Row(0, _unmanaged_row(u, document)) for u in document.unmanaged]
-    rows.sort(key=lambda r: r.rank)
-    unchanged = [i for i in document.items if i.action is Action.NO_OP and not i.stuck]
-    return _fit(head, warnings, rows, unchanged, limit)
-
-
-def _fit(
-    head: list[str],
-    warnings: list[str],
-    rows: list[_Row],
-    unchanged: Sequence[PlanItem],
-    limit: int,
+def markdown(
+    document: Plan | Applied,
+    *,
+    kind: str = "plan",
+    limit: int = MAX_CHARS,
+    label: str | None = None,
+    run: RunInfo | None = None,
+    error: ReconcilerError | None = None,
 ) -> str:
-    """Whole rows, most important first, until the limit; then say what was left out."""
-    budget = limit - len("\n".join(head)) - 400  # room for the table header and the note
-    kept_warnings = _take(warnings, budget)
-    budget -= sum(len(w) + 1 for w in kept_warnings)
-    kept_rows = _take([r.text for r in rows], budget)
-    budget -= sum(len(r) + 1 for r in kept_rows)
-    unchanged_lines = [f"- {_code(i.name)} ({md(i.region)})" for i in unchanged]
-    kept_unchanged = _take(unchanged_lines, budget - 100)
-    # Each item has one row or one unchanged line; a warning repeats an item's problem.
-    items_left_out = len(rows) - len(kept_rows) + len(unchanged_lines) - len(kept_unchanged)
-    warnings_left_out = len(warnings) - len(kept_warnings)
-    parts = [*head, *kept_warnings]
-    if kept_rows:
-        parts += ["| Action | Image | Region | Detail |", "| --- | --- | --- | --- |"]
-        parts += [*kept_rows, ""]
-    if unchanged:
-        parts += [
-            f"<details><summary>{len(unchanged)} unchanged</summary>",
-            "",
-            *kept_unchanged,
-            "",
-            "</details>",
-            "",
-        ]
-    left_out = [
-        _count(items_left_out, "more item") if items_left_out else "",
-        _count(warnings_left_out, "warning") if warnings_left_out else "",
-    ]
-    if any(left_out):
-        were = "was" if items_left_out + warnings_left_out == 1 else "were"
-        parts.append(
-            f"_{' and '.join(p for p in left_out if p)} {were} left out to fit a comment; run "
-            "`reconciler plan` or see the job log for the whole plan._"
+    """The comment for a plan (`kind` plan or drift) or an apply result (`kind` apply).
+
+    `label` names the run (heading and marker); `run` adds the footer; `error` is the error
+    that stopped the run after these results (an apply that failed while waiting)."""
+    head = [marker(kind, label), "", _heading(_headline(document, kind, error), label), ""]
+    if error is not None:
+        head += _error_block(error, "The run stopped on an error")
+    rows = [_item_row(document, i) for i in document.items if _changing(i)]
+    rows += [_unmanaged_row(document, u) for u in document.unmanaged]
+    rows.sort(key=lambda r: r.rank)  # stable: the plan's order within a rank
+    unchanged = [i for i in document.items if not _changing(i)]
+    return _Layout(head, _warnings(document), rows, unchanged, _footer(run), limit).render(
+        whole="result"
+        if isinstance(document, Applied)
+        else ("report" if kind == "drift" else "plan")
+    )
+
+
+def _changing(item: PlanItem) -> bool:
+    return item.action is not Action.NO_OP or item.stuck
+
+
+@dataclass
+class _Layout:
+    head: list[str]
+    warnings: list[str]
+    rows: list[_Row]
+    unchanged: Sequence[PlanItem]
+    footer: list[str]
+    limit: int
+
+    def render(self, whole: str) -> str:
+        every = _Choice(
+            self.warnings, [True] * len(self.rows), [True] * len(self.rows), self._lines()
         )
-    return "\n".join(parts).rstrip("\n") + "\n"
+        text = self._assemble(every, whole)
+        if size(text) <= self.limit:
+            return text
+        return self._assemble(self._fit(whole), whole)
+
+    def _lines(self) -> list[str]:
+        return [f"- {_code(i.name)} ({md(i.region)})" for i in self.unchanged]
+
+    def _fit(self, whole: str) -> _Choice:
+        """Whole lines, most important first, until the limit: warnings, a one-line row for
+        each changing item, their tag changes, then the unchanged list."""
+        budget = self.limit - size(self._frame(whole))
+        warnings = _take(self.warnings, budget)
+        budget -= sum(size(w) + 1 for w in warnings)
+        shown = [False] * len(self.rows)
+        for n, row in enumerate(self.rows):
+            if size(row.compact) + 1 <= budget:
+                shown[n] = True
+                budget -= size(row.compact) + 1
+        expanded = [False] * len(self.rows)
+        for n, row in enumerate(self.rows):
+            extra = size(row.full) - size(row.compact)
+            if shown[n] and extra <= budget:
+                expanded[n] = True
+                budget -= extra
+        return _Choice(warnings, shown, expanded, _take(self._lines(), budget))
+
+    def _frame(self, whole: str) -> str:
+        """Everything but the lines that may be left out, with the longest note they could
+        need: what is kept is then sure to fit."""
+        worst = _Choice([], [False] * len(self.rows), [False] * len(self.rows), [])
+        return self._assemble(worst, whole, frame_only=True)
+
+    def _assemble(self, choice: _Choice, whole: str, *, frame_only: bool = False) -> str:
+        parts = [*self.head, *choice.warnings]
+        kept = [
+            r.full if expanded else r.compact
+            for r, shown, expanded in zip(self.rows, choice.shown, choice.expanded, strict=True)
+            if shown
+        ]
+        if kept or (frame_only and self.rows):
+            parts += ["| Action | Image | Region | Detail |", "| --- | --- | --- | --- |"]
+            parts += [*kept, ""]
+        if self.unchanged:
+            parts += [f"<details><summary>{len(self.unchanged)} unchanged</summary>", ""]
+            parts += [*choice.unchanged, "", "</details>", ""]
+        note = self._note(choice, whole, worst=frame_only)
+        if note:
+            parts.append(note)
+        return _join(parts, self.footer)
+
+    def _note(self, choice: _Choice, whole: str, *, worst: bool) -> str:
+        """Exactly what was left out: items without a row, kind by kind; warnings; items
+        whose tag changes are not shown. `worst`: as if everything were left out."""
+        missing: Counter[str] = Counter()
+        for row, shown in zip(self.rows, choice.shown, strict=True):
+            if worst or not shown:
+                missing[row.kind] += 1
+        lines_left = len(self.unchanged) - (0 if worst else len(choice.unchanged))
+        if lines_left:
+            missing["unchanged"] += lines_left
+        said = [_count(n, *_NOUNS[k]) for k, n in sorted(missing.items(), key=_note_order)]
+        warnings_left = len(self.warnings) - (0 if worst else len(choice.warnings))
+        if warnings_left:
+            said.append(_count(warnings_left, "warning", "warnings"))
+        collapsed = sum(
+            r.full != r.compact and (worst or (shown and not expanded))
+            for r, shown, expanded in zip(self.rows, choice.shown, choice.expanded, strict=True)
+        )
+        if not said and not collapsed:
+            return ""
+        what = f"left out: {', '.join(said)}" if said else ""
+        if collapsed:
+            tags = f"tag changes of {_count(collapsed, 'item', 'items')} not shown"
+            what = f"{what}; {tags}" if what else tags
+        where = (
+            "`--format json` has it"
+            if self.limit > MAX_CHARS
+            else "the job summary and `--format json` have it"
+        )
+        return f"_To fit a comment, {what}. For the whole {whole}, {where}._"
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+@dataclass(frozen=True)
+class _Choice:
+    warnings: list[str]
+    shown: list[bool]  # per row: has its one-line row
+    expanded: list[bool]  # per row: with its tag changes
+    unchanged: list[str]
+
+
+def _note_order(entry: tuple[str, int]) -> int:
+    return list(_NOUNS).index(entry[0])
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _take(lines: Sequence[str], budget: int) -> list[str]:
@@ -149,17 +316,17 @@ def _take(lines: Sequence[str], budget: int) -> list[str]:
     ones after it."""
     kept, used = [], 0
     for line in lines:
-        if used + len(line) + 1 > budget:
+        if used + size(line) + 1 > budget:
             continue
         kept.append(line)
-        used += len(line) + 1
+        used += size(line) + 1
     return kept
 
 
-def _headline(document: Plan | Applied, kind: str) -> str:
+def _headline(document: Plan | Applied, kind: str, error: ReconcilerError | None) -> str:
     # Our own words and counts: no spec or AWS text, so no escaping needed.
     if isinstance(document, Applied):
-        return applied_summary(document)
+        return applied_summary(document, stopped=error is not None)
     line = summary_line(document)
     if kind == "drift":
         verdict = "⚠️ Drift detected. " if document.drifted else "✅ In sync. "
@@ -170,7 +337,7 @@ def _headline(document: Plan | Applied, kind: str) -> str:
 def _warnings(document: Plan | Applied) -> list[str]:
     lines = []
     for item in document.items:
-        if item.is_error or item.stuck:
+        if (item.is_error and not _replaced(document, item)) or item.stuck:
             what = (
                 "Conflict"
                 if item.action is Action.CONFLICT
@@ -180,46 +347,119 @@ def _warnings(document: Plan | Applied) -> list[str]:
                 f"> [!WARNING]\n> **{what}**: {_code(item.name)} ({md(item.region)}): "
                 f"{md(item.reason)}\n"  # a blank line: consecutive alerts would merge
             )
+    replaced = sum(_replaced(document, i) for i in document.items)
+    if replaced and not isinstance(document, Applied):
+        were = _count(replaced, "owned image", "owned images")
+        lines.append(
+            f"> [!CAUTION]\n> {were} in ERROR will be deleted and captured again "
+            "(`--replace-failed`).\n"
+        )
     if document.unmanaged:
-        deleted = sum(getattr(u, "result", None) is Result.DELETED for u in document.unmanaged)
-        kept = len(document.unmanaged) - deleted
-        said = []
-        if deleted:
-            were = "was" if deleted == 1 else "were"
-            said.append(f"{_count(deleted, 'owned image')} with no spec {were} deleted.")
-        if kept:
-            have, them = ("has", "it") if kept == 1 else ("have", "them")
-            said.append(
-                f"{_count(kept, 'owned image')} {have} no spec; `apply --prune` deletes {them}."
-            )
-        lines.append(f"> [!CAUTION]\n> {' '.join(said)}\n")
+        lines.append(f"> [!CAUTION]\n> {_unmanaged_caution(document)}\n")
     return lines
 
 
-def _row(item: PlanItem) -> str:
-    detail = _detail(item)
-    action = _ICON[item.action]
+def _unmanaged_caution(document: Plan | Applied) -> str:
+    count = len(document.unmanaged)
+    if not isinstance(document, Applied):
+        if document.prune:
+            return (
+                f"{_count(count, 'owned image', 'owned images')} that no spec declares "
+                f"will be deleted (`--prune`)."
+            )
+        have, them = ("has", "it") if count == 1 else ("have", "them")
+        return (
+            f"{_count(count, 'owned image', 'owned images')} {have} no spec; "
+            f"`apply --prune` deletes {them}."
+        )
+    results = Counter(u.result for u in document.unmanaged)
+    deleted, kept = results[Result.DELETED], results[Result.UNCHANGED]
+    attempted = count - deleted - kept
+    said = []
+    if deleted:
+        were = "was" if deleted == 1 else "were"
+        said.append(
+            f"{_count(deleted, 'owned image', 'owned images')} with no spec {were} deleted."
+        )
+    if attempted:
+        said.append(
+            f"{_count(attempted, 'owned image', 'owned images')} with no spec "
+            f"{'was' if attempted == 1 else 'were'} not deleted: see why below."
+        )
+    if kept:
+        have, them = ("has", "it") if kept == 1 else ("have", "them")
+        said.append(
+            f"{_count(kept, 'owned image', 'owned images')} {have} no spec; "
+            f"`apply --prune` deletes {them}."
+        )
+    return " ".join(said)
+
+
+def _replaced(document: Plan | Applied, item: PlanItem) -> bool:
+    """A failed image deleted and captured again: shown so in the plan that does it, and in
+    the result of an apply that tried (apply skips every other conflict)."""
+    if isinstance(item, AppliedItem):
+        return item.is_error and item.result is not Result.SKIPPED
+    return document.replaces(item)
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+
+def _item_row(document: Plan | Applied, item: PlanItem) -> _Row:
+    replaced = _replaced(document, item)
+    rank, kind = _rank(item, replaced)
+    action = REPLACE_ICON if replaced else _ICON[item.action]
+    parts = _facts(item, replaced)
     if isinstance(item, AppliedItem):
         action += f" → **{item.result.value}**"
         if item.error and item.error != item.reason:  # a deferral repeats the plan's reason
-            detail += f"<br>{md(item.error)}"
-    return f"| {action} | {_code(item.name)} | {md(item.region)} | {detail} |"
+            parts.append(md(item.error))
+    # A conflict or blocked item changes no tag: listing the declared ones would only crowd
+    # the problems out of a long plan. A replacement's tags are the new capture's.
+    changes = [_change(c) for c in item.tag_changes] if not item.is_error or replaced else []
+    start = f"| {action} | {_code(item.name)} | {md(item.region)} | "
+    compact = parts + ([_count(len(changes), "tag change", "tag changes")] if changes else [])
+    return _Row(
+        rank,
+        kind,
+        start + ("<br>".join(compact) or " ") + " |",
+        start + ("<br>".join(parts + changes) or " ") + " |",
+    )
 
 
-def _detail(item: PlanItem) -> str:
+def _rank(item: PlanItem, replaced: bool) -> tuple[int, str]:
+    if isinstance(item, AppliedItem) and item.result is Result.FAILED:
+        return ERRORS, "replace" if replaced else _kind(item)
+    if replaced:
+        return DELETIONS, "replace"
+    if item.is_error:
+        return ERRORS, item.action.value
+    if item.action is Action.CREATE:
+        return CREATES, "create"
+    return EXISTING, _kind(item)
+
+
+def _kind(item: PlanItem) -> str:
+    return "stuck" if item.action is Action.NO_OP else item.action.value
+
+
+def _facts(item: PlanItem, replaced: bool) -> list[str]:
+    """What a one-line row says: which image or source, and why (an error's reason is in
+    its warning)."""
+    if replaced:
+        return [
+            f"{_code(item.image_id)} in ERROR: deleted, then captured again from "
+            f"{_code(item.source_workspace_id)}"
+        ]
     parts = []
     if item.action in (Action.CREATE, Action.BLOCKED):
         parts.append(f"from {_code(item.source_workspace_id)}")
     elif item.image_id:
-        parts.append(f"{_code(item.image_id)}")
+        parts.append(_code(item.image_id))
     if item.reason and not item.is_error:
         parts.append(md(item.reason))
-    # A conflict or blocked item changes no tag (unless apply replaced a failed image):
-    # listing the declared ones would only crowd the problems out of a long plan.
-    replaced = isinstance(item, AppliedItem) and item.result in (Result.CREATED, Result.CONVERGED)
-    if not item.is_error or replaced:
-        parts += [_change(c) for c in item.tag_changes]
-    return "<br>".join(parts) or " "
+    return parts
 
 
 def _change(change: TagChange) -> str:
@@ -230,11 +470,60 @@ def _change(change: TagChange) -> str:
     return f"~ {_code(change.key)}: {_code(change.before)} → {_code(change.after)}"
 
 
-def _unmanaged_row(u: Unmanaged, document: Plan | Applied) -> str:
-    result = getattr(u, "result", Result.UNCHANGED)
-    label = "🗑️ unmanaged" + (f" → **{result.value}**" if result is not Result.UNCHANGED else "")
+def _unmanaged_row(document: Plan | Applied, u: Unmanaged) -> _Row:
+    result = u.result if isinstance(u, AppliedUnmanaged) else None
+    deleting = document.prune if result is None else result is not Result.UNCHANGED
+    label = DELETE_ICON if deleting else UNMANAGED_ICON
+    if result is not None and result is not Result.UNCHANGED:
+        label += f" → **{result.value}**"
     detail = f"{_code(u.image_id)} no spec declares it"
-    error = getattr(u, "error", None)
-    if error:
-        detail += f"<br>{md(error)}"
-    return f"| {label} | {_code(u.name)} | {md(u.region)} | {detail} |"
+    if isinstance(u, AppliedUnmanaged) and u.error:
+        detail += f"<br>{md(u.error)}"
+    text = f"| {label} | {_code(u.name)} | {md(u.region)} | {detail} |"
+    failed = result is Result.FAILED
+    kind = "delete" if deleting else "unmanaged"
+    return _Row(ERRORS if failed else DELETIONS, kind, text, text)
+
+
+# --- a run that failed ---------------------------------------------------------------------
+
+
+def error_markdown(
+    err: ReconcilerError,
+    *,
+    kind: str = "plan",
+    label: str | None = None,
+    run: RunInfo | None = None,
+    limit: int = MAX_CHARS,
+) -> str:
+    """The comment of a run that stopped on an error: the same marker as its plan, apply or
+    drift comment (so it replaces it), what failed and what to do, and each spec problem."""
+    what = _FAILED_HEADLINE.get(kind, "Run failed")
+    head = [marker(kind, label), "", _heading("❌ " + what, label), ""]
+    problems = [_problem_line(p) for p in err.problems] if isinstance(err, SpecError) else []
+    # The hint after the problems: a SpecError's hint speaks of "the lines above".
+    head += _error_block(err, what, hint=not problems)
+    tail = [f"Hint: {md(err.hint)}"] if problems and err.hint else []
+    footer = _footer(run)
+    note_room = 200  # the note on problems left out
+    budget = limit - size(_join([*head, *tail], footer)) - note_room
+    kept = _take(problems, budget)
+    parts = list(head)
+    if problems:
+        parts += [*kept, ""]
+        if len(kept) < len(problems):
+            left = _count(len(problems) - len(kept), "more problem", "more problems")
+            parts += [f"_{left} left out to fit a comment; `reconciler validate` lists all._", ""]
+    return _join([*parts, *tail], footer)
+
+
+def _error_block(err: ReconcilerError, what: str, *, hint: bool = True) -> list[str]:
+    lines = ["> [!CAUTION]", f"> **{what}**: {md(err.message)}"]
+    if hint and err.hint:
+        lines.append(f"> Hint: {md(err.hint)}")
+    return [*lines, ""]
+
+
+def _problem_line(p: SpecProblem) -> str:
+    where = f"{p.file}:{p.line}:{p.column}" if p.line else p.file
+    return f"- {_code(where)} {_code(p.field)}: {md(p.message)}"

@@ -51,7 +51,11 @@ def render_plan(
     prune: bool = False,
     replace_failed: bool = False,
 ) -> None:
-    paint = _Painter(color)
+    """The plan as Terraform shows one. The deletions shown are the plan's own (`plan.prune`,
+    `plan.replace_failed`); the keyword arguments only add to them, for callers that built
+    the plan before it recorded those choices."""
+    plan = with_choices(plan, prune=prune, replace_failed=replace_failed)
+    prune, paint = plan.prune, _Painter(color)
     shown = [i for i in plan.items if i.action is not Action.NO_OP or verbose or i.stuck]
     if shown or plan.unmanaged:
         out.write("Reconciler will perform the following actions:\n\n")
@@ -70,12 +74,9 @@ def render_plan(
             out.write(paint(line, "red") + "\n")
         out.write("\n")
 
-    def replaced(item: PlanItem) -> bool:
-        return replace_failed and item.action is Action.CONFLICT and item.state == "ERROR"
-
     for item in sorted(shown, key=lambda i: (not i.is_error, i.action is Action.NO_OP)):
-        out.write(_item_line(item, paint, replaced(item)) + "\n")
-        if item.state == "ERROR" and not replaced(item):
+        out.write(_item_line(item, paint, plan.replaces(item)) + "\n")
+        if item.state == "ERROR" and not plan.replaces(item):
             continue  # a failed image's tags are its replacement's: shown only with it
         for change in item.tag_changes:
             out.write(_tag_line(change, paint) + "\n")
@@ -84,7 +85,7 @@ def render_plan(
         for u in plan.unmanaged:
             out.write(paint(f"    {safe(u.name)} ({u.region}) {u.image_id}", "yellow") + "\n")
     out.write("\n" + summary_line(plan) + "\n")
-    errors = [i for i in plan.items if i.is_error and not replaced(i)]
+    errors = [i for i in plan.items if i.is_error and not plan.replaces(i)]
     if errors:
         out.write(
             paint(
@@ -119,30 +120,90 @@ def render_health(plan: Plan, out: TextIO, *, color: bool = False) -> None:
             out.write(paint(line, colour) + "\n")
 
 
+def with_choices(plan: Plan, *, prune: bool = False, replace_failed: bool = False) -> Plan:
+    """`plan` with the deletions it shows: its own choices, or those the caller adds."""
+    if (prune and not plan.prune) or (replace_failed and not plan.replace_failed):
+        update = {
+            "prune": plan.prune or prune,
+            "replace_failed": plan.replace_failed or replace_failed,
+        }
+        return plan.model_copy(update=update)
+    return plan
+
+
+def plan_counts(plan: Plan) -> dict[str, int]:
+    """What the plan does and finds, counted as it is shown: a replaced image is a
+    replacement, not a conflict; an unmanaged image the plan prunes is a deletion."""
+    counts = dict.fromkeys(
+        (
+            "create",
+            "update",
+            "adopt",
+            "replace",
+            "delete",
+            "unchanged",
+            "stuck",
+            "unmanaged",
+            "conflict",
+            "blocked",
+        ),
+        0,
+    )
+    for item in plan.items:
+        if plan.replaces(item):
+            counts["replace"] += 1
+        else:
+            counts[_COUNTED_AS[item.action]] += 1
+        counts["stuck"] += item.stuck
+    counts["delete" if plan.prune else "unmanaged"] += len(plan.unmanaged)
+    return counts
+
+
+_COUNTED_AS = {
+    Action.CREATE: "create",
+    Action.UPDATE_TAGS: "update",
+    Action.ADOPT: "adopt",
+    Action.NO_OP: "unchanged",
+    Action.CONFLICT: "conflict",
+    Action.BLOCKED: "blocked",
+}
+
+
 def summary_line(plan: Plan) -> str:
-    s = plan.summary
+    """One line that agrees with everything listed above it: every change, deletion and
+    replacement counted; "No changes" only when nothing is to do and nothing is wrong."""
+    c = plan_counts(plan)
     changes = [
-        f"{s['create']} to create" if s["create"] else "",
-        f"{s['update-tags']} to update" if s["update-tags"] else "",
-        f"{s['adopt']} to adopt" if s["adopt"] else "",
+        f"{c[key]} to {verb}"
+        for key, verb in (
+            ("create", "create"),
+            ("update", "update"),
+            ("adopt", "adopt"),
+            ("replace", "replace"),
+            ("delete", "delete"),
+        )
+        if c[key]
     ]
+    unchanged = f"{c['unchanged']} unchanged"
+    if c["stuck"]:
+        unchanged += f" ({c['stuck']} capture{'s' if c['stuck'] > 1 else ''} stuck)"
     rest = [
-        f"{s['no-op']} unchanged",
-        f"{s['unmanaged']} unmanaged" if s["unmanaged"] else "",
-        f"{s['conflict']} in conflict" if s["conflict"] else "",
-        f"{s['blocked']} blocked" if s["blocked"] else "",
+        unchanged,
+        f"{c['unmanaged']} unmanaged" if c["unmanaged"] else "",
+        f"{c['conflict']} in conflict" if c["conflict"] else "",
+        f"{c['blocked']} blocked" if c["blocked"] else "",
     ]
-    if not any(changes) and not s["unmanaged"] and not s["conflict"] and not s["blocked"]:
-        return f"No changes. Your images match the specs ({s['no-op']} unchanged)."
-    head = ", ".join(c for c in changes if c) or "Nothing to change"
+    if not changes and not any(rest[1:]) and not c["stuck"]:
+        return f"No changes. Your images match the specs ({c['unchanged']} unchanged)."
+    head = ", ".join(changes) or "Nothing to change"
     return f"Plan: {head}. {', '.join(r for r in rest if r)}."
 
 
 def _errors_phrase(plan: Plan) -> str:
-    s = plan.summary
+    c = plan_counts(plan)
     parts = [
-        f"{s['conflict']} conflict{'s' if s['conflict'] > 1 else ''}" if s["conflict"] else "",
-        f"{s['blocked']} blocked item{'s' if s['blocked'] > 1 else ''}" if s["blocked"] else "",
+        f"{c['conflict']} conflict{'s' if c['conflict'] > 1 else ''}" if c["conflict"] else "",
+        f"{c['blocked']} blocked item{'s' if c['blocked'] > 1 else ''}" if c["blocked"] else "",
     ]
     return " and ".join(p for p in parts if p)
 
@@ -180,7 +241,11 @@ def _q(value: str | None) -> str:
     return '"' + safe(value or "").replace('"', '\\"') + '"'
 
 
-def render_applied(applied: Applied, out: TextIO, *, color: bool = False) -> None:
+def render_applied(
+    applied: Applied, out: TextIO, *, color: bool = False, stopped: bool = False
+) -> None:
+    """The results; `stopped`: the run ended on an error after these (the CLI prints the
+    error on stderr), so the summary says the apply failed."""
     paint = _Painter(color)
     for item in applied.items:
         if item.result is Result.UNCHANGED:
@@ -194,7 +259,7 @@ def render_applied(applied: Applied, out: TextIO, *, color: bool = False) -> Non
                 + (f"\n      {safe(u.error)}" if u.error else "")
                 + "\n"
             )
-    out.write("\n" + applied_summary(applied) + "\n")
+    out.write("\n" + applied_summary(applied, stopped=stopped) + "\n")
 
 
 def _result_line(item: AppliedItem, paint: _Painter) -> str:
@@ -207,7 +272,9 @@ def _result_line(item: AppliedItem, paint: _Painter) -> str:
     return line
 
 
-def applied_summary(applied: Applied) -> str:
+def applied_summary(applied: Applied, *, stopped: bool = False) -> str:
+    """Counts of results; `stopped`: the run then ended on an error (for example while
+    waiting), so it failed whatever the items say."""
     counts: dict[str, int] = {}
     for item in applied.items:
         counts[item.result.value] = counts.get(item.result.value, 0) + 1
@@ -219,6 +286,6 @@ def applied_summary(applied: Applied) -> str:
     head = (
         "Apply interrupted"
         if applied.interrupted
-        else ("Apply failed" if applied.failed else "Apply complete")
+        else ("Apply failed" if applied.failed or stopped else "Apply complete")
     )
     return f"{head}: {body or 'nothing to do'}."

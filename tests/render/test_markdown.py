@@ -2,8 +2,8 @@
 
 Expected files live in ``expected_md/``; ``REGENERATE=1 pytest tests/render`` rewrites them
 (then read the diff: they are the reviewed look of the comment). Beyond the exact files,
-the output is parsed: the HTML tags it contains, the table's columns, the order of the
-items, the size limit and the note on what was left out.
+the output is parsed (``reading.py``): the HTML tags it contains, the table's columns, the
+order of the items, the size limit and the note on what was left out, kind by kind.
 """
 
 from __future__ import annotations
@@ -12,305 +12,58 @@ import html
 import os
 import random
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from html.parser import HTMLParser
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from reconciler import OWNERSHIP_TAG_KEY
-from reconciler.apply import Applied, AppliedItem, AppliedUnmanaged, Result
-from reconciler.inventory import Inventory, LiveImage, RegionInventory, SourceWorkspace
-from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged, make_plan
-from reconciler.render.markdown import MAX_CHARS, markdown
+from reconciler.apply import Applied, AppliedUnmanaged, Result
+from reconciler.plan import Action, Plan, TagChange, Unmanaged
+from reconciler.render.github import RunInfo
+from reconciler.render.markdown import MAX_CHARS, SUMMARY_MAX_CHARS, markdown
 from reconciler.render.text import summary_line
-from reconciler.specs import Spec
+from tests.render.builders import (
+    FIRST_TIER,
+    NOW,
+    OWNED,
+    REGION,
+    WS_OK,
+    applied,
+    big_plan,
+    creates_and_tag_updates,
+    every_action_plan,
+    item,
+    kind_of,
+    live,
+    one_name,
+    plan_from,
+    random_applied,
+    random_plan,
+    spec,
+    tier_of,
+)
+from tests.render.reading import (
+    HEADER,
+    Parsed,
+    code_text,
+    compact,
+    one_line,
+    parse,
+    units,
+    visible,
+)
 
 EXPECTED = Path(__file__).parent / "expected_md"
-REGION = "eu-west-1"
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
-OWNED = {OWNERSHIP_TAG_KEY: "true"}
-WS_OK, WS_STOPPED, WS_BUSY = "ws-0a1b2c3d4", "ws-0b1b2c3d4", "ws-0c1b2c3d4"
-HEADER = "| Action | Image | Region | Detail |"
-ALLOWED_TAGS = {"details", "summary", "code", "br", "del"}
-VOID_TAGS = {"br"}
-FIRST_TIER = {Action.CONFLICT, Action.BLOCKED}  # with deletions (unmanaged): shown first
-LEFT_OUT = re.compile(
-    r"^_(?:(\d+) more items?)?(?: and )?(?:(\d+) warnings?)? (?:was|were) left out to fit a "
-    r"comment; run `reconciler plan` or see the job log for the whole plan\._$"
+# The most a comment may stay under its limit while something is left out: room kept for
+# the longest note the left-out lines could need.
+SLACK = 600
+RUN = RunInfo(
+    server_url="https://github.com",
+    repository="acme/golden-images",
+    run_id="4242424242",
+    sha="0123456789abcdef0123456789abcdef01234567",
 )
-SLACK = 600  # the most a comment may stay under its limit while something is left out
-
-
-# --- building plans ------------------------------------------------------------------------
-
-
-def spec(
-    name: str,
-    *,
-    source: str = WS_OK,
-    description: str | None = None,
-    tags: dict[str, str] | None = None,
-    file: str = "finance/images.yaml",
-    line: int = 1,
-) -> Spec:
-    return Spec(
-        name,
-        description or f"Golden image {name}",
-        source,
-        None,
-        tags or {},
-        frozenset(),
-        (),
-        file,
-        line,
-    )
-
-
-def live(
-    name: str,
-    number: int,
-    *,
-    tags: dict[str, str] | None = None,
-    description: str | None = None,
-    state: str = "AVAILABLE",
-    created: datetime | None = None,
-    error: tuple[str, str] | None = None,
-) -> LiveImage:
-    return LiveImage(
-        f"wsi-{number:09d}",
-        name,
-        f"Golden image {name}" if description is None else description,
-        state,
-        OWNED if tags is None else tags,
-        created,
-        error[0] if error else None,
-        error[1] if error else None,
-    )
-
-
-def plan_from(
-    specs: Sequence[Spec],
-    images: Iterable[LiveImage] = (),
-    sources: dict[str, str | None] | None = None,
-) -> Plan:
-    found = list(images)
-    states = sources or {WS_OK: "AVAILABLE", WS_STOPPED: "STOPPED", WS_BUSY: "SUSPENDED"}
-    inventory = RegionInventory(
-        REGION,
-        {i.name: i for i in found},
-        len(found),
-        sources={ws: SourceWorkspace(ws, state) for ws, state in states.items()},
-    )
-    return make_plan(
-        specs,
-        Inventory({REGION: inventory}),
-        specs_digest="sha256:" + "ab" * 32,
-        default_region=REGION,
-        image_quota=10_000,
-        now=NOW,
-    )
-
-
-def every_action_plan() -> Plan:
-    """One item of each action and situation, plus an owned image no spec declares."""
-    specs = [
-        spec("finance-win11-2026-11", tags={"team": "finance", "cost-center": "4410"}),
-        spec("hr-win11-2026-11", tags={"team": "people", "owner": "platform"}, line=9),
-        spec("ops-win11-2026-10", tags={"team": "ops"}, line=17),
-        spec("legal-win11-2026-11", description="Legal golden image v2", line=23),
-        spec("dev-win11-2026-11", source=WS_STOPPED, file="dev/images.yaml"),
-        spec("sales-win11-2026-11", tags={"team": "sales"}, file="sales/images.yaml"),
-        spec("qa-win11-2026-11", source=WS_BUSY, file="qa/images.yaml"),
-        spec("data-win11-2026-09", file="data/images.yaml"),
-        spec("ml-win11-2026-11", file="ml/images.yaml"),
-        spec("eng-win11-2026-11", file="eng/images.yaml"),
-    ]
-    images = [
-        live("hr-win11-2026-11", 1, tags={**OWNED, "team": "hr", "legacy-code": "HR-7"}),
-        live("ops-win11-2026-10", 2, tags={"ManagedBy": "console"}),
-        live("legal-win11-2026-11", 3, description="Legal golden image"),
-        live("sales-win11-2026-11", 4, tags={**OWNED, "team": "sales"}),
-        live("data-win11-2026-09", 5, state="ERROR", error=("InternalError", "disk full")),
-        live("ml-win11-2026-11", 6, state="PENDING", created=NOW - timedelta(hours=3)),
-        live("eng-win11-2026-11", 7, state="PENDING", created=NOW - timedelta(minutes=20)),
-        live("finance-win10-2025-01", 8),  # owned, no spec: unmanaged
-    ]
-    return plan_from(specs, images)
-
-
-def applied(plan: Plan, results: dict[str, tuple[Result, str | None]]) -> Applied:
-    """The apply document of `plan`, with the given results (others: unchanged/skipped)."""
-    items = []
-    for item in plan.items:
-        default = (Result.SKIPPED, item.reason) if item.is_error else (Result.UNCHANGED, None)
-        result, error = results.get(item.name, default)
-        data = item.model_dump(include=set(PlanItem.model_fields))
-        items.append(AppliedItem(**data, result=result, error=error))
-    unmanaged = [
-        AppliedUnmanaged(**u.model_dump(), result=results.get(u.name, (Result.UNCHANGED,))[0])
-        for u in plan.unmanaged
-    ]
-    return Applied(specs_digest=plan.specs_digest, items=tuple(items), unmanaged=tuple(unmanaged))
-
-
-def item(action: Action, name: str, **fields: object) -> PlanItem:
-    base: dict[str, object] = {
-        "action": action,
-        "name": name,
-        "region": REGION,
-        "image_id": None if action in (Action.CREATE, Action.BLOCKED) else "wsi-000000001",
-        "state": None if action in (Action.CREATE, Action.BLOCKED) else "AVAILABLE",
-        "spec_file": "a.yaml",
-        "spec_line": 1,
-        "source_workspace_id": WS_OK,
-        "reason": "because" if action in FIRST_TIER else None,
-    }
-    return PlanItem(**{**base, **fields})
-
-
-# --- reading the output --------------------------------------------------------------------
-
-
-def one_line(text: str) -> str:
-    """A value as a comment shows it: its lines joined by spaces."""
-    return " ".join(text.splitlines()) or " "
-
-
-def visible(text: str) -> str:
-    """What a reader sees (and what GitHub's mention and reference filters read): entities
-    decoded, zero-width characters gone."""
-    return html.unescape(text).replace("\u200b", "").replace("\u2060", "")
-
-
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.problems: list[str] = []
-        self.stack: list[str] = []
-        self.seen: list[str] = []
-        self.comments: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.seen.append(tag)
-        if tag not in ALLOWED_TAGS:
-            self.problems.append(f"unexpected <{tag}>")
-        if attrs:
-            self.problems.append(f"<{tag}> has attributes {attrs}")
-        if tag not in VOID_TAGS:
-            self.stack.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag not in VOID_TAGS:
-            self.stack.pop()
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack or self.stack[-1] != tag:
-            self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-        else:
-            self.stack.pop()
-
-    def handle_comment(self, data: str) -> None:
-        self.comments.append(data)
-
-
-def check_html(text: str) -> _Tags:
-    """Only our own tags, without attributes, each closed in order; the marker is the only
-    comment."""
-    parser = _Tags()
-    parser.feed(text)
-    parser.close()
-    assert not parser.problems, parser.problems
-    assert not parser.stack, f"unclosed tags: {parser.stack}"
-    assert len(parser.comments) == 1, parser.comments
-    assert "<script" not in text.lower()
-    return parser
-
-
-def cells(row: str) -> list[str]:
-    """A table row's cells: split on `|` that no backslash escapes."""
-    assert row.startswith("| "), row
-    assert row.endswith(" |"), row
-    return re.split(r"(?<!\\)\|", row)[1:-1]
-
-
-@dataclass
-class Parsed:
-    lines: list[str]
-    rows: list[list[str]] = field(default_factory=list)  # the table's body, cell by cell
-    unchanged: list[str] = field(default_factory=list)  # names in the <details> list
-    warnings: list[str] = field(default_factory=list)  # alert blocks, joined
-    left_out: int | None = None  # items without their row or unchanged line
-    warnings_left_out: int | None = None
-
-    @property
-    def row_names(self) -> list[str]:
-        return [visible(_code_text(r[1])) for r in self.rows]
-
-
-def _code_text(cell: str) -> str:
-    match = re.fullmatch(r" <code>(.*)</code> ", cell)
-    assert match, cell
-    return match.group(1)
-
-
-def parse(text: str, kind: str = "plan") -> Parsed:
-    """The comment's structure, checked as it is read: marker, headline, alerts, one table
-    whose rows all have the header's columns, one collapsed list, the note."""
-    assert text.endswith("\n")
-    assert not text.endswith("\n\n")
-    lines = text.split("\n")[:-1]
-    assert lines[0] == f"<!-- workspaces-image-reconciler:{kind} -->"
-    assert lines[1] == ""
-    assert lines[2].startswith("### ")
-    parsed = Parsed(lines)
-    check_html(text)
-    at = 3
-    while at < len(lines):
-        line = lines[at]
-        if line.startswith("> [!"):
-            block = []
-            while at < len(lines) and lines[at]:
-                assert lines[at].startswith("> "), f"a line escaped its alert: {lines[at]!r}"
-                block.append(lines[at])
-                at += 1
-            parsed.warnings.append("\n".join(block))
-        elif line == HEADER:
-            assert not parsed.rows, "two tables"
-            assert lines[at + 1] == "| --- | --- | --- | --- |"
-            at += 2
-            while at < len(lines) and lines[at]:
-                row = cells(lines[at])
-                assert len(row) == len(cells(HEADER)), f"{len(row)} cells: {lines[at]!r}"
-                parsed.rows.append(row)
-                at += 1
-        elif line.startswith("<details><summary>"):
-            at += 1
-            while lines[at] != "</details>":
-                if lines[at]:
-                    match = re.fullmatch(r"- <code>(.*)</code> \(([^()]*)\)", lines[at])
-                    assert match, f"not an unchanged item: {lines[at]!r}"
-                    parsed.unchanged.append(visible(match.group(1)))
-                at += 1
-        elif line.startswith("_") and "left out" in line:
-            match = LEFT_OUT.match(line)
-            assert match, f"unclear note: {line!r}"
-            assert any(match.groups()), f"unclear note: {line!r}"
-            assert at == len(lines) - 1, "the note comes last"
-            items, warnings = (int(n) if n else None for n in match.groups())
-            parsed.left_out, parsed.warnings_left_out = items, warnings
-        else:
-            assert line == "", f"unexpected line {at}: {line!r}"
-        at += 1
-    assert not any(row.startswith("|") for row in lines if row not in _table_lines(parsed))
-    return parsed
-
-
-def _table_lines(parsed: Parsed) -> set[str]:
-    return {"|" + "|".join(r) + "|" for r in parsed.rows} | {HEADER, "| --- | --- | --- | --- |"}
 
 
 def assert_expected(name: str, text: str) -> None:
@@ -321,6 +74,14 @@ def assert_expected(name: str, text: str) -> None:
     assert path.exists(), f"{path} is missing: run once with REGENERATE=1 and review it"
     expected = path.read_bytes().decode("utf-8")
     assert text == expected, f"{name} differs; REGENERATE=1 rewrites it (then review the diff)"
+
+
+def _tier(action_cell: str) -> int:
+    if any(word in action_cell for word in ("conflict", "blocked", "failed")):
+        return 0
+    if any(word in action_cell for word in ("replace", "delete", "unmanaged")):
+        return 1
+    return 3 if "create" in action_cell else 2
 
 
 # --- the expected files --------------------------------------------------------------------
@@ -334,8 +95,8 @@ def test_plan_with_every_action_matches_expected_file() -> None:
 
     parsed = parse(out)
     assert parsed.lines[2] == (
-        "### Plan: 2 to create, 1 to update, 1 to adopt. 3 unchanged, 1 unmanaged, "
-        "2 in conflict, 1 blocked."
+        "### Plan: 2 to create, 1 to update, 1 to adopt. 3 unchanged (1 capture stuck), "
+        "1 unmanaged, 2 in conflict, 1 blocked."
     )
     # Problems first, each with its warning line; the unmanaged (deletions) with a caution.
     assert len(parsed.warnings) == 5
@@ -355,19 +116,17 @@ def test_plan_with_every_action_matches_expected_file() -> None:
 
     tiers = [_tier(r[0]) for r in parsed.rows]
     assert tiers == sorted(tiers), parsed.row_names
-    assert parsed.row_names[:4] == [
+    assert parsed.row_names == [
         "legal-win11-2026-11",
         "dev-win11-2026-11",
         "data-win11-2026-09",
         "finance-win10-2025-01",
-    ]
-    assert set(parsed.row_names[4:]) == {
-        "finance-win11-2026-11",
-        "qa-win11-2026-11",
         "hr-win11-2026-11",
         "ops-win11-2026-10",
         "ml-win11-2026-11",
-    }
+        "finance-win11-2026-11",
+        "qa-win11-2026-11",
+    ]
     # Tag changes, before -> after.
     (hr,) = [r for r in parsed.rows if "hr-win11-2026-11" in r[1]]
     assert "~ <code>team</code>: <code>hr</code> → <code>people</code>" in hr[3]
@@ -380,13 +139,41 @@ def test_plan_with_every_action_matches_expected_file() -> None:
     assert parsed.unchanged == ["sales-win11-2026-11", "eng-win11-2026-11"]
     assert out.count("<details>") == 1
     assert "<details><summary>2 unchanged</summary>" in out  # the stuck one is a row
-    assert parsed.left_out is None
+    assert not parsed.left_out
+    assert parsed.footer is None
 
 
-def _tier(action_cell: str) -> int:
-    if "conflict" in action_cell or "blocked" in action_cell or "unmanaged" in action_cell:
-        return 0
-    return 1
+def test_plan_with_prune_and_replace_failed_matches_expected_file() -> None:
+    plan = every_action_plan(prune=True, replace_failed=True)
+    out = markdown(plan, kind="plan")
+    assert_expected("plan_prune_replace.md", out)
+
+    parsed = parse(out)
+    assert parsed.lines[2] == (
+        "### Plan: 2 to create, 1 to update, 1 to adopt, 1 to replace, 1 to delete. "
+        "3 unchanged (1 capture stuck), 1 in conflict, 1 blocked."
+    )
+    rows = dict(zip(parsed.row_names, parsed.rows, strict=True))
+    assert rows["data-win11-2026-09"][0] == " 🔁 replace "
+    assert "captured again from <code>ws-0a1b2c3d4</code>" in rows["data-win11-2026-09"][3]
+    # The replacement's tags are the new capture's: shown with it.
+    assert "+ <code>team</code>: <code>data</code>" in rows["data-win11-2026-09"][3]
+    assert rows["finance-win10-2025-01"][0] == " 🗑️ delete "
+    # Deletions and the replacement come after the errors and before every other change.
+    assert parsed.row_names[:4] == [
+        "legal-win11-2026-11",
+        "dev-win11-2026-11",
+        "data-win11-2026-09",
+        "finance-win10-2025-01",
+    ]
+    cautions = [w for w in parsed.warnings if w.startswith("> [!CAUTION]")]
+    assert cautions == [
+        "> [!CAUTION]\n> 1 owned image in ERROR will be deleted and captured again "
+        "(`--replace-failed`).",
+        "> [!CAUTION]\n> 1 owned image that no spec declares will be deleted (`--prune`).",
+    ]
+    # The replaced image is no longer announced as a conflict.
+    assert not any("data-win11-2026-09" in w and "Conflict" in w for w in parsed.warnings)
 
 
 def test_apply_result_matches_expected_file() -> None:
@@ -413,13 +200,15 @@ def test_apply_result_matches_expected_file() -> None:
         "### Apply failed: 1 created, 1 tags-updated, 1 deleted, 1 deferred, 1 failed, "
         "3 skipped, 3 unchanged."
     )
-    results = {visible(_code_text(r[1])): r[0] for r in parsed.rows}
+    results = {visible(code_text(r[1])): r[0] for r in parsed.rows}
     assert "→ **created**" in results["finance-win11-2026-11"]
     assert "→ **failed**" in results["ops-win11-2026-10"]
     assert "→ **deleted**" in results["finance-win10-2025-01"]
     assert "→ **skipped**" in results["legal-win11-2026-11"]
-    (ops,) = [r for r in parsed.rows if "ops-win11-2026-10" in r[1]]
-    assert "AccessDeniedException" in ops[3]
+    # A failure is an error: first, with its message before its tag changes.
+    assert parsed.row_names[0] == "ops-win11-2026-10"
+    detail = parsed.rows[0][3]
+    assert detail.index("AccessDeniedException") < detail.index("ManagedBy")
     # What was deleted is not announced as still to delete.
     assert "deletes them" not in out
     assert "was deleted" in out or "were deleted" in out
@@ -466,6 +255,67 @@ def test_plan_with_no_changes_matches_expected_file() -> None:
     assert in_sync.lines[2].startswith("### ✅ In sync. ")
 
 
+# --- labels and the footer -----------------------------------------------------------------
+
+
+def test_a_label_names_the_run_in_the_marker_and_the_heading() -> None:
+    plan = every_action_plan()
+    out = markdown(plan, kind="drift", label="prod 111122223333/eu-west-1", run=RUN)
+    assert_expected("drift_labelled_with_footer.md", out)
+    parsed = parse(out, "drift", label="prod 111122223333/eu-west-1")
+    assert parsed.lines[0] == (
+        "<!-- workspaces-image-reconciler:drift:prod 111122223333/eu-west-1 -->"
+    )
+    assert parsed.lines[2].startswith("### prod 111122223333/eu-west-1 — ⚠️ Drift detected. ")
+    # Without a label, exactly today's marker.
+    assert markdown(plan, kind="drift").startswith("<!-- workspaces-image-reconciler:drift -->\n")
+
+
+def test_a_label_is_escaped_in_the_heading_and_kept_exact_in_the_marker() -> None:
+    label = "prod <b @team | #1 `x` [y](z) *a* _b_ ~c~ &amp; \\ é"
+    out = markdown(every_action_plan(), kind="plan", label=label)
+    parsed = parse(out, "plan", label=label)  # one comment, only our tags, the table intact
+    heading = parsed.lines[2]
+    assert visible(heading) == f"### {label} — {summary_line(every_action_plan())}"
+    decoded = html.unescape(heading)
+    assert not re.search(r"@\w", decoded), "a mention"
+    assert not re.search(r"(?<![\w&])#\d", decoded), "an issue reference"
+    assert "](" not in heading
+    for raw in ("<b", "`x`", "*a*", "_b_", "~c~"):
+        assert raw not in heading, raw
+    assert "&amp;amp;" in heading, "an entity in a label is shown as written"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "x" * 65, "a--b", "a>b", "a\nb", "a\x1b[2Jb", "a\u200bb", "a\u2028b", " lead", "trail "],
+)
+def test_a_label_that_could_break_the_marker_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="label"):
+        markdown(every_action_plan(), label=bad)
+
+
+def test_the_footer_links_the_commit_and_the_run() -> None:
+    out = markdown(every_action_plan(), kind="plan", run=RUN)
+    parsed = parse(out)
+    assert parsed.footer == {
+        "short": "0123456",
+        "commit": "https://github.com/acme/golden-images/commit/"
+        "0123456789abcdef0123456789abcdef01234567",
+        "run_id": "4242424242",
+        "run": "https://github.com/acme/golden-images/actions/runs/4242424242",
+    }
+    assert "Commit" not in markdown(every_action_plan(), kind="plan")
+
+
+def test_the_footer_is_kept_when_a_big_plan_is_trimmed() -> None:
+    plan = big_plan(seed=3)
+    out = markdown(plan, kind="plan", run=RUN, label="acct/eu-west-1")
+    parsed = check_fit(plan, out, MAX_CHARS, label="acct/eu-west-1")
+    assert parsed.footer is not None
+    assert parsed.left_out
+
+
 # --- escaping ------------------------------------------------------------------------------
 
 HOSTILE = {
@@ -484,7 +334,7 @@ HOSTILE = {
 def hostile_plan() -> Plan:
     """Every place a spec or AWS string reaches: names, tag keys and values (added,
     changed, removed), reasons, the unchanged list and unmanaged images."""
-    items: list[PlanItem] = []
+    items = []
     unmanaged = []
     for n, (label, text) in enumerate(HOSTILE.items()):
         items += [
@@ -569,73 +419,61 @@ def test_empty_and_missing_values_stay_visible() -> None:
 # --- size ----------------------------------------------------------------------------------
 
 
-def big_plan(seed: int = 600) -> Plan:
-    """600 specs, every action, long tag lists with long values; 20 unmanaged images."""
-    rnd = random.Random(seed)
-    mix = (
-        [Action.CONFLICT] * 25
-        + [Action.BLOCKED] * 25
-        + [Action.CREATE] * 200
-        + [Action.UPDATE_TAGS] * 150
-        + [Action.ADOPT] * 50
-        + [Action.NO_OP] * 150
-    )
-    rnd.shuffle(mix)
-    specs, images = [], []
-    for n, action in enumerate(mix):
-        name = f"{action.value}-win11-{n:03d}-" + "x" * rnd.randint(0, 40)
-        tags = {
-            f"team-{k:02d}": f"value {k} @org/team: " + "v" * rnd.randint(20, 200)
-            for k in range(rnd.randint(10, 49))
-        }
-        source = WS_STOPPED if action is Action.BLOCKED else WS_OK
-        specs.append(spec(name, source=source, tags=tags, line=n + 1))
-        if action is Action.CREATE or action is Action.BLOCKED:
-            continue
-        live_tags = {**OWNED, **tags}
-        if action is Action.UPDATE_TAGS:
-            live_tags = {**OWNED, **{k: "old " + v for k, v in tags.items()}, "stale": "1"}
-        elif action is Action.ADOPT:
-            live_tags = {}
-        description = "Other description" if action is Action.CONFLICT else None
-        images.append(live(name, n, tags=live_tags, description=description))
-    images += [live(f"orphan-{n:02d}", 1000 + n) for n in range(20)]
-    plan = plan_from(specs, images)
-    assert [plan.summary[a.value] for a in Action] == [200, 150, 150, 50, 25, 25]
-    return plan
-
-
-def check_fit(plan: Plan, out: str, limit: int, kind: str = "plan") -> Parsed:
-    assert len(out) <= limit, len(out)
-    parsed = parse(out, kind)
-    assert summary_line(plan) in parsed.lines[2], "the headline is kept whole"
-    # Problems and deletions come first in the table.
-    first = {one_line(i.name) for i in plan.items if i.action in FIRST_TIER} | {
-        one_line(u.name) for u in plan.unmanaged
-    }
-    tiers = [0 if name in first else 1 for name in parsed.row_names]
-    assert tiers == sorted(tiers), "a create or update is listed before a problem"
-    # The note says exactly how many items, and how many warnings, are not shown.
-    everything = [one_line(i.name) for i in plan.items] + [one_line(u.name) for u in plan.unmanaged]
-    assert len(set(everything)) == len(everything)
+def check_fit(
+    document: Plan, out: str, limit: int, kind: str = "plan", label: str | None = None
+) -> Parsed:
+    """Every promise of a trimmed comment, checked against the untrimmed one."""
+    assert units(out) <= limit, units(out)
+    parsed = parse(out, kind, label)
+    if not isinstance(document, Applied):
+        assert summary_line(document) in parsed.lines[2], "the headline is kept whole"
+    names = [one_name(i.name) for i in document.items] + [
+        one_name(u.name) for u in document.unmanaged
+    ]
+    assert len(set(names)) == len(names)
+    # Errors, then deletions and replacements, then changes to existing images, then creates.
+    tiers = [tier_of(document, name) for name in parsed.row_names]
+    assert tiers == sorted(tiers), "a row is listed before a more important one"
+    # The note says exactly what is not shown, kind by kind.
     shown = set(parsed.row_names) | set(parsed.unchanged)
-    missing = [name for name in everything if name not in shown]
-    assert parsed.left_out == (len(missing) or None), (parsed.left_out, len(missing))
-    warnings = sum(i.is_error or i.stuck for i in plan.items) + bool(plan.unmanaged)
-    dropped = warnings - len(parsed.warnings)
-    assert parsed.warnings_left_out == (dropped or None), (parsed.warnings_left_out, dropped)
-    # Nothing left out that would have fit: each missing row or line is longer than the
-    # room that was left.
-    whole = _lines_by_name(plan, kind)
+    missing = [name for name in names if name not in shown]
+    assert parsed.left_out == Counter(kind_of(document, n) for n in missing)
+    warnings = sum(i.is_error or i.stuck for i in document.items) + bool(document.unmanaged)
+    assert parsed.warnings_left_out <= warnings
+    assert len(parsed.warnings) + parsed.warnings_left_out >= warnings - _replacements(document)
+    assert parsed.collapsed == len(parsed.collapsed_rows)
+    if missing or parsed.collapsed or parsed.warnings_left_out:
+        assert parsed.whole in ("plan", "report", "result")
+        assert ("job summary" in (parsed.note_where or "")) == (limit <= MAX_CHARS)
+    # Nothing left out that would have fit; every changing item had its one-line row before
+    # any item's tag changes were shown.
+    whole = _lines_by_name(document, kind, label)
+    room = limit - units(out)
     for name in missing:
-        assert len(out) + len(whole[name]) > limit - SLACK, f"{name!r} would have fit"
+        line = whole[name]
+        needed = units(compact(line)) if line.startswith("|") else units(line)
+        assert needed + 1 > room - SLACK, f"{name!r} would have fit"
+    if any(kind_of(document, n) != "unchanged" for n in missing):
+        assert not _expanded_rows(parsed), "tag changes shown while an item has no row"
+    for row in parsed.collapsed_rows:
+        full = whole[visible(code_text(row[1]))]
+        extra = units(full) - units(compact(full))
+        assert extra > room - SLACK, f"{row[1]} could have shown its tags"
     return parsed
 
 
-def _lines_by_name(plan: Plan, kind: str) -> dict[str, str]:
-    """Every item's row or unchanged line, from the comment without a limit."""
-    full = markdown(plan, kind=kind, limit=10**9)
-    assert "left out" not in full
+def _replacements(document: Plan) -> int:
+    return sum(kind_of(document, one_name(i.name)) == "replace" for i in document.items)
+
+
+def _expanded_rows(parsed: Parsed) -> list[list[str]]:
+    return [r for r in parsed.rows if re.search(r"<br>(?:\+|−|~) <code>", r[3])]
+
+
+def _lines_by_name(document: Plan, kind: str, label: str | None) -> dict[str, str]:
+    """Every item's full row or unchanged line, from the comment without a limit."""
+    full = markdown(document, kind=kind, limit=10**9, label=label)
+    assert "To fit" not in full
     lines: dict[str, str] = {}
     for line in full.splitlines():
         match = re.match(r"(?:\| [^|]* \| |- )<code>(.*?)</code>", line)
@@ -654,66 +492,76 @@ def test_a_600_image_plan_fits_one_comment_and_keeps_the_problems_first() -> Non
     }
     assert first <= set(parsed.row_names), "every conflict, blocked item and deletion is shown"
     assert len(parsed.warnings) == 50 + 1
-    assert parsed.warnings_left_out is None
+    assert parsed.warnings_left_out == 0
+    # Every change to an existing image has its row; creates follow.
+    existing = {i.name for i in plan.items if i.action in (Action.UPDATE_TAGS, Action.ADOPT)}
+    assert existing <= set(parsed.row_names)
+    assert any("create" in r[0] for r in parsed.rows)
     assert parsed.left_out
-    assert parsed.left_out > 0
-    assert any("create" in r[0] for r in parsed.rows), "creates follow the problems"
-    print(f"600-image plan: {len(out)} characters, {parsed.left_out} items left out")
+    print(f"600-image plan: {units(out)} characters, left out: {dict(parsed.left_out)}")
+
+
+def test_595_creates_do_not_hide_5_tag_updates() -> None:
+    """Issue 10 item 12: the comment showed 23 creates in full and none of the 5 updates."""
+    plan = creates_and_tag_updates()
+    out = markdown(plan, kind="plan")
+    updates = [i.name for i in plan.items if i.action is Action.UPDATE_TAGS]
+    assert [n for n in updates if f"| <code>{n}</code> |" not in out] == [], "updates hidden"
+    parsed = check_fit(plan, out, MAX_CHARS)
+    assert parsed.row_names[:5] == updates
+    creates_shown = sum("create" in r[0] for r in parsed.rows)
+    # Each create shown costs one line, not its 30 tags: many times the 23 of the issue.
+    assert creates_shown > 300
+    assert parsed.left_out == Counter({"create": 595 - creates_shown})
+    assert not _expanded_rows(parsed), "no tag list before every update and create has a row"
+    assert parsed.note_where == "the job summary and `--format json` have it"
+    # The job summary has room for every row.
+    summary = markdown(plan, kind="plan", limit=SUMMARY_MAX_CHARS)
+    whole = check_fit(plan, summary, SUMMARY_MAX_CHARS)
+    assert not whole.left_out
+    assert len(whole.rows) == 600
+    assert whole.note_where in (None, "`--format json` has it")
+    print(f"595+5: {creates_shown} creates and 5 updates in {units(out)} characters")
+
+
+def test_a_big_plan_with_prune_and_replacements_shows_every_deletion() -> None:
+    plan = big_plan(seed=7, prune=True, replace_failed=True, failed=12)
+    out = markdown(plan, kind="plan")
+    parsed = check_fit(plan, out, MAX_CHARS)
+    assert "12 to replace, 20 to delete" in parsed.lines[2]
+    assert "unmanaged" not in parsed.lines[2]
+    kinds = Counter(kind_of(plan, n) for n in parsed.row_names)
+    assert kinds["delete"] == 20
+    assert kinds["replace"] == 12
+    deleting = [r for r in parsed.rows if r[0] in (" 🗑️ delete ", " 🔁 replace ")]
+    assert len(deleting) == 32
+    assert any("will be deleted (`--prune`)" in w for w in parsed.warnings)
+    assert any("12 owned images in ERROR will be deleted" in w for w in parsed.warnings)
 
 
 def test_a_600_image_apply_result_and_drift_report_fit_too() -> None:
     plan = big_plan(seed=1)
     check_fit(plan, markdown(plan, kind="drift"), MAX_CHARS, "drift")
     document = applied(plan, {u.name: (Result.DELETED, None) for u in plan.unmanaged})
-    out = markdown(document, kind="apply")
-    assert len(out) <= MAX_CHARS
-    parse(out, "apply")
+    check_fit(document, markdown(document, kind="apply"), MAX_CHARS, "apply")
 
 
 @pytest.mark.parametrize("limit", [2_000, 3_000, 5_000, 12_345, 30_000])
 def test_smaller_limits_keep_the_same_promises(limit: int) -> None:
-    plan = big_plan(seed=limit)
+    plan = big_plan(seed=limit, prune=limit > 5_000, replace_failed=True, failed=5)
     check_fit(plan, markdown(plan, kind="plan", limit=limit), limit)
 
 
 # --- the limit, for random plans -----------------------------------------------------------
 
-_CHARS = [*list("abcxyz019-_./() "), "@", "|", "<", ">", "`", "&", "\n", "#", "*", "\\"]
-
-
-def random_plan(rnd: random.Random) -> Plan:
-    """A plan of 0-150 items of any action, names and values with characters to escape,
-    up to 50 tag changes of up to 255 characters, and 0-30 unmanaged images."""
-
-    def text(size: int) -> str:
-        return "".join(rnd.choices(_CHARS, k=rnd.randint(0, size)))
-
-    items = []
-    for n in range(rnd.randint(0, 150)):
-        action = rnd.choice(list(Action))
-        size = rnd.choice([5, 60, 255])
-        changes = tuple(
-            TagChange(
-                key=f"k{k}-{text(20)}", before=rnd.choice([None, text(size)]), after=text(size)
-            )
-            for k in range(rnd.randint(0, rnd.choice([3, 50])))
-        )
-        fields: dict[str, object] = {"tag_changes": changes}
-        if action is Action.NO_OP and rnd.random() < 0.2:
-            fields.update(stuck=True, reason="capture PENDING since 2026-11-27 09:00 UTC; stuck?")
-        if action in FIRST_TIER:
-            fields["reason"] = text(300)
-        items.append(item(action, f"{n}-{text(64)}", **fields))
-    unmanaged = tuple(
-        Unmanaged(name=f"orphan-{n}-{text(64)}", region=REGION, image_id=f"wsi-{n:09d}")
-        for n in range(rnd.randint(0, 30))
-    )
-    return Plan(specs_digest="sha256:x", items=tuple(items), unmanaged=unmanaged)
-
 
 def check_random(seed: int, limit: int, kind: str) -> None:
-    plan = random_plan(random.Random(seed))
-    check_fit(plan, markdown(plan, kind=kind, limit=limit), limit, kind)
+    rnd = random.Random(seed)
+    plan = random_plan(rnd)
+    document = random_applied(plan, rnd) if kind == "apply" else plan
+    label = rnd.choice([None, "acct 1/eu-west-1", "<b @x #1 `y`"])
+    out = markdown(document, kind=kind, limit=limit, label=label, run=RUN)
+    check_fit(document, out, limit, kind, label)
 
 
 try:
@@ -724,7 +572,7 @@ except ImportError:  # pragma: no cover - hypothesis is a dev dependency
     @pytest.mark.parametrize("seed", range(60))
     def test_any_plan_fits_any_limit_without_cutting_a_row_or_a_tag(seed: int) -> None:
         rnd = random.Random(seed)
-        check_random(seed, rnd.randint(2_000, 60_000), rnd.choice(["plan", "drift"]))
+        check_random(seed, rnd.randint(2_000, 60_000), rnd.choice(["plan", "drift", "apply"]))
 
 else:
 
@@ -732,7 +580,7 @@ else:
     @hypothesis.given(
         seed=st.integers(0, 2**32),
         limit=st.integers(2_000, 60_000),
-        kind=st.sampled_from(["plan", "drift"]),
+        kind=st.sampled_from(["plan", "drift", "apply"]),
     )
     def test_any_plan_fits_any_limit_without_cutting_a_row_or_a_tag(
         seed: int, limit: int, kind: str
@@ -745,6 +593,7 @@ def test_a_failed_deletion_shows_why() -> None:
         specs_digest="x",
         items=(),
         unmanaged=(Unmanaged(name="old-win10", region=REGION, image_id="wsi-000000009"),),
+        prune=True,
     )
     document = Applied(
         specs_digest="x",
@@ -759,7 +608,20 @@ def test_a_failed_deletion_shows_why() -> None:
     )
     parsed = parse(markdown(document, kind="apply"), "apply")
     (row,) = parsed.rows
-    assert "→ **failed**" in row[0]
+    assert row[0] == " 🗑️ delete → **failed** "
     assert "ResourceAssociatedException" in row[3]
     assert "a bundle uses this image" in row[3]
-    assert "1 owned image has no spec" in parsed.warnings[0]
+    assert parsed.warnings == [
+        "> [!CAUTION]\n> 1 owned image with no spec was not deleted: see why below."
+    ]
+
+
+def test_a_stuck_capture_is_never_called_in_sync_or_unchanged() -> None:
+    specs = [spec("ml-win11-2026-11")]
+    images = [live("ml-win11-2026-11", 1, state="PENDING", created=NOW.replace(hour=9))]
+    plan = plan_from(specs, images)
+    assert plan.items[0].stuck
+    parsed = parse(markdown(plan, kind="drift"), "drift")
+    assert parsed.lines[2].startswith("### ⚠️ Drift detected. Plan: Nothing to change. ")
+    assert "1 unchanged (1 capture stuck)" in parsed.lines[2]
+    assert "No changes" not in parsed.lines[2]
