@@ -155,6 +155,8 @@ def apply_plan(
         items=tuple(results[(i.region, i.name)] for i in plan.items),
         unmanaged=tuple(pruned[(u.region, u.image_id)] for u in plan.unmanaged),
         targets=plan.targets,
+        prune=plan.prune,
+        replace_failed=plan.replace_failed,
         interrupted=clients.stop.is_set(),
     )
 

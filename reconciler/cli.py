@@ -377,15 +377,21 @@ def _emit(
     if error is not None:
         error.in_document = True
     _write_files(out, as_markdown, as_json)
-    append_step_summary(as_markdown)
+    append_step_summary(lambda: _markdown(document, out, error, summary=True))
     annotate_items(document, sys.stderr, root=root)
 
 
-def _markdown(document: Plan | Applied, out: Output, error: ReconcilerError | None) -> str:
+def _markdown(
+    document: Plan | Applied, out: Output, error: ReconcilerError | None, *, summary: bool = False
+) -> str:
+    """The comment; `summary`: for the job summary, which holds far more than a comment."""
     from reconciler.render.github import current_run
-    from reconciler.render.markdown import markdown
+    from reconciler.render.markdown import MAX_CHARS, SUMMARY_MAX_CHARS, markdown
 
-    return markdown(document, kind=out.kind, label=out.label, run=current_run(), error=error)
+    limit = SUMMARY_MAX_CHARS if summary else MAX_CHARS
+    return markdown(
+        document, kind=out.kind, label=out.label, run=current_run(), error=error, limit=limit
+    )
 
 
 def _write_files(out: Output, as_markdown: Callable[[], str], as_json: Callable[[], str]) -> None:
@@ -426,10 +432,11 @@ def _errors_reported(out: Output) -> Iterator[None]:
 def _emit_error(err: ReconcilerError, out: Output) -> None:
     from reconciler.render.github import append_step_summary, current_run
     from reconciler.render.json import error_document
-    from reconciler.render.markdown import error_markdown
+    from reconciler.render.markdown import SUMMARY_MAX_CHARS, error_markdown
 
-    def as_markdown() -> str:
-        return error_markdown(err, kind=out.kind, label=out.label, run=current_run())
+    def as_markdown(limit: int | None = None) -> str:
+        extra = {"limit": limit} if limit else {}
+        return error_markdown(err, kind=out.kind, label=out.label, run=current_run(), **extra)
 
     if out.fmt == "json":
         sys.stdout.write(error_document(err))
@@ -439,7 +446,7 @@ def _emit_error(err: ReconcilerError, out: Output) -> None:
         _write_files(out, as_markdown, lambda: error_document(err))
     except ReconcilerError as file_err:  # the first error is the one to report
         click.echo(f"Error: {file_err}", err=True)
-    append_step_summary(as_markdown)
+    append_step_summary(lambda: as_markdown(SUMMARY_MAX_CHARS))
 
 
 @cli.command()

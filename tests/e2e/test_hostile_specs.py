@@ -144,7 +144,11 @@ def test_markup_in_names_descriptions_and_tags_is_refused_before_any_aws_call(
     for command in (("plan", "--format", "markdown"), ("apply", "--auto-approve")):
         outcome = run_reconciler(*command, specs_dir, endpoint=endpoint, check_exit=1)
         assert "nothing was changed" in outcome.stderr
-        assert outcome.stdout == ""
+        if "markdown" in command:  # the error comment, in place of the plan comment
+            assert outcome.stdout.startswith("<!-- workspaces-image-reconciler:plan -->")
+            assert "❌ Plan failed" in outcome.stdout
+        else:
+            assert outcome.stdout == ""
         assert_terminal_safe(outcome.stderr)
     assert endpoint.calls.all() == []  # not even a read
     assert endpoint.fidelity.images(REGION) == []
