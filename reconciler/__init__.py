@@ -1,6 +1,6 @@
 """Declarative, GitOps-style management of Amazon WorkSpaces images."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The tag that marks an image as created or adopted by this tool. Namespaced so that an
 # organisation's own `managed-by` / `ManagedBy` tag stays free for specs to declare.

@@ -9,11 +9,16 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from reconciler import __version__
 from reconciler.cli import cli
 from reconciler.specs import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def section(heading: str) -> str:
+    return README.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def quick_start_commands() -> list[str]:
@@ -81,3 +86,22 @@ def test_help_lists_every_contract_option():
 def test_readme_documents_every_exit_code_row():
     for command in ("validate", "plan", "drift", "apply"):
         assert re.search(rf"^\| `{command}` \|", README, re.M), command
+
+
+def test_install_and_the_pre_commit_hook_name_this_release():
+    tag = f"v{__version__}"
+    install = section("## Install")
+    assert f"workspaces-image-reconciler@{tag}'" in install, "install from this release's tag"
+    assert "docker build -t reconciler ." in install
+    assert "workspaces-image-reconciler@" in install.split("GitHub Actions", 1)[1]
+    assert f"rev: {tag}" in section("## Using it in GitHub Actions")
+    assert f"rev: {tag}" in (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+
+
+def test_readme_documents_every_input_and_output_of_the_action():
+    import yaml
+
+    action = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
+    text = section("## Using it in GitHub Actions")
+    for name in [*action["inputs"], *action["outputs"]]:
+        assert re.search(rf"^\| [^|]*`{name}`", text, re.M), f"no table row for `{name}`"

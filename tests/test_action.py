@@ -1,0 +1,934 @@
+"""The GitHub Action (action.yml), run here as the runner runs it, and the workflow files.
+
+A small stand-in runner reads action.yml and runs its steps in order: each shell step with
+bash, with only the `${{ }}` expressions of its `env:` evaluated (inputs, earlier steps'
+outputs, `github.*`, `runner.*`), a fresh GITHUB_OUTPUT file per step, GITHUB_ACTION_PATH
+pointing at a copy of this repository's files, and an event file. The two `uses:` steps
+stand in for actions/setup-python (its `python-path` output: a Python 3.10 when the machine
+has one, the oldest the action supports) and actions/cache (a miss). The install step runs
+for real (a virtual environment and the hash-pinned lock, from the package index); the
+reconciler runs against the local moto endpoint of tests/e2e/conftest.py, and the comment
+step talks to a stand-in for GitHub's REST API on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler import OWNERSHIP_TAG_KEY
+from tests.e2e.conftest import REGION, SpecsDir
+from tests.fidelity import LocalEndpoint, local_endpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTION_FILE = ROOT / "action.yml"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+TOOL = "workspaces-image-reconciler"
+TOKEN = "ghs_stand-in-token"
+REPOSITORY = "octo-org/golden-images"
+OWN = {OWNERSHIP_TAG_KEY: "true"}
+WS_A = "ws-0a1b2c3d4"
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+SHA_PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@\s]+)?@[0-9a-f]{40}$")
+
+
+def load(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+ACTION = load(ACTION_FILE)
+
+
+def marker(kind: str, label: str = "") -> str:
+    return f"<!-- {TOOL}:{kind}{':' + label if label else ''} -->"
+
+
+# A stand-in for the Actions expression evaluator: property paths only ------------------
+
+
+def evaluate(text: str, context: Mapping[str, Any]) -> str:
+    def one(match: re.Match[str]) -> str:
+        path = match.group(1)
+        assert re.fullmatch(r"[A-Za-z_][\w-]*(\.[\w-]+)+", path), f"not a property path: {path}"
+        value: Any = context
+        parts = path.split(".")
+        for part in parts:
+            if not isinstance(value, Mapping) or part not in value:
+                # As on GitHub, the output of a step that did not run or did not set it is
+                # empty (test_steps_refer_only_to_earlier_steps checks the ids); anything
+                # else unknown is a mistake.
+                assert (parts[0], len(parts), parts[2]) == ("steps", 4, "outputs"), path
+                return ""
+            value = value[part]
+        return str(value)
+
+    return EXPRESSION.sub(one, text)
+
+
+def as_text(value: Any) -> str:
+    """A YAML scalar as the runner passes it on: booleans as `true` / `false`."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """GITHUB_OUTPUT's two forms: `name=value` and `name<<DELIMITER` ... `DELIMITER`."""
+    outputs: dict[str, str] = {}
+    lines = iter(path.read_text(encoding="utf-8").splitlines())
+    for line in lines:
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            value: list[str] = []
+            for item in lines:
+                if item == delimiter:
+                    break
+                value.append(item)
+            else:
+                raise AssertionError(f"GITHUB_OUTPUT: {name} is never closed by {delimiter}")
+            outputs[name] = "\n".join(value)
+        elif line:
+            name, value_text = line.split("=", 1)
+            outputs[name] = value_text
+    return outputs
+
+
+# A stand-in for GitHub's REST API: the issue-comment calls ------------------------------
+
+
+@dataclass
+class FakeGitHub:
+    url: str
+    comments: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    token: str = TOKEN
+    per_page: int = 2  # small, so that finding a comment follows the Link header
+
+    def seed(self, body: str, login: str = "someone") -> int:
+        comment_id = 1000 + len(self.comments)
+        self.comments.append({"id": comment_id, "body": body, "user": {"login": login}})
+        return comment_id
+
+    def writes(self) -> list[tuple[str, str, Any]]:
+        return [c for c in self.calls if c[0] != "GET"]
+
+    def body_of(self, comment_id: int) -> str:
+        return str(next(c["body"] for c in self.comments if c["id"] == comment_id))
+
+
+def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+    comments_path = re.compile(rf"^/repos/{REPOSITORY}/issues/(\d+)/comments$")
+    comment_path = re.compile(rf"^/repos/{REPOSITORY}/issues/comments/(\d+)$")
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, payload: Any, headers: Mapping[str, str] = {}) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _begin(self) -> tuple[str, dict[str, list[str]], Any] | None:
+            parsed = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            api.calls.append((self.command, parsed.path, body))
+            if self.headers.get("Authorization") != f"Bearer {api.token}":
+                self._reply(401, {"message": "Bad credentials"})
+                return None
+            return parsed.path, urllib.parse.parse_qs(parsed.query), body
+
+        def do_GET(self) -> None:
+            begun = self._begin()
+            if begun is None:
+                return
+            path, query, _ = begun
+            if not comments_path.match(path):
+                self._reply(404, {"message": "Not Found"})
+                return
+            page = int(query.get("page", ["1"])[0])
+            start = (page - 1) * api.per_page
+            headers = {}
+            if start + api.per_page < len(api.comments):
+                headers["Link"] = f'<{api.url}{path}?per_page=100&page={page + 1}>; rel="next"'
+            self._reply(200, api.comments[start : start + api.per_page], headers)
+
+        def do_POST(self) -> None:
+            begun = self._begin()
+            if begun is None:
+                return
+            path, _, body = begun
+            if not comments_path.match(path):
+                self._reply(404, {"message": "Not Found"})
+                return
+            comment_id = api.seed(body["body"], login="github-actions[bot]")
+            self._reply(201, {"id": comment_id, "body": body["body"]})
+
+        def do_PATCH(self) -> None:
+            begun = self._begin()
+            if begun is None:
+                return
+            path, _, body = begun
+            found = comment_path.match(path)
+            mine = [c for c in api.comments if found and c["id"] == int(found.group(1))]
+            if not mine:
+                self._reply(404, {"message": "Not Found"})
+                return
+            mine[0]["body"] = body["body"]
+            self._reply(200, mine[0])
+
+    return Handler
+
+
+@pytest.fixture
+def github_api() -> Iterator[FakeGitHub]:
+    api = FakeGitHub(url="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
+    api.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+# The stand-in runner ---------------------------------------------------------------------
+
+
+def oldest_python() -> str:
+    """A Python 3.10 when the machine has one (directly or through pyenv), else this one."""
+    candidates = [shutil.which("python3.10") or ""]
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        versions = subprocess.run(
+            [pyenv, "versions", "--bare"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        candidates += [
+            str(
+                Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+                / "versions"
+                / v
+                / "bin/python"
+            )
+            for v in versions
+            if re.fullmatch(r"3\.10\.\d+", v)
+        ]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return probe.stdout.strip()
+    return sys.executable
+
+
+@dataclass
+class ActionRun:
+    outputs: dict[str, str]
+    steps: dict[str, dict[str, str]]
+    ran: list[str]
+    failed: str | None
+    log: str
+
+    def report(self, name: str) -> str:
+        return Path(self.outputs[name]).read_text(encoding="utf-8")
+
+
+@dataclass
+class Runner:
+    action_path: Path
+    runner_temp: Path
+    python: str
+    workspace: Path
+    endpoint_url: str | None = None
+    api_url: str = "http://127.0.0.1:9"  # nothing listens: a call where none is due fails
+
+    def environment(self, event_name: str, event_path: Path, output: Path) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "GITHUB_", "RUNNER_"))
+            and k not in ("PYTHONPATH", "NO_COLOR", "VIRTUAL_ENV")
+        }
+        env.update(
+            CI="true",
+            GITHUB_ACTIONS="true",
+            GITHUB_ACTION_PATH=str(self.action_path),
+            GITHUB_WORKSPACE=str(self.workspace),
+            GITHUB_EVENT_NAME=event_name,
+            GITHUB_EVENT_PATH=str(event_path),
+            GITHUB_REPOSITORY=REPOSITORY,
+            GITHUB_API_URL=self.api_url,
+            GITHUB_SERVER_URL="https://github.com",
+            GITHUB_RUN_ID="4242",
+            GITHUB_SHA="0123456789abcdef0123456789abcdef01234567",
+            GITHUB_STEP_SUMMARY=str(self.workspace / "step-summary.md"),
+            GITHUB_OUTPUT=str(output),
+            RUNNER_TEMP=str(self.runner_temp),
+            RUNNER_OS="Linux",
+            NO_PROXY="127.0.0.1,localhost",
+            no_proxy="127.0.0.1,localhost",
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        )
+        if self.endpoint_url:
+            env.update(
+                AWS_ACCESS_KEY_ID="testing",
+                AWS_SECRET_ACCESS_KEY="testing",
+                AWS_REGION=REGION,
+                AWS_ENDPOINT_URL=self.endpoint_url,
+            )
+        return env
+
+    def run(
+        self,
+        inputs: Mapping[str, str],
+        *,
+        event_name: str = "pull_request",
+        event: Mapping[str, Any] | None = None,
+    ) -> ActionRun:
+        unknown = set(inputs) - set(ACTION["inputs"])
+        assert not unknown, f"action.yml has no input {unknown}"
+        scratch = self.runner_temp / "stand-in"
+        scratch.mkdir(parents=True, exist_ok=True)
+        event_path = scratch / "event.json"
+        event_path.write_text(json.dumps(event or {}), encoding="utf-8")
+        context: dict[str, Any] = {
+            "github": {"action_path": str(self.action_path), "token": TOKEN},
+            "runner": {"temp": str(self.runner_temp), "os": "Linux"},
+            "steps": {},
+        }
+        context["inputs"] = {
+            name: evaluate(str(spec.get("default", "")), context)
+            for name, spec in ACTION["inputs"].items()
+        }
+        context["inputs"].update(inputs)
+        ran: list[str] = []
+        log: list[str] = []
+        failed = None
+        for number, step in enumerate(ACTION["runs"]["steps"]):
+            name = step.get("name", f"step {number}")
+            ran.append(name)
+            output = scratch / f"output-{number}"
+            output.write_text("", encoding="utf-8")
+            env = self.environment(event_name, event_path, output)
+            if "uses" in step:
+                outputs = self.stand_in(step, context)
+                code = 0
+            else:
+                assert step.get("shell") == "bash", f"{name}: composite steps name their shell"
+                env.update(
+                    {k: evaluate(as_text(v), context) for k, v in step.get("env", {}).items()}
+                )
+                script = scratch / f"step-{number}.sh"
+                script.write_text(step["run"], encoding="utf-8")
+                done = subprocess.run(
+                    # GitHub's `shell: bash`
+                    ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+                    env=env,
+                    cwd=self.workspace,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=False,
+                )
+                log.append(f"## {name} (exit {done.returncode})\n{done.stdout}{done.stderr}")
+                assert "Traceback" not in done.stderr, log[-1]
+                outputs, code = read_outputs(output), done.returncode
+            if "id" in step:
+                context["steps"][step["id"]] = {"outputs": outputs}
+            if code != 0:
+                failed = name
+                break
+        action_outputs = {
+            name: evaluate(spec["value"], context) for name, spec in ACTION["outputs"].items()
+        }
+        steps = {k: v["outputs"] for k, v in context["steps"].items()}
+        return ActionRun(action_outputs, steps, ran, failed, "\n".join(log))
+
+    def stand_in(self, step: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, str]:
+        action = step["uses"].split("@", 1)[0]
+        inputs = {k: evaluate(as_text(v), context) for k, v in step.get("with", {}).items()}
+        if action == "actions/setup-python":
+            assert inputs["update-environment"] == "false", "the job's Python must stay as it was"
+            assert inputs["python-version"] == context["inputs"]["python-version"]
+            return {"python-path": self.python, "python-version": "3.x"}
+        if action == "actions/cache":
+            assert inputs["path"], "the pip cache's path comes from the prepare step"
+            lock = context["steps"]["prepare"]["outputs"]["cache-key"]
+            assert lock, "the prepare step names the cache key"
+            assert lock in inputs["key"], "the cache is keyed on the lock's hash"
+            return {"cache-hit": "false"}
+        raise AssertionError(f"no stand-in for {action}")
+
+
+# Fixtures ----------------------------------------------------------------------------------
+
+
+def _copy_of_the_repository(target: Path) -> Path:
+    """The action's files as a runner checks them out: the repository, without caches."""
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+        ".hypothesis", ".benchmarks", "tests", "benchmarks",
+    )  # fmt: skip
+    shutil.copytree(ROOT, target, ignore=ignore)
+    return target
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """The action's files and a runner temp folder shared by this module's runs: the first
+    run installs the reconciler, later ones find it installed (as a second use of the
+    action in one job does)."""
+    base = tmp_path_factory.mktemp("action")
+    return _copy_of_the_repository(base / "action"), base / "runner-temp", oldest_python()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[LocalEndpoint]:
+    """The local WorkSpaces endpoint of the end-to-end tests (tests/e2e/conftest.py)."""
+    with local_endpoint() as ep:
+        yield ep
+
+
+@pytest.fixture
+def runner(installed: tuple[Path, Path, str], tmp_path: Path) -> Runner:
+    action_path, runner_temp, python = installed
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    return Runner(action_path, runner_temp, python, workspace)
+
+
+@pytest.fixture
+def specs(runner: Runner) -> SpecsDir:
+    return SpecsDir(runner.workspace / "specs")
+
+
+def pull_request(number: int = 7) -> dict[str, Any]:
+    return {"pull_request": {"number": number}, "number": number}
+
+
+FAST = "--api-rate 0"  # no client-side pacing against the local endpoint
+
+
+def succeeded(run: ActionRun) -> None:
+    assert run.failed is None, run.log
+    assert run.ran[-1].startswith("Fail unless"), run.ran
+
+
+# The action, run ---------------------------------------------------------------------------
+
+
+def test_plan_with_changes_posts_then_edits_one_sticky_comment_per_label(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    specs.write("finance/images.yaml", specs.image("finance-win11", WS_A, tags={"team": "fin"}))
+    runner.endpoint_url, runner.api_url = endpoint.url, github_api.url
+    github_api.seed("Looks good to me")
+    github_api.seed(marker("plan") + "\n\nthe plan of the run without a label")
+    other = github_api.seed("<!-- workspaces-image-reconciler:plan:engineering/us-east-1 -->\n")
+    label = "finance/eu-west-1"
+    inputs = {"command": "plan", "comment": "true", "label": label, "args": FAST}
+
+    first = runner.run(inputs, event=pull_request())
+
+    succeeded(first)
+    assert first.outputs["exitcode"] == "2", first.log
+    assert (first.outputs["has-changes"], first.outputs["drifted"]) == ("true", "false")
+    report = first.report("markdown-file")
+    assert report.splitlines()[0] == marker("plan", label)
+    assert label in report.split("\n\n", 2)[1], "the label is in the heading"
+    document = json.loads(first.report("json-file"))
+    assert [i["action"] for i in document["items"]] == ["create"]
+    assert [c[0] for c in github_api.calls] == ["GET", "GET", "POST"], "paged, then posted"
+    assert github_api.calls[-1][1] == f"/repos/{REPOSITORY}/issues/7/comments"
+    assert github_api.calls[-1][2] == {"body": report}
+    posted = github_api.comments[-1]["id"]
+
+    # A later push: the same comment is edited; the other runs' comments are left alone.
+    github_api.calls.clear()
+    second = runner.run(inputs, event=pull_request())
+    succeeded(second)
+    assert github_api.writes() == [
+        ("PATCH", f"/repos/{REPOSITORY}/issues/comments/{posted}", {"body": report})
+    ]
+    assert len(github_api.comments) == 4
+    assert github_api.body_of(other).startswith("<!-- workspaces-image-reconciler:plan:eng")
+    assert github_api.body_of(1001).endswith("the plan of the run without a label")
+
+
+def test_plan_without_changes_and_changes_only_posts_nothing_but_keeps_an_old_comment_current(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    endpoint.fidelity.add_image(
+        REGION, "finance-win11", description="Image finance-win11", tags=OWN
+    )
+    specs.write("images.yaml", specs.image("finance-win11", WS_A))
+    runner.endpoint_url, runner.api_url = endpoint.url, github_api.url
+    inputs = {"command": "plan", "comment": "changes-only", "label": "prod", "args": FAST}
+
+    quiet = runner.run(inputs, event=pull_request())
+
+    succeeded(quiet)
+    assert quiet.outputs["exitcode"] == "0", quiet.log
+    assert (quiet.outputs["has-changes"], quiet.outputs["drifted"]) == ("false", "false")
+    assert quiet.report("markdown-file").splitlines()[0] == marker("plan", "prod")
+    assert github_api.writes() == [], "no comment when nothing changes"
+    assert github_api.comments == []
+
+    # An earlier push had changes and its comment is still there: it is brought up to date,
+    # so that reviewers never see changes that are gone.
+    stale = github_api.seed(marker("plan", "prod") + "\n\n### Plan: 1 to create", login="bot")
+    github_api.calls.clear()
+    again = runner.run(inputs, event=pull_request())
+    succeeded(again)
+    assert github_api.writes() == [
+        (
+            "PATCH",
+            f"/repos/{REPOSITORY}/issues/comments/{stale}",
+            {"body": again.report("markdown-file")},
+        )
+    ]
+
+
+def test_drift_with_drift_sets_drifted_and_comments_only_on_pull_requests(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    tags = {**OWN, "team": "marketing"}
+    endpoint.fidelity.add_image(
+        REGION, "finance-win11", description="Image finance-win11", tags=tags
+    )
+    specs.write("images.yaml", specs.image("finance-win11", WS_A, tags={"team": "finance"}))
+    runner.endpoint_url, runner.api_url = endpoint.url, github_api.url
+    label = "finance/eu-west-1"
+
+    run = runner.run(
+        {"command": "drift", "comment": "true", "label": label, "args": FAST},
+        event_name="schedule",
+        event={"schedule": "17 6 * * *"},
+    )
+
+    succeeded(run)  # drift is an outcome, not a failure: `drifted` says it
+    assert run.outputs["exitcode"] == "2", run.log
+    assert (run.outputs["has-changes"], run.outputs["drifted"]) == ("true", "true")
+    report = run.report("markdown-file")
+    assert report.splitlines()[0] == marker("drift", label)
+    assert "team" in report
+    assert github_api.calls == [], "a scheduled run has no pull request to comment on"
+    assert "not a pull request" in run.log
+    summary = (runner.workspace / "step-summary.md").read_text(encoding="utf-8")
+    assert marker("drift", label) in summary, "the job summary gets the report too"
+
+
+def test_a_failed_run_posts_its_error_comment_and_fails_the_action(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    specs.write(
+        "images.yaml", "name: typo-win11\ndescripton: oops\nsource_workspace_id: ws-0a1b2c3d4\n"
+    )
+    runner.endpoint_url, runner.api_url = endpoint.url, github_api.url
+    label = "finance/eu-west-1"
+
+    run = runner.run(
+        {"command": "plan", "comment": "changes-only", "label": label, "args": FAST},
+        event=pull_request(),
+    )
+
+    assert run.failed == "Fail unless the reconciler exited 0 or 2", run.log
+    assert run.outputs["exitcode"] == "1", run.log
+    assert (run.outputs["has-changes"], run.outputs["drifted"]) == ("false", "false")
+    assert f"::error title={TOOL}::reconciler plan exited 1" in run.log
+    report = run.report("markdown-file")
+    assert report.splitlines()[0] == marker("plan", label)
+    assert "descripton" in report, "the error comment says why"
+    error = json.loads(run.report("json-file"))["error"]
+    assert "descripton" in json.dumps(error["problems"])
+    assert github_api.writes() == [
+        ("POST", f"/repos/{REPOSITORY}/issues/7/comments", {"body": report})
+    ], "a failure is posted even under changes-only"
+
+
+def test_a_run_that_writes_no_report_still_leaves_a_comment_under_its_marker(
+    runner: Runner, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    specs.write("images.yaml", specs.image("finance-win11", WS_A))
+    runner.api_url = github_api.url
+
+    run = runner.run(
+        {"command": "plan", "comment": "true", "label": "prod", "args": "--no-such-option"},
+        event=pull_request(),
+    )
+
+    assert run.failed == "Fail unless the reconciler exited 0 or 2", run.log
+    assert run.outputs["exitcode"] == "1", "a usage error is an error, never `changes`"
+    assert run.outputs["markdown-file"] == run.outputs["json-file"] == ""
+    ((method, _, body),) = github_api.writes()
+    assert method == "POST"
+    assert body["body"].startswith(marker("plan", "prod") + "\n")
+    assert "exit 1" in body["body"]
+    assert f"https://github.com/{REPOSITORY}/actions/runs/4242" in body["body"]
+
+
+def test_a_token_without_permission_fails_the_action_saying_which_permission(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    specs.write("images.yaml", specs.image("finance-win11", WS_A))
+    runner.endpoint_url, runner.api_url = endpoint.url, github_api.url
+    github_api.token = "another-token"
+
+    run = runner.run({"command": "validate", "comment": "true"}, event=pull_request())
+    succeeded(run)  # validate annotates; it never comments, so the token is never used
+    assert run.outputs["exitcode"] == "0", run.log
+    assert run.outputs["has-changes"] == "false"
+    assert github_api.calls == []
+
+    run = runner.run({"command": "plan", "comment": "true", "args": FAST}, event=pull_request())
+    assert run.outputs["exitcode"] == "2", run.log
+    assert run.failed == "Post or update the pull-request comment", run.log
+    assert "pull-requests: write" in run.log
+    assert "401" in run.log
+
+
+@pytest.mark.parametrize(
+    ("inputs", "named"),
+    [
+        ({"command": "destroy"}, "input `command` is 'destroy'"),
+        ({"command": "plan", "comment": "yes"}, "input `comment` is 'yes'"),
+        ({"command": "plan", "specs": " "}, "input `specs` is empty"),
+    ],
+)
+def test_a_wrong_input_stops_the_action_before_anything_is_installed(
+    runner: Runner, inputs: dict[str, str], named: str
+) -> None:
+    run = runner.run(inputs, event=pull_request())
+    assert run.failed == "Check the inputs", run.log
+    assert named in run.log
+    assert "install" not in run.steps
+
+
+def test_args_are_split_as_a_shell_would_but_never_run_by_one(
+    runner: Runner, specs: SpecsDir
+) -> None:
+    specs.write("images.yaml", specs.image("finance-win11", WS_A))
+    proof = runner.workspace / "pwned"
+    run = runner.run(
+        {"command": "validate", "args": f"--format json; touch {proof} $(touch {proof})"},
+        event=pull_request(),
+    )
+    assert run.outputs["exitcode"] == "1", run.log  # the extra words are unknown arguments
+    assert not proof.exists()
+    run = runner.run({"command": "validate", "args": "--format 'json"}, event=pull_request())
+    assert run.failed == "Run the reconciler", run.log
+    assert "input `args` can't be split" in run.log
+
+
+# The action's definition, read -------------------------------------------------------------
+
+
+def test_the_action_has_the_documented_inputs_and_outputs() -> None:
+    assert ACTION["runs"]["using"] == "composite"
+    assert set(ACTION["inputs"]) == {
+        "command", "specs", "args", "comment", "label", "python-version", "github-token",
+    }  # fmt: skip
+    assert ACTION["inputs"]["specs"]["default"] == "specs"
+    assert ACTION["inputs"]["comment"]["default"] in ("true", "changes-only", "false")
+    assert ACTION["inputs"]["github-token"]["default"] == "${{ github.token }}"
+    assert set(ACTION["outputs"]) == {
+        "exitcode", "has-changes", "drifted", "markdown-file", "json-file",
+    }  # fmt: skip
+
+
+def test_inputs_reach_scripts_only_through_env() -> None:
+    for step in ACTION["runs"]["steps"]:
+        if "run" in step:
+            assert "${{" not in step["run"], step["name"]
+
+
+def test_steps_refer_only_to_earlier_steps() -> None:
+    seen: set[str] = set()
+    for step in ACTION["runs"]["steps"]:
+        text = json.dumps({k: v for k, v in step.items() if k != "id"})
+        for used in re.findall(r"steps\.([\w-]+)\.outputs", text):
+            assert used in seen, f"{step['name']} uses steps.{used} before it runs"
+        seen.add(step.get("id", ""))
+    for spec in ACTION["outputs"].values():
+        (used,) = re.findall(r"steps\.([\w-]+)\.outputs", spec["value"])
+        assert used in seen
+
+
+def _steps_and_jobs(document: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    if "runs" in document:
+        yield from document["runs"].get("steps", [])
+    for job in (document.get("jobs") or {}).values():
+        yield job  # a reusable workflow's `uses:` sits on the job
+        yield from job.get("steps", [])
+
+
+def _definitions() -> list[Path]:
+    return [ACTION_FILE, *WORKFLOWS]
+
+
+@pytest.mark.parametrize("path", _definitions(), ids=lambda p: p.name)
+def test_every_uses_is_pinned_to_a_full_commit_sha(path: Path) -> None:
+    for item in _steps_and_jobs(load(path)):
+        uses = item.get("uses")
+        if uses is None or uses == "./" or uses.startswith("./"):
+            continue
+        assert SHA_PINNED.match(uses), f"{path.name}: `uses: {uses}` is not pinned to a SHA"
+
+
+# `pip install name==1.2.3` (or pipx/uv) from an index: a version that may not exist there.
+PINNED_INSTALL = re.compile(
+    r"\b(pip3?|pipx|uv)\b[^\n]*\binstall\b[^\n]*?['\"]?[A-Za-z0-9][\w.\-\[\],]*\s*===?\s*\d"
+)
+
+
+@pytest.mark.parametrize("path", _definitions(), ids=lambda p: p.name)
+def test_nothing_installs_a_pinned_version_from_a_package_index(path: Path) -> None:
+    for item in _steps_and_jobs(load(path)):
+        script = str(item.get("run", ""))
+        assert not PINNED_INSTALL.search(script), f"{path.name}: {script}"
+
+
+def test_the_pinned_install_check_catches_the_old_templates() -> None:
+    assert PINNED_INSTALL.search("python -m pip install 'workspaces-image-reconciler==0.1.0'")
+    assert PINNED_INSTALL.search("pipx install workspaces-image-reconciler==0.2.0")
+    assert not PINNED_INSTALL.search("python -m pip install -q -e '.[dev]'")
+
+
+TEMPLATES = ("plan.yml", "apply.yml", "drift.yml", "apply-matrix.yml")
+RELEASE_PIN = re.compile(r"uses: [\w.-]+/workspaces-image-reconciler@[0-9a-f]{40} # .*release")
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_the_templates_use_the_action_pinned_to_a_release(name: str) -> None:
+    text = (ROOT / ".github/workflows" / name).read_text(encoding="utf-8")
+    assert RELEASE_PIN.search(text), f"{name}: uses the action, pinned to a release's SHA"
+    assert "pip install" not in text
+
+
+def test_ci_runs_the_action_from_this_checkout() -> None:
+    ci = load(ROOT / ".github/workflows/ci.yml")
+    steps = [s for job in ci["jobs"].values() for s in job.get("steps", [])]
+    commands = {s["with"]["command"] for s in steps if s.get("uses") == "./"}
+    assert commands == {"validate", "plan", "apply", "drift"}
+
+
+# The drift template's issue step, with a stand-in `gh` -------------------------------------
+
+FAKE_GH = """\
+import json, os, subprocess, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_GH_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[:2] == ["issue", "list"]:
+    issues = open(os.environ["FAKE_GH_ISSUES"]).read()
+    jq = args[args.index("--jq") + 1]
+    sys.stdout.write(subprocess.run(["jq", "-r", jq], input=issues, text=True,
+                                    capture_output=True, check=True).stdout)
+elif args[:2] == ["issue", "create"]:
+    print("https://github.com/octo-org/golden-images/issues/99")
+"""
+
+
+@dataclass
+class DriftIssueStep:
+    tmp: Path
+    step: Mapping[str, Any]
+
+    def run(
+        self, exitcode: str, issues: list[dict[str, Any]], report: str | None, label: str
+    ) -> tuple[int, list[list[str]], str]:
+        bin_dir, log = self.tmp / "bin", self.tmp / "gh.log"
+        bin_dir.mkdir(exist_ok=True)
+        gh = bin_dir / "gh"
+        gh.write_text(f"#!{sys.executable}\n{FAKE_GH}", encoding="utf-8")
+        gh.chmod(0o755)
+        log.write_text("", encoding="utf-8")
+        (self.tmp / "issues.json").write_text(json.dumps(issues), encoding="utf-8")
+        report_path = self.tmp / "drift.md"
+        if report is not None:
+            report_path.write_text(report, encoding="utf-8")
+        context = {
+            "steps": {
+                "drift": {
+                    "outputs": {
+                        "exitcode": exitcode,
+                        "markdown-file": str(report_path) if report is not None else "",
+                    }
+                }
+            },
+            "matrix": {"label": label},
+            "github": {"token": TOKEN, "repository": REPOSITORY},
+        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GH_", "GITHUB_"))}
+        env.update({k: evaluate(as_text(v), context) for k, v in self.step.get("env", {}).items()})
+        env.update(
+            PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
+            FAKE_GH_LOG=str(log),
+            FAKE_GH_ISSUES=str(self.tmp / "issues.json"),
+        )
+        script = self.tmp / "step.sh"
+        script.write_text(self.step["run"], encoding="utf-8")
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        return done.returncode, calls, done.stdout + done.stderr
+
+
+@pytest.fixture
+def drift_issue(tmp_path: Path) -> DriftIssueStep:
+    if shutil.which("jq") is None:
+        pytest.skip("jq stands in for gh's --jq here")
+    workflow = load(ROOT / ".github/workflows/drift.yml")
+    (job,) = workflow["jobs"].values()
+    (step,) = [s for s in job["steps"] if s.get("id") == "issue"]
+    assert "${{" not in step["run"]
+    return DriftIssueStep(tmp_path, step)
+
+
+def issue(number: int, label: str) -> dict[str, Any]:
+    return {"number": number, "body": marker("drift", label) + "\r\n\r\n### Drift"}
+
+
+def test_the_drift_template_opens_or_updates_only_its_own_labels_issue(
+    drift_issue: DriftIssueStep,
+) -> None:
+    report = marker("drift", "finance/eu-west-1") + "\n\n### Drift: 1 image\n"
+    others = [issue(5, "engineering/us-east-1"), issue(6, "")]
+
+    code, calls, out = drift_issue.run("2", others, report, "finance/eu-west-1")
+    assert code == 0, out
+    created = [c for c in calls if c[:2] == ["issue", "create"]]
+    assert len(created) == 1, calls
+    assert "finance/eu-west-1" in created[0][created[0].index("--title") + 1]
+    assert str(drift_issue.tmp / "drift.md") in created[0]
+    assert not [c for c in calls if c[:2] in (["issue", "edit"], ["issue", "close"])]
+
+    code, calls, out = drift_issue.run(
+        "2", [*others, issue(7, "finance/eu-west-1")], report, "finance/eu-west-1"
+    )
+    assert code == 0, out
+    assert [c[:3] for c in calls if c[0] == "issue" and c[1] != "list"] == [["issue", "edit", "7"]]
+
+
+def test_the_drift_template_closes_only_its_own_labels_issue_when_back_in_sync(
+    drift_issue: DriftIssueStep,
+) -> None:
+    report = marker("drift", "finance/eu-west-1") + "\n\n### ✅ In sync.\n"
+    issues = [issue(5, "engineering/us-east-1"), issue(7, "finance/eu-west-1")]
+
+    code, calls, out = drift_issue.run("0", issues, report, "finance/eu-west-1")
+    assert code == 0, out
+    assert [c[:3] for c in calls if c[0] == "issue" and c[1] != "list"] == [["issue", "close", "7"]]
+
+    code, calls, out = drift_issue.run("0", issues[:1], report, "finance/eu-west-1")
+    assert code == 0, out
+    assert [c for c in calls if c[0] == "issue" and c[1] != "list"] == []
+
+
+@pytest.mark.parametrize("exitcode", ["1", "130", "137", "143", ""])
+def test_the_drift_template_touches_no_issue_and_fails_on_any_other_exit_code(
+    drift_issue: DriftIssueStep, exitcode: str
+) -> None:
+    issues = [issue(7, "finance/eu-west-1")]
+    # A failed run still writes its report (the error comment), under the same marker.
+    failed = marker("drift", "finance/eu-west-1") + "\n\n### ❌ reconciler drift failed\n"
+    code, calls, out = drift_issue.run(exitcode, issues, failed, "finance/eu-west-1")
+    assert code != 0, out
+    assert calls == []
+
+
+def test_the_drift_template_opens_no_issue_with_an_empty_body(drift_issue: DriftIssueStep) -> None:
+    code, calls, out = drift_issue.run("2", [], "", "finance/eu-west-1")
+    assert code != 0, out
+    assert calls == []
+
+
+# The local endpoint that CI's action job starts -------------------------------------------
+
+
+def test_the_ci_endpoint_script_serves_the_example_specs_sources(tmp_path: Path) -> None:
+    url_file = tmp_path / "endpoint.url"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = str(ROOT)
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / ".ci/local-endpoint.py"), "specs", str(url_file), "120"],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not url_file.exists() or not url_file.read_text().strip():
+            assert server.poll() is None, "the endpoint script stopped"
+            assert time.monotonic() < deadline, "no URL after 60 s"
+            time.sleep(0.1)
+        env.update(
+            AWS_ENDPOINT_URL=url_file.read_text().strip(),
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_REGION=REGION,
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            NO_PROXY="127.0.0.1,localhost",
+        )
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "plan",
+                "specs",
+                "--format",
+                "json",
+                "--api-rate",
+                "0",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        actions = {i["action"] for i in json.loads(done.stdout)["items"]}
+        assert actions == {"create"}, "every source WorkSpace the specs name is there"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
