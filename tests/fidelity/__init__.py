@@ -18,21 +18,36 @@ The same URL serves the Resource Groups Tagging API (``boto3.client(
 handle: ``deny_tagging``, ``disable_region``, ``stale_tags``; ``local_endpoint(tagging_pace=
 (rate, burst))`` paces it apart from WorkSpaces.
 
-See ``layer`` (service behaviour), ``tagging`` (the tagging API), ``middleware`` (network
-and throttling) and ``server``.
+Copies, sharing and bundles (CopyWorkspaceImage, UpdateWorkspaceImagePermission,
+DescribeWorkspaceImagePermissions, Create/Describe/Update/DeleteWorkspaceBundle) behave like
+the real service too, with hooks on the handle::
+
+    bundle_id = f.add_bundle("eu-west-1", "finance-standard", image_id, tags={"team": "a"})
+    f.use_bundle("eu-west-1", bundle_id)       # a WorkSpace runs from it
+    f.fail_copies("us-east-1")                 # the next copy there ends in ERROR
+    f.shared_accounts("eu-west-1", image_id)   # ["111122223333", ...]
+
+See ``layer`` (service behaviour), ``lifecycle`` (copies, sharing, bundles), ``tagging``
+(the tagging API), ``middleware`` (network and throttling) and ``server``.
 """
 
 from .layer import (
+    BUNDLE_IN_USE_BY_IMAGE,
+    BUNDLE_NAME_REUSE_SECONDS,
+    BUNDLE_QUOTA,
     MAX_IDS,
     PAGE_SIZE,
     TAG_LIMIT,
+    Bundle,
     Fidelity,
     FidelityConfig,
     InvalidResourceStateException,
     ResourceAssociatedException,
     ResourceLimitExceededException,
+    ResourceUnavailableException,
     installed,
 )
+from .lifecycle import PUBLIC_OWNER, compute_types, public_bundles
 from .middleware import (
     FAULT_KINDS,
     TAGGING_WILDCARD,
@@ -55,15 +70,20 @@ from .tagging import (
 )
 
 __all__ = [
+    "BUNDLE_IN_USE_BY_IMAGE",
+    "BUNDLE_NAME_REUSE_SECONDS",
+    "BUNDLE_QUOTA",
     "FAULT_KINDS",
     "MAX_ARNS",
     "MAX_IDS",
     "MAX_TAG_ARNS",
     "PAGE_SIZE",
+    "PUBLIC_OWNER",
     "TAGGING_PAGE_SIZE",
     "TAGGING_WILDCARD",
     "TAG_LIMIT",
     "AccessDeniedException",
+    "Bundle",
     "Call",
     "CallRecorder",
     "Decision",
@@ -76,10 +96,13 @@ __all__ = [
     "LocalEndpoint",
     "ResourceAssociatedException",
     "ResourceLimitExceededException",
+    "ResourceUnavailableException",
     "UnrecognizedClientException",
     "bundle_arn",
+    "compute_types",
     "image_arn",
     "installed",
     "local_endpoint",
+    "public_bundles",
     "reset_moto",
 ]

@@ -23,6 +23,14 @@ Gaps closed (moto behaviour -> real behaviour):
   WorkSpaces resources: see :mod:`tests.fidelity.tagging`, installed and removed with this
   layer; its switches are :meth:`Fidelity.deny_tagging`, :meth:`Fidelity.disable_region`
   and :meth:`Fidelity.stale_tags`.
+* CopyWorkspaceImage, the bundle operations and image sharing are missing or wrong in moto
+  -> served by :mod:`tests.fidelity.lifecycle` (its docstring lists each behaviour), whose
+  operations are installed with these; their test hooks are on :class:`Fidelity`
+  (:meth:`~Fidelity.add_bundle`, :meth:`~Fidelity.bundles`, :meth:`~Fidelity.use_bundle`,
+  :meth:`~Fidelity.shared_accounts`, :meth:`~Fidelity.set_shared_accounts`,
+  :meth:`~Fidelity.fail_copies`, :meth:`~Fidelity.copied_from`).
+* DeleteWorkspaceImage of an image a bundle uses answers ResourceAssociatedException with
+  the message the real service was recorded answering (Cloud Custodian's placebo data).
 
 State is kept per account and region, on moto's own backend objects
 (``workspaces_backends[account_id][region]``), so a moto reset also resets it.
@@ -43,6 +51,8 @@ from typing import Any
 
 from moto.core.exceptions import JsonRESTError
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.core.utils import unix_time
+from moto.moto_api._internal import mock_random
 from moto.workspaces.exceptions import (
     InvalidParameterValuesException,
     ResourceNotFoundException,
@@ -65,6 +75,15 @@ MAX_IDS = 25
 """Most ids one DescribeWorkspaces / DescribeWorkspaceImages call accepts."""
 TAG_LIMIT = 50
 """Most tags one WorkSpaces resource may carry."""
+BUNDLE_QUOTA = 50
+"""Custom bundles per account and region (the real quota; not adjustable)."""
+BUNDLE_NAME_REUSE_SECONDS = 7200.0
+"""How long a deleted bundle's name stays taken (the service says about 2 hours)."""
+BUNDLE_IN_USE_BY_IMAGE = (
+    "One or more bundles are associated with the Image. Delete bundles associated with "
+    "Image, and try again."
+)
+"""DeleteWorkspaceImage's ResourceAssociatedException message, as recorded from AWS."""
 
 _STATE_ATTR = "_fidelity_state"
 _MISSING = object()
@@ -97,6 +116,15 @@ class ResourceLimitExceededException(JsonRESTError):
         super().__init__("ResourceLimitExceededException", message)
 
 
+class ResourceUnavailableException(JsonRESTError):
+    """A copy, share or bundle of an image that is not AVAILABLE (absent from moto)."""
+
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ResourceUnavailableException", message)
+
+
 @dataclass(frozen=True)
 class FidelityConfig:
     """Knobs of the fidelity layer.
@@ -107,23 +135,87 @@ class FidelityConfig:
     ``image_quota``: images per account and region (the service's default quota is 40).
     ``tagging_page_size``: most resources a GetResources page holds whatever
     ``ResourcesPerPage`` asks (the real API may answer fewer); lower it to exercise paging.
+    A copy (CopyWorkspaceImage) is PENDING for ``capture_seconds`` too, and counts against
+    ``image_quota`` in its destination region.
+    ``bundle_quota``: custom bundles per account and region (the real one is 50).
+    ``bundle_name_reuse_seconds``: how long a deleted bundle's name is refused.
     """
 
     capture_seconds: float = 0.0
     image_quota: int = 40
     tagging_page_size: int = TAGGING_PAGE_SIZE
+    bundle_quota: int = BUNDLE_QUOTA
+    bundle_name_reuse_seconds: float = BUNDLE_NAME_REUSE_SECONDS
+
+
+_AVAILABLE = ("AVAILABLE", "", "")
 
 
 @dataclass
 class _Capture:
     source_workspace_id: str | None
     deadline: float | None  # time.monotonic(); None waits for finish_capture
+    outcome: tuple[str, str, str] = _AVAILABLE  # state, error code, error message
+
+
+@dataclass
+class Bundle:
+    """A custom bundle (CreateWorkspaceBundle) or one of AMAZON's public bundles.
+
+    ``tags`` and ``created`` are what the tagging API reads (see tests.fidelity.tagging).
+    """
+
+    bundle_id: str
+    name: str
+    owner: str  # the account id, or "AMAZON"
+    description: str
+    image_id: str
+    compute_type: str
+    user_storage: str  # GiB, as the API spells capacities: a string
+    root_storage: str
+    tags: list[dict[str, str]] = field(default_factory=list)
+    created: float = field(default_factory=unix_time)
+    updated: float | None = None
+    state: str = "AVAILABLE"
+    bundle_type: str = "REGULAR"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The WorkspaceBundle shape; never tags (DescribeWorkspaceBundles has none)."""
+        return {
+            "BundleId": self.bundle_id,
+            "Name": self.name,
+            "Owner": self.owner,
+            "Description": self.description,
+            "ImageId": self.image_id,
+            "RootStorage": {"Capacity": self.root_storage},
+            "UserStorage": {"Capacity": self.user_storage},
+            "ComputeType": {"Name": self.compute_type},
+            "LastUpdatedTime": self.updated if self.updated is not None else self.created,
+            "CreationTime": self.created,
+            "State": self.state,
+            "BundleType": self.bundle_type,
+        }
+
+
+@dataclass
+class _CopyFailure:
+    """An armed :meth:`Fidelity.fail_copies`: copies (named ``name``, or any) end in ERROR."""
+
+    name: str | None
+    times: int | None  # None: every matching copy
+    error_code: str
+    error_message: str
 
 
 @dataclass
 class _RegionState:
     captures: dict[str, _Capture] = field(default_factory=dict)
-    bundle_images: set[str] = field(default_factory=set)
+    bundle_images: set[str] = field(default_factory=set)  # Fidelity.associate_bundle
+    # the bundle store; tests.fidelity.tagging reads it as ``bundles`` on this state
+    bundles: dict[str, Bundle] = field(default_factory=dict)
+    deleted_bundle_names: dict[str, float] = field(default_factory=dict)  # -> monotonic
+    copy_failures: list[_CopyFailure] = field(default_factory=list)
+    copy_sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # -> region, id
 
 
 def _state(backend: WorkSpacesBackend) -> _RegionState:
@@ -151,14 +243,52 @@ def _tags_list(tags: dict[str, str]) -> list[dict[str, str]]:
 
 
 def _find_resource(backend: WorkSpacesBackend, resource_id: str) -> Any:
-    """The image, WorkSpace or directory with that id; ResourceNotFoundException if none.
+    """The image, WorkSpace, directory or custom bundle with that id;
+    ResourceNotFoundException if none (AMAZON's public bundles are not the account's).
 
     moto raises a KeyError (a 500) or an UnboundLocalError for unknown ids instead.
     """
-    for table in (backend.workspace_images, backend.workspaces, backend.workspace_directories):
+    tables: tuple[dict[str, Any], ...] = (
+        backend.workspace_images,
+        backend.workspaces,
+        backend.workspace_directories,
+        _state(backend).bundles,
+    )
+    for table in tables:
         if resource_id in table:
             return table[resource_id]
     raise ResourceNotFoundException(f"The resource {resource_id} could not be found.")
+
+
+def _check_image_quota(backend: WorkSpacesBackend, quota: int) -> None:
+    """ResourceLimitExceededException when the account owns ``quota`` images there."""
+    owned = [i for i in backend.workspace_images.values() if i.owner_account == backend.account_id]
+    if len(owned) >= quota:
+        raise ResourceLimitExceededException(
+            f"You have reached the limit of {quota} images in {backend.region_name}."
+        )
+
+
+_BUNDLE_ID_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_bundle_id(taken: dict[str, Any]) -> str:
+    """``wsb-`` and 9 characters of [0-9a-z] (recorded ids look so), unused in ``taken``.
+
+    Drawn from moto's seedable random, like moto's own ids.
+    """
+    while True:
+        bundle_id = "wsb-" + "".join(mock_random.choice(_BUNDLE_ID_CHARS) for _ in range(9))
+        if bundle_id not in taken:
+            return bundle_id
+
+
+def _bundle_uses(backend: WorkSpacesBackend, image_id: str) -> bool:
+    """Whether a custom bundle, or the :meth:`Fidelity.associate_bundle` hook, uses it."""
+    state = _state(backend)
+    return image_id in state.bundle_images or any(
+        b.image_id == image_id for b in state.bundles.values()
+    )
 
 
 def _image_desc(image: WorkspaceImage) -> dict[str, Any]:
@@ -216,18 +346,24 @@ def _finish(backend: WorkSpacesBackend, image_id: str, state: str, code: str, ms
 
 
 def _start_capture(
-    backend: WorkSpacesBackend, image_id: str, source_id: str | None, seconds: float
+    backend: WorkSpacesBackend,
+    image_id: str,
+    source_id: str | None,
+    seconds: float,
+    outcome: tuple[str, str, str] = _AVAILABLE,
 ) -> None:
-    """Record a PENDING image; its source WorkSpace, if AVAILABLE, becomes SUSPENDED."""
+    """Record a PENDING image (a capture or a copy) that ends as ``outcome``; its source
+    WorkSpace, if AVAILABLE, becomes SUSPENDED."""
     deadline = time.monotonic() + seconds if seconds > 0 else None
-    _state(backend).captures[image_id] = _Capture(source_id, deadline)
+    _state(backend).captures[image_id] = _Capture(source_id, deadline, outcome)
     source = backend.workspaces.get(source_id) if source_id else None
     if source is not None and source.state == "AVAILABLE":
         source.state = "SUSPENDED"
 
 
 def _tick() -> None:
-    """Complete every capture whose ``capture_seconds`` have elapsed (lazy transition)."""
+    """Complete every capture or copy whose ``capture_seconds`` have elapsed (lazy
+    transition), as its planned outcome (AVAILABLE unless :meth:`Fidelity.fail_copies`)."""
     now = time.monotonic()
     for backend in _all_backends():
         state = backend.__dict__.get(_STATE_ATTR)
@@ -236,7 +372,7 @@ def _tick() -> None:
         for image_id, capture in list(state.captures.items()):
             if capture.deadline is not None and capture.deadline <= now:
                 if image_id in backend.workspace_images:
-                    _finish(backend, image_id, "AVAILABLE", "", "")
+                    _finish(backend, image_id, *capture.outcome)
                 else:
                     state.captures.pop(image_id, None)
 
@@ -344,16 +480,7 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         source = backend.workspaces.get(workspace_id)
         name_taken = any(i.name == name for i in backend.workspace_images.values())
         if source is not None and not name_taken:
-            owned = [
-                i
-                for i in backend.workspace_images.values()
-                if i.owner_account == backend.account_id
-            ]
-            if len(owned) >= handle.config.image_quota:
-                raise ResourceLimitExceededException(
-                    f"You have reached the limit of {handle.config.image_quota} images "
-                    f"in {backend.region_name}."
-                )
+            _check_image_quota(backend, handle.config.image_quota)
             if source.state != "AVAILABLE":
                 raise InvalidResourceStateException(
                     f"The WorkSpace {workspace_id} is in state {source.state}; an image can "
@@ -373,7 +500,8 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
     def delete_workspace_image(self: WorkSpacesResponse) -> str:
         """DeleteWorkspaceImage, missing from moto. An unknown id succeeds (idempotent);
         PENDING or shared with another account -> InvalidResourceStateException; used by
-        a bundle (see :meth:`Fidelity.associate_bundle`) -> ResourceAssociatedException."""
+        a custom bundle (or marked by :meth:`Fidelity.associate_bundle`) ->
+        ResourceAssociatedException with the recorded message."""
         params = json.loads(self.body)
         backend = self.workspaces_backend
         image_id = params["ImageId"]
@@ -385,10 +513,8 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
                 f"The image {image_id} is in state PENDING and cannot be deleted until "
                 "its creation completes."
             )
-        if image_id in _state(backend).bundle_images:
-            raise ResourceAssociatedException(
-                f"The image {image_id} is associated with a bundle; delete the bundle first."
-            )
+        if _bundle_uses(backend, image_id):
+            raise ResourceAssociatedException(BUNDLE_IN_USE_BY_IMAGE)
         if image.image_permissions:
             raise InvalidResourceStateException(
                 f"The image {image_id} is shared with other accounts; remove its image "
@@ -397,6 +523,10 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         del backend.workspace_images[image_id]
         _state(backend).captures.pop(image_id, None)
         return "{}"
+
+    # lifecycle builds on this module's helpers, so it is imported when installing, not at
+    # the top (a module-level import would be circular)
+    from .lifecycle import lifecycle_patches
 
     return {
         "call_action": call_action,
@@ -407,6 +537,7 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         "describe_tags": describe_tags,
         "create_workspace_image": create_workspace_image,
         "delete_workspace_image": delete_workspace_image,
+        **lifecycle_patches(handle),
     }
 
 
@@ -499,14 +630,16 @@ class Fidelity:
         workspace_id: str,
         state: str = "AVAILABLE",
         account_id: str = DEFAULT_ACCOUNT_ID,
+        *,
+        bundle_id: str = "wsb-000000000",
     ) -> str:
         """Insert a WorkSpace with a chosen id, no directory needed (moto needs a
-        registered directory and picks the id itself)."""
+        registered directory and picks the id itself), built from ``bundle_id``."""
         with self.lock:
             workspace = Workspace(
                 workspace={
                     "DirectoryId": "d-0000000000",
-                    "BundleId": "wsb-000000000",
+                    "BundleId": bundle_id,
                     "UserName": f"user-{workspace_id}",
                 },
                 running_mode="ALWAYS_ON",
@@ -588,21 +721,31 @@ class Fidelity:
     def finish_capture(
         self,
         *where: str,
-        state: str = "AVAILABLE",
+        state: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
         account_id: str = DEFAULT_ACCOUNT_ID,
     ) -> None:
-        """End a PENDING image's capture as AVAILABLE or ERROR (with the error fields);
-        its source WorkSpace goes from SUSPENDED back to AVAILABLE."""
-        if state not in ("AVAILABLE", "ERROR"):
+        """End a PENDING image's capture (or copy) as AVAILABLE or ERROR (with the error
+        fields); without ``state``, as planned: AVAILABLE, or ERROR for a copy that
+        :meth:`fail_copies` marked. Its source WorkSpace goes from SUSPENDED back to
+        AVAILABLE."""
+        if state not in (None, "AVAILABLE", "ERROR"):
             raise ValueError("a capture ends AVAILABLE or ERROR")
         with self.lock:
             _tick()
             backend, image_id = self._image_backend(where, account_id)
             if backend.workspace_images[image_id].state != "PENDING":
                 raise ValueError(f"image {image_id} is not PENDING")
-            _finish(backend, image_id, state, error_code or "", error_message or "")
+            capture = _state(backend).captures.get(image_id)
+            planned = capture.outcome if capture else _AVAILABLE
+            _finish(
+                backend,
+                image_id,
+                state or planned[0],
+                error_code or ("" if state else planned[1]),
+                error_message or ("" if state else planned[2]),
+            )
 
     def associate_bundle(
         self, *where: str, associated: bool = True, account_id: str = DEFAULT_ACCOUNT_ID
@@ -616,6 +759,148 @@ class Fidelity:
                 bundles.add(image_id)
             else:
                 bundles.discard(image_id)
+
+    # --- copies, sharing and bundles (operations in tests.fidelity.lifecycle) ---
+
+    def fail_copies(
+        self,
+        region: str,
+        *,
+        name: str | None = None,
+        times: int | None = 1,
+        error_code: str = "CopyFailed",
+        error_message: str = "The image could not be copied.",
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        """The next ``times`` copies (None: every one) made into ``region`` by
+        CopyWorkspaceImage, only those named ``name`` if given, end in ERROR with these
+        error fields instead of AVAILABLE: when their ``capture_seconds`` elapse, or when
+        :meth:`finish_capture` is called without a state. The real codes are unknown."""
+        if times is not None and times < 1:
+            raise ValueError("times is a positive number or None")
+        with self.lock:
+            _state(self.backend(region, account_id)).copy_failures.append(
+                _CopyFailure(name, times, error_code, error_message)
+            )
+
+    def copied_from(
+        self, region: str, image_id: str, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> tuple[str, str] | None:
+        """(source region, source image id) of an image CopyWorkspaceImage made; None for
+        any other image."""
+        with self.lock:
+            backend, image_id = self._image_backend((region, image_id), account_id)
+            return _state(backend).copy_sources.get(image_id)
+
+    def shared_accounts(
+        self, region: str, image_id: str, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> list[str]:
+        """The accounts an image is shared with, in the order they were granted."""
+        with self.lock:
+            backend, image_id = self._image_backend((region, image_id), account_id)
+            image = backend.workspace_images[image_id]
+            return [p["SharedAccountId"] for p in image.image_permissions]
+
+    def set_shared_accounts(
+        self,
+        region: str,
+        image_id: str,
+        accounts: list[str],
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        """Share an image with exactly ``accounts``, without an API call or any check (an
+        image in any state, any account id)."""
+        with self.lock:
+            backend, image_id = self._image_backend((region, image_id), account_id)
+            backend.workspace_images[image_id].image_permissions = [
+                {"SharedAccountId": a} for a in dict.fromkeys(accounts)
+            ]
+
+    def add_bundle(
+        self,
+        region: str,
+        name: str,
+        image_id: str,
+        *,
+        description: str = "d",
+        compute_type: str = "STANDARD",
+        user_storage: int | str = 50,
+        root_storage: int | str = 80,
+        tags: dict[str, str] | None = None,
+        state: str = "AVAILABLE",
+        created: datetime | float | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> str:
+        """Insert a custom bundle without an API call (no quota, no checks but a unique
+        name; ``image_id`` need not exist). It counts like a created one everywhere:
+        DescribeWorkspaceBundles, tags, the tagging API, DeleteWorkspaceImage."""
+        with self.lock:
+            backend = self.backend(region, account_id)
+            bundles = _state(backend).bundles
+            if any(b.name == name for b in bundles.values()):
+                raise ValueError(f"a bundle named {name!r} already exists in {region}")
+            bundle = Bundle(
+                bundle_id=new_bundle_id(bundles),
+                name=name,
+                owner=account_id,
+                description=description,
+                image_id=image_id,
+                compute_type=compute_type,
+                user_storage=str(user_storage),
+                root_storage=str(root_storage),
+                tags=_tags_list(tags or {}),
+                state=state,
+            )
+            if created is not None:
+                bundle.created = created.timestamp() if isinstance(created, datetime) else created
+            bundles[bundle.bundle_id] = bundle
+            tagging.record_tags()
+            return bundle.bundle_id
+
+    def bundles(self, region: str, account_id: str = DEFAULT_ACCOUNT_ID) -> list[dict[str, Any]]:
+        """The account's custom bundles in the region, oldest first: id, name, description,
+        image_id, compute_type, user_storage, root_storage (GiB, int), state, tags, owner."""
+        with self.lock:
+            return [
+                {
+                    "id": b.bundle_id,
+                    "name": b.name,
+                    "description": b.description,
+                    "image_id": b.image_id,
+                    "compute_type": b.compute_type,
+                    "user_storage": int(b.user_storage),
+                    "root_storage": int(b.root_storage),
+                    "state": b.state,
+                    "tags": _tags_dict(b.tags),
+                    "owner": b.owner,
+                }
+                for b in _state(self.backend(region, account_id)).bundles.values()
+            ]
+
+    def use_bundle(
+        self,
+        region: str,
+        bundle_id: str,
+        used: bool = True,
+        *,
+        workspace_id: str | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> str | None:
+        """Launch a WorkSpace from a custom bundle (DeleteWorkspaceBundle then answers
+        ResourceAssociatedException) and return its id; ``used=False`` removes every
+        WorkSpace built from the bundle instead (as TerminateWorkspaces would, at once)."""
+        with self.lock:
+            backend = self.backend(region, account_id)
+            if bundle_id not in _state(backend).bundles:
+                raise ValueError(f"no custom bundle {bundle_id} in {region}/{account_id}")
+            if not used:
+                for ws_id in [
+                    w for w, ws in backend.workspaces.items() if ws.bundle_id == bundle_id
+                ]:
+                    del backend.workspaces[ws_id]
+                return None
+            ws_id = workspace_id or f"ws-{mock_random.get_random_hex(9)}"
+            return self.add_workspace(region, ws_id, account_id=account_id, bundle_id=bundle_id)
 
     def image_tags(
         self, region: str, image_id: str, account_id: str = DEFAULT_ACCOUNT_ID

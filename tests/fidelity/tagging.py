@@ -17,8 +17,11 @@ Gaps closed (moto behaviour -> real behaviour):
   ``workspaces:workspaceimage``, ``workspaces:workspacebundle``. ARNs are
   ``arn:<partition>:workspaces:<region>:<account>:workspaceimage/<id>`` and
   ``.../workspacebundle/<id>`` (see :func:`image_arn`, :func:`bundle_arn`). Bundles are
-  served once a bundle store exists: a dict ``bundle_id -> object with a tags list`` found
-  as ``backend.workspace_bundles`` or as ``bundles`` on the layer's region state.
+  the account's custom bundles: the layer's bundle store (``bundles`` on its region state,
+  filled by CreateWorkspaceBundle and ``Fidelity.add_bundle``, see
+  :mod:`tests.fidelity.lifecycle`), or a dict ``bundle_id -> object with a tags list`` set
+  as ``backend.workspace_bundles``, which takes precedence. AMAZON's public bundles are
+  not the account's and are never listed.
 * Paging at 50 with server-side generators -> pages of ``ResourcesPerPage`` (1-100, default
   100; ``FidelityConfig.tagging_page_size`` caps it, so tests can page with few resources),
   an opaque PaginationToken, and ``"PaginationToken": ""`` on the last page as the real API
@@ -164,7 +167,8 @@ def _tags_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
 
 
 def _bundle_store(backend: WorkSpacesBackend) -> dict[str, Any]:
-    """Bundles, wherever a bundle implementation keeps them (none in moto 5.2.1)."""
+    """The custom bundles: ``backend.workspace_bundles`` if set, else the layer's store
+    (moto 5.2.1 has no bundles)."""
     store = getattr(backend, "workspace_bundles", None)
     if store is None:
         store = getattr(backend.__dict__.get(_LAYER_STATE_ATTR), "bundles", None)
