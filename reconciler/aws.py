@@ -8,11 +8,28 @@ anyway (another tool shares the account's budget), the bucket slows down and rec
 
 Creates are never retried blindly: the client that sends `CreateWorkspaceImage` has
 retries off, and the caller settles an ambiguous failure by looking the name up.
+
+Reads are retried by `RetryPolicy` (botocore's own retries are off), which announces each
+retry through `Clients.notify` as it happens. A busy service is ridden out; an endpoint
+that is not there is not waited on. Per call, at most:
+
+- throttled, 5xx, or a connection lost mid-reply: READ_ATTEMPTS (10) attempts, with
+  botocore's standard backoff (a random wait up to 1, 2, 4, ... s, each at most 20 s:
+  111 s of waits in the worst case, about half that on average);
+- refused or unknown host: 3 attempts, 1 s and 2 s apart, so about 3 s in all;
+- no connection within CONNECT_TIMEOUT (5 s): 3 attempts, so about 18 s;
+- connected but no reply within the read timeout (RECONCILER_READ_TIMEOUT, default 30 s):
+  3 attempts, so 3 x the read timeout + 3 s (93 s by default).
+
+A run stops at the first call that fails so (each region's first call comes before any
+other), so these are also the bounds of a whole run against such an endpoint.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +41,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from reconciler.errors import ConfigError, Interrupted
+from reconciler.awsconfig import configured_endpoints, read_timeout
+from reconciler.errors import AwsError, ConfigError, Interrupted
 
 if TYPE_CHECKING:
     from types_boto3_workspaces.client import WorkSpacesClient
@@ -42,11 +60,21 @@ SERVICE_BURST = 5  # the service's documented burst
 # 0.5 s apart may arrive 0.49 s apart). It costs 0.5 s once per run, never a throttle.
 BURST = SERVICE_BURST - 1
 CONNECT_TIMEOUT = 5.0
-# How long to wait for a reply. RECONCILER_READ_TIMEOUT overrides it (seconds), for
-# networks where the default is wrong, and for tests of slow replies.
-READ_TIMEOUT = float(os.environ.get("RECONCILER_READ_TIMEOUT", "30"))
-# Enough attempts to ride out throttling from other tools that share the account's budget.
+# The read timeout is RECONCILER_READ_TIMEOUT (awsconfig.read_timeout), read when Clients
+# is made: a bad value is then a named error, not an exception at import.
+# Throttling, 5xx and a connection lost mid-reply: enough attempts to ride out throttling
+# from other tools that share the account's budget (the bucket slows down meanwhile).
 READ_ATTEMPTS = 10
+MAX_BACKOFF = 20.0  # seconds; botocore's standard cap on one wait
+# An endpoint that can't be reached (refused, unknown host, no connection within
+# CONNECT_TIMEOUT) or that doesn't answer within the read timeout: a blip gets two more
+# tries, 1 s and 2 s later, not ten tries over two minutes of backoff.
+UNREACHABLE_WAITS = (1.0, 2.0)
+UNREACHABLE_ATTEMPTS = len(UNREACHABLE_WAITS) + 1
+# Error codes botocore's standard retry mode treats as transient, besides 5xx statuses.
+TRANSIENT_CODES = frozenset(
+    {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+)
 THROTTLE_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
@@ -108,6 +136,108 @@ class TokenBucket:
         now = self._clock()
         self.tokens = min(self.burst, self.tokens + (now - self._last) * self.rate)
         self._last = now
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one attempt failed, and how a call that fails so is retried."""
+
+    reason: str
+    attempts: int  # the most attempts a call gets when its last one failed this way
+    backoff: bool  # exponential with jitter (the service is busy); else UNREACHABLE_WAITS
+
+
+def classify(response: Any, exception: BaseException | None, read_timeout: float) -> Failure | None:
+    """How a failed attempt is retried; None for an answer that stands (4xx, success)."""
+    if exception is not None:
+        return _connection_failure(exception, read_timeout)
+    if response is None:
+        return None
+    http, parsed = response
+    code = str(parsed.get("Error", {}).get("Code", ""))
+    status = int(getattr(http, "status_code", 0))
+    # ThrottledException: the Resource Groups Tagging API's name for it.
+    if code in THROTTLE_CODES or code == "ThrottledException" or status == 429:
+        return Failure(f"throttled ({code or status})", READ_ATTEMPTS, backoff=True)
+    if status >= 500 or code in TRANSIENT_CODES:
+        answer = f"HTTP {status} {code}".strip()
+        return Failure(f"the service answered {answer}", READ_ATTEMPTS, backoff=True)
+    return None
+
+
+def _connection_failure(err: BaseException, read_timeout: float) -> Failure | None:
+    exc = botocore.exceptions
+    if not isinstance(err, exc.BotoCoreError):
+        return None
+    url = err.kwargs.get("endpoint_url") or err.kwargs.get("proxy_url") or "the endpoint"
+    if isinstance(err, exc.ReadTimeoutError):
+        reason = f"no reply from {url} within {read_timeout:g} s"
+        return Failure(reason, UNREACHABLE_ATTEMPTS, backoff=False)
+    if isinstance(err, exc.ConnectTimeoutError):
+        reason = f"no connection to {url} within {CONNECT_TIMEOUT:g} s"
+        return Failure(reason, UNREACHABLE_ATTEMPTS, backoff=False)
+    if isinstance(err, exc.SSLError):
+        reason = f"TLS with {url} failed ({err.kwargs.get('error')})"
+        return Failure(reason, UNREACHABLE_ATTEMPTS, backoff=False)
+    if isinstance(err, exc.ConnectionError):
+        # urllib3's text ends with the OS's reason: "[Errno 111] Connection refused".
+        found = re.search(r"\[Errno -?\d+\] ([^)\]]+)", str(err.kwargs.get("error", "")))
+        why = f" ({found.group(1).strip().lower()})" if found else ""
+        return Failure(f"could not connect to {url}{why}", UNREACHABLE_ATTEMPTS, backoff=False)
+    if isinstance(err, exc.HTTPClientError):
+        reason = f"the connection to {url} was lost before the reply"
+        return Failure(reason, READ_ATTEMPTS, backoff=True)
+    return None
+
+
+class RetryPolicy:
+    """botocore's `needs-retry` handler for the clients that read (botocore's own retries
+    are off in every client): whether and when a failed attempt is tried again.
+
+    Each retry is announced through `notify` as it happens (call, region, why, attempt n
+    of m, the wait), and an interruption ends the wait at once.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        read_timeout: float,
+        stop: threading.Event,
+        notify: Callable[[str], None],
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.region = region
+        self.read_timeout = read_timeout
+        self.stop = stop
+        self.notify = notify
+        self._jitter = jitter
+
+    def __call__(
+        self,
+        attempts: int,
+        operation: Any = None,
+        response: Any = None,
+        caught_exception: BaseException | None = None,
+        **kwargs: Any,
+    ) -> float | None:
+        failure = classify(response, caught_exception, self.read_timeout)
+        if failure is None or attempts >= failure.attempts:
+            return None
+        wait = self.wait(failure, attempts)
+        call = getattr(operation, "name", "a call")
+        self.notify(
+            f"Retrying {call} in {self.region} in {wait:.1f} s: attempt {attempts} of "
+            f"{failure.attempts} failed: {failure.reason}"
+        )
+        if self.stop.wait(wait):
+            raise Interrupted("interrupted; no new call was started")
+        return 0.0  # waited here, where an interruption ends the wait; botocore's sleep can't
+
+    def wait(self, failure: Failure, attempts: int) -> float:
+        """Seconds before attempt `attempts` + 1."""
+        if failure.backoff:  # botocore's standard backoff: full jitter, capped
+            return min(MAX_BACKOFF, self._jitter() * 2.0 ** (attempts - 1))
+        return UNREACHABLE_WAITS[min(attempts, len(UNREACHABLE_WAITS)) - 1]
 
 
 class RegionClient:
@@ -191,12 +321,25 @@ class RegionClient:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class Clients:
-    """One RegionClient per region, made lazily from one boto3 session."""
+def _ignore(note: str) -> None:
+    pass
 
-    def __init__(self, settings: AwsSettings, stop: threading.Event | None = None) -> None:
+
+class Clients:
+    """One RegionClient per region, made lazily from one boto3 session.
+
+    `notify` hears the run's notes for stderr (the CLI prints them; core modules don't).
+    """
+
+    def __init__(
+        self,
+        settings: AwsSettings,
+        stop: threading.Event | None = None,
+        notify: Callable[[str], None] = _ignore,
+    ) -> None:
         self.settings = settings
         self.stop = stop or threading.Event()
+        self.notify = notify
         try:
             self.session = boto3.session.Session(profile_name=settings.profile)
         except botocore.exceptions.ProfileNotFound as err:
@@ -204,6 +347,10 @@ class Clients:
                 f"AWS profile '{settings.profile}' not found",
                 hint="check --profile against `aws configure list-profiles`",
             ) from err
+        self.read_timeout = read_timeout()
+        # (where it is set, URL) of every endpoint used instead of AWS's, checked before any
+        # client is made: boto3 would raise a bare ValueError.
+        self.endpoints = configured_endpoints(settings.endpoint_url, self.session._session)
         self._regions: dict[str, RegionClient] = {}
         self._lock = threading.Lock()
 
@@ -213,6 +360,22 @@ class Clients:
         # botocore reads only AWS_DEFAULT_REGION; AWS_REGION, which the AWS CLI and the
         # other SDKs honour first, must be read here.
         return self.settings.region or os.environ.get("AWS_REGION") or self.session.region_name
+
+    @property
+    def default_region_source(self) -> str:
+        """Where default_region comes from, as a user would name it in an error."""
+        if self.settings.region:
+            return "--region"
+        for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+            if os.environ.get(variable):
+                return variable
+        config = os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")
+        return f"the region of AWS profile '{self.session.profile_name}' in {config}"
+
+    @property
+    def custom_endpoint(self) -> bool:
+        """Whether the calls go to an endpoint of the user's (a local one such as moto's)."""
+        return bool(self.endpoints)
 
     def region(self, region: str) -> RegionClient:
         with self._lock:
@@ -227,16 +390,37 @@ class Clients:
             return self._regions[region]
 
     def _client(self, region: str, *, retries: bool) -> WorkSpacesClient:
-        config = botocore.config.Config(
+        client: WorkSpacesClient = self._service_client("workspaces", region, retries=retries)
+        return client
+
+    def _service_client(self, service: str, region: str, *, retries: bool) -> Any:
+        """A client of `service` in `region`; with `retries`, RetryPolicy retries its calls."""
+        try:
+            # endpoint_url=None lets boto3 honour AWS_ENDPOINT_URL(_*) and the profile's.
+            client = self.session.client(
+                service,  # type: ignore[call-overload]
+                region_name=region,
+                endpoint_url=self.settings.endpoint_url,
+                config=self._config(),
+            )
+        except ValueError as err:  # a malformed URL in a profile's `services` section
+            raise ConfigError(
+                f"boto3 refused the endpoint configured for {service} in {region}: {err}",
+                hint="check the endpoint_url settings of the AWS profile in use",
+            ) from err
+        if retries:
+            policy = RetryPolicy(region, self.read_timeout, self.stop, self.notify)
+            client.meta.events.register("needs-retry", policy)
+        return client
+
+    def _config(self) -> botocore.config.Config:
+        return botocore.config.Config(
             connect_timeout=CONNECT_TIMEOUT,
-            read_timeout=READ_TIMEOUT,
-            retries={"mode": "standard", "total_max_attempts": READ_ATTEMPTS if retries else 1},
+            read_timeout=self.read_timeout,
+            # One attempt as far as botocore goes: RetryPolicy decides every retry.
+            retries={"mode": "standard", "total_max_attempts": 1},
             max_pool_connections=max(10, self.settings.concurrency * 2),
             user_agent_extra="workspaces-image-reconciler",
-        )
-        # endpoint_url=None lets boto3 honour AWS_ENDPOINT_URL(_WORKSPACES) itself.
-        return self.session.client(
-            "workspaces", region_name=region, endpoint_url=self.settings.endpoint_url, config=config
         )
 
     def close(self) -> None:
@@ -270,6 +454,24 @@ def is_ambiguous(err: BaseException) -> bool:
         | botocore.exceptions.HTTPClientError
         | botocore.exceptions.ReadTimeoutError,
     )
+
+
+def connection_problem(err: BaseException, read_timeout: float) -> AwsError | None:
+    """One clear line for an endpoint that can't be reached or doesn't answer."""
+    failure = _connection_failure(err, read_timeout)
+    if failure is None or failure.backoff:
+        return None
+    if isinstance(err, botocore.exceptions.ReadTimeoutError):
+        hint = (
+            "the endpoint accepts connections but does not answer: check it (--endpoint-url, "
+            "AWS_ENDPOINT_URL); on a slow network raise RECONCILER_READ_TIMEOUT (seconds)"
+        )
+    elif isinstance(err, botocore.exceptions.SSLError):
+        hint = "check the endpoint's certificate, or point AWS_CA_BUNDLE at your CA bundle"
+    else:
+        hint = "is the endpoint up? check --endpoint-url / AWS_ENDPOINT_URL, the region and "
+        hint += "the network"
+    return AwsError(f"{failure.reason}; gave up after {failure.attempts} attempts", hint=hint)
 
 
 def credential_problem(err: BaseException) -> ConfigError | None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from reconciler.aws import Clients, credential_problem, error_code, in_parallel
+from reconciler.aws import Clients, connection_problem, credential_problem, error_code, in_parallel
+from reconciler.awsconfig import read_timeout, region_hint, region_problem
 from reconciler.errors import AwsError, ConfigError, ReconcilerError, SpecError, SpecProblem
 from reconciler.inventory import Inventory, Progress, RegionInventory, read_images, read_sources
 from reconciler.plan import Plan, make_plan
@@ -46,6 +47,7 @@ def build_plan(
     spec_set = load(options)
     specs = _targeted(spec_set.specs, options.targets)
     default_region = clients.default_region
+    _check_region_names(specs, clients, options.specs_dir)
     _check_regions(specs, default_region, options.specs_dir)
     # The default region is read even with no spec in it: an image whose last spec was
     # removed must still be found there.
@@ -138,6 +140,23 @@ def _check_regions(specs: Sequence[Spec], default_region: str | None, root: str)
         raise SpecError(duplicates)
 
 
+def _check_region_names(specs: Sequence[Spec], clients: Clients, root: str) -> None:
+    """Every region the run calls is one botocore knows (any well-formed name, with a custom
+    endpoint): a typo or the wrong case would otherwise be tried as an unknown host."""
+    custom = clients.custom_endpoint
+    default = clients.default_region
+    why = region_problem(default, custom_endpoint=custom) if default else None
+    if why is not None:
+        raise ConfigError(f"{clients.default_region_source}: {why}", hint=region_hint())
+    problems = [
+        SpecProblem(f"{root.rstrip('/')}/{s.file}", s.line, 1, "region", why)
+        for s in specs
+        if s.region and (why := region_problem(s.region, custom_endpoint=custom))
+    ]
+    if problems:
+        raise SpecError(problems)
+
+
 @contextmanager
 def aws_errors() -> Iterator[None]:
     """AWS failures that stop a whole run, as one clear line each."""
@@ -146,7 +165,7 @@ def aws_errors() -> Iterator[None]:
     except ReconcilerError:
         raise
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        problem = credential_problem(err)
+        problem = credential_problem(err) or connection_problem(err, read_timeout())
         if problem is not None:
             raise problem from err
         if isinstance(err, botocore.exceptions.NoRegionError):
