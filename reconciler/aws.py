@@ -21,8 +21,8 @@ that is not there is not waited on. Per call, at most:
 - connected but no reply within the read timeout (RECONCILER_READ_TIMEOUT, default 30 s):
   3 attempts, so 3 x the read timeout + 3 s (93 s by default).
 
-A run stops at the first call that fails so (each region's first call comes before any
-other), so these are also the bounds of a whole run against such an endpoint.
+A run's first calls (each region's listing, the tag discovery) run side by side and come
+before any other, so these are also the bounds of a whole run against such an endpoint.
 """
 
 from __future__ import annotations
