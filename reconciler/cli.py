@@ -317,7 +317,8 @@ class _Run:
         self.progress: ProgressLine = ProgressLine(
             sys.stderr, live=sys.stderr.isatty(), enabled=not out.quiet
         )
-        self.clients: Clients = Clients(settings)
+        # Notes from the AWS layer (retries, regions skipped) go to stderr as they happen.
+        self.clients: Clients = Clients(settings, notify=lambda line: self.progress.note(line))
 
     def plan(self, options: PlanOptions | None = None) -> tuple[Plan, Replan]:
         from reconciler.progress import ProgressLine

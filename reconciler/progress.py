@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from reconciler.render.escape import terminal_safe
+
 LOG_EVERY = 5.0  # seconds between lines when stderr is not a terminal
 REFRESH = 0.25  # seconds between live-line redraws on a terminal
 
@@ -58,6 +60,17 @@ class ProgressLine:
         rate = done / elapsed
         eta = f", ~{_duration((total - done) / rate)} left" if done < total else ""
         return f"{region}: {phase} {done}/{total}, {rate:.1f} calls/s{eta}"
+
+    def note(self, text: str) -> None:
+        """A line of its own (a retry, a region skipped): above the live line on a terminal,
+        which the next update draws again. Printed even with -q: it is a diagnostic."""
+        with self._lock:
+            if self._drawn:
+                self.stream.write("\r\x1b[2K")
+                self._drawn = False
+            # It may quote an AWS error message or a configured URL: never raw escapes.
+            self.stream.write(terminal_safe(text) + "\n")
+            self.stream.flush()
 
     def close(self) -> None:
         with self._lock:
