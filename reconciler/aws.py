@@ -23,6 +23,12 @@ that is not there is not waited on. Per call, at most:
 
 A run's first calls (each region's listing, the tag discovery) run side by side and come
 before any other, so these are also the bounds of a whole run against such an endpoint.
+
+WorkSpaces lists images and bundles without their tags. `TagReader` reads them in bulk
+through the Resource Groups Tagging API (`tag:GetResources`, up to 100 ARNs a call, on that
+API's own pace and bucket), and finds the regions that hold owned resources; where the role
+may not call it, `TaggingDenied` tells the caller to read tags one resource at a time
+(`RegionClient.tags`, DescribeTags) as before.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.awsconfig import configured_endpoints, read_timeout
 from reconciler.errors import AwsError, ConfigError, Interrupted
 
@@ -78,6 +85,28 @@ TRANSIENT_CODES = frozenset(
 THROTTLE_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
+# The Resource Groups Tagging API answers `ThrottledException` (its service model's error).
+TAGGING_THROTTLE_CODES = THROTTLE_CODES | {"ThrottledException"}
+TAGGING_BATCH = 100  # GetResources takes at most 100 ARNs in ResourceARNList
+# The tagging API's pace is its own, per account and region, and AWS publishes it apart from
+# WorkSpaces'. A run needs few of its calls (one per region to find owned resources, one per
+# 100 resources judged), so a conservative 2 calls/s with a burst of 4 costs nothing below
+# ~400 images in a region, and leaves the account's tagging budget to other tools (Tag
+# Editor, Config, Cloud Custodian) that lean on it much harder.
+TAGGING_RATE = 2.0
+IMAGE_RESOURCE = "workspaceimage"  # the resource types in WorkSpaces ARNs
+BUNDLE_RESOURCE = "workspacebundle"
+# What a region answers when it won't serve this account at all: an opt-in region that is
+# not enabled (the credentials are unknown there) or an organisation policy that denies it.
+REGION_REFUSALS = frozenset(
+    {
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "AuthFailure",
+        "OptInRequired",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +118,7 @@ class AwsSettings:
     endpoint_url: str | None = None
     api_rate: float = 2.0  # calls per second per region; 0 means no pacing
     concurrency: int = 16  # calls in flight at once per region
+    tagging_rate: float = TAGGING_RATE  # tag:GetResources calls per second per region; 0: none
 
 
 class TokenBucket:
@@ -321,12 +351,125 @@ class RegionClient:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+class TaggingDenied(Exception):
+    """tag:GetResources was refused (AccessDeniedException): read tags one at a time."""
+
+
+def resource_arn(partition: str, region: str, account: str, kind: str, resource_id: str) -> str:
+    """The ARN of a WorkSpaces image or bundle (`kind`: IMAGE_RESOURCE, BUNDLE_RESOURCE)."""
+    return f"arn:{partition}:workspaces:{region}:{account}:{kind}/{resource_id}"
+
+
+def arn_kind_and_id(arn: str) -> tuple[str, str]:
+    """('workspaceimage', 'wsi-...') of a WorkSpaces ARN; ('', '') for any other ARN."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[2] != "workspaces" or "/" not in parts[5]:
+        return "", ""
+    kind, _, resource_id = parts[5].partition("/")
+    return kind, resource_id
+
+
+class TagReader:
+    """The Resource Groups Tagging API in one region: the tags of up to 100 resources a call.
+
+    Only resources with at least one tag are in its answers, so a resource it leaves out has
+    no tags. It is eventually consistent: a tag written seconds ago may not show yet, which
+    is why apply confirms with DescribeTags before it changes anything.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        partition: str,
+        client: Any,  # a botocore ResourceGroupsTaggingAPI client
+        settings: AwsSettings,
+        stop: threading.Event,
+    ) -> None:
+        self.region = region
+        self.partition = partition
+        self.client = client
+        self.bucket = TokenBucket(settings.tagging_rate)
+        self.concurrency = settings.concurrency
+        self.stop = stop
+        events = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register(f"before-send.{events}", self._before_send)
+        client.meta.events.register(f"response-received.{events}", self._received)
+
+    def _before_send(self, **kwargs: Any) -> None:
+        self.bucket.acquire(self.stop)
+
+    def _received(self, **kwargs: Any) -> None:
+        parsed = kwargs.get("parsed_response") or {}
+        if parsed.get("Error", {}).get("Code", "") in TAGGING_THROTTLE_CODES:
+            self.bucket.throttled()
+        elif kwargs.get("exception") is None:
+            self.bucket.succeeded()
+
+    def arn(self, kind: str, account: str, resource_id: str) -> str:
+        return resource_arn(self.partition, self.region, account, kind, resource_id)
+
+    def tags(
+        self, arns: Sequence[str], done: Callable[[int], None] | None = None
+    ) -> dict[str, dict[str, str]]:
+        """The tags of each resource of `arns`, by ARN; absent means no tags. `done` hears
+        how many resources each answered call covered. Raises TaggingDenied."""
+        wanted = list(dict.fromkeys(arns))
+        batches = [wanted[i : i + TAGGING_BATCH] for i in range(0, len(wanted), TAGGING_BATCH)]
+
+        def read(batch: list[str]) -> dict[str, dict[str, str]]:
+            asked = set(batch)
+            found = {a: t for a, t in self._resources(ResourceARNList=batch) if a in asked}
+            if done:
+                done(len(batch))
+            return found
+
+        found: dict[str, dict[str, str]] = {}
+        workers = min(len(batches), self.concurrency)
+        if workers <= 1:
+            results = [read(b) for b in batches]
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix=f"tags-{self.region}") as pool:
+                results = list(pool.map(read, batches))
+        for result in results:
+            found.update(result)
+        return found
+
+    def owned(self) -> dict[str, dict[str, str]]:
+        """Every resource of this region that carries the ownership tag, with all its tags,
+        by ARN. Raises TaggingDenied, or botocore's error when the region refuses us."""
+        owned = [{"Key": OWNERSHIP_TAG_KEY, "Values": [OWNERSHIP_TAG_VALUE]}]
+        kinds = [f"workspaces:{kind}" for kind in (IMAGE_RESOURCE, BUNDLE_RESOURCE)]
+        return dict(
+            self._resources(
+                TagFilters=owned, ResourceTypeFilters=kinds, ResourcesPerPage=TAGGING_BATCH
+            )
+        )
+
+    def _resources(self, **kwargs: Any) -> Iterator[tuple[str, dict[str, str]]]:
+        """(ARN, tags) of every resource a GetResources query answers, page after page."""
+        while True:
+            try:
+                page = self.client.get_resources(**kwargs)
+            except botocore.exceptions.ClientError as err:
+                if error_code(err) == "AccessDeniedException":
+                    raise TaggingDenied(str(err)) from err
+                raise
+            for mapping in page.get("ResourceTagMappingList", []):
+                tags = {t["Key"]: t.get("Value", "") for t in mapping.get("Tags", [])}
+                yield mapping["ResourceARN"], tags
+            # The API may answer a short page before the end: only an empty token ends it.
+            token = page.get("PaginationToken")
+            if not token:
+                return
+            kwargs["PaginationToken"] = token
+
+
 def _ignore(note: str) -> None:
     pass
 
 
 class Clients:
-    """One RegionClient per region, made lazily from one boto3 session.
+    """One RegionClient and one TagReader per region, made lazily from one boto3 session.
 
     `notify` hears the run's notes for stderr (the CLI prints them; core modules don't).
     """
@@ -340,6 +483,9 @@ class Clients:
         self.settings = settings
         self.stop = stop or threading.Event()
         self.notify = notify
+        # Set once tag:GetResources is refused: every later tag read goes one at a time.
+        self.tagging_denied = False
+        self._taggers: dict[str, TagReader] = {}
         try:
             self.session = boto3.session.Session(profile_name=settings.profile)
         except botocore.exceptions.ProfileNotFound as err:
@@ -388,6 +534,47 @@ class Clients:
                     self.stop,
                 )
             return self._regions[region]
+
+    def tag_reader(self, region: str) -> TagReader | None:
+        """The region's bulk tag reader; None once tag:GetResources was refused this run."""
+        with self._lock:
+            if self.tagging_denied:
+                return None
+            if region not in self._taggers:
+                # --endpoint-url serves every API (a local endpoint such as moto's serves
+                # them all on one URL); None lets boto3 honour AWS_ENDPOINT_URL(_*) itself.
+                client = self._service_client("resourcegroupstaggingapi", region, retries=True)
+                self._taggers[region] = TagReader(
+                    region, self.partition(region), client, self.settings, self.stop
+                )
+            return self._taggers[region]
+
+    def tagging_refused(self) -> None:
+        """tag:GetResources was denied: read tags one at a time from now on, and say so once."""
+        with self._lock:
+            first, self.tagging_denied = not self.tagging_denied, True
+        if first:
+            self.notify(
+                "Note: the role may not call tag:GetResources, so tags are read one image at "
+                "a time (workspaces:DescribeTags) and only the regions the specs name are "
+                "read; add tag:GetResources to the role (see the README's IAM policy) for "
+                "faster runs that also find owned images in every region"
+            )
+
+    def partition(self, region: str) -> str:
+        """The region's partition (aws, aws-cn, aws-us-gov, ...), from botocore's data."""
+        try:
+            return str(self.session.get_partition_for_region(region))
+        except botocore.exceptions.UnknownRegionError:
+            return "aws"  # a region newer than this botocore: most likely the main partition
+
+    def workspaces_regions(self, home: str) -> list[str]:
+        """Every region of `home`'s partition where WorkSpaces is offered, from botocore's
+        endpoint data (opt-in regions included: they may refuse us)."""
+        regions = self.session.get_available_regions(
+            "workspaces", partition_name=self.partition(home)
+        )
+        return sorted(regions)
 
     def _client(self, region: str, *, retries: bool) -> WorkSpacesClient:
         client: WorkSpacesClient = self._service_client("workspaces", region, retries=retries)

@@ -1,25 +1,42 @@
 """The live state: images, their tags and the source WorkSpaces of creates, per region.
 
-Call budget per region (the service answers ~2 calls/s, so every call counts):
-- max(1, ceil(M/25)) DescribeWorkspaceImages, M being the images listed;
-- one DescribeTags per image that the plan must judge (the listing carries no tags);
-- ceil(C/25) DescribeWorkspaces, C being the distinct sources of images to create;
+The listing carries no tags; they come in bulk from the Resource Groups Tagging API. Call
+budget of a plan (WorkSpaces answers ~2 calls/s per region, so every call counts):
+
+- finding the regions that hold owned resources (`discover`, not for a `--target` run):
+  one GetResources with a tag filter on the ownership key per region where WorkSpaces is
+  offered, in parallel (one more page per 100 owned resources);
+- per region read (the regions the specs name, the default region, `regions:` of the root
+  defaults, and every region where owned resources were found):
+  - max(1, ceil(M/25)) DescribeWorkspaceImages, M being the images listed;
+  - ceil(J/100) GetResources with a list of ARNs, J being the images the plan must judge
+    (all M, or those a `--target` run names), read after the listing;
+  - ceil(C/25) DescribeWorkspaces, C being the distinct sources of images to create;
+- where tag:GetResources is denied: the one refused GetResources, then one DescribeTags per
+  image the plan must judge instead, in the regions the run names only;
 - nothing else.
+
+Tags are read after the listing, never reused from discovery's earlier answer: an image
+deleted since it was listed is then left out of the owned ones (the tagging API answers
+nothing for it, as for an untagged image), as DescribeTags' "not found" leaves it out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 
+# The pure planner imports this module's types: the readers below import reconciler.aws
+# (boto3) where they run, never at import time.
 if TYPE_CHECKING:
     from types_boto3_workspaces.type_defs import WorkspaceImageTypeDef
 
-    from reconciler.aws import RegionClient
+    from reconciler.aws import Clients, RegionClient, TagReader
 
 
 @dataclass(frozen=True)
@@ -59,33 +76,159 @@ class Inventory:
 
 
 Progress = Callable[[str, str, int, int], None]  # region, phase, done, total
+Tags = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Where the account holds owned resources, from one tag-filtered GetResources per
+    region where WorkSpaces is offered."""
+
+    owned: Mapping[str, Mapping[str, Tags]] = field(default_factory=dict)  # region: ARN: tags
+    refused: Mapping[str, str] = field(default_factory=dict)  # region: why it did not answer
+    denied: bool = False  # the role may not call tag:GetResources: nothing was looked for
+
+    @property
+    def regions(self) -> set[str]:
+        """The regions that hold at least one owned resource."""
+        return {region for region, found in self.owned.items() if found}
+
+
+def discover(clients: Clients, home: str, probed: threading.Event | None = None) -> Discovery:
+    """The owned resources of every WorkSpaces region of `home`'s partition, with their tags.
+
+    `home` (a region the run reads anyway) is asked first: if it refuses tag:GetResources,
+    the role lacks it, and no other region is asked. `probed` is set once that is known.
+    Another region that refuses (an opt-in region not enabled, an organisation policy) is
+    left out, with the reason.
+    """
+    from reconciler.aws import TaggingDenied, in_parallel
+
+    try:
+        reader = clients.tag_reader(home)
+        if reader is None:
+            return Discovery(denied=True)
+        at_home = reader.owned()
+    except TaggingDenied:
+        clients.tagging_refused()
+        return Discovery(denied=True)
+    finally:
+        if probed is not None:
+            probed.set()
+    others = [r for r in clients.workspaces_regions(home) if r != home]
+    answers = in_parallel(lambda region: _owned_or_refusal(clients, region), others)
+    owned: dict[str, Mapping[str, Tags]] = {home: at_home}
+    refused: dict[str, str] = {}
+    for region, answer in answers.items():
+        if isinstance(answer, str):
+            refused[region] = answer
+        else:
+            owned[region] = answer
+    return Discovery(owned, refused)
+
+
+def _owned_or_refusal(clients: Clients, region: str) -> Mapping[str, Tags] | str:
+    import botocore.exceptions
+
+    from reconciler.aws import REGION_REFUSALS, TaggingDenied, error_code
+
+    reader = clients.tag_reader(region)
+    if reader is None:  # refused in another region meanwhile
+        return "tag:GetResources is denied"
+    try:
+        return reader.owned()
+    except TaggingDenied:
+        return "AccessDeniedException"
+    except botocore.exceptions.ClientError as err:
+        code = error_code(err)
+        if code in REGION_REFUSALS:
+            return str(code)
+        raise
+
+
+class _Counter:
+    """Tags read so far in a region, for the progress line (bumped from several threads)."""
+
+    def __init__(self, region: str, total: int, progress: Progress | None) -> None:
+        self.region, self.total, self.progress = region, total, progress
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.done += count
+            done = self.done
+        if self.progress and count:
+            self.progress(self.region, "tags", done, self.total)
 
 
 def read_images(
-    client: RegionClient, wanted: Collection[str] | None, progress: Progress | None = None
+    client: RegionClient,
+    wanted: Collection[str] | None,
+    progress: Progress | None = None,
+    *,
+    listed: Sequence[WorkspaceImageTypeDef] | None = None,
+    tagger: TagReader | None = None,
+    denied: Callable[[], None] | None = None,
 ) -> RegionInventory:
-    """List the region's owned images and read the tags of those the plan must judge.
+    """List the region's owned images (unless `listed` already) and read the tags of those
+    the plan must judge.
 
     `wanted` None means every image (a full run needs all tags to find unmanaged ones);
-    a set of names limits tag reads to those (a `--target` run).
+    a set of names limits tag reads to those (a `--target` run). Tags come in bulk from
+    `tagger`; without one, or once it is refused (`denied` hears of it), one DescribeTags
+    per image.
     """
-    listed = list(client.images())
+    listed = list(client.images()) if listed is None else list(listed)
     judged = [i for i in listed if wanted is None or i.get("Name") in wanted]
-    done = [0]
+    counter = _Counter(client.region, len(judged), progress)
+    tags: dict[str, Tags | None] = {}
+    if tagger is not None:
+        tags.update(_tags_in_bulk(judged, tagger, counter, denied))
+    one_by_one = [i for i in judged if i["ImageId"] not in tags]
 
-    def with_tags(image: WorkspaceImageTypeDef) -> LiveImage | None:
-        tags = client.tags(image["ImageId"])
-        # None: deleted between the listing and its tag read (a paced plan takes minutes),
-        # so the plan must not count it.
-        live = _live_image(image, tags) if tags is not None else None
-        done[0] += 1
-        if progress:
-            progress(client.region, "tags", done[0], len(judged))
-        return live
+    def described(image: WorkspaceImageTypeDef) -> Tags | None:
+        found = client.tags(image["ImageId"])
+        counter.add(1)
+        return found
 
-    images = [i for i in client.map(with_tags, judged) if i is not None]
+    tags.update(
+        zip([i["ImageId"] for i in one_by_one], client.map(described, one_by_one), strict=True)
+    )
+    # None: deleted between the listing and its tag read (a paced plan takes minutes), so
+    # the plan must not count it. Only DescribeTags can tell: the tagging API leaves out a
+    # deleted image as it leaves out an untagged one.
+    images = [_live_image(i, t) for i in judged if (t := tags[i["ImageId"]]) is not None]
     gone = len(judged) - len(images)
     return RegionInventory(client.region, {i.name: i for i in images}, len(listed) - gone)
+
+
+def _tags_in_bulk(
+    images: Sequence[WorkspaceImageTypeDef],
+    tagger: TagReader,
+    counter: _Counter,
+    denied: Callable[[], None] | None,
+) -> dict[str, Tags]:
+    """The tags of `images` by image id, from GetResources. An image left out (the listing
+    gave no owner account to build its ARN from, or the API was refused) is read one at a
+    time by the caller."""
+    from reconciler.aws import IMAGE_RESOURCE, TaggingDenied
+
+    arns = {
+        i["ImageId"]: tagger.arn(IMAGE_RESOURCE, i["OwnerAccountId"], i["ImageId"])
+        for i in images
+        if i.get("OwnerAccountId")
+    }
+    if not arns:
+        return {}
+    try:
+        found = tagger.tags(list(arns.values()), counter.add)
+    except TaggingDenied:
+        if denied:
+            denied()
+        return {}
+    # Only tagged resources are answered: one left out has no tags (or is gone).
+    return {i: found.get(arn, {}) for i, arn in arns.items()}
 
 
 def read_sources(
@@ -105,7 +248,7 @@ def read_sources(
     return sources
 
 
-def _live_image(image: WorkspaceImageTypeDef, tags: dict[str, str]) -> LiveImage:
+def _live_image(image: WorkspaceImageTypeDef, tags: Tags) -> LiveImage:
     created = image.get("Created")
     return LiveImage(
         image_id=image["ImageId"],

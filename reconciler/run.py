@@ -7,7 +7,9 @@ that stop a whole run (credentials, access to the listing) become one clear erro
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,8 +20,16 @@ import botocore.exceptions
 from reconciler.aws import Clients, connection_problem, credential_problem, error_code, in_parallel
 from reconciler.awsconfig import read_timeout, region_hint, region_problem
 from reconciler.errors import AwsError, ConfigError, ReconcilerError, SpecError, SpecProblem
-from reconciler.inventory import Inventory, Progress, RegionInventory, read_images, read_sources
-from reconciler.plan import Plan, make_plan
+from reconciler.inventory import (
+    Discovery,
+    Inventory,
+    Progress,
+    RegionInventory,
+    discover,
+    read_images,
+    read_sources,
+)
+from reconciler.plan import Plan, Replan, make_plan, replanner
 from reconciler.specs import Spec, SpecSet, duplicate_problems, load_specs
 
 
@@ -29,8 +39,10 @@ class PlanOptions:
     targets: tuple[str, ...] = ()
     allow_empty: bool = False
     image_quota: int = 40
-    # Also read the sources of images in ERROR (apply --replace-failed recaptures them);
-    # off for plan and drift, whose call budget counts only the sources of creates.
+    # The deletions the plan shows (plan/apply --prune, --replace-failed). --replace-failed
+    # also reads the sources of owned images in ERROR (they are recaptured); without it the
+    # call budget counts only the sources of creates.
+    prune: bool = False
     recapture_failed: bool = False
 
 
@@ -42,8 +54,11 @@ def load(options: PlanOptions) -> SpecSet:
 
 def build_plan(
     options: PlanOptions, clients: Clients, progress: Progress | None = None
-) -> tuple[Plan, Inventory]:
-    """Read the specs and the live state, and plan. Raises before any change is made."""
+) -> tuple[Plan, Replan]:
+    """Read the specs and the live state, and plan. Raises before any change is made.
+
+    Also returns how to plan one item again from tags read just before a change (apply
+    confirms every change to an existing image that way)."""
     spec_set = load(options)
     specs = _targeted(spec_set.specs, options.targets)
     default_region = clients.default_region
@@ -71,8 +86,10 @@ def build_plan(
         image_quota=options.image_quota,
         now=datetime.now(timezone.utc),
         targets=options.targets,
+        prune=options.prune,
+        replace_failed=options.recapture_failed,
     )
-    return plan, inventory
+    return plan, replanner(specs, default_region, now=datetime.now(timezone.utc))
 
 
 def read_inventory(
@@ -85,24 +102,73 @@ def read_inventory(
     *,
     recapture_failed: bool = False,
 ) -> Inventory:
-    def region_inventory(region: str) -> RegionInventory:
-        client = clients.region(region)
-        mine = [s for s in specs if (s.region or default_region) == region]
-        wanted = {s.name for s in mine} if targeted else None
-        inv = read_images(client, wanted, progress)
-        # Only the sources of creates (and, for --replace-failed, of recaptures) are
-        # described: that is the preflight.
-        sources = {
-            s.source_workspace_id
-            for s in mine
-            if s.name not in inv.images
-            or (recapture_failed and inv.images[s.name].state == "ERROR")
-        }
-        return RegionInventory(
-            inv.region, inv.images, inv.image_count, read_sources(client, sources)
-        )
+    """The live state of `regions` and, unless `targeted`, of every other region where the
+    account holds owned resources (an image left behind when its spec moved, for one)."""
+    # A --target run judges only its targets: it has no unmanaged list to look for.
+    home = default_region or (regions[0] if regions else None)
+    probed = threading.Event()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="discover") as aside:
+        # Discovery runs while the named regions are listed; their tag reads wait only for
+        # its first answer, which says whether the role may call the tagging API at all.
+        finding = aside.submit(discover, clients, home, probed) if home and not targeted else None
 
-    return Inventory(in_parallel(region_inventory, list(regions)))
+        def found() -> Discovery:
+            return finding.result() if finding else Discovery()
+
+        def region_inventory(region: str) -> RegionInventory:
+            client = clients.region(region)
+            listed = list(client.images())
+            if finding is not None:
+                probed.wait()
+            mine = [s for s in specs if (s.region or default_region) == region]
+            wanted = {s.name for s in mine} if targeted else None
+            inv = read_images(
+                client,
+                wanted,
+                progress,
+                listed=listed,
+                tagger=clients.tag_reader(region),
+                denied=clients.tagging_refused,
+            )
+            # Only the sources of creates (and, for --replace-failed, of recaptures) are
+            # described: that is the preflight.
+            sources = {
+                s.source_workspace_id
+                for s in mine
+                if s.name not in inv.images
+                or (recapture_failed and inv.images[s.name].state == "ERROR")
+            }
+            return RegionInventory(
+                inv.region, inv.images, inv.image_count, read_sources(client, sources)
+            )
+
+        read = in_parallel(region_inventory, list(regions))
+        read |= in_parallel(region_inventory, sorted(found().regions - set(regions)))
+    if home and not targeted:
+        _say_what_was_not_checked(clients, found(), sorted(read), home)
+    return Inventory(dict(sorted(read.items())))
+
+
+def _say_what_was_not_checked(
+    clients: Clients, found: Discovery, read: Sequence[str], home: str
+) -> None:
+    """Regions that may hold owned images this plan could not see, on stderr."""
+    skipped = sorted((r, why) for r, why in found.refused.items() if r not in read)
+    if skipped:
+        listed = ", ".join(f"{r} ({why})" for r, why in skipped)
+        clients.notify(
+            f"Note: skipped regions that refused tag:GetResources: {listed}; an opt-in "
+            "region not enabled for the account, or an organisation policy, refuses it. "
+            "Owned images there, if any, are not in this plan"
+        )
+    if clients.tagging_denied:
+        unchecked = [r for r in clients.workspaces_regions(home) if r not in read]
+        if unchecked:
+            clients.notify(
+                f"Note: not checked for owned images (tag:GetResources is denied): "
+                f"{', '.join(unchecked)}; list the regions to check under `regions:` in "
+                "the specs folder's root defaults document"
+            )
 
 
 def _targeted(specs: Sequence[Spec], targets: Sequence[str]) -> list[Spec]:

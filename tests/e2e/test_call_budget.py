@@ -1,9 +1,16 @@
 """The plan's call budget, counted at the server.
 
 WorkSpaces answers about 2 calls per second per region, so every call counts. A plan makes,
-per region: exactly max(1, ceil(M/25)) DescribeWorkspaceImages (M: the images listed),
-one DescribeTags per listed image, ceil(C/25) DescribeWorkspaces (C: the distinct source
-WorkSpaces of creates), and nothing else.
+per region it reads: exactly max(1, ceil(M/25)) DescribeWorkspaceImages (M: the images
+listed), ceil(C/25) DescribeWorkspaces (C: the distinct source WorkSpaces of creates), no
+DescribeTags, and its tags through the Resource Groups Tagging API: one GetResources with a
+tag filter on the ownership key in every region where WorkSpaces is offered (it finds the
+regions that hold owned images; a page per 100 owned), plus, after the listing, one
+GetResources per 100 images judged, with their ARNs. Nothing else.
+
+With tag:GetResources denied, a plan makes exactly the budget of format 1 (one DescribeTags
+per image listed) in the regions the specs name, after the one refused GetResources that
+told it so.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+import boto3
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
@@ -21,6 +29,8 @@ from tests.fidelity import LocalEndpoint
 
 OTHER_REGION = "us-east-1"
 OWN = {OWNERSHIP_TAG_KEY: "true"}
+# botocore's endpoint data: where WorkSpaces is offered in the default region's partition.
+WORKSPACES_REGIONS = sorted(boto3.session.Session().get_available_regions("workspaces"))
 
 
 @dataclass(frozen=True)
@@ -28,11 +38,16 @@ class Region:
     """What one region holds and declares."""
 
     name: str
-    images: int  # M: owned images listed
-    declared: int  # how many of them have a spec (the rest are unmanaged)
+    images: int  # M: images listed
+    declared: int  # how many of them have a spec (the rest are unmanaged, or not ours)
     creates: int  # specs with no image
     sources: int  # C: distinct source WorkSpaces among the creates (<= creates)
     missing_sources: int = 0  # of those, how many do not exist (their creates are blocked)
+    unowned: int = 0  # of the images, the last ones lack the ownership tag (not declared)
+
+    @property
+    def owned(self) -> int:
+        return self.images - self.unowned
 
 
 def seed(endpoint: LocalEndpoint, specs_dir: SpecsDir, region: Region) -> None:
@@ -40,7 +55,9 @@ def seed(endpoint: LocalEndpoint, specs_dir: SpecsDir, region: Region) -> None:
     docs = []
     for n in range(region.images):
         name = f"{prefix}-image-{n:03d}"
-        endpoint.fidelity.add_image(region.name, name, f"Image {name}", tags={**OWN, "k": "v"})
+        ours = n < region.owned
+        tags = {**OWN, "k": "v"} if ours else {"k": "v"}
+        endpoint.fidelity.add_image(region.name, name, f"Image {name}", tags=tags)
         if n < region.declared:
             docs.append(specs_dir.image(name, "ws-0000000000", region=region.name, tags={"k": "v"}))
     sources = [f"ws-{region.name[:2]}{n:08d}" for n in range(region.sources)]
@@ -54,45 +71,103 @@ def seed(endpoint: LocalEndpoint, specs_dir: SpecsDir, region: Region) -> None:
         specs_dir.write(f"{region.name}.yaml", *docs)
 
 
-def budget(region: Region) -> dict[str, int]:
+def budget(region: Region, *, denied: bool = False, home: bool = True) -> dict[str, int]:
+    """Calls in a region a plan reads; `home`: the region asked first (the default one)."""
     expected = {
         "DescribeWorkspaceImages": max(1, math.ceil(region.images / 25)),
-        "DescribeTags": region.images,
         "DescribeWorkspaces": math.ceil(region.sources / 25),
     }
+    if denied:
+        expected["DescribeTags"] = region.images
+        expected["GetResources"] = 1 if home else 0  # the refusal, then never again
+    else:
+        discovery = max(1, math.ceil(region.owned / 100))  # a page per 100 owned
+        expected["GetResources"] = discovery + math.ceil(region.images / 100)
     return {operation: count for operation, count in expected.items() if count}
 
 
+def assert_discovery_only_elsewhere(endpoint: LocalEndpoint, *read: str) -> None:
+    """Every other WorkSpaces region got exactly one GetResources, and nothing else."""
+    for region in WORKSPACES_REGIONS:
+        if region not in read:
+            assert endpoint.calls.by_operation(region) == {"GetResources": 1}, region
+    assert {c.region for c in endpoint.calls.all()} == set(WORKSPACES_REGIONS) | set(read)
+
+
+def assert_within_the_issues_bound(endpoint: LocalEndpoint, region: Region) -> None:
+    """Issue 11's bound: at most ceil(M/100) + 1 GetResources for the region's tags plus its
+    one discovery call, more only past 100 owned images."""
+    calls = endpoint.calls.by_operation(region.name)
+    extra_pages = max(0, math.ceil(region.owned / 100) - 1)
+    assert calls["GetResources"] <= math.ceil(region.images / 100) + 1 + 1 + extra_pages
+    assert "DescribeTags" not in calls
+
+
 CASES = [
-    Region(REGION, images=0, declared=0, creates=0, sources=0),
-    Region(REGION, images=0, declared=0, creates=3, sources=2),
-    Region(REGION, images=1, declared=1, creates=1, sources=1),
-    Region(REGION, images=25, declared=10, creates=30, sources=30, missing_sources=4),
-    Region(REGION, images=26, declared=26, creates=0, sources=0),
-    Region(REGION, images=60, declared=35, creates=26, sources=25),
+    pytest.param(Region(REGION, images=0, declared=0, creates=0, sources=0), id="M0"),
+    pytest.param(Region(REGION, images=0, declared=0, creates=3, sources=2), id="M0-C2"),
+    pytest.param(Region(REGION, images=1, declared=1, creates=1, sources=1), id="M1-C1"),
+    pytest.param(
+        Region(REGION, images=25, declared=10, creates=30, sources=30, missing_sources=4),
+        id="M25-C30",
+    ),
+    pytest.param(Region(REGION, images=26, declared=26, creates=0, sources=0), id="M26"),
+    pytest.param(
+        Region(REGION, images=60, declared=35, creates=26, sources=25, unowned=10),
+        id="M60-C25-unowned10",
+        marks=pytest.mark.fidelity(image_quota=200),
+    ),
+    pytest.param(
+        Region(REGION, images=150, declared=120, creates=0, sources=0),
+        id="M150",
+        marks=pytest.mark.fidelity(image_quota=200),
+    ),
 ]
 
 
-@pytest.mark.parametrize(
-    "region", CASES, ids=[f"M{r.images}-C{r.sources}-creates{r.creates}" for r in CASES]
-)
-def test_a_plan_makes_exactly_the_budgeted_calls(
-    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, region: Region
-) -> None:
-    seed(endpoint, specs_dir, region)
+def plan_json(
+    specs_dir: SpecsDir, run_reconciler: RunReconciler, endpoint: LocalEndpoint, region: Region
+) -> dict[str, object]:
     plan = run_reconciler(
         "plan", specs_dir, "--allow-empty", "--image-quota", "1000", "--format", "json",
         endpoint=endpoint, check_exit=1 if region.missing_sources else 0,
     )  # fmt: skip
+    document: dict[str, object] = plan.json()
+    return document
+
+
+@pytest.mark.parametrize("region", CASES)
+def test_a_plan_makes_exactly_the_budgeted_calls(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, region: Region
+) -> None:
+    seed(endpoint, specs_dir, region)
+    document = plan_json(specs_dir, run_reconciler, endpoint, region)
     assert endpoint.calls.by_operation(REGION) == budget(region)
-    assert {c.region for c in endpoint.calls.all()} == {REGION}
+    assert_within_the_issues_bound(endpoint, region)
+    assert_discovery_only_elsewhere(endpoint, REGION)
     assert endpoint.calls.throttled() == 0
-    document = plan.json()
-    assert len(document["items"]) == region.declared + region.creates
-    assert document["summary"]["unmanaged"] == region.images - region.declared
-    assert document["summary"]["blocked"] == sum(
+    items, summary = document["items"], document["summary"]
+    assert isinstance(items, list)
+    assert isinstance(summary, dict)
+    assert len(items) == region.declared + region.creates
+    assert summary["unmanaged"] == region.owned - region.declared
+    assert summary["blocked"] == sum(
         1 for n in range(region.creates) if n % max(region.sources, 1) < region.missing_sources
     )
+
+
+@pytest.mark.parametrize("region", CASES)
+def test_with_the_tagging_api_denied_a_plan_makes_the_budget_of_format_1(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, region: Region
+) -> None:
+    seed(endpoint, specs_dir, region)
+    endpoint.fidelity.deny_tagging()
+    document = plan_json(specs_dir, run_reconciler, endpoint, region)
+    assert endpoint.calls.by_operation(REGION) == budget(region, denied=True)
+    assert {c.region for c in endpoint.calls.all()} == {REGION}
+    summary = document["summary"]
+    assert isinstance(summary, dict)
+    assert summary["unmanaged"] == region.owned - region.declared
 
 
 def test_the_budget_holds_in_each_of_two_regions_and_for_drift_and_apply_reads(
@@ -105,13 +180,14 @@ def test_the_budget_holds_in_each_of_two_regions_and_for_drift_and_apply_reads(
 
     run_reconciler("plan", specs_dir, endpoint=endpoint, check_exit=0)
     assert endpoint.calls.by_operation(REGION) == budget(eu)
-    assert endpoint.calls.by_operation(OTHER_REGION) == budget(us)
-    assert {c.region for c in endpoint.calls.all()} == {REGION, OTHER_REGION}
+    assert endpoint.calls.by_operation(OTHER_REGION) == budget(us, home=False)
+    assert_discovery_only_elsewhere(endpoint, REGION, OTHER_REGION)
 
     endpoint.calls.clear()
     run_reconciler("drift", specs_dir, endpoint=endpoint, check_exit=2)  # 6 unmanaged
     assert endpoint.calls.by_operation(REGION) == budget(eu)
-    assert endpoint.calls.by_operation(OTHER_REGION) == budget(us)
+    assert endpoint.calls.by_operation(OTHER_REGION) == budget(us, home=False)
+    assert_discovery_only_elsewhere(endpoint, REGION, OTHER_REGION)
 
     # apply reads exactly what plan reads, then makes one change per create.
     endpoint.calls.clear()
@@ -119,7 +195,21 @@ def test_the_budget_holds_in_each_of_two_regions_and_for_drift_and_apply_reads(
     for region in (eu, us):
         calls = Counter(endpoint.calls.by_operation(region.name))
         assert calls.pop("CreateWorkspaceImage") == region.creates
-        assert dict(calls) == budget(region)
+        assert dict(calls) == budget(region, home=region is eu)
+
+
+def test_with_the_tagging_api_denied_two_regions_keep_the_budget_of_format_1(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    eu = Region(REGION, images=26, declared=20, creates=2, sources=2)
+    us = Region(OTHER_REGION, images=3, declared=3, creates=27, sources=27)
+    seed(endpoint, specs_dir, eu)
+    seed(endpoint, specs_dir, us)
+    endpoint.fidelity.deny_tagging()
+    run_reconciler("drift", specs_dir, endpoint=endpoint, check_exit=2)
+    assert endpoint.calls.by_operation(REGION) == budget(eu, denied=True)
+    assert endpoint.calls.by_operation(OTHER_REGION) == budget(us, denied=True, home=False)
+    assert {c.region for c in endpoint.calls.all()} == {REGION, OTHER_REGION}
 
 
 def test_target_reads_only_the_tags_of_its_image_and_the_source_of_its_create(
@@ -135,12 +225,13 @@ def test_target_reads_only_the_tags_of_its_image_and_the_source_of_its_create(
         endpoint=endpoint, check_exit=0,
     )  # fmt: skip
     assert [i["name"] for i in plan.json()["items"]] == ["eu-image-007"]
-    # The listing is paged as usual (the name is only known from it); one tag read.
+    # The listing is paged as usual (the name is only known from it); one tag read, by ARN.
+    # A --target run has no unmanaged list, so it looks for owned images nowhere else.
     assert endpoint.calls.by_operation(REGION) == {
         "DescribeWorkspaceImages": 2,
-        "DescribeTags": 1,
+        "GetResources": 1,
     }
-    assert endpoint.calls.by_operation(OTHER_REGION) == {}
+    assert {c.region for c in endpoint.calls.all()} == {REGION}
 
     endpoint.calls.clear()
     plan = run_reconciler(
@@ -158,13 +249,16 @@ def test_target_reads_only_the_tags_of_its_image_and_the_source_of_its_create(
 def test_a_paced_plan_keeps_to_the_service_rate_without_a_throttle_and_on_budget(
     endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
 ) -> None:
+    # Tags one by one (the tagging API denied) give the WorkSpaces pace the most calls.
     region = Region(REGION, images=26, declared=26, creates=2, sources=1)
     seed(endpoint, specs_dir, region)
+    endpoint.fidelity.deny_tagging()
     endpoint.middleware.set_pace((12.0, 5))  # the service: 12 calls/s per region, bursts of 5
     started = time.monotonic()
     run_reconciler("plan", specs_dir, "--api-rate", "10", endpoint=endpoint, check_exit=0)
     elapsed = time.monotonic() - started
     assert endpoint.calls.throttled() == 0
-    assert endpoint.calls.by_operation(REGION) == budget(region)
-    # 29 calls at 10/s after a burst of 5: at least 2.4 s; the pace was kept, not skipped.
-    assert elapsed >= (sum(budget(region).values()) - 5) / 10
+    assert endpoint.calls.by_operation(REGION) == budget(region, denied=True)
+    paced = sum(budget(region, denied=True).values()) - 1  # the tagging call has its own pace
+    # 29 WorkSpaces calls at 10/s after a burst of 5: at least 2.4 s; the pace was kept.
+    assert elapsed >= (paced - 5) / 10
