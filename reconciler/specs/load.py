@@ -6,14 +6,14 @@ whole list, sorted by file and line, as a compiler would.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import SpecError, SpecProblem
+from reconciler.specs.discover import ancestors, join_shown, spec_files
+from reconciler.specs.ignored import IgnoreRule, TagDeclaration, ignored_tag_problems, rules_of
 from reconciler.specs.models import (
     MAX_DECLARED_TAGS,
     DefaultsBody,
@@ -24,22 +24,25 @@ from reconciler.specs.models import (
 from reconciler.specs.validate import validate_document
 from reconciler.specs.yamlload import Document, Position, load_documents
 
-SUFFIXES = (".yaml", ".yml")
-
 
 @dataclass(frozen=True)
 class SpecSet:
-    """The desired state: every spec, in file order, and a digest of the files read."""
+    """The desired state: every spec, in file order, and a digest of the files read.
+
+    `warnings` are problems that don't stop a run (they have the shape of errors, so that
+    they print the same way): validate, which knows no default region, shows them."""
 
     specs: tuple[Spec, ...]
     digest: str
+    warnings: tuple[SpecProblem, ...] = ()
 
 
 @dataclass(frozen=True)
 class _Defaults:
     body: DefaultsBody
-    file: str
+    file: str  # as shown
     line: int
+    source: Document
 
 
 @dataclass(frozen=True)
@@ -73,42 +76,33 @@ def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None 
     specs = [_resolve(d, collected.defaults) for d in collected.declared]
     problems = collected.problems
     problems += _tag_count_problems(specs, collected.declared, shown)
+    problems += _ignored_tag_problems(collected, shown)
     problems += duplicate_problems(specs, default_region=None, shown_root=shown)
     if not specs and not problems and not allow_empty:
         message = "holds no image spec; add one, or pass --allow-empty to retire every image"
         problems.append(SpecProblem(shown, 0, 0, "<folder>", message))
     if problems:
         raise SpecError(problems)
-    return SpecSet(tuple(specs), "sha256:" + digest.hexdigest())
+    warnings = tuple(sorted(region_collision_warnings(specs, shown_root=shown)))
+    return SpecSet(tuple(specs), "sha256:" + digest.hexdigest(), warnings)
 
 
 def _read_files(root: Path, shown: str, problems: list[SpecProblem]) -> Iterator[tuple[str, bytes]]:
-    """(relative path, bytes) of every spec file, in a stable order; symlinks stay inside.
-
-    Plain string paths: at 10,000 files, pathlib's per-call overhead is a tenth of the run.
-    """
-    real_root = root.resolve()
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        prefix = os.path.relpath(folder, root).replace(os.sep, "/")
-        prefix = "" if prefix == "." else prefix + "/"
-        linked_dirs = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
-        for name in sorted(f for f in files if f.endswith(SUFFIXES)) + linked_dirs:
-            path, relative = os.path.join(folder, name), prefix + name
-            if os.path.islink(path) and not Path(path).resolve().is_relative_to(real_root):
-                message = "is a symlink to outside the specs folder; copy the file in instead"
-                problems.append(SpecProblem(_join(shown, relative), 1, 1, "<file>", message))
-            elif name not in linked_dirs:  # a linked folder inside is read by its real path
-                try:
-                    with open(path, "rb") as spec_file:
-                        yield relative, spec_file.read()
-                except OSError as err:
-                    message = f"cannot be read ({err.strerror}); fix or remove it"
-                    problems.append(SpecProblem(_join(shown, relative), 1, 1, "<file>", message))
+    """(relative path, bytes) of every spec file, in a stable order."""
+    for found in spec_files(str(root), shown, problems):
+        try:
+            with open(found.path, "rb") as spec_file:
+                yield found.relative, spec_file.read()
+        except OSError as err:
+            message = (
+                f"cannot be read ({err.strerror}); the specs are read whole or not at all: "
+                "fix its permissions or remove it"
+            )
+            problems.append(SpecProblem(join_shown(shown, found.relative), 1, 1, "<file>", message))
 
 
 def _collect_file(relative: str, data: bytes, shown: str, out: _Collected) -> None:
-    shown_file = _join(shown, relative)
+    shown_file = join_shown(shown, relative)
     documents, load_problems = load_documents(data)
     for lp in load_problems:
         out.problems.append(_problem(shown_file, lp.position, lp.field, lp.message))
@@ -126,7 +120,7 @@ def _collect_file(relative: str, data: bytes, shown: str, out: _Collected) -> No
             out.declared.append(_Declared(model, document, folder, relative))
         elif isinstance(model, DefaultsDocument):
             line = document.position.line
-            _add_defaults(out, folder, _Defaults(model.defaults, shown_file, line))
+            _add_defaults(out, folder, _Defaults(model.defaults, shown_file, line, document))
 
 
 def _add_defaults(out: _Collected, folder: str, defaults: _Defaults) -> None:
@@ -143,7 +137,7 @@ def _add_defaults(out: _Collected, folder: str, defaults: _Defaults) -> None:
 
 def _resolve(declared: _Declared, defaults: dict[str, _Defaults]) -> Spec:
     """The spec with its folders' defaults applied: the nearest folder wins."""
-    chain = [defaults[f].body for f in _ancestors(declared.folder) if f in defaults]
+    chain = [defaults[f].body for f in ancestors(declared.folder) if f in defaults]
     region = declared.doc.region
     tags: dict[str, str] = {}
     ignore_keys: set[str] = set()
@@ -169,13 +163,6 @@ def _resolve(declared: _Declared, defaults: dict[str, _Defaults]) -> Spec:
     )
 
 
-@functools.lru_cache(maxsize=1024)
-def _ancestors(folder: str) -> list[str]:
-    """'' then 'a' then 'a/b' for folder 'a/b'."""
-    parts = folder.split("/") if folder else []
-    return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
 def _tag_count_problems(
     specs: list[Spec], declared: list[_Declared], shown: str
 ) -> Iterator[SpecProblem]:
@@ -186,7 +173,7 @@ def _tag_count_problems(
                 f"has {len(spec.tags)} tags with the folder defaults merged; at most "
                 f"{MAX_DECLARED_TAGS} (the ownership tag is the 50th)"
             )
-            yield _problem(_join(shown, spec.file), where, "tags", message)
+            yield _problem(join_shown(shown, spec.file), where, "tags", message)
 
 
 def duplicate_problems(
@@ -204,15 +191,51 @@ def duplicate_problems(
         region = key[0] or "the default region"
         message = (
             f"image '{spec.name}' is declared twice for {region} (also at "
-            f"{_join(shown_root, other.file)}:{other.line}); keep one or rename"
+            f"{join_shown(shown_root, other.file)}:{other.line}); keep one or rename"
         )
-        problems.append(SpecProblem(_join(shown_root, spec.file), spec.line, 1, "name", message))
+        problems.append(
+            SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "name", message)
+        )
     return problems
+
+
+def _ignored_tag_problems(collected: _Collected, shown: str) -> Iterator[SpecProblem]:
+    rules: dict[str, tuple[IgnoreRule, ...]] = {
+        folder: rules_of(d.body, d.source, d.file) for folder, d in collected.defaults.items()
+    }
+    specs = (
+        TagDeclaration(d.folder, join_shown(shown, d.file), d.source, ("tags",), d.doc.tags)
+        for d in collected.declared
+        if d.doc.tags
+    )
+    defaults = (
+        TagDeclaration(folder, d.file, d.source, ("defaults", "tags"), d.body.tags)
+        for folder, d in collected.defaults.items()
+        if d.body.tags
+    )
+    return ignored_tag_problems(specs, defaults, rules)
+
+
+def region_collision_warnings(specs: Iterable[Spec], *, shown_root: str) -> Iterator[SpecProblem]:
+    """A name declared with a region in one place and without one in another: valid, but
+    the two are one image when the default region is that region, and plan then fails."""
+    with_region: dict[str, dict[str, Spec]] = {}
+    without: list[Spec] = []
+    for spec in specs:
+        if spec.region is None:
+            without.append(spec)
+        else:
+            with_region.setdefault(spec.name, {}).setdefault(spec.region, spec)
+    for spec in without:
+        for region, other in sorted(with_region.get(spec.name, {}).items()):
+            message = (
+                f"image '{spec.name}' has no region here and is declared for {region} at "
+                f"{join_shown(shown_root, other.file)}:{other.line}; the two collide when the "
+                f"default region (--region, AWS_REGION or AWS config) is {region}, and plan "
+                "then fails: give this spec a region"
+            )
+            yield SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "name", message)
 
 
 def _problem(file: str, position: Position, field_name: str, message: str) -> SpecProblem:
     return SpecProblem(file, position.line, position.column, field_name, message)
-
-
-def _join(shown_root: str, relative: str) -> str:
-    return relative if shown_root in ("", ".") else f"{shown_root.rstrip('/')}/{relative}"

@@ -245,10 +245,33 @@ def _syntax_problem(err: yaml.MarkedYAMLError, text: str) -> LoadProblem:
     if at_end and err.context_mark is not None:
         mark = err.context_mark
     where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+    tab = _tab_at(text, err.problem_mark)
+    if tab is not None:
+        message = (
+            "YAML syntax error: found a tab; YAML forbids tabs for indentation: indent with spaces"
+        )
+        return LoadProblem(tab, "<file>", message)
     what = "; ".join(x for x in (err.context, err.problem) if x) or "invalid YAML"
     if "nesting depth" in what:  # newer PyYAML stops deep nesting itself
         return LoadProblem(where, "<file>", f"nested deeper than {MAX_DEPTH} levels")
     return LoadProblem(where, "<file>", f"YAML syntax error: {what}")
+
+
+def _tab_at(text: str, mark: yaml.Mark | None) -> Position | None:
+    """The tab the parser stopped at, or the first in the indentation of its line: the
+    parser's own words ("found character that cannot start any token") don't say tab."""
+    if mark is None:
+        return None
+    lines = text.split("\n")
+    if mark.line >= len(lines):
+        return None
+    line = lines[mark.line]
+    if line[mark.column : mark.column + 1] == "\t":
+        return Position(mark.line + 1, mark.column + 1)
+    indentation = line[: len(line) - len(line.lstrip(" \t"))]
+    if "\t" in indentation:
+        return Position(mark.line + 1, indentation.index("\t") + 1)
+    return None
 
 
 def _compose(text: str) -> tuple[list[Document], list[LoadProblem]]:

@@ -173,6 +173,10 @@ UNCLOSED_QUOTE_BUG = (
 )
 
 
+TABS = "YAML forbids tabs for indentation: indent with spaces"
+IGNORED = "is declared here but ignored by the"
+
+
 def xfail(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(reason=reason, strict=True)
 
@@ -418,6 +422,90 @@ CASES = [
         ),
         id="duplicate-key-in-tags",
     ),
+    # --- a declared tag is never also ignored ------------------------------------------
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  ignore_tag_keys: [team]\n",
+                "a.yaml": spec("tags:\n  owner: x\n  team: finance\n"),
+            },
+            "a.yaml",
+            6,
+            "tags.team",
+            f"tag 'team' {IGNORED} ignore_tag_keys entry 'team' at specs/defaults.yaml:2",
+        ),
+        id="ignored-key-declared-by-a-spec",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  ignore_tag_prefixes:\n    - 'finops:'\n",
+                "a.yaml": spec("tags:\n  'finops:budget': '10'\n"),
+            },
+            "a.yaml",
+            5,
+            "tags.finops:budget",
+            f"{IGNORED} ignore_tag_prefixes prefix 'finops:' at specs/defaults.yaml:3",
+        ),
+        id="ignored-prefix-declared-by-a-spec",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  ignore_tag_keys: [team]\n",
+                "eu/finance/a.yaml": spec("tags:\n  team: finance\n"),
+            },
+            "eu/finance/a.yaml",
+            5,
+            "tags.team",
+            "at specs/defaults.yaml:2",
+        ),
+        id="ignored-key-from-a-parent-folder-declared-by-a-spec",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  tags:\n    owner: platform\n"
+                "  ignore_tag_keys:\n    - cost\n    - owner\n",
+                "a.yaml": spec(),
+            },
+            "defaults.yaml",
+            3,
+            "defaults.tags.owner",
+            "ignore_tag_keys entry 'owner' at specs/defaults.yaml:6",
+        ),
+        id="ignored-key-declared-by-the-same-defaults",
+    ),
+    pytest.param(
+        # The root's tag is merged into every spec under team/, whose defaults ignore it.
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  region: eu-west-1\n  tags:\n    owner: platform\n",
+                "a.yaml": spec(),
+                "team/defaults.yaml": "defaults:\n  ignore_tag_keys: [owner]\n",
+                "team/b.yaml": spec(name="other"),
+            },
+            "defaults.yaml",
+            4,
+            "defaults.tags.owner",
+            "ignore_tag_keys entry 'owner' at specs/team/defaults.yaml:2",
+        ),
+        id="defaults-tag-ignored-by-a-subfolder-defaults",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  ignore_tag_prefixes: ['cc-']\n",
+                "team/defaults.yaml": "defaults:\n  tags: {cc-id: '4410'}\n",
+                "team/a.yaml": spec(),
+            },
+            "team/defaults.yaml",
+            2,
+            "defaults.tags.cc-id",
+            "ignore_tag_prefixes prefix 'cc-' at specs/defaults.yaml:2",
+        ),
+        id="subfolder-defaults-tag-ignored-by-a-parent-prefix",
+    ),
     # --- duplicate (region, name) -----------------------------------------------------
     pytest.param(
         Case(
@@ -645,8 +733,26 @@ CASES = [
         id="yaml-unclosed-quote-at-end",
     ),
     pytest.param(
-        Case({"a.yaml": spec("tags:\n\tteam: finance\n")}, "a.yaml", 5, "<file>", "YAML syntax"),
+        Case({"a.yaml": spec("tags:\n\tteam: finance\n")}, "a.yaml", 5, "<file>", TABS),
         id="tab-indented",
+    ),
+    pytest.param(
+        Case({"a.yaml": spec("tags:\n  team: a\n\towner: b\n")}, "a.yaml", 6, "<file>", TABS),
+        id="tab-indented-after-a-space-indented-line",
+    ),
+    pytest.param(
+        Case({"a.yaml": spec("tags:\n \tteam: finance\n")}, "a.yaml", 5, "<file>", TABS),
+        id="tab-after-a-space-in-the-indentation",
+    ),
+    pytest.param(
+        Case(
+            {"defaults.yaml": "defaults:\n\tregion: eu-west-1\n", "a.yaml": spec()},
+            "defaults.yaml",
+            2,
+            "<file>",
+            TABS,
+        ),
+        id="tab-indented-defaults",
     ),
     pytest.param(
         Case(
@@ -714,9 +820,48 @@ CASES = [
             "gone.yaml",
             1,
             "<file>",
-            "",
+            "is a broken link (to 'missing.yaml'); the specs are read whole or not at all",
         ),
         id="dangling-symlink-inside",
+    ),
+    pytest.param(
+        # A folder link whose target moved: the specs it held would be missed, and pruned.
+        Case(
+            {"a.yaml": spec(), "team": Link("../moved-team")},
+            "team",
+            1,
+            "<file>",
+            "is a broken link (to '../moved-team')",
+        ),
+        id="dangling-folder-link-without-a-yaml-suffix",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec(), "loop.yaml": Link("loop.yaml")},
+            "loop.yaml",
+            1,
+            "<file>",
+            "is a symbolic link loop",
+        ),
+        id="symlink-loop-to-itself",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec(), "team/ping": Link("pong"), "team/pong": Link("ping")},
+            "team/ping",
+            1,
+            "<file>",
+            "is a symbolic link loop",
+        ),
+        id="symlink-loop-between-two-links",
+    ),
+    pytest.param(
+        Case({"a.yaml": spec(), "team/B.YAML": "Name: x\n"}, "team/B.YAML", 1, "Name", "did you"),
+        id="upper-case-YAML-suffix-is-read",
+    ),
+    pytest.param(
+        Case({"a.yaml": spec(), "c.Yml": spec()}, "c.Yml", 1, "name", "also at specs/a.yaml:1"),
+        id="mixed-case-Yml-suffix-is-read",
     ),
     pytest.param(
         Case({}, "", 0, "<folder>", "does not exist", specs_dir="no-such-specs"),
