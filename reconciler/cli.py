@@ -268,7 +268,7 @@ def validate(specs_dir: str, allow_empty: bool, fmt: str, quiet: bool, no_color:
     """Check the specs offline: no AWS access, credentials or region needed."""
     from reconciler.errors import SpecError
     from reconciler.render.escape import terminal_safe
-    from reconciler.render.problems import render_problems
+    from reconciler.render.problems import github_annotation, render_problems
     from reconciler.specs import load_specs
 
     try:
@@ -281,6 +281,8 @@ def validate(specs_dir: str, allow_empty: bool, fmt: str, quiet: bool, no_color:
     for w in spec_set.warnings:  # on stderr in every format: stdout stays one document
         line = f"{w.file}:{w.line}:{w.column}: {w.field}: warning: {w.message}"
         click.echo(terminal_safe(line), err=True)
+        if fmt == "github":  # and as an annotation on the spec's line
+            click.echo(github_annotation(w, level="warning"))
     if fmt in ("json", "sarif"):
         render_problems((), fmt, sys.stdout)
     elif fmt == "text" and not quiet:

@@ -50,14 +50,15 @@ def problem_dict(p: SpecProblem) -> dict[str, Any]:
     }
 
 
-def github_annotation(problem: SpecProblem) -> str:
-    """`::error file=...,line=...,col=...,title=...::message`, escaped as the runner expects."""
+def github_annotation(problem: SpecProblem, level: str = "error") -> str:
+    """`::error file=...,line=...,col=...,title=...::message` (or `::warning`), escaped as
+    the runner expects."""
     props = f"file={_prop(problem.file)}"
     if problem.line:  # a folder-level problem has no line
         props += f",line={problem.line},col={problem.column}"
     # The runner's log is a terminal too: the field and message may quote a spec's value.
     title = _prop(terminal_safe(problem.field))
-    return f"::error {props},title={title}::{_data(terminal_safe(problem.message))}"
+    return f"::{level} {props},title={title}::{_data(terminal_safe(problem.message))}"
 
 
 def _data(text: str) -> str:

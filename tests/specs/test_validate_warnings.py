@@ -97,3 +97,11 @@ def test_no_warning_when_the_regions_are_settled_or_the_names_differ(
 ) -> None:
     write_tree(tmp_path, dict(files))
     assert load_specs(tmp_path).warnings == ()
+
+
+def test_github_format_also_annotates_the_warning_on_its_line(colliding: Path) -> None:
+    outcome = invoke(["validate", "specs", "--format", "github"])
+    assert outcome.exit_code == 0
+    assert outcome.stdout.startswith("::warning file=specs/b.yaml,line=2,col=1,title=name::")
+    assert "collide when the default region" in outcome.stdout
+    assert WARNING.search(outcome.stderr)
