@@ -65,8 +65,11 @@ def build_plan(
     _check_region_names(specs, clients, options.specs_dir)
     _check_regions(specs, default_region, options.specs_dir)
     # The default region is read even with no spec in it: an image whose last spec was
-    # removed must still be found there.
-    named = {s.region or default_region for s in specs} | {default_region}
+    # removed must still be found there; so are the root defaults' `regions:` (a --target
+    # run judges only its targets, and reads only their regions).
+    listed = () if options.targets else spec_set.regions
+    _check_listed_regions(listed, clients, options.specs_dir)
+    named = {s.region or default_region for s in specs} | {default_region} | set(listed)
     regions = sorted(r for r in named if r is not None)
     with aws_errors():
         inventory = read_inventory(
@@ -221,6 +224,16 @@ def _check_region_names(specs: Sequence[Spec], clients: Clients, root: str) -> N
     ]
     if problems:
         raise SpecError(problems)
+
+
+def _check_listed_regions(regions: Sequence[str], clients: Clients, root: str) -> None:
+    """The root defaults' `regions:` name regions WorkSpaces can be called in."""
+    for region in regions:
+        why = region_problem(region, custom_endpoint=clients.custom_endpoint)
+        if why is not None:
+            raise ConfigError(
+                f"`regions:` of the root defaults document in {root}: {why}", hint=region_hint()
+            )
 
 
 @contextmanager

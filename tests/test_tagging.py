@@ -323,3 +323,74 @@ def test_discover_asks_nothing_more_when_the_home_region_refuses(
     assert found.owned == {}
     assert clients.tagging_denied
     assert len(notes) == 1
+
+
+# --- `regions:` of the root defaults: the regions a run reads besides those named -------
+
+
+def write(folder: Path, relative: str, text: str) -> None:
+    path = folder / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_the_root_defaults_regions_are_the_spec_sets_regions(tmp_path: Path) -> None:
+    from reconciler.specs import load_specs
+
+    write(tmp_path, "defaults.yaml", "defaults:\n  regions: [us-east-1, ap-south-1]\n")
+    write(tmp_path, "a/images.yaml", "name: a\ndescription: A\nsource_workspace_id: ws-0a1b2c3d4\n")
+    assert load_specs(tmp_path).regions == ("us-east-1", "ap-south-1")
+    assert load_specs(tmp_path / "a").regions == ()
+
+
+def test_regions_in_a_folders_defaults_is_an_error_at_its_line(tmp_path: Path) -> None:
+    from reconciler.errors import SpecError
+    from reconciler.specs import load_specs
+
+    write(
+        tmp_path, "team/defaults.yaml", "defaults:\n  region: eu-west-1\n  regions: [us-east-1]\n"
+    )
+    write(tmp_path, "team/x.yaml", "name: a\ndescription: A\nsource_workspace_id: ws-0a1b2c3d4\n")
+    with pytest.raises(SpecError) as raised:
+        load_specs(tmp_path, shown_root="specs")
+    (problem,) = raised.value.problems
+    assert (problem.file, problem.line, problem.column) == ("specs/team/defaults.yaml", 3, 3)
+    assert problem.field == "defaults.regions"
+    assert "root defaults" in problem.message
+
+
+@pytest.mark.parametrize("bad", ["[EU-WEST-1]", "eu-west-1", "[1]"])
+def test_regions_must_be_a_list_of_region_codes(tmp_path: Path, bad: str) -> None:
+    from reconciler.errors import SpecError
+    from reconciler.specs import load_specs
+
+    write(tmp_path, "defaults.yaml", f"defaults:\n  regions: {bad}\n")
+    write(tmp_path, "x.yaml", "name: a\ndescription: A\nsource_workspace_id: ws-0a1b2c3d4\n")
+    with pytest.raises(SpecError) as raised:
+        load_specs(tmp_path)
+    fields = [p.field for p in raised.value.problems]
+    assert fields
+    assert all(f.startswith("defaults.regions") for f in fields), fields
+
+
+def test_a_denied_run_also_reads_the_root_defaults_regions(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path, notes: list[str]
+) -> None:
+    fidelity.deny_tagging()
+    fidelity.add_image(REGION, "a", description="Image a", tags=OWN)
+    left = fidelity.add_image("ap-south-1", "left", tags=OWN)
+    folder = tmp_path / "specs"
+    write(folder, "defaults.yaml", "defaults:\n  regions: [ap-south-1]\n")
+    plan = plan_specs(tmp_path, clients, spec("a", WS))
+    assert [(u.region, u.image_id) for u in plan.unmanaged] == [("ap-south-1", left)]
+    assert "ap-south-1" not in notes[-1]  # read, so not among the unchecked
+
+
+def test_a_region_where_workspaces_is_not_offered_in_regions_stops_the_run(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    from reconciler.errors import ConfigError
+
+    write(tmp_path / "specs", "defaults.yaml", "defaults:\n  regions: [us-west-1]\n")
+    with pytest.raises(ConfigError, match=r"`regions:`.*WorkSpaces is not offered in us-west-1"):
+        plan_specs(tmp_path, clients, spec("a", WS))

@@ -30,11 +30,13 @@ class SpecSet:
     """The desired state: every spec, in file order, and a digest of the files read.
 
     `warnings` are problems that don't stop a run (they have the shape of errors, so that
-    they print the same way): validate, which knows no default region, shows them."""
+    they print the same way): validate, which knows no default region, shows them.
+    `regions` is the root defaults' `regions:` list: regions to read besides those named."""
 
     specs: tuple[Spec, ...]
     digest: str
     warnings: tuple[SpecProblem, ...] = ()
+    regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None 
     problems = collected.problems
     problems += _tag_count_problems(specs, collected.declared, shown)
     problems += _ignored_tag_problems(collected, shown)
+    problems += _regions_outside_the_root(collected)
     problems += duplicate_problems(specs, default_region=None, shown_root=shown)
     if not specs and not problems and not allow_empty:
         message = "holds no image spec; add one, or pass --allow-empty to retire every image"
@@ -84,7 +87,21 @@ def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None 
     if problems:
         raise SpecError(problems)
     warnings = tuple(sorted(region_collision_warnings(specs, shown_root=shown)))
-    return SpecSet(tuple(specs), "sha256:" + digest.hexdigest(), warnings)
+    root_defaults = collected.defaults.get("")
+    regions = tuple(root_defaults.body.regions or ()) if root_defaults else ()
+    return SpecSet(tuple(specs), "sha256:" + digest.hexdigest(), warnings, regions)
+
+
+def _regions_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
+    """`regions:` says which regions a run reads: one list, in the root defaults only."""
+    for folder, defaults in collected.defaults.items():
+        if folder and defaults.body.regions is not None:
+            where = defaults.source.where(("defaults", "regions"), key=True)
+            message = (
+                "is read only in the specs folder's root defaults document; move it there "
+                "(it lists regions every run reads, not regions of this folder's specs)"
+            )
+            yield _problem(defaults.file, where, "defaults.regions", message)
 
 
 def _read_files(root: Path, shown: str, problems: list[SpecProblem]) -> Iterator[tuple[str, bytes]]:

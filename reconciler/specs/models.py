@@ -116,6 +116,12 @@ class DefaultsBody(_Document):
     ignore_tag_prefixes: list[Annotated[str, Field(min_length=1, max_length=127)]] | None = Field(
         default=None, description="Live tag key prefixes never reported nor touched."
     )
+    regions: list[Region] | None = Field(
+        default=None,
+        description="Only in the specs folder's root defaults: regions to read besides those "
+        "the specs name, for owned images left there. Needed only where the role may not "
+        "call tag:GetResources, which finds them in every region.",
+    )
 
 
 class DefaultsDocument(_Document):

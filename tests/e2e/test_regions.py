@@ -73,3 +73,19 @@ def test_with_the_tagging_api_denied_plan_and_drift_say_how_to_speed_up_and_what
         assert NEW not in unchecked
         assert "eu-west-1" not in unchecked  # the default region is read
         assert "regions:" in unchecked
+
+
+def test_with_the_tagging_api_denied_the_root_defaults_regions_are_read_too(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    endpoint.fidelity.deny_tagging()
+    endpoint.fidelity.add_image(NEW, "img", "Image img", tags=OWN)
+    left = endpoint.fidelity.add_image(OLD, "left", "Image left", tags=OWN)
+    specs_dir.write("defaults.yaml", {"defaults": {"regions": [OLD]}})
+    specs_dir.write("team/images.yaml", specs_dir.image("img", source(1), region=NEW))
+    drift = run_reconciler("drift", specs_dir, "--format", "json", endpoint=endpoint)
+    assert drift.code == 2, drift.stderr
+    assert [(u["region"], u["image_id"]) for u in drift.json()["unmanaged"]] == [(OLD, left)]
+    (unchecked,) = [line for line in drift.stderr.splitlines() if "not checked" in line]
+    assert OLD not in unchecked
+    assert endpoint.calls.count("DescribeTags", region=OLD) == 1  # read one by one there
