@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -94,27 +95,30 @@ class Discovery:
         return {region for region, found in self.owned.items() if found}
 
 
-def discover(clients: Clients, home: str, probed: threading.Event | None = None) -> Discovery:
+def discover(clients: Clients, home: str, probed: Future[None] | None = None) -> Discovery:
     """The owned resources of every WorkSpaces region of `home`'s partition, with their tags.
 
     `home` (a region the run reads anyway) is asked first: if it refuses tag:GetResources,
-    the role lacks it, and no other region is asked. `probed` is set once that is known.
-    Another region that refuses (an opt-in region not enabled, an organisation policy) is
-    left out, with the reason.
+    the role lacks it, and no other region is asked. `probed` is resolved once that is
+    known (with the error, if that first call failed otherwise). Another region that
+    refuses (an opt-in region not enabled, an organisation policy) is left out, with the
+    reason.
     """
     from reconciler.aws import TaggingDenied, in_parallel
 
+    probed = probed or Future()
     try:
         reader = clients.tag_reader(home)
-        if reader is None:
-            return Discovery(denied=True)
-        at_home = reader.owned()
+        at_home = reader.owned() if reader is not None else None
     except TaggingDenied:
         clients.tagging_refused()
+        at_home = None
+    except BaseException as err:
+        probed.set_exception(err)
+        raise
+    probed.set_result(None)
+    if at_home is None:
         return Discovery(denied=True)
-    finally:
-        if probed is not None:
-            probed.set()
     others = [r for r in clients.workspaces_regions(home) if r != home]
     answers = in_parallel(lambda region: _owned_or_refusal(clients, region), others)
     owned: dict[str, Mapping[str, Tags]] = {home: at_home}

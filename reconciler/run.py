@@ -7,9 +7,8 @@ that stop a whole run (credentials, access to the listing) become one clear erro
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -109,7 +108,7 @@ def read_inventory(
     account holds owned resources (an image left behind when its spec moved, for one)."""
     # A --target run judges only its targets: it has no unmanaged list to look for.
     home = default_region or (regions[0] if regions else None)
-    probed = threading.Event()
+    probed: Future[None] = Future()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="discover") as aside:
         # Discovery runs while the named regions are listed; their tag reads wait only for
         # its first answer, which says whether the role may call the tagging API at all.
@@ -122,7 +121,7 @@ def read_inventory(
             client = clients.region(region)
             listed = list(client.images())
             if finding is not None:
-                probed.wait()
+                probed.result()  # raises what the first discovery call raised
             mine = [s for s in specs if (s.region or default_region) == region]
             wanted = {s.name for s in mine} if targeted else None
             inv = read_images(

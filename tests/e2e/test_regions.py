@@ -89,3 +89,15 @@ def test_with_the_tagging_api_denied_the_root_defaults_regions_are_read_too(
     (unchecked,) = [line for line in drift.stderr.splitlines() if "not checked" in line]
     assert OLD not in unchecked
     assert endpoint.calls.count("DescribeTags", region=OLD) == 1  # read one by one there
+
+
+def test_a_failing_first_discovery_call_stops_the_run_with_its_error_and_no_more_tag_reads(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    endpoint.fidelity.add_image("eu-west-1", "img", "Image img", tags=OWN)
+    specs_dir.write("images.yaml", specs_dir.image("img", source(1)))
+    endpoint.faults.error_for("GetResources", "InvalidParameterException", message="no such")
+    plan = run_reconciler("plan", specs_dir, endpoint=endpoint, check_exit=1)
+    assert "InvalidParameterException" in plan.stderr
+    assert endpoint.calls.count("GetResources") == 1  # the first, refused; nothing after
+    assert endpoint.calls.changing() == []
