@@ -556,9 +556,10 @@ class Clients:
         if first:
             self.notify(
                 "Note: the role may not call tag:GetResources, so tags are read one image at "
-                "a time (workspaces:DescribeTags) and only the regions the specs name are "
-                "read; add tag:GetResources to the role (see the README's IAM policy) for "
-                "faster runs that also find owned images in every region"
+                "a time (workspaces:DescribeTags), and only the regions the specs name (with "
+                "the default region and `regions:` of the root defaults) are read; add "
+                "tag:GetResources to the role (see the README's IAM policy) for faster runs "
+                "that also find owned images in every region"
             )
 
     def partition(self, region: str) -> str:
