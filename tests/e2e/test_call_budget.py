@@ -136,6 +136,19 @@ def plan_json(
     return document
 
 
+def drift_calls(
+    specs_dir: SpecsDir, run_reconciler: RunReconciler, endpoint: LocalEndpoint, region: Region
+) -> dict[str, int]:
+    """The calls of a drift over the same specs, in the region (the recorder cleared)."""
+    endpoint.calls.clear()
+    drifted = region.creates or region.owned > region.declared
+    run_reconciler(
+        "drift", specs_dir, "--allow-empty", "--image-quota", "1000",
+        endpoint=endpoint, check_exit=2 if drifted else 0,
+    )  # fmt: skip
+    return endpoint.calls.by_operation(region.name)
+
+
 @pytest.mark.parametrize("region", CASES)
 def test_a_plan_makes_exactly_the_budgeted_calls(
     endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, region: Region
@@ -154,6 +167,8 @@ def test_a_plan_makes_exactly_the_budgeted_calls(
     assert summary["blocked"] == sum(
         1 for n in range(region.creates) if n % max(region.sources, 1) < region.missing_sources
     )
+    assert drift_calls(specs_dir, run_reconciler, endpoint, region) == budget(region)
+    assert_discovery_only_elsewhere(endpoint, REGION)
 
 
 @pytest.mark.parametrize("region", CASES)
@@ -168,6 +183,8 @@ def test_with_the_tagging_api_denied_a_plan_makes_the_budget_of_format_1(
     summary = document["summary"]
     assert isinstance(summary, dict)
     assert summary["unmanaged"] == region.owned - region.declared
+    assert drift_calls(specs_dir, run_reconciler, endpoint, region) == budget(region, denied=True)
+    assert {c.region for c in endpoint.calls.all()} == {REGION}
 
 
 def test_the_budget_holds_in_each_of_two_regions_and_for_drift_and_apply_reads(
