@@ -104,6 +104,7 @@ class AwsOptions:
     profile: str | None
     endpoint_url: str | None
     api_rate: float
+    tagging_rate: float
     concurrency: int
 
 
@@ -142,6 +143,13 @@ _run_option_list = [
         default=2.0,
         show_default=True,
         help="WorkSpaces calls per second per region; 0 turns pacing off.",
+    ),
+    click.option(
+        "--tagging-rate",
+        type=click.FloatRange(min=0),
+        default=2.0,
+        show_default=True,
+        help="tag:GetResources calls per second per region (its own budget); 0 turns pacing off.",
     ),
     click.option(
         "--concurrency",
@@ -206,6 +214,7 @@ def run_options(kind: str) -> Callable[[F], F]:
             profile: str | None,
             endpoint_url: str | None,
             api_rate: float,
+            tagging_rate: float,
             concurrency: int,
             fmt: str,
             label: str | None,
@@ -223,7 +232,7 @@ def run_options(kind: str) -> Callable[[F], F]:
                 allow_empty=allow_empty,
                 image_quota=image_quota,
             )
-            aws = AwsOptions(region, profile, endpoint_url, api_rate, concurrency)
+            aws = AwsOptions(region, profile, endpoint_url, api_rate, tagging_rate, concurrency)
             color = sys.stdout.isatty() and not _no_color(no_color)
             out = Output(fmt, kind, label, color, quiet, markdown_file, json_file)
             with _errors_reported(out):
@@ -314,6 +323,7 @@ class _Run:
             profile=aws.profile,
             endpoint_url=aws.endpoint_url,
             api_rate=aws.api_rate,
+            tagging_rate=aws.tagging_rate,
             concurrency=aws.concurrency,
         )
         self.progress: ProgressLine = ProgressLine(

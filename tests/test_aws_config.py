@@ -426,3 +426,17 @@ def test_reads_retry_a_refused_endpoint_and_creates_do_not() -> None:
         assert lines == []
     finally:
         clients.close()
+
+
+def test_tag_reads_retry_a_refused_endpoint() -> None:
+    lines: list[str] = []
+    url = f"http://127.0.0.1:{_closed_port()}"
+    clients = Clients(AwsSettings(endpoint_url=url, api_rate=0), notify=lines.append)
+    reader = clients.tag_reader("eu-west-1")
+    assert reader is not None
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        reader.client.get_resources()
+    assert [line.split(":")[0] for line in lines] == [
+        "Retrying GetResources in eu-west-1 in 1.0 s",
+        "Retrying GetResources in eu-west-1 in 2.0 s",
+    ]
