@@ -21,6 +21,8 @@ from reconciler.errors import Interrupted
 from reconciler.plan import Action, Plan, PlanItem, Replan, Unmanaged
 
 if TYPE_CHECKING:
+    from types_boto3_workspaces.type_defs import WorkspaceImageTypeDef
+
     from reconciler.aws import Clients, RegionClient
 
 CREATE_THROTTLE_RETRIES = 8  # a throttled create did not run, so it is safe to send again
@@ -349,7 +351,7 @@ def _create_error(item: PlanItem, err: BaseException, code: str | None) -> Appli
 def _settle_lost_create(item: PlanItem, client: RegionClient, err: BaseException) -> AppliedItem:
     """The create's reply was lost: look the name up to learn whether it ran."""
     try:
-        found = next((i for i in client.images() if i.get("Name") == item.name), None)
+        found = _find(client, item.name)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as lookup_err:
         return _done(
             item,
@@ -360,6 +362,18 @@ def _settle_lost_create(item: PlanItem, client: RegionClient, err: BaseException
     if found is not None:
         return _done(item, Result.CONVERGED, image_id=found["ImageId"], state=found.get("State"))
     return _resend(item, client, err)
+
+
+def _find(client: RegionClient, name: str) -> WorkspaceImageTypeDef | None:
+    return next((i for i in client.images() if i.get("Name") == name), None)
+
+
+def _lookup(client: RegionClient, name: str) -> WorkspaceImageTypeDef | None:
+    """The image of that name, or None if absent or the lookup itself failed."""
+    try:
+        return _find(client, name)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        return None
 
 
 def _resend(item: PlanItem, client: RegionClient, lost: BaseException) -> AppliedItem:
@@ -377,14 +391,19 @@ def _resend(item: PlanItem, client: RegionClient, lost: BaseException) -> Applie
             Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
         )
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        if is_ambiguous(err):
+        if not is_ambiguous(err):
+            return _create_error(item, err, error_code(err))
+        found = _lookup(client, item.name)
+        if found:
             return _done(
-                item,
-                Result.FAILED,
-                f"the create's reply was lost ({_short(lost)}), and again when it was sent once "
-                f"more ({_short(err)}); run apply again: it will find the image if it was created",
+                item, Result.CONVERGED, image_id=found["ImageId"], state=found.get("State")
             )
-        return _create_error(item, err, error_code(err))
+        return _done(
+            item,
+            Result.FAILED,
+            f"the create's reply was lost ({_short(lost)}), and again when it was sent once "
+            f"more ({_short(err)}); run apply again: it will find the image if it was created",
+        )
     return _done(item, Result.CREATED, image_id=reply.get("ImageId"), state=reply.get("State"))
 
 

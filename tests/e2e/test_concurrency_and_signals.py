@@ -217,7 +217,10 @@ def test_credential_problems_give_one_clear_line_exit_1_and_no_traceback_even_wi
         # One line, and at most the hint that says what to do.
         assert len(lines) <= 2, outcome.stderr
         assert all(rest.startswith("  hint: ") for rest in lines[1:]), outcome.stderr
-        assert outcome.stdout == ""
+        if "json" in command:  # the error document, and nothing else
+            assert outcome.json()["error"]["message"] == line.removeprefix("Error: ")
+        else:
+            assert outcome.stdout == ""
         no_leak(outcome.stdout, outcome.stderr)
     assert endpoint.calls.changing() == []
     assert live(endpoint) == {}

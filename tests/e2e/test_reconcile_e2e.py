@@ -586,12 +586,12 @@ def test_saved_plan_whose_create_now_exists_counts_it_converged_and_does_nothing
 
 
 @pytest.mark.parametrize(
-    ("fault", "result", "exit_code", "created"),
+    ("fault", "result", "sends"),
     [
-        ("lost_reply", "converged", 0, True),  # ran, then a 500
-        ("reset_after", "converged", 0, True),  # ran, then the connection dropped
-        ("error_before", "failed", 1, False),  # a 500 without running
-        ("reset", "failed", 1, False),  # the connection dropped without running
+        ("lost_reply", "converged", 1),  # ran, then a 500: found by the lookup
+        ("reset_after", "converged", 1),  # ran, then the connection dropped: found
+        ("error_before", "created", 2),  # a 500 without running: absent, so sent once more
+        ("reset", "created", 2),  # dropped without running: absent, so sent once more
     ],
 )
 def test_create_with_a_lost_reply_is_settled_by_looking_the_name_up(
@@ -600,39 +600,28 @@ def test_create_with_a_lost_reply_is_settled_by_looking_the_name_up(
     run_reconciler: RunReconciler,
     fault: str,
     result: str,
-    exit_code: int,
-    created: bool,
+    sends: int,
 ) -> None:
+    """The contract: found by the lookup means converged; absent means the create is sent
+    once more and that answer stands (the service refuses a second image of one name)."""
     endpoint.fidelity.add_workspace(REGION, WS_A)
     specs_dir.write("images.yaml", specs_dir.image("img", WS_A, tags={"team": "t"}))
     endpoint.faults.fail_once("CreateWorkspaceImage", fault)
 
     applied = run_reconciler(
         "apply", specs_dir, "--auto-approve", "--format", "json",
-        endpoint=endpoint, check_exit=exit_code,
+        endpoint=endpoint, check_exit=0,
     )  # fmt: skip
     got, error = results(applied)["img"]
     assert got == result
-    # Never sent twice: a create whose reply is lost may have run.
-    assert endpoint.calls.count("CreateWorkspaceImage") == 1
+    assert error is None
+    assert endpoint.calls.count("CreateWorkspaceImage") == sends
     operations = [c.operation for c in endpoint.calls.all()]
     after_create = operations[operations.index("CreateWorkspaceImage") + 1 :]
     assert "DescribeWorkspaceImages" in after_create  # the lookup that settles it
-    if created:
-        assert error is None
-        assert len(endpoint.fidelity.images(REGION)) == 1
-        assert images(endpoint)["img"]["tags"] == {"team": "t", **OWN}
-        assert items(applied)["img"]["image_id"] == images(endpoint)["img"]["id"]
-    else:
-        assert "no image of that name exists" in error
-        assert images(endpoint) == {}
-        # Running again converges with no duplicate.
-        applied = run_reconciler(
-            "apply", specs_dir, "--auto-approve", "--format", "json",
-            endpoint=endpoint, check_exit=0,
-        )  # fmt: skip
-        assert results(applied)["img"] == ("created", None)
-        assert len(endpoint.fidelity.images(REGION)) == 1
+    assert len(endpoint.fidelity.images(REGION)) == 1  # never two
+    assert images(endpoint)["img"]["tags"] == {"team": "t", **OWN}
+    assert items(applied)["img"]["image_id"] == images(endpoint)["img"]["id"]
 
 
 # --- regions and --target ---------------------------------------------------------------------
