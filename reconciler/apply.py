@@ -21,7 +21,10 @@ from reconciler.errors import Interrupted
 from reconciler.plan import Action, Plan, PlanItem, Replan, Unmanaged
 
 if TYPE_CHECKING:
-    from types_boto3_workspaces.type_defs import WorkspaceImageTypeDef
+    from types_boto3_workspaces.type_defs import (
+        CreateWorkspaceImageResultTypeDef,
+        WorkspaceImageTypeDef,
+    )
 
     from reconciler.aws import Clients, RegionClient
 
@@ -227,16 +230,9 @@ def _create(item: PlanItem, client: RegionClient, creates_now: set[str]) -> Appl
             "WorkSpace at a time); run apply again when it is done, or use --wait"
         )
         return _done(item, Result.DEFERRED, reason)
-    tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
-    tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
     for attempt in range(CREATE_THROTTLE_RETRIES + 1):
         try:
-            reply = client.creates.create_workspace_image(
-                Name=item.name,
-                Description=item.description,
-                WorkspaceId=item.source_workspace_id,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
-            )
+            reply = _send_create(item, client)
             return _done(
                 item, Result.CREATED, image_id=reply.get("ImageId"), state=reply.get("State")
             )
@@ -364,6 +360,19 @@ def _settle_lost_create(item: PlanItem, client: RegionClient, err: BaseException
     return _resend(item, client, err)
 
 
+def _send_create(item: PlanItem, client: RegionClient) -> CreateWorkspaceImageResultTypeDef:
+    """CreateWorkspaceImage with the declared tags and the ownership tag, never retried by
+    botocore (a lost reply is settled by the caller)."""
+    tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
+    tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
+    return client.creates.create_workspace_image(
+        Name=item.name,
+        Description=item.description,
+        WorkspaceId=item.source_workspace_id,
+        Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+    )
+
+
 def _find(client: RegionClient, name: str) -> WorkspaceImageTypeDef | None:
     return next((i for i in client.images() if i.get("Name") == name), None)
 
@@ -381,15 +390,8 @@ def _resend(item: PlanItem, client: RegionClient, lost: BaseException) -> Applie
 
     The service refuses a second image of one name in a region, so the resend can't
     duplicate: ResourceAlreadyExistsException on it means the first one ran after all."""
-    tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
-    tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
     try:
-        reply = client.creates.create_workspace_image(
-            Name=item.name,
-            Description=item.description,
-            WorkspaceId=item.source_workspace_id,
-            Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
-        )
+        reply = _send_create(item, client)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
         if not is_ambiguous(err):
             return _create_error(item, err, error_code(err))

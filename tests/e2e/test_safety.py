@@ -87,17 +87,21 @@ def test_replace_failed_confirms_ownership_just_before_the_delete(
     assert live(endpoint)["img"]["id"] == failed
 
 
-def _delete_tag(endpoint: LocalEndpoint, resource_id: str, key: str) -> None:
+def _client(endpoint: LocalEndpoint) -> Any:
+    """Someone else's WorkSpaces client: changes made out of band."""
     import boto3
 
-    client = boto3.client(
+    return boto3.client(
         "workspaces",
         region_name=REGION,
         endpoint_url=endpoint.url,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    client.delete_tags(ResourceId=resource_id, TagKeys=[key])
+
+
+def _delete_tag(endpoint: LocalEndpoint, resource_id: str, key: str) -> None:
+    _client(endpoint).delete_tags(ResourceId=resource_id, TagKeys=[key])
 
 
 # --- 3. a saved plan deletes exactly what it listed --------------------------------------------
@@ -158,15 +162,7 @@ def test_plan_prune_shows_the_deletions_and_its_saved_plan_makes_exactly_them(
 
 
 def _delete_image(endpoint: LocalEndpoint, image_id: str) -> None:
-    import boto3
-
-    boto3.client(
-        "workspaces",
-        region_name=REGION,
-        endpoint_url=endpoint.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).delete_workspace_image(ImageId=image_id)
+    _client(endpoint).delete_workspace_image(ImageId=image_id)
 
 
 def test_apply_plan_file_with_target_is_refused(
