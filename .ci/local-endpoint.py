@@ -1,11 +1,11 @@
 """A local WorkSpaces endpoint for CI's action job: `python .ci/local-endpoint.py SPECS URL_FILE
 [SECONDS]`.
 
-It serves the end-to-end tests' endpoint (moto with the fidelity layer, tests/fidelity) on
-127.0.0.1, holding the source WorkSpaces that the specs name, writes its URL to URL_FILE
-once it answers, and serves until SIGTERM or SIGINT, or for SECONDS at most (default 1800),
-so that it never outlives the job by much. Run it from the repository root, with the dev
-extra installed.
+It serves the end-to-end tests' endpoint (reconciler.emulator, the emulator the tests and
+`reconciler demo` run) on 127.0.0.1, holding the source WorkSpaces that the specs name,
+writes its URL to URL_FILE once it answers, and serves until SIGTERM or SIGINT, or for
+SECONDS at most (default 1800), so that it never outlives the job by much. Run it from the
+repository root, with the dev (or demo) extra installed.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's `tests`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `reconciler`
 
+from reconciler.emulator import FidelityConfig, local_endpoint
 from reconciler.specs import load_specs
-from tests.fidelity import FidelityConfig, local_endpoint
 
 DEFAULT_REGION = "eu-west-1"
 

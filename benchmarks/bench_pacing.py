@@ -4,7 +4,7 @@ This benchmark measures the WorkSpaces pace with one DescribeTags per image: the
 role that may not call tag:GetResources (the endpoint denies it here). Tags in bulk, the
 default path, are measured by `benchmarks/bench_tags.py`.
 
-Starts the local WorkSpaces endpoint (moto plus the fidelity layer of `tests/fidelity`) in
+Starts the local WorkSpaces endpoint (moto plus the fidelity layer, `reconciler/emulator`) in
 one process, seeds owned images straight into it (no API call), writes a matching spec per
 image (every plan item is a `no-op`), and in the same run times:
 
@@ -61,7 +61,7 @@ import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE  # noqa: E402
-from tests.fidelity import FidelityConfig, LocalEndpoint, local_endpoint  # noqa: E402
+from reconciler.emulator import FidelityConfig, LocalEndpoint, local_endpoint  # noqa: E402
 
 SERVICE_RATE = 2.0  # calls per second per region
 SERVICE_BURST = 5

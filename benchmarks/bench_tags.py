@@ -1,7 +1,7 @@
 """Tags in bulk (issue 11): how fast `reconciler plan` reads 40 owned images at the service's
 pace, with the Resource Groups Tagging API and without it, against the issue's targets.
 
-One local endpoint (moto plus the fidelity layer of `tests/fidelity`) in this process, at
+One local endpoint (moto plus the fidelity layer, `reconciler/emulator`) in this process, at
 the service's pace: WorkSpaces 2 calls/s per region with bursts of 5, and the tagging API
 paced the same way on buckets of its own (its real limit is not published with WorkSpaces';
 the same pace is the pessimistic case), 30 ms latency on every call. Owned images are
@@ -46,7 +46,7 @@ for path in (ROOT, ROOT / "benchmarks"):
 
 import bench_pacing as pacing  # noqa: E402
 
-from tests.fidelity import FidelityConfig, LocalEndpoint, local_endpoint  # noqa: E402
+from reconciler.emulator import FidelityConfig, LocalEndpoint, local_endpoint  # noqa: E402
 
 PACE = (2.0, 5)  # WorkSpaces, and the tagging API on its own buckets
 LATENCY = 0.030

@@ -1,62 +1,58 @@
 """`reconciler demo`: the whole loop against an embedded local WorkSpaces endpoint.
 
-It starts moto's server on 127.0.0.1 (a free port), seeds it with the source WorkSpaces
-that the bundled example specs name, and runs the real `reconciler` command against it:
-plan -> apply -> plan (no changes) -> an out-of-band tag edit -> drift -> apply. No AWS
-account or credentials are used; everything stays on this machine.
-
-moto's WorkSpaces emulation lacks tag writes on images (CreateTags on a `wsi-` id does
-nothing, DeleteTags is missing). The demo patches just that, for its own lifetime, so
-that its drift step behaves as the real service does.
+It serves the emulator the tests use (:mod:`reconciler.emulator`: moto made to answer like
+the real service, including the Resource Groups Tagging API) on 127.0.0.1 at a free port,
+seeds it with the source WorkSpaces that the bundled example specs name, and runs the real
+`reconciler` command against it: plan -> apply -> plan (no changes) -> an out-of-band tag
+edit -> drift -> apply. No AWS account or credentials are used; everything stays on this
+machine. Captures end after a second instead of the real service's hour or so.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.errors import ConfigError
 
+if TYPE_CHECKING:
+    from reconciler.emulator import Fidelity
+
 DEMO_SPECS = "demo_specs"
-ACCOUNT = "123456789012"
+DEFAULT_REGION = "eu-west-1"
+CAPTURE_SECONDS = 1.0
+"""How long a capture stays PENDING, so that the drift step sees every image AVAILABLE."""
+CAPTURE_TIMEOUT = 30.0
 
 
 def run_demo() -> int:
     try:
-        from moto.server import ThreadedMotoServer
+        from reconciler.emulator import FidelityConfig, local_endpoint
     except ImportError as err:
+        missing = (err.name or "one of them").split(".")[0]
         raise ConfigError(
-            "the demo needs moto, which is not installed",
+            f"the demo needs moto, flask and flask-cors; {missing} is not installed",
             hint="pip install 'workspaces-image-reconciler[demo]'",
         ) from err
     with tempfile.TemporaryDirectory(prefix="reconciler-demo-") as tmp:
         specs = Path(tmp) / "specs"
         _copy_specs(specs)
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            with _image_tags_patched():
-                host, port = server.get_host_and_port()
-                return _walkthrough(specs, f"http://{host}:{port}")
-        finally:
-            server.stop()
+        with local_endpoint(FidelityConfig(capture_seconds=CAPTURE_SECONDS)) as endpoint:
+            return _walkthrough(specs, endpoint.url, endpoint.fidelity)
 
 
-def _walkthrough(specs: Path, endpoint: str) -> int:
+def _walkthrough(specs: Path, endpoint: str, fidelity: Fidelity) -> int:
     env = _demo_env(endpoint)
-    sources = _seed(specs)
+    sources = _seed(specs, fidelity)
     _say(f"Local WorkSpaces endpoint at {endpoint}, seeded with {len(sources)} source WorkSpaces.")
     steps = [
         ("1. Plan: every image is missing, so each is a create.", ["plan"], 0),
@@ -65,6 +61,7 @@ def _walkthrough(specs: Path, endpoint: str) -> int:
     ]
     for title, args, expected in steps:
         _step(title, args, specs, env, expected)
+    _captures_end(fidelity, {region for region, _ in sources})
     image = _edit_tags_out_of_band(env)
     _say(f"4. Someone edits tags on {image} in the console (team=marketing, adds temp=1).")
     _step("5. Drift check: exit 2, the tags drifted.", ["drift"], specs, env, 2)
@@ -98,7 +95,7 @@ def _demo_env(endpoint: str) -> dict[str, str]:
     env.update(
         AWS_ACCESS_KEY_ID="demo",  # moto accepts any credentials; no real account is used
         AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 - a placeholder, not a secret
-        AWS_REGION="eu-west-1",
+        AWS_REGION=DEFAULT_REGION,
         AWS_ENDPOINT_URL=endpoint,
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
@@ -112,20 +109,25 @@ def _copy_specs(target: Path) -> None:
         shutil.copytree(folder, target)
 
 
-def _seed(specs: Path) -> set[tuple[str, str]]:
-    """Create, in the embedded backend, each source WorkSpace the specs name."""
-    from moto.workspaces.models import Workspace, workspaces_backends
-
+def _seed(specs: Path, fidelity: Fidelity) -> set[tuple[str, str]]:
+    """Create, in the emulator, each source WorkSpace the specs name."""
     from reconciler.specs import load_specs
 
-    sources = {(s.region or "eu-west-1", s.source_workspace_id) for s in load_specs(specs).specs}
+    specs_read = load_specs(specs).specs
+    sources = {(s.region or DEFAULT_REGION, s.source_workspace_id) for s in specs_read}
     for region, workspace_id in sorted(sources):
-        backend = workspaces_backends[ACCOUNT][region]
-        request = {"DirectoryId": "d-0123456789", "UserName": "demo", "BundleId": "wsb-0123456789"}
-        workspace = Workspace(request, running_mode="AUTO_STOP", error_code="", error_msg="")
-        workspace.workspace_id = workspace_id
-        backend.workspaces[workspace_id] = workspace
+        fidelity.add_workspace(region, workspace_id)
     return sources
+
+
+def _captures_end(fidelity: Fidelity, regions: set[str]) -> None:
+    """Wait out the apply's captures, so that drift reports the images as the real service
+    would an hour later; on a fast machine they have ended already."""
+    deadline = time.monotonic() + CAPTURE_TIMEOUT
+    while any(i["state"] == "PENDING" for r in sorted(regions) for i in fidelity.images(r)):
+        if time.monotonic() > deadline:
+            raise ConfigError(f"demo captures still PENDING after {CAPTURE_TIMEOUT:.0f} s")
+        time.sleep(0.1)
 
 
 def _edit_tags_out_of_band(env: dict[str, str]) -> str:
@@ -133,7 +135,7 @@ def _edit_tags_out_of_band(env: dict[str, str]) -> str:
 
     client = boto3.client(
         "workspaces",
-        region_name="eu-west-1",
+        region_name=DEFAULT_REGION,
         endpoint_url=env["AWS_ENDPOINT_URL"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
@@ -145,43 +147,3 @@ def _edit_tags_out_of_band(env: dict[str, str]) -> str:
         Tags=[{"Key": "team", "Value": "marketing"}, {"Key": "temp", "Value": "1"}],
     )
     return image["Name"]
-
-
-@contextmanager
-def _image_tags_patched() -> Iterator[None]:
-    """CreateTags and DeleteTags on images, as the real service has them."""
-    from moto.workspaces.models import WorkSpacesBackend
-    from moto.workspaces.responses import WorkSpacesResponse
-
-    original = WorkSpacesBackend.create_tags
-
-    def create_tags(self: Any, resource_id: str, tags: list[dict[str, str]]) -> None:
-        if resource_id.startswith("wsi-"):
-            image = self.workspace_images[resource_id]
-            keys = {t["Key"] for t in tags}
-            image.tags = [t for t in image.tags if t["Key"] not in keys] + list(tags)
-            return
-        original(self, resource_id, tags)
-
-    def delete_tags(self: Any) -> str:
-        import json
-
-        params = json.loads(self.body)
-        backend = self.workspaces_backend
-        resource_id, keys = params["ResourceId"], set(params["TagKeys"])
-        holder = (
-            backend.workspace_images.get(resource_id)
-            or backend.workspaces.get(resource_id)
-            or backend.workspace_directories.get(resource_id)
-        )
-        if holder is not None:
-            holder.tags = [t for t in holder.tags if t["Key"] not in keys]
-        return "{}"
-
-    WorkSpacesBackend.create_tags = create_tags  # type: ignore[method-assign]
-    WorkSpacesResponse.delete_tags = delete_tags  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        WorkSpacesBackend.create_tags = original  # type: ignore[method-assign]
-        del WorkSpacesResponse.delete_tags  # type: ignore[attr-defined]

@@ -1,14 +1,10 @@
-"""Self-tests of tests/fidelity: each real-service behaviour, in-process and over HTTP."""
+"""Self-tests of reconciler/emulator: each real-service behaviour, in-process and over HTTP."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
@@ -17,60 +13,21 @@ from moto.workspaces.responses import WorkSpacesResponse
 
 from tests.fidelity import (
     Faults,
-    Fidelity,
     FidelityConfig,
-    LocalEndpoint,
     installed,
     local_endpoint,
 )
+from tests.fidelity_selftest.conftest import (
+    MODES,
+    NO_RETRY,
+    OTHER_REGION,
+    REGION,
+    Env,
+    error_code,
+    open_env,
+)
 
-REGION = "eu-west-1"
-OTHER_REGION = "us-east-1"
 WS = "ws-0a1b2c3d4"
-MODES = ["mock_aws", "server"]
-NO_RETRY = Config(retries={"total_max_attempts": 1})
-
-
-@pytest.fixture(autouse=True)
-def _dummy_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_WORKSPACES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@dataclass
-class Env:
-    fidelity: Fidelity
-    endpoint: LocalEndpoint | None
-
-    def client(self, region: str = REGION, config: Config | None = None) -> Any:
-        url = self.endpoint.url if self.endpoint else None
-        return boto3.client("workspaces", region_name=region, endpoint_url=url, config=config)
-
-    @property
-    def ep(self) -> LocalEndpoint:
-        assert self.endpoint is not None
-        return self.endpoint
-
-
-@contextmanager
-def open_env(mode: str, config: FidelityConfig | None = None, **server: Any) -> Iterator[Env]:
-    if mode == "server":
-        with local_endpoint(config, **server) as endpoint:
-            yield Env(endpoint.fidelity, endpoint)
-    else:
-        with mock_aws(), installed(config) as fidelity:
-            yield Env(fidelity, None)
-
-
-def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(excinfo.value.response["Error"]["Code"])
 
 
 # --- DescribeWorkspaceImages / DescribeWorkspaces paging --------------------------------

@@ -1,4 +1,4 @@
-"""Self-tests of tests/fidelity/lifecycle.py: copies, sharing and bundles as the real
+"""Self-tests of reconciler/emulator/lifecycle.py: copies, sharing and bundles as the real
 WorkSpaces service answers them, in-process and over HTTP."""
 
 from __future__ import annotations
@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import boto3.session
@@ -20,9 +17,7 @@ from moto.workspaces.responses import WorkSpacesResponse
 from tests.fidelity import (
     BUNDLE_IN_USE_BY_IMAGE,
     PUBLIC_OWNER,
-    Fidelity,
     FidelityConfig,
-    LocalEndpoint,
     bundle_arn,
     compute_types,
     installed,
@@ -30,61 +25,17 @@ from tests.fidelity import (
     public_bundles,
     reset_moto,
 )
+from tests.fidelity_selftest.conftest import (
+    ACCOUNT,
+    MODES,
+    OTHER_REGION,
+    REGION,
+    Env,
+    error_code,
+    open_env,
+)
 
-REGION = "eu-west-1"
-OTHER_REGION = "us-east-1"
-ACCOUNT = "123456789012"
 PARTNER = "111122223333"
-MODES = ["mock_aws", "server"]
-
-
-@pytest.fixture(autouse=True)
-def _dummy_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_WORKSPACES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@dataclass
-class Env:
-    fidelity: Fidelity
-    endpoint: LocalEndpoint | None
-
-    def _client(self, service: str, region: str) -> Any:
-        url = self.endpoint.url if self.endpoint else None
-        return boto3.session.Session().client(  # type: ignore[call-overload]
-            service, region_name=region, endpoint_url=url
-        )
-
-    def client(self, region: str = REGION) -> Any:
-        return self._client("workspaces", region)
-
-    def tagging(self, region: str = REGION) -> Any:
-        return self._client("resourcegroupstaggingapi", region)
-
-    @property
-    def ep(self) -> LocalEndpoint:
-        assert self.endpoint is not None
-        return self.endpoint
-
-
-@contextmanager
-def open_env(mode: str, config: FidelityConfig | None = None) -> Iterator[Env]:
-    if mode == "server":
-        with local_endpoint(config) as endpoint:
-            yield Env(endpoint.fidelity, endpoint)
-    else:
-        with mock_aws(), installed(config) as fidelity:
-            yield Env(fidelity, None)
-
-
-def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(excinfo.value.response["Error"]["Code"])
 
 
 def refused(call: Any, **kwargs: Any) -> tuple[str, str]:

@@ -1,89 +1,36 @@
-"""Self-tests of tests/fidelity/tagging.py: the Resource Groups Tagging API as the real one
-answers for WorkSpaces images and bundles, in-process and over HTTP."""
+"""Self-tests of reconciler/emulator/tagging.py: the Resource Groups Tagging API as the real
+one answers for WorkSpaces images and bundles, in-process and over HTTP."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-import boto3.session
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.resourcegroupstaggingapi.responses import ResourceGroupsTaggingAPIResponse
 
 from tests.fidelity import (
     Faults,
-    Fidelity,
     FidelityConfig,
-    LocalEndpoint,
     bundle_arn,
     image_arn,
     installed,
-    local_endpoint,
+)
+from tests.fidelity_selftest.conftest import (
+    ACCOUNT,
+    MODES,
+    NO_RETRY,
+    OTHER_REGION,
+    REGION,
+    error_code,
+    open_env,
 )
 
-REGION = "eu-west-1"
-OTHER_REGION = "us-east-1"
-ACCOUNT = "123456789012"
 OWNER_KEY = "workspaces-image-reconciler:managed"
-MODES = ["mock_aws", "server"]
-NO_RETRY = Config(retries={"total_max_attempts": 1})
-
-
-@pytest.fixture(autouse=True)
-def _dummy_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_WORKSPACES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@dataclass
-class Env:
-    fidelity: Fidelity
-    endpoint: LocalEndpoint | None
-
-    def _client(self, service: str, region: str, config: Config | None) -> Any:
-        url = self.endpoint.url if self.endpoint else None
-        session = boto3.session.Session()
-        return session.client(  # type: ignore[call-overload]
-            service, region_name=region, endpoint_url=url, config=config
-        )
-
-    def tagging(self, region: str = REGION, config: Config | None = None) -> Any:
-        return self._client("resourcegroupstaggingapi", region, config)
-
-    def workspaces(self, region: str = REGION, config: Config | None = None) -> Any:
-        return self._client("workspaces", region, config)
-
-    @property
-    def ep(self) -> LocalEndpoint:
-        assert self.endpoint is not None
-        return self.endpoint
-
-
-@contextmanager
-def open_env(mode: str, config: FidelityConfig | None = None, **server: Any) -> Iterator[Env]:
-    if mode == "server":
-        with local_endpoint(config, **server) as endpoint:
-            yield Env(endpoint.fidelity, endpoint)
-    else:
-        with mock_aws(), installed(config) as fidelity:
-            yield Env(fidelity, None)
-
-
-def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(excinfo.value.response["Error"]["Code"])
 
 
 def listed(reply: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -131,7 +78,7 @@ def test_each_type_filter_selects_its_workspaces_resources(mode: str) -> None:
     with open_env(mode) as env:
         image = env.fidelity.add_image(REGION, "img", tags={"k": "v"})
         env.fidelity.add_workspace(REGION, "ws-0a1b2c3d4")
-        env.workspaces().create_tags(ResourceId="ws-0a1b2c3d4", Tags=[{"Key": "k", "Value": "w"}])
+        env.client().create_tags(ResourceId="ws-0a1b2c3d4", Tags=[{"Key": "k", "Value": "w"}])
         workspace = f"arn:aws:workspaces:{REGION}:{ACCOUNT}:workspace/ws-0a1b2c3d4"
         client = env.tagging()
 
@@ -268,7 +215,7 @@ def test_tags_written_through_either_api_are_one_store(mode: str) -> None:
     with open_env(mode) as env:
         image = env.fidelity.add_image(REGION, "img")
         arn = image_arn(REGION, image)
-        workspaces, tagging = env.workspaces(), env.tagging()
+        workspaces, tagging = env.client(), env.tagging()
         assert listed(tagging.get_resources(ResourceARNList=[arn])) == {}
         workspaces.create_tags(ResourceId=image, Tags=[{"Key": OWNER_KEY, "Value": "true"}])
         assert listed(tagging.get_resources(ResourceARNList=[arn])) == {arn: {OWNER_KEY: "true"}}
@@ -323,7 +270,7 @@ def test_deny_tagging_answers_access_denied_everywhere_or_in_one_region(mode: st
                 each.get_resources(TagFilters=[{"Key": OWNER_KEY}])
             assert error_code(err) == "AccessDeniedException"
             assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-        assert env.workspaces().describe_tags(ResourceId=image)["TagList"]
+        assert env.client().describe_tags(ResourceId=image)["TagList"]
         env.fidelity.deny_tagging(False)
         env.fidelity.deny_tagging(region=OTHER_REGION)
         assert set(listed(client.get_resources())) == {image_arn(REGION, image)}
@@ -341,7 +288,7 @@ def test_a_disabled_opt_in_region_answers_unrecognized_client(mode: str) -> None
         env.fidelity.disable_region(OTHER_REGION)
         calls: list[Callable[[], Any]] = [
             lambda: env.tagging(OTHER_REGION, NO_RETRY).get_resources(),
-            lambda: env.workspaces(OTHER_REGION, NO_RETRY).describe_workspace_images(),
+            lambda: env.client(OTHER_REGION, NO_RETRY).describe_workspace_images(),
         ]
         for call in calls:
             with pytest.raises(ClientError) as err:
@@ -349,7 +296,7 @@ def test_a_disabled_opt_in_region_answers_unrecognized_client(mode: str) -> None
             assert error_code(err) == "UnrecognizedClientException"
         assert len(env.tagging().get_resources()["ResourceTagMappingList"]) == 1
         env.fidelity.disable_region(OTHER_REGION, workspaces=False)
-        assert env.workspaces(OTHER_REGION).describe_workspace_images()["Images"] == []
+        assert env.client(OTHER_REGION).describe_workspace_images()["Images"] == []
         with pytest.raises(ClientError) as err:
             env.tagging(OTHER_REGION, NO_RETRY).get_resources()
         assert error_code(err) == "UnrecognizedClientException"
@@ -365,7 +312,7 @@ def test_stale_mode_serves_old_tags_while_describe_tags_is_current(mode: str) ->
     with open_env(mode) as env:
         old = env.fidelity.add_image(REGION, "old", tags={OWNER_KEY: "true", "v": "1"})
         arn = image_arn(REGION, old)
-        workspaces, tagging = env.workspaces(), env.tagging()
+        workspaces, tagging = env.client(), env.tagging()
         time.sleep(2.0)
         workspaces.create_tags(ResourceId=old, Tags=[{"Key": "v", "Value": "2"}])
         tagging.tag_resources(ResourceARNList=[arn], Tags={"w": "x"})
@@ -401,7 +348,7 @@ def test_recorder_counts_get_resources_and_faults_can_target_it() -> None:
         tagging = env.tagging(config=NO_RETRY)
         tagging.get_resources(TagFilters=[{"Key": OWNER_KEY}])
         env.tagging(OTHER_REGION).get_resources()
-        env.workspaces().describe_workspace_images()
+        env.client().describe_workspace_images()
         assert calls.count("GetResources") == 2
         assert calls.count("GetResources", REGION) == 1
         assert calls.count(api="tagging") == 2
@@ -419,7 +366,7 @@ def test_recorder_counts_get_resources_and_faults_can_target_it() -> None:
         assert error_code(err) == "AccessDeniedException"
         assert calls.count("GetResources", throttled=True) == 1
         with pytest.raises(ClientError) as err:
-            env.workspaces(config=NO_RETRY).describe_workspace_images()
+            env.client(config=NO_RETRY).describe_workspace_images()
         assert error_code(err) == "ThrottlingException"
 
 
@@ -433,7 +380,7 @@ def test_tagging_pace_is_its_own_bucket_per_region() -> None:
         assert error_code(err) == "ThrottledException"
         env.tagging(OTHER_REGION, NO_RETRY).get_resources()  # another region's bucket
         for _ in range(5):
-            env.workspaces(config=NO_RETRY).describe_workspace_images()
+            env.client(config=NO_RETRY).describe_workspace_images()
         assert env.ep.calls.throttled() == 1
         assert env.ep.calls.count("GetResources", REGION, throttled=True) == 1
         env.ep.middleware.set_tagging_pace(None)
@@ -447,9 +394,9 @@ def test_without_tagging_pace_get_resources_is_never_throttled() -> None:
         for _ in range(10):
             env.tagging(config=NO_RETRY).get_resources()
         assert env.ep.calls.throttled() == 0
-        env.workspaces(config=NO_RETRY).describe_workspace_images()
+        env.client(config=NO_RETRY).describe_workspace_images()
         with pytest.raises(ClientError):
-            env.workspaces(config=NO_RETRY).describe_workspace_images()
+            env.client(config=NO_RETRY).describe_workspace_images()
 
 
 def test_installed_restores_moto_tagging_api_on_exit() -> None:

@@ -1,7 +1,7 @@
 """Make moto's Resource Groups Tagging API answer like the real one for WorkSpaces resources.
 
 moto 5.2.1 (``moto/resourcegroupstaggingapi``) differs from the real service in ways that
-matter to a reconciler reading tags in bulk. While :func:`~tests.fidelity.layer.installed` is
+matter to a reconciler reading tags in bulk. While :func:`~reconciler.emulator.layer.installed` is
 active, this module's patches are set on ``ResourceGroupsTaggingAPIResponse`` (shared by
 ``mock_aws()`` and an in-process moto server, so they hold for every wire format).
 
@@ -19,7 +19,7 @@ Gaps closed (moto behaviour -> real behaviour):
   ``.../workspacebundle/<id>`` (see :func:`image_arn`, :func:`bundle_arn`). Bundles are
   the account's custom bundles: the layer's bundle store (``bundles`` on its region state,
   filled by CreateWorkspaceBundle and ``Fidelity.add_bundle``, see
-  :mod:`tests.fidelity.lifecycle`), or a dict ``bundle_id -> object with a tags list`` set
+  :mod:`reconciler.emulator.lifecycle`), or a dict ``bundle_id -> object with a tags list`` set
   as ``backend.workspace_bundles``, which takes precedence. AMAZON's public bundles are
   not the account's and are never listed.
 * Paging at 50 with server-side generators -> pages of ``ResourcesPerPage`` (1-100, default

@@ -1,11 +1,11 @@
 """Copies, sharing and bundles: the WorkSpaces operations moto 5.2.1 lacks or gets wrong.
 
-:func:`lifecycle_patches` gives the methods :func:`tests.fidelity.layer.installed` sets on
+:func:`lifecycle_patches` gives the methods :func:`reconciler.emulator.layer.installed` sets on
 ``WorkSpacesResponse`` next to its own (and restores on exit). State lives on the layer's
 per-region state (``_RegionState``), so a moto reset clears it; the bundle store is its
-``bundles``, the one :mod:`tests.fidelity.tagging` serves under
+``bundles``, the one :mod:`reconciler.emulator.tagging` serves under
 ``arn:aws:workspaces:<region>:<account>:workspacebundle/<id>``. Test hooks are on
-:class:`~tests.fidelity.layer.Fidelity`.
+:class:`~reconciler.emulator.layer.Fidelity`.
 
 Gaps closed (moto behaviour -> real behaviour):
 

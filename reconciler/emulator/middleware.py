@@ -60,6 +60,11 @@ _JSON = "application/x-amz-json-1.1"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+def _seeded(seed: int) -> random.Random:
+    # The draws choose faults to inject and must repeat for a seed: no secret depends on them.
+    return random.Random(seed)  # noqa: S311
+
+
 @dataclass(frozen=True)
 class Call:
     """One request. ``status`` is 0 when the connection was reset unanswered; ``api`` is
@@ -167,8 +172,8 @@ class Faults:
 
     def __init__(self, seed: int = 0) -> None:
         self._lock = threading.Lock()
-        self._rng = random.Random(seed)
-        self._tagging_rng = random.Random(seed)
+        self._rng = _seeded(seed)
+        self._tagging_rng = _seeded(seed)
         self._rates: dict[str, dict[str, float]] = {}
         self._once: list[tuple[str, str, float | None]] = []
         self._rules: list[_ErrorRule] = []
@@ -194,8 +199,8 @@ class Faults:
 
     def seed(self, seed: int) -> None:
         with self._lock:
-            self._rng = random.Random(seed)
-            self._tagging_rng = random.Random(seed)
+            self._rng = _seeded(seed)
+            self._tagging_rng = _seeded(seed)
 
     def fail_once(
         self, operation: str, kind: str, *, times: int = 1, seconds: float | None = None

@@ -3,8 +3,9 @@ fidelity layer and middleware.
 
 Built like ``moto.moto_server.threaded_moto_server.ThreadedMotoServer`` (werkzeug
 ``make_server`` around ``DomainDispatcherApplication(create_backend_app)``, threaded, in a
-daemon thread), with :class:`~tests.fidelity.middleware.FidelityMiddleware` around the app
-so that tests can pace, delay, break and count calls as the real service and network would.
+daemon thread), with :class:`~reconciler.emulator.middleware.FidelityMiddleware` around the
+app so that tests can pace, delay, break and count calls as the real service and network
+would. ``reconciler demo`` serves it unpaced and without faults.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class LocalEndpoint:
 def reset_moto(url: str) -> None:
     """Reset every moto backend through the server's ``POST /moto-api/reset``."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(f"{url}/moto-api/reset", data=b"", method="POST")
+    # ``url`` is a local endpoint's http:// URL (local_endpoint's or a test's), never user input.
+    request = urllib.request.Request(f"{url}/moto-api/reset", data=b"", method="POST")  # noqa: S310
     with opener.open(request, timeout=10) as reply:
         reply.read()
 

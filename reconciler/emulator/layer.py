@@ -20,11 +20,11 @@ Gaps closed (moto behaviour -> real behaviour):
   is not AVAILABLE fails with InvalidResourceStateException.
 * No image quota -> ResourceLimitExceededException beyond ``FidelityConfig.image_quota``.
 * The Resource Groups Tagging API (GetResources, TagResources, UntagResources) for
-  WorkSpaces resources: see :mod:`tests.fidelity.tagging`, installed and removed with this
+  WorkSpaces resources: see :mod:`reconciler.emulator.tagging`, installed and removed with this
   layer; its switches are :meth:`Fidelity.deny_tagging`, :meth:`Fidelity.disable_region`
   and :meth:`Fidelity.stale_tags`.
 * CopyWorkspaceImage, the bundle operations and image sharing are missing or wrong in moto
-  -> served by :mod:`tests.fidelity.lifecycle` (its docstring lists each behaviour), whose
+  -> served by :mod:`reconciler.emulator.lifecycle` (its docstring lists each behaviour), whose
   operations are installed with these; their test hooks are on :class:`Fidelity`
   (:meth:`~Fidelity.add_bundle`, :meth:`~Fidelity.bundles`, :meth:`~Fidelity.use_bundle`,
   :meth:`~Fidelity.shared_accounts`, :meth:`~Fidelity.set_shared_accounts`,
@@ -162,7 +162,7 @@ class _Capture:
 class Bundle:
     """A custom bundle (CreateWorkspaceBundle) or one of AMAZON's public bundles.
 
-    ``tags`` and ``created`` are what the tagging API reads (see tests.fidelity.tagging).
+    ``tags`` and ``created`` are what the tagging API reads (see reconciler.emulator.tagging).
     """
 
     bundle_id: str
@@ -211,7 +211,7 @@ class _CopyFailure:
 class _RegionState:
     captures: dict[str, _Capture] = field(default_factory=dict)
     bundle_images: set[str] = field(default_factory=set)  # Fidelity.associate_bundle
-    # the bundle store; tests.fidelity.tagging reads it as ``bundles`` on this state
+    # the bundle store; reconciler.emulator.tagging reads it as ``bundles`` on this state
     bundles: dict[str, Bundle] = field(default_factory=dict)
     deleted_bundle_names: dict[str, float] = field(default_factory=dict)  # -> monotonic
     copy_failures: list[_CopyFailure] = field(default_factory=list)
@@ -557,7 +557,7 @@ class Fidelity:
         self.lock = threading.RLock()
         self.tagging = TaggingSwitches()
 
-    # --- the Resource Groups Tagging API (see tests.fidelity.tagging) ---
+    # --- the Resource Groups Tagging API (see reconciler.emulator.tagging) ---
 
     def deny_tagging(self, denied: bool = True, *, region: str | None = None) -> None:
         """GetResources answers AccessDeniedException (a role without tag:GetResources),
@@ -760,7 +760,7 @@ class Fidelity:
             else:
                 bundles.discard(image_id)
 
-    # --- copies, sharing and bundles (operations in tests.fidelity.lifecycle) ---
+    # --- copies, sharing and bundles (operations in reconciler.emulator.lifecycle) ---
 
     def fail_copies(
         self,
