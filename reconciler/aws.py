@@ -270,6 +270,27 @@ class RetryPolicy:
         return UNREACHABLE_WAITS[min(attempts, len(UNREACHABLE_WAITS)) - 1]
 
 
+def pace(
+    client: Any, bucket: TokenBucket, stop: threading.Event, throttle_codes: frozenset[str]
+) -> None:
+    """Every HTTP attempt of `client` (retries included) takes a token from `bucket` first;
+    a throttled answer slows the bucket down, a good one lets it recover."""
+
+    def before_send(**kwargs: Any) -> None:
+        bucket.acquire(stop)
+
+    def received(**kwargs: Any) -> None:
+        parsed = kwargs.get("parsed_response") or {}
+        if parsed.get("Error", {}).get("Code", "") in throttle_codes:
+            bucket.throttled()
+        elif kwargs.get("exception") is None:
+            bucket.succeeded()
+
+    events = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-send.{events}", before_send)
+    client.meta.events.register(f"response-received.{events}", received)
+
+
 class RegionClient:
     """WorkSpaces in one region: paced, counted, paginated calls.
 
@@ -295,19 +316,7 @@ class RegionClient:
             max_workers=settings.concurrency, thread_name_prefix=f"aws-{region}"
         )
         for client in (reads, creates):
-            client.meta.events.register("before-send.workspaces", self._before_send)
-            client.meta.events.register("response-received.workspaces", self._received)
-
-    def _before_send(self, **kwargs: Any) -> None:
-        # Runs before every HTTP attempt, retries included: the pace covers them all.
-        self.bucket.acquire(self.stop)
-
-    def _received(self, **kwargs: Any) -> None:
-        parsed = kwargs.get("parsed_response") or {}
-        if parsed.get("Error", {}).get("Code", "") in THROTTLE_CODES:
-            self.bucket.throttled()
-        elif kwargs.get("exception") is None:
-            self.bucket.succeeded()
+            pace(client, self.bucket, stop, THROTTLE_CODES)
 
     def map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         """fn over items through this region's pool, in order; stops early when interrupted."""
@@ -391,19 +400,7 @@ class TagReader:
         self.bucket = TokenBucket(settings.tagging_rate)
         self.concurrency = settings.concurrency
         self.stop = stop
-        events = client.meta.service_model.service_id.hyphenize()
-        client.meta.events.register(f"before-send.{events}", self._before_send)
-        client.meta.events.register(f"response-received.{events}", self._received)
-
-    def _before_send(self, **kwargs: Any) -> None:
-        self.bucket.acquire(self.stop)
-
-    def _received(self, **kwargs: Any) -> None:
-        parsed = kwargs.get("parsed_response") or {}
-        if parsed.get("Error", {}).get("Code", "") in TAGGING_THROTTLE_CODES:
-            self.bucket.throttled()
-        elif kwargs.get("exception") is None:
-            self.bucket.succeeded()
+        pace(client, self.bucket, stop, TAGGING_THROTTLE_CODES)
 
     def arn(self, kind: str, account: str, resource_id: str) -> str:
         return resource_arn(self.partition, self.region, account, kind, resource_id)

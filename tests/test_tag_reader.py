@@ -159,7 +159,12 @@ def test_the_tagging_api_has_its_own_bucket_that_slows_when_throttled(fidelity: 
         assert reader.bucket is not made.region(REGION).bucket
         assert reader.bucket.base_rate == 5.0
         assert "ThrottledException" in TAGGING_THROTTLE_CODES  # the tagging API's code
-        reader._received(parsed_response={"Error": {"Code": "ThrottledException"}})
+        service = reader.client.meta.service_model.service_id.hyphenize()
+        reader.client.meta.events.emit(  # as botocore does when a reply arrives
+            f"response-received.{service}.GetResources",
+            parsed_response={"Error": {"Code": "ThrottledException"}},
+            exception=None,
+        )
         assert reader.bucket.rate == 2.5
         assert made.region(REGION).bucket.rate == 2.0
     finally:

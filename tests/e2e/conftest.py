@@ -1,8 +1,8 @@
 """Fixtures of the end-to-end tests.
 
-* ``endpoint``: a local WorkSpaces endpoint (:func:`tests.fidelity.local_endpoint`), fresh
+* ``endpoint``: a local WorkSpaces endpoint (:func:`reconciler.emulator.local_endpoint`), fresh
   for each test. ``@pytest.mark.fidelity(image_quota=3)`` passes a
-  :class:`~tests.fidelity.FidelityConfig` to it.
+  :class:`~reconciler.emulator.FidelityConfig` to it.
 * ``specs_dir``: a specs folder in ``tmp_path`` that tests write YAML documents into.
 * ``run_reconciler(*args, endpoint=..., check_exit=...)``: runs the real command,
   ``python -m reconciler ...``, in a subprocess whose only AWS settings are dummy

@@ -1,6 +1,6 @@
 """Faults the real service and network produce, end to end: the real `reconciler` command
 against the local endpoint, whose middleware throttles, fails before or after running a
-call, resets connections and answers late (tests/fidelity/middleware.py).
+call, resets connections and answers late (reconciler/emulator/middleware.py).
 
 Each test asserts the exit code and the final AWS state as the endpoint holds it: every
 image exists exactly once, with the declared tags and the ownership tag.
