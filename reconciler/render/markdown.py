@@ -232,9 +232,12 @@ class _Layout:
                 shown[n] = True
                 budget -= size(row.compact) + 1
         expanded = [False] * len(self.rows)
+        # Tag changes only once every changing item has its row: a smaller row may have
+        # fitted after a larger one did not, and the room left must not go to details then.
+        every_row = all(shown)
         for n, row in enumerate(self.rows):
             extra = size(row.full) - size(row.compact)
-            if shown[n] and extra <= budget:
+            if every_row and extra <= budget:
                 expanded[n] = True
                 budget -= extra
         return _Choice(warnings, shown, expanded, _take(self._lines(), budget))

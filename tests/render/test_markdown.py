@@ -625,3 +625,9 @@ def test_a_stuck_capture_is_never_called_in_sync_or_unchanged() -> None:
     assert parsed.lines[2].startswith("### ⚠️ Drift detected. Plan: Nothing to change. ")
     assert "1 unchanged (1 capture stuck)" in parsed.lines[2]
     assert "No changes" not in parsed.lines[2]
+
+
+def test_no_tag_changes_are_shown_while_a_smaller_row_fitted_after_a_larger_one_did_not() -> None:
+    """Found by the property above: a row too long for the room left, then smaller rows that
+    fitted; the room that remained went to tag changes while an item had no row."""
+    check_random(103, 45351, "plan")
