@@ -1,117 +1,51 @@
 """Apply: execute a plan item by item and return every item's result.
 
-Nothing here prints or decides an exit code. One failing item never stops the others;
-the only thing that stops new calls is an interruption (SIGINT/SIGTERM), after which every
-item not yet started is reported `skipped`.
+The generic executor. It runs each region's items in parallel with the other regions,
+through that region's paced pool; picks the order of work (one capture per source
+WorkSpace goes first); skips what has nothing to do or may not be done; stops sending new
+calls on an interruption (SIGINT/SIGTERM), after which every item not yet started is
+reported `skipped`; reports each item as it ends; and gathers the results in plan order.
+The calls themselves belong to the kind of resource (`reconciler.kinds`): today only
+`kinds.image`.
+
+Nothing here prints or decides an exit code. One failing item never stops the others.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING
 
-import botocore.exceptions
-
-from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
-from reconciler.aws import THROTTLE_CODES, error_code, in_parallel, is_ambiguous
+from reconciler.aws import in_parallel
 from reconciler.errors import Interrupted
+from reconciler.kinds import image
+from reconciler.kinds.image import CREATE_ERRORS, create_now
 from reconciler.plan import Action, Plan, PlanItem, Replan, Unmanaged
+from reconciler.results import (
+    Applied,
+    AppliedItem,
+    AppliedUnmanaged,
+    Result,
+    item_result,
+    unmanaged_result,
+)
 
 if TYPE_CHECKING:
-    from types_boto3_workspaces.type_defs import (
-        CreateWorkspaceImageResultTypeDef,
-        WorkspaceImageTypeDef,
-    )
-
     from reconciler.aws import Clients, RegionClient
 
-CREATE_THROTTLE_RETRIES = 8  # a throttled create did not run, so it is safe to send again
-
-
-class Result(str, Enum):
-    CREATED = "created"
-    CONVERGED = "converged"
-    TAGS_UPDATED = "tags-updated"
-    ADOPTED = "adopted"
-    DELETED = "deleted"
-    DEFERRED = "deferred"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    UNCHANGED = "unchanged"
-
-
-class AppliedItem(PlanItem):
-    result: Result
-    error: str | None = None
-
-
-class AppliedUnmanaged(Unmanaged):
-    result: Result = Result.UNCHANGED
-    error: str | None = None
-
-
-class Applied(Plan):
-    """The plan document with, on each item, its result and error."""
-
-    items: tuple[AppliedItem, ...]
-    unmanaged: tuple[AppliedUnmanaged, ...] = ()
-    interrupted: bool = False
-
-    @property
-    def failed(self) -> bool:
-        """Any failure, and any conflict or blocked item left as it was."""
-        unresolved = any(i.is_error and i.result is Result.SKIPPED for i in self.items)
-        return (
-            unresolved
-            or any(i.result is Result.FAILED for i in self.items)
-            or any(u.result is Result.FAILED for u in self.unmanaged)
-        )
-
-    @property
-    def work_left(self) -> bool:
-        """A deferred create or replacement (--replace-failed), an item an interruption
-        skipped, or a deletion skipped until its capture ends; a conflict or blocked item
-        left as it was is a failure instead."""
-        return any(
-            i.result is Result.DEFERRED or (i.result is Result.SKIPPED and not i.is_error)
-            for i in self.items
-        ) or any(u.result is Result.SKIPPED for u in self.unmanaged)
-
-
-# What to do about each documented CreateWorkspaceImage error: (result, hint).
-CREATE_ERRORS: dict[str, tuple[Result, str]] = {
-    "ResourceAlreadyExistsException": (Result.CONVERGED, ""),
-    "InvalidResourceStateException": (
-        Result.DEFERRED,
-        "the source WorkSpace is busy (an image of it may be capturing); run apply again later",
-    ),
-    "ResourceLimitExceededException": (
-        Result.FAILED,
-        "the region's image quota is reached: delete unused images (apply --prune) or ask AWS "
-        "to raise it",
-    ),
-    "ResourceNotFoundException": (
-        Result.FAILED,
-        "the source WorkSpace no longer exists: point the spec at another WorkSpace",
-    ),
-    "OperationNotSupportedException": (
-        Result.FAILED,
-        "the service cannot image this WorkSpace (for example encrypted volumes, or a bundle "
-        "type that can't be imaged): see the message and use another source",
-    ),
-    "AccessDeniedException": (
-        Result.FAILED,
-        "the role lacks workspaces:CreateWorkspaceImage (and workspaces:CreateTags): see the "
-        "README's IAM policy for apply",
-    ),
-    "InvalidParameterValuesException": (
-        Result.FAILED,
-        "the service rejected a value in the spec: fix it as the message says",
-    ),
-}
+# The names callers and tests import from here, wherever they live now.
+__all__ = [
+    "CREATE_ERRORS",
+    "Applied",
+    "AppliedItem",
+    "AppliedUnmanaged",
+    "ApplyOptions",
+    "Report",
+    "Result",
+    "apply_plan",
+    "create_now",
+]
 
 Report = Callable[[AppliedItem], None]
 
@@ -121,8 +55,9 @@ class ApplyOptions:
     # (region, name) of planned creates of a saved plan whose image was created meanwhile:
     # reported converged without a call.
     converged: frozenset[tuple[str, str]] = frozenset()
-    # How to plan an item again from tags read just before changing it (see `_confirmed`).
-    # None: any difference from the planned tags stops the change.
+    # How to plan an item again from tags read just before changing it (see
+    # `kinds.image.confirmed_retag`). None: any difference from the planned tags stops the
+    # change.
     replan: Replan | None = None
 
 
@@ -147,7 +82,7 @@ def apply_plan(
         return (
             _apply_region(plan, items, client, options, report),
             [
-                _prune(u, client) if (u.region, u.image_id) in deleting else _kept(u)
+                _delete(u, client) if (u.region, u.image_id) in deleting else unmanaged_result(u)
                 for u in unmanaged
             ],
         )
@@ -177,7 +112,7 @@ def _apply_region(
 
     def run(item: PlanItem) -> AppliedItem:
         if (item.region, item.name) in options.converged:
-            done = _done(item, Result.CONVERGED)
+            done = item_result(item, Result.CONVERGED)
         else:
             done = _apply_item(plan, item, client, creates_first, options)
         if report:
@@ -206,322 +141,28 @@ def _apply_item(
     options: ApplyOptions,
 ) -> AppliedItem:
     if item.action is Action.NO_OP:
-        return _done(item, Result.UNCHANGED)
+        return item_result(item, Result.UNCHANGED)
     if item.is_error and not plan.replaces(item):
-        return _done(item, Result.SKIPPED, item.reason)
+        return item_result(item, Result.SKIPPED, item.reason)
     if client.stop.is_set():
-        return _done(item, Result.SKIPPED, "interrupted before this item started")
+        return item_result(item, Result.SKIPPED, "interrupted before this item started")
+    # Every item is an image today; copies, shares and bundles will each send theirs to
+    # their own kind module here, with the same results and the same interruption rule.
     try:
         if plan.replaces(item):
-            return _replace(item, client, creates_now)
+            return image.replace(item, client, creates_now)
         if item.action is Action.CREATE:
-            return _create(item, client, creates_now)
-        return _confirmed_retag(item, client, options.replan)
+            return image.create(item, client, creates_now)
+        return image.confirmed_retag(item, client, options.replan)
     except Interrupted:
-        return _done(item, Result.SKIPPED, "interrupted before this item's call was sent")
+        return item_result(item, Result.SKIPPED, "interrupted before this item's call was sent")
 
 
-def _create(item: PlanItem, client: RegionClient, creates_now: set[str]) -> AppliedItem:
-    if item.source_busy:
-        return _done(item, Result.DEFERRED, item.reason)
-    if item.name not in creates_now:
-        reason = (
-            f"another image of {item.source_workspace_id} is captured first (one capture per "
-            "WorkSpace at a time); run apply again when it is done, or use --wait"
-        )
-        return _done(item, Result.DEFERRED, reason)
-    for attempt in range(CREATE_THROTTLE_RETRIES + 1):
-        try:
-            reply = _send_create(item, client)
-            return _done(
-                item, Result.CREATED, image_id=reply.get("ImageId"), state=reply.get("State")
-            )
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-            code = error_code(err)
-            if code in THROTTLE_CODES and attempt < CREATE_THROTTLE_RETRIES:
-                time.sleep(min(8.0, 0.5 * 2**attempt))  # the bucket has slowed down too
-                continue
-            if is_ambiguous(err):
-                return _settle_lost_create(item, client, err)
-            return _create_error(item, err, code)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def create_now(item: PlanItem, client: RegionClient) -> AppliedItem:
-    """Send a deferred create now that its source WorkSpace is free (`apply --wait`); a
-    deferred replacement whose failed image is still there deletes it first."""
-    plain = PlanItem(**item.model_dump(include=set(PlanItem.model_fields)))
-    plain = plain.model_copy(update={"source_busy": False})
-    if plain.action is Action.CONFLICT and plain.state == "ERROR" and plain.image_id:
-        return _replace(plain, client, {plain.name})
-    return _create(plain, client, {plain.name})
-
-
-def _replace(item: PlanItem, client: RegionClient, creates_now: set[str]) -> AppliedItem:
-    """Delete a failed (ERROR) image, then capture it again from its source."""
-    if item.source_busy:  # keep the failed image until its source can capture a new one
-        return _done(item, Result.DEFERRED, item.reason)
-    if item.name not in creates_now:
-        return _done(item, Result.DEFERRED, "another capture of the same WorkSpace goes first")
-    assert item.image_id is not None  # an ERROR conflict is an existing image
-    refused = _delete_owned(client, item.image_id)
-    if refused is not None and refused is not _GONE:
-        return _done(item, Result.FAILED, f"the failed image was not deleted: {refused}")
-    return _create(item.model_copy(update={"image_id": None, "state": None}), client, creates_now)
-
-
-def _prune(u: Unmanaged, client: RegionClient) -> AppliedUnmanaged:
+def _delete(u: Unmanaged, client: RegionClient) -> AppliedUnmanaged:
+    """A deletion the plan shows (prune), unless an interruption came first."""
     if client.stop.is_set():
-        return _kept(u, Result.SKIPPED, "interrupted before this deletion started")
-    if u.state == "PENDING":
-        return _kept(
-            u,
-            Result.SKIPPED,
-            "still PENDING: the service can't delete it until the capture ends; prune it later",
-        )
+        return unmanaged_result(u, Result.SKIPPED, "interrupted before this deletion started")
     try:
-        refused = _delete_owned(client, u.image_id)
+        return image.prune(u, client)
     except Interrupted:
-        return _kept(u, Result.SKIPPED, "interrupted before this deletion was sent")
-    if refused is _GONE:
-        return _kept(u, Result.UNCHANGED, "already gone when read just before the deletion")
-    if refused is _NOT_OWNED:
-        return _kept(u, Result.SKIPPED, refused)
-    return _kept(u, Result.FAILED, refused) if refused else _kept(u, Result.DELETED)
-
-
-def _kept(
-    u: Unmanaged, result: Result = Result.UNCHANGED, error: str | None = None
-) -> AppliedUnmanaged:
-    return AppliedUnmanaged(**u.model_dump(), result=result, error=error)
-
-
-# Why the service refuses to delete an image, and what to do about it.
-DELETE_HINTS = {
-    "ResourceAssociatedException": "a bundle uses this image: delete the bundle or move it to "
-    "another image first",
-    "InvalidResourceStateException": "the image is still PENDING, or shared with other "
-    "accounts: wait for the capture to end, or remove the sharing "
-    "(UpdateWorkspaceImagePermission) first",
-    "AccessDeniedException": "the role lacks workspaces:DeleteWorkspaceImage",
-}
-
-
-_GONE = "the image no longer exists"
-_NOT_OWNED = (
-    "no longer carries the ownership tag (read just before the deletion), so it was not "
-    "deleted; run plan again"
-)
-
-
-def _delete_owned(client: RegionClient, image_id: str) -> str | None:
-    """Delete an image that a fresh tag read shows is still owned.
-
-    Returns None when deleted, `_GONE` or `_NOT_OWNED` (nothing sent), or an error message
-    with a hint. The read is DescribeTags, the authoritative one: the plan's tags may come
-    from the eventually consistent tagging API, or be minutes old."""
-    try:
-        tags = client.tags(image_id)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        return f"its ownership could not be confirmed ({_short(err)}); run apply again"
-    if tags is None:
-        return _GONE
-    if tags.get(OWNERSHIP_TAG_KEY) != OWNERSHIP_TAG_VALUE:
-        return _NOT_OWNED
-    try:
-        client.reads.delete_workspace_image(ImageId=image_id)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        hint = DELETE_HINTS.get(error_code(err) or "", "see the AWS message")
-        return f"{_short(err)} (hint: {hint})"
-    return None
-
-
-def _create_error(item: PlanItem, err: BaseException, code: str | None) -> AppliedItem:
-    result, hint = CREATE_ERRORS.get(code or "", (Result.FAILED, "see the AWS message"))
-    if result is Result.CONVERGED:
-        return _done(item, result)
-    message = f"{code or type(err).__name__}: {_aws_message(err)}"
-    return _done(item, result, f"{message} (hint: {hint})")
-
-
-def _settle_lost_create(item: PlanItem, client: RegionClient, err: BaseException) -> AppliedItem:
-    """The create's reply was lost: look the name up to learn whether it ran."""
-    try:
-        found = _find(client, item.name)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as lookup_err:
-        return _done(
-            item,
-            Result.FAILED,
-            f"the create's reply was lost ({_short(err)}) and the lookup failed too "
-            f"({_short(lookup_err)}); run apply again: it will find the image if it was created",
-        )
-    if found is not None:
-        return _done(item, Result.CONVERGED, image_id=found["ImageId"], state=found.get("State"))
-    return _resend(item, client, err)
-
-
-def _send_create(item: PlanItem, client: RegionClient) -> CreateWorkspaceImageResultTypeDef:
-    """CreateWorkspaceImage with the declared tags and the ownership tag, never retried by
-    botocore (a lost reply is settled by the caller)."""
-    tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
-    tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
-    return client.creates.create_workspace_image(
-        Name=item.name,
-        Description=item.description,
-        WorkspaceId=item.source_workspace_id,
-        Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
-    )
-
-
-def _find(client: RegionClient, name: str) -> WorkspaceImageTypeDef | None:
-    return next((i for i in client.images() if i.get("Name") == name), None)
-
-
-def _lookup(client: RegionClient, name: str) -> WorkspaceImageTypeDef | None:
-    """The image of that name, or None if absent or the lookup itself failed."""
-    try:
-        return _find(client, name)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-        return None
-
-
-def _resend(item: PlanItem, client: RegionClient, lost: BaseException) -> AppliedItem:
-    """A create proven absent after a lost reply is sent once more, and that answer stands.
-
-    The service refuses a second image of one name in a region, so the resend can't
-    duplicate: ResourceAlreadyExistsException on it means the first one ran after all."""
-    try:
-        reply = _send_create(item, client)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        if not is_ambiguous(err):
-            return _create_error(item, err, error_code(err))
-        found = _lookup(client, item.name)
-        if found:
-            return _done(
-                item, Result.CONVERGED, image_id=found["ImageId"], state=found.get("State")
-            )
-        return _done(
-            item,
-            Result.FAILED,
-            f"the create's reply was lost ({_short(lost)}), and again when it was sent once "
-            f"more ({_short(err)}); run apply again: it will find the image if it was created",
-        )
-    return _done(item, Result.CREATED, image_id=reply.get("ImageId"), state=reply.get("State"))
-
-
-def _confirmed_retag(item: PlanItem, client: RegionClient, replan: Replan | None) -> AppliedItem:
-    """Update tags or adopt, after reading the image's tags again (DescribeTags).
-
-    The plan's tags may be stale: the tagging API is eventually consistent, and others write
-    tags too. The item is planned again from the fresh tags; only the reviewed tag changes
-    that are still needed are written. An image no longer needing them is `unchanged`; one
-    whose ownership changed is left alone (never adopted or retagged on stale ownership)."""
-    assert item.image_id is not None  # update-tags and adopt are for existing images
-    try:
-        tags = client.tags(item.image_id)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        return _done(item, Result.FAILED, f"its tags could not be read again ({_short(err)})")
-    if tags is None:
-        return _done(item, Result.FAILED, "the image was deleted since the plan; run plan again")
-    fresh = replan(item, tags) if replan else _replan_strict(item, tags)
-    if fresh.action is Action.NO_OP:
-        return _done(
-            item.model_copy(update={"tag_changes": ()}),
-            Result.UNCHANGED,
-            None,
-            reason="already as declared when its tags were read again just before the change",
-        )
-    same = fresh.action is item.action or (
-        item.action is Action.ADOPT and fresh.action is Action.UPDATE_TAGS
-    )
-    if not same:
-        return _done(
-            item,
-            Result.FAILED,
-            f"the image changed since the plan (it now calls for {fresh.action.value}): "
-            "nothing was written; run plan again",
-        )
-    # A reviewed change is a key and the value it gets (or its removal), whatever value the
-    # plan saw before it.
-    reviewed = {(c.key, c.after) for c in item.tag_changes}
-    writes = tuple(c for c in fresh.tag_changes if (c.key, c.after) in reviewed)
-    unseen = [c.key for c in fresh.tag_changes if (c.key, c.after) not in reviewed]
-    planned = item.model_copy(update={"action": fresh.action, "tag_changes": writes})
-    if planned.action is Action.ADOPT or writes:
-        done = _retag(planned, client)
-    else:
-        done = _done(planned, Result.UNCHANGED)
-    if unseen and done.result is not Result.FAILED:
-        note = (
-            f"tags changed since the plan: {', '.join(sorted(unseen))} now differ too; they "
-            "were not in the reviewed plan: the next plan shows them"
-        )
-        return done.model_copy(update={"result": Result.DEFERRED, "error": note})
-    return done
-
-
-def _replan_strict(item: PlanItem, tags: dict[str, str]) -> PlanItem:
-    """Without the specs: the item as planned if the tags are as the plan saw them, else a
-    conflict (nothing is written on tags the plan did not see)."""
-    before = {c.key: c.before for c in item.tag_changes}
-    still = all(tags.get(k) == v for k, v in before.items())
-    owned = tags.get(OWNERSHIP_TAG_KEY) == OWNERSHIP_TAG_VALUE
-    if still and owned == (item.action is Action.UPDATE_TAGS):
-        return item
-    return item.model_copy(update={"action": Action.CONFLICT})
-
-
-def _retag(item: PlanItem, client: RegionClient) -> AppliedItem:
-    assert item.image_id is not None  # update-tags and adopt are for existing images
-    upserts = {c.key: c.after for c in item.tag_changes if c.after is not None}
-    removals = [c.key for c in item.tag_changes if c.after is None]
-    if item.action is Action.ADOPT:
-        upserts[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
-    try:
-        # Write before deleting: an interrupted adopt leaves extra tags, never missing ones.
-        if upserts:
-            client.reads.create_tags(
-                ResourceId=item.image_id,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(upserts.items())],
-            )
-        if removals:
-            client.reads.delete_tags(ResourceId=item.image_id, TagKeys=sorted(removals))
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        code = error_code(err)
-        hint = (
-            "the role lacks workspaces:CreateTags / workspaces:DeleteTags"
-            if code == "AccessDeniedException"
-            else "run apply again"
-        )
-        return _done(item, Result.FAILED, f"{_short(err)} (hint: {hint})")
-    return _done(item, Result.ADOPTED if item.action is Action.ADOPT else Result.TAGS_UPDATED)
-
-
-def _done(
-    item: PlanItem,
-    result: Result,
-    error: str | None = None,
-    *,
-    image_id: str | None = None,
-    state: str | None = None,
-    reason: str | None = None,
-) -> AppliedItem:
-    data = item.model_dump(include=set(PlanItem.model_fields))
-    if image_id:
-        data["image_id"] = image_id
-    if state:
-        data["state"] = state
-    if reason:
-        data["reason"] = reason
-    return AppliedItem(**data, result=result, error=error)
-
-
-def _aws_message(err: BaseException) -> str:
-    if isinstance(err, botocore.exceptions.ClientError):
-        return str(err.response.get("Error", {}).get("Message", "")) or str(err)
-    return str(err)
-
-
-def _short(err: BaseException) -> str:
-    code = error_code(err)
-    return f"{code}: {_aws_message(err)}" if code else f"{type(err).__name__}: {err}"
+        return unmanaged_result(u, Result.SKIPPED, "interrupted before this deletion was sent")

@@ -628,6 +628,19 @@ def error_code(err: BaseException) -> str | None:
     return None
 
 
+def error_message(err: BaseException) -> str:
+    """The AWS message of a botocore ClientError, else the exception's text."""
+    if isinstance(err, botocore.exceptions.ClientError):
+        return str(err.response.get("Error", {}).get("Message", "")) or str(err)
+    return str(err)
+
+
+def short_error(err: BaseException) -> str:
+    """One line for a failed call, for an item's error: the AWS code and message."""
+    code = error_code(err)
+    return f"{code}: {error_message(err)}" if code else f"{type(err).__name__}: {err}"
+
+
 def is_ambiguous(err: BaseException) -> bool:
     """A failure after which the call may or may not have run: 5xx, timeout, reset."""
     if isinstance(err, botocore.exceptions.ClientError):

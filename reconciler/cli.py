@@ -25,11 +25,11 @@ import click
 from reconciler import __version__
 
 if TYPE_CHECKING:  # types only: the modules themselves are imported where needed
-    from reconciler.apply import Applied, AppliedItem
     from reconciler.aws import Clients
     from reconciler.errors import ReconcilerError
     from reconciler.plan import Plan, Replan
     from reconciler.progress import ProgressLine
+    from reconciler.results import Applied, AppliedItem
     from reconciler.run import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -366,10 +366,10 @@ def _emit(
 ) -> None:
     """Render to stdout and the asked-for files; in GitHub Actions also the job summary and
     error annotations. `error`: the run then stopped on it (it goes into the document)."""
-    from reconciler.apply import Applied
     from reconciler.render import json as render_json
     from reconciler.render import text
     from reconciler.render.github import annotate_items, append_step_summary
+    from reconciler.results import Applied
 
     def as_markdown() -> str:
         return _markdown(document, out, error)

@@ -1,7 +1,8 @@
-"""The live state: images, their tags and the source WorkSpaces of creates, per region.
+"""The reader: images, their tags and the source WorkSpaces of creates, per region.
 
-The listing carries no tags; they come in bulk from the Resource Groups Tagging API. Call
-budget of a plan (WorkSpaces answers ~2 calls/s per region, so every call counts):
+It reads AWS into the plain types of `live.py`, which the pure planner judges. The listing
+carries no tags; they come in bulk from the Resource Groups Tagging API. Call budget of a
+plan (WorkSpaces answers ~2 calls/s per region, so every call counts):
 
 - finding the regions that hold owned resources (`discover`, not for a `--target` run):
   one GetResources with a tag filter on the ownership key per region where WorkSpaces is
@@ -30,54 +31,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
+import botocore.exceptions
 
-# The pure planner imports this module's types: the readers below import reconciler.aws
-# (boto3) where they run, never at import time.
+from reconciler.aws import (
+    IMAGE_RESOURCE,
+    REGION_REFUSALS,
+    Clients,
+    RegionClient,
+    TaggingDenied,
+    TagReader,
+    error_code,
+    in_parallel,
+)
+from reconciler.live import LiveImage, Progress, RegionInventory, SourceWorkspace, Tags
+
 if TYPE_CHECKING:
     from types_boto3_workspaces.type_defs import WorkspaceImageTypeDef
-
-    from reconciler.aws import Clients, RegionClient, TagReader
-
-
-@dataclass(frozen=True)
-class LiveImage:
-    image_id: str
-    name: str
-    description: str
-    state: str  # AVAILABLE, PENDING or ERROR
-    tags: Mapping[str, str]
-    created: datetime | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-
-    @property
-    def owned(self) -> bool:
-        return self.tags.get(OWNERSHIP_TAG_KEY) == OWNERSHIP_TAG_VALUE
-
-
-@dataclass(frozen=True)
-class SourceWorkspace:
-    workspace_id: str
-    state: str | None  # None: no such WorkSpace in this account and region
-    modifying: bool = False  # a modification (compute type, volume) is in progress
-
-
-@dataclass(frozen=True)
-class RegionInventory:
-    region: str
-    images: Mapping[str, LiveImage]  # by name; only those whose tags were read
-    image_count: int  # every owned image in the region, for the quota
-    sources: Mapping[str, SourceWorkspace] | None = None  # None: not read yet
-
-
-@dataclass(frozen=True)
-class Inventory:
-    regions: Mapping[str, RegionInventory]
-
-
-Progress = Callable[[str, str, int, int], None]  # region, phase, done, total
-Tags = Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -104,8 +73,6 @@ def discover(clients: Clients, home: str, probed: Future[None] | None = None) ->
     refuses (an opt-in region not enabled, an organisation policy) is left out, with the
     reason.
     """
-    from reconciler.aws import TaggingDenied, in_parallel
-
     probed = probed or Future()
     try:
         reader = clients.tag_reader(home)
@@ -132,10 +99,6 @@ def discover(clients: Clients, home: str, probed: Future[None] | None = None) ->
 
 
 def _owned_or_refusal(clients: Clients, region: str) -> Mapping[str, Tags] | str:
-    import botocore.exceptions
-
-    from reconciler.aws import REGION_REFUSALS, TaggingDenied, error_code
-
     reader = clients.tag_reader(region)
     if reader is None:  # refused in another region meanwhile
         return "tag:GetResources is denied"
@@ -216,8 +179,6 @@ def _tags_in_bulk(
     """The tags of `images` by image id, from GetResources. An image left out (the listing
     gave no owner account to build its ARN from, or the API was refused) is read one at a
     time by the caller."""
-    from reconciler.aws import IMAGE_RESOURCE, TaggingDenied
-
     arns = {
         i["ImageId"]: tagger.arn(IMAGE_RESOURCE, i["OwnerAccountId"], i["ImageId"])
         for i in images

@@ -16,7 +16,7 @@ from enum import Enum
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from reconciler import OWNERSHIP_TAG_KEY
-from reconciler.inventory import Inventory, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
 from reconciler.specs import Spec
 
 FORMAT_VERSION = 1

@@ -19,15 +19,8 @@ import botocore.exceptions
 from reconciler.aws import Clients, connection_problem, credential_problem, error_code, in_parallel
 from reconciler.awsconfig import read_timeout, region_hint, region_problem
 from reconciler.errors import AwsError, ConfigError, ReconcilerError, SpecError, SpecProblem
-from reconciler.inventory import (
-    Discovery,
-    Inventory,
-    Progress,
-    RegionInventory,
-    discover,
-    read_images,
-    read_sources,
-)
+from reconciler.inventory import Discovery, discover, read_images, read_sources
+from reconciler.live import Inventory, Progress, RegionInventory
 from reconciler.plan import Plan, Replan, make_plan, replanner
 from reconciler.specs import Spec, SpecSet, duplicate_problems, load_specs
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from reconciler.apply import Applied, AppliedItem, Result, create_now
 from reconciler.aws import PAGE_SIZE, Clients, RegionClient
+from reconciler.kinds.image import create_now
 from reconciler.plan import Action
+from reconciler.results import Applied, AppliedItem, Result
 
 FIRST_POLL = 2.0  # seconds; the gap doubles up to MAX_POLL
 MAX_POLL = 30.0

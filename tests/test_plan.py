@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from reconciler.inventory import Inventory, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
 from reconciler.plan import Action, TagChange, make_plan, tag_changes
 from reconciler.specs import Spec
 
@@ -272,7 +272,8 @@ def test_the_planner_and_the_specs_never_import_boto3():
     import sys
 
     code = (
-        "import sys, reconciler.plan, reconciler.specs, reconciler.cli;"
+        "import sys, reconciler.plan, reconciler.specs, reconciler.cli, reconciler.live;"
+        "import reconciler.results;"
         "sys.exit(any(m in sys.modules for m in "
         "('boto3', 'botocore', 'moto', 'reconciler.emulator')))"
     )

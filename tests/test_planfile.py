@@ -13,7 +13,7 @@ import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.errors import PlanFileError, StalePlanError
-from reconciler.inventory import Inventory, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
 from reconciler.plan import FORMAT_VERSION, Action, Plan, make_plan
 from reconciler.planfile import CHECKSUM_KEY, _checksum, load_plan, save_plan, settle
 from reconciler.specs import Spec

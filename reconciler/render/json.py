@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.apply import Applied
 from reconciler.errors import ReconcilerError, SpecError
 from reconciler.plan import FORMAT_VERSION, Plan
 from reconciler.render.problems import problem_dict
+from reconciler.results import Applied
 
 
 def dumps(document: Plan | Applied, *, error: ReconcilerError | None = None) -> str:

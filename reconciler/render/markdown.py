@@ -23,12 +23,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.apply import Applied, AppliedItem, AppliedUnmanaged, Result
 from reconciler.errors import ReconcilerError, SpecError, SpecProblem
 from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged
 from reconciler.render.escape import terminal_safe
 from reconciler.render.github import RunInfo
 from reconciler.render.text import applied_summary, health_line, summary_line
+from reconciler.results import Applied, AppliedItem, AppliedUnmanaged, Result
 
 MAX_CHARS = 60_000
 # A job summary may hold 1 MiB: 300,000 UTF-16 units are at most 900 KB of UTF-8.

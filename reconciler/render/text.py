@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from reconciler.apply import Applied, AppliedItem, Result
 from reconciler.plan import Action, Plan, PlanItem, TagChange
 from reconciler.render.escape import terminal_safe as safe
+from reconciler.results import Applied, AppliedItem, Result
 
 _SYMBOL = {
     Action.CREATE: ("+", "green"),

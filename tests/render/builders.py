@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.apply import Applied, AppliedItem, AppliedUnmanaged, Result
-from reconciler.inventory import Inventory, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
 from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged, make_plan
 from reconciler.specs import Spec
 
