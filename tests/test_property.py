@@ -23,6 +23,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,23 @@ def account(fidelity: Fidelity) -> dict[str, dict[str, Any]]:
     return {i["id"]: i for i in images}
 
 
+@contextmanager
+def scenario_account(
+    specs: dict[str, dict[str, Any]], states: list[str], live: dict[str, dict[str, Any]]
+) -> Iterator[tuple[Path, Fidelity, Clients]]:
+    """A fresh account holding the scenario's WorkSpaces and images, its specs folder, and
+    unpaced clients."""
+    with tempfile.TemporaryDirectory() as tmp, mock_aws(), installed() as fidelity:
+        folder = Path(tmp)
+        write_specs(folder, specs)
+        seed(fidelity, states, live)
+        clients = Clients(AwsSettings(region=REGION, api_rate=0))
+        try:
+            yield folder, fidelity, clients
+        finally:
+            clients.close()
+
+
 # --- the properties -------------------------------------------------------------------------------
 
 
@@ -261,39 +279,32 @@ def test_apply_converges_creates_nothing_twice_and_touches_only_what_is_ours(
     prune: bool,
 ) -> None:
     specs, states, live = scenario
-    with tempfile.TemporaryDirectory() as tmp, mock_aws(), installed() as fidelity:
-        folder = Path(tmp)
-        write_specs(folder, specs)
-        seed(fidelity, states, live)
-        clients = Clients(AwsSettings(region=REGION, api_rate=0))
-        try:
-            writes = Writes(clients)
-            options = PlanOptions(specs_dir=str(folder), allow_empty=True)
-            before = account(fidelity)
+    with scenario_account(specs, states, live) as (folder, fidelity, clients):
+        writes = Writes(clients)
+        options = PlanOptions(specs_dir=str(folder), allow_empty=True)
+        before = account(fidelity)
 
-            plan, _ = build_plan(options, clients)
-            applied = apply_plan(plan.model_copy(update={"prune": prune}), clients)
-            after = account(fidelity)
-            again, _ = build_plan(options, clients)
+        plan, _ = build_plan(options, clients)
+        applied = apply_plan(plan.model_copy(update={"prune": prune}), clients)
+        after = account(fidelity)
+        again, _ = build_plan(options, clients)
 
-            for item in applied.items:
-                event(f"{item.action.value} -> {item.result.value}")
-            for gone in applied.unmanaged:
-                event(f"unmanaged -> {gone.result.value}")
-            check_convergence(applied, again)
-            check_no_duplicate(before, after, writes.created())
-            check_ownership(before, after, plan, writes, prune)
+        for item in applied.items:
+            event(f"{item.action.value} -> {item.result.value}")
+        for gone in applied.unmanaged:
+            event(f"unmanaged -> {gone.result.value}")
+        check_convergence(applied, again)
+        check_no_duplicate(before, after, writes.created())
+        check_ownership(before, after, plan, writes, prune)
 
-            # A second apply of the fresh plan creates nothing that exists and converges too.
-            writes.clear()
-            reapplied = apply_plan(again.model_copy(update={"prune": prune}), clients)
-            final = account(fidelity)
-            check_no_duplicate(after, final, writes.created())
-            check_ownership(after, final, again, writes, prune)
-            assert all(i.result is not Result.FAILED for i in reapplied.items)
-            assert not [i for i in again.items if i.action is Action.ADOPT], "adopted twice"
-        finally:
-            clients.close()
+        # A second apply of the fresh plan creates nothing that exists and converges too.
+        writes.clear()
+        reapplied = apply_plan(again.model_copy(update={"prune": prune}), clients)
+        final = account(fidelity)
+        check_no_duplicate(after, final, writes.created())
+        check_ownership(after, final, again, writes, prune)
+        assert all(i.result is not Result.FAILED for i in reapplied.items)
+        assert not [i for i in again.items if i.action is Action.ADOPT], "adopted twice"
 
 
 # --- deletions: only what the plan showed, only what is owned at the time of the call -------
@@ -341,35 +352,28 @@ def test_no_image_is_deleted_unless_the_plan_showed_it_and_it_is_owned_at_the_ca
     from reconciler.planfile import load_plan, save_plan
 
     specs, states, live = scenario
-    with tempfile.TemporaryDirectory() as tmp, mock_aws(), installed() as fidelity:
-        folder = Path(tmp)
-        write_specs(folder, specs)
-        seed(fidelity, states, live)
-        clients = Clients(AwsSettings(region=REGION, api_rate=0))
-        try:
-            options = PlanOptions(
-                specs_dir=str(folder),
-                allow_empty=True,
-                prune=prune,
-                recapture_failed=replace_failed,
-            )
-            plan, replan = build_plan(options, clients)
-            if saved:
-                save_plan(plan, folder / "plan.json")
-                plan = load_plan(folder / "plan.json")
-            shown = {u.image_id for u in plan.deletions} | {
-                i.image_id for i in plan.items if plan.replaces(i)
-            }
-            for image in fidelity.images(REGION):  # someone takes images back meanwhile
-                if image["name"] in disown and OWNERSHIP_TAG_KEY in image["tags"]:
-                    clients.region(REGION).reads.delete_tags(
-                        ResourceId=image["id"], TagKeys=[OWNERSHIP_TAG_KEY]
-                    )
-            guard = DeleteGuard(clients, fidelity)
-            apply_plan(plan, clients, ApplyOptions(replan=replan))
-            for image_id, owned in guard.calls:
-                event("delete")
-                assert image_id in shown, f"deleted, not shown as a deletion: {image_id}"
-                assert owned, f"deleted without the ownership tag at the call: {image_id}"
-        finally:
-            clients.close()
+    with scenario_account(specs, states, live) as (folder, fidelity, clients):
+        options = PlanOptions(
+            specs_dir=str(folder),
+            allow_empty=True,
+            prune=prune,
+            recapture_failed=replace_failed,
+        )
+        plan, replan = build_plan(options, clients)
+        if saved:
+            save_plan(plan, folder / "plan.json")
+            plan = load_plan(folder / "plan.json")
+        shown = {u.image_id for u in plan.deletions} | {
+            i.image_id for i in plan.items if plan.replaces(i)
+        }
+        for image in fidelity.images(REGION):  # someone takes images back meanwhile
+            if image["name"] in disown and OWNERSHIP_TAG_KEY in image["tags"]:
+                clients.region(REGION).reads.delete_tags(
+                    ResourceId=image["id"], TagKeys=[OWNERSHIP_TAG_KEY]
+                )
+        guard = DeleteGuard(clients, fidelity)
+        apply_plan(plan, clients, ApplyOptions(replan=replan))
+        for image_id, owned in guard.calls:
+            event("delete")
+            assert image_id in shown, f"deleted, not shown as a deletion: {image_id}"
+            assert owned, f"deleted without the ownership tag at the call: {image_id}"

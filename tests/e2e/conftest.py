@@ -197,3 +197,16 @@ def live(endpoint: LocalEndpoint) -> dict[str, dict[str, Any]]:
     twice = [name for name, count in Counter(i["name"] for i in found).items() if count > 1]
     assert not twice, f"images created twice: {twice}"
     return {i["name"]: i for i in found}
+
+
+def out_of_band(endpoint: LocalEndpoint) -> Any:
+    """A WorkSpaces client of the test's own, for changes made behind the reconciler's back."""
+    import boto3
+
+    return boto3.client(
+        "workspaces",
+        region_name=REGION,
+        endpoint_url=endpoint.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, RunReconciler, SpecsDir, live, source
+from tests.e2e.conftest import REGION, RunReconciler, SpecsDir, live, out_of_band, source
 from tests.e2e.test_concurrency_and_signals import finish, start, wait_for
 from tests.fidelity import LocalEndpoint
 
@@ -87,21 +87,8 @@ def test_replace_failed_confirms_ownership_just_before_the_delete(
     assert live(endpoint)["img"]["id"] == failed
 
 
-def _client(endpoint: LocalEndpoint) -> Any:
-    """Someone else's WorkSpaces client: changes made out of band."""
-    import boto3
-
-    return boto3.client(
-        "workspaces",
-        region_name=REGION,
-        endpoint_url=endpoint.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def _delete_tag(endpoint: LocalEndpoint, resource_id: str, key: str) -> None:
-    _client(endpoint).delete_tags(ResourceId=resource_id, TagKeys=[key])
+    out_of_band(endpoint).delete_tags(ResourceId=resource_id, TagKeys=[key])
 
 
 # --- 3. a saved plan deletes exactly what it listed --------------------------------------------
@@ -162,7 +149,7 @@ def test_plan_prune_shows_the_deletions_and_its_saved_plan_makes_exactly_them(
 
 
 def _delete_image(endpoint: LocalEndpoint, image_id: str) -> None:
-    _client(endpoint).delete_workspace_image(ImageId=image_id)
+    out_of_band(endpoint).delete_workspace_image(ImageId=image_id)
 
 
 def test_apply_plan_file_with_target_is_refused(

@@ -13,11 +13,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import boto3
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, RunReconciler, SpecsDir, source
+from tests.e2e.conftest import REGION, RunReconciler, SpecsDir, out_of_band, source
 from tests.fidelity import LocalEndpoint
 
 OWN = {OWNERSHIP_TAG_KEY: "true"}
@@ -25,19 +24,8 @@ STALE = 300.0  # seconds the tagging API lags behind
 BEFORE = time.time() - 2 * STALE  # when the seeded images were created
 
 
-def workspaces(endpoint: LocalEndpoint) -> Any:
-    """A client of the test's own: the out-of-band change."""
-    return boto3.client(
-        "workspaces",
-        region_name=REGION,
-        endpoint_url=endpoint.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def set_tags(endpoint: LocalEndpoint, image_id: str, tags: dict[str, str]) -> None:
-    client = workspaces(endpoint)
+    client = out_of_band(endpoint)
     current = endpoint.fidelity.image_tags(REGION, image_id)
     gone = sorted(set(current) - set(tags))
     if gone:
@@ -180,7 +168,7 @@ def test_stale_view_an_image_deleted_meanwhile_is_not_deleted_again(
     specs_dir.write("images.yaml", specs_dir.image("keep", source(1)))
     plan = run_reconciler("plan", specs_dir, "--format", "json", endpoint=stale).json()
     assert [u["image_id"] for u in plan["unmanaged"]] == [old]
-    workspaces(stale).delete_workspace_image(ImageId=old)
+    out_of_band(stale).delete_workspace_image(ImageId=old)
     # The listing no longer has it: the plan is made from what WorkSpaces lists, whatever
     # the tagging API still says.
     again = run_reconciler("plan", specs_dir, "--format", "json", endpoint=stale).json()
