@@ -57,10 +57,19 @@ def test_committed_schema_is_the_generated_one():
 
 def test_help_lists_every_contract_option():
     contract = {
-        "plan": ["--format", "--out", "--detailed-exitcode"],
-        "apply": ["--auto-approve", "--plan-file", "--format", "--detailed-exitcode"],
+        "plan": ["--format", "--out", "--detailed-exitcode", "--prune", "--replace-failed"],
+        "apply": [
+            "--auto-approve",
+            "--plan-file",
+            "--format",
+            "--detailed-exitcode",
+            "--prune",
+            "--replace-failed",
+            "--wait",
+            "--wait-timeout",
+        ],
         "drift": ["--format"],
-        "validate": ["--format", "--allow-empty"],
+        "validate": ["--format", "--allow-empty", "sarif"],
     }
     common = [
         "--region",
@@ -70,6 +79,10 @@ def test_help_lists_every_contract_option():
         "--api-rate",
         "--concurrency",
         "--image-quota",
+        "--tagging-rate",
+        "--label",
+        "--markdown-file",
+        "--json-file",
         "--allow-empty",
         "-v",
         "-q",
@@ -81,6 +94,8 @@ def test_help_lists_every_contract_option():
         missing = [o for o in wanted if o not in text]
         assert not missing, f"{command} --help lacks {missing}"
         assert f"reconciler {command}" in README
+        undocumented = [o for o in wanted if o.startswith("--") and f"`{o}" not in README]
+        assert not undocumented, f"the README does not document {undocumented}"
 
 
 def test_readme_documents_every_exit_code_row():
