@@ -59,7 +59,10 @@ class ProgressLine:
             return f"{region}: {phase} {done}/{total}"
         rate = done / elapsed
         eta = f", ~{_duration((total - done) / rate)} left" if done < total else ""
-        return f"{region}: {phase} {done}/{total}, {rate:.1f} calls/s{eta}"
+        # Tag reads are one call each; apply's items may take several (a confirming read,
+        # then the change), so its rate is counted in items.
+        unit = "items/s" if phase == "apply" else "calls/s"
+        return f"{region}: {phase} {done}/{total}, {rate:.1f} {unit}{eta}"
 
     def note(self, text: str) -> None:
         """A line of its own (a retry, a region skipped): above the live line on a terminal,

@@ -260,6 +260,9 @@ def test_a_long_apply_prints_progress_lines_on_stderr(
     assert done.code == 0, done.stderr
     progress = [line for line in done.stderr.splitlines() if f"{REGION}: apply " in line]
     assert progress, done.stderr
+    # An item may take several calls (a confirming read, then the change): items per second.
+    assert all("calls/s" not in line for line in progress), progress
+    assert any("items/s" in line for line in progress), progress
     assert progress[-1].startswith(f"{REGION}: apply 16/16") or "/16" in progress[-1]
 
 
