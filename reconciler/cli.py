@@ -25,7 +25,7 @@ import click
 from reconciler import __version__
 
 if TYPE_CHECKING:  # types only: the modules themselves are imported where needed
-    from reconciler.aws import Clients
+    from reconciler.aws import AwsSettings, Clients
     from reconciler.errors import ReconcilerError
     from reconciler.plan import Plan, Replan
     from reconciler.progress import ProgressLine
@@ -94,18 +94,6 @@ class Output:
     quiet: bool = False
     markdown_file: str | None = None
     json_file: str | None = None
-
-
-@dataclass(frozen=True)
-class AwsOptions:
-    """The AWS options every command that reads the account shares, parsed once."""
-
-    region: str | None
-    profile: str | None
-    endpoint_url: str | None
-    api_rate: float
-    tagging_rate: float
-    concurrency: int
 
 
 specs_dir_argument = click.argument(
@@ -201,7 +189,7 @@ _run_option_list = [
 
 def run_options(kind: str) -> Callable[[F], F]:
     """The options of plan, apply and drift, handed to the command as three values:
-    `options` (PlanOptions), `aws` (AwsOptions) and `out` (Output)."""
+    `options` (PlanOptions), `aws` (AwsSettings) and `out` (Output)."""
 
     def decorate(f: F) -> F:
         @functools.wraps(f)
@@ -224,6 +212,7 @@ def run_options(kind: str) -> Callable[[F], F]:
             no_color: bool,
             **rest: Any,
         ) -> Any:
+            from reconciler.aws import AwsSettings
             from reconciler.run import PlanOptions
 
             options = PlanOptions(
@@ -232,7 +221,14 @@ def run_options(kind: str) -> Callable[[F], F]:
                 allow_empty=allow_empty,
                 image_quota=image_quota,
             )
-            aws = AwsOptions(region, profile, endpoint_url, api_rate, tagging_rate, concurrency)
+            aws = AwsSettings(
+                region=region,
+                profile=profile,
+                endpoint_url=endpoint_url,
+                api_rate=api_rate,
+                concurrency=concurrency,
+                tagging_rate=tagging_rate,
+            )
             color = sys.stdout.isatty() and not _no_color(no_color)
             out = Output(fmt, kind, label, color, quiet, markdown_file, json_file)
             with _errors_reported(out):
@@ -312,25 +308,17 @@ def schema() -> int:
 class _Run:
     """What plan, apply and drift share: clients, progress and the plan step."""
 
-    def __init__(self, options: PlanOptions, aws: AwsOptions, out: Output) -> None:
-        from reconciler.aws import AwsSettings, Clients
+    def __init__(self, options: PlanOptions, aws: AwsSettings, out: Output) -> None:
+        from reconciler.aws import Clients
         from reconciler.progress import ProgressLine
 
         self.options = options
         self.out = out
-        settings = AwsSettings(
-            region=aws.region,
-            profile=aws.profile,
-            endpoint_url=aws.endpoint_url,
-            api_rate=aws.api_rate,
-            tagging_rate=aws.tagging_rate,
-            concurrency=aws.concurrency,
-        )
         self.progress: ProgressLine = ProgressLine(
             sys.stderr, live=sys.stderr.isatty(), enabled=not out.quiet
         )
         # Notes from the AWS layer (retries, regions skipped) go to stderr as they happen.
-        self.clients: Clients = Clients(settings, notify=lambda line: self.progress.note(line))
+        self.clients: Clients = Clients(aws, notify=lambda line: self.progress.note(line))
 
     def plan(self, options: PlanOptions | None = None) -> tuple[Plan, Replan]:
         from reconciler.progress import ProgressLine
@@ -350,7 +338,7 @@ class _Run:
         self.clients.close()
 
 
-def _plan_and_emit(options: PlanOptions, aws: AwsOptions, out: Output) -> Plan:
+def _plan_and_emit(options: PlanOptions, aws: AwsSettings, out: Output) -> Plan:
     """Plan (reads only) and render it: all that `plan` and `drift` do before exiting."""
     run = _Run(options, aws, out)
     try:
@@ -479,7 +467,7 @@ def _emit_error(err: ReconcilerError, out: Output) -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending.")
 def plan(
     options: PlanOptions,
-    aws: AwsOptions,
+    aws: AwsSettings,
     out: Output,
     out_file: str | None,
     prune: bool,
@@ -534,7 +522,7 @@ def _no_prune_with_target(prune: bool, options: PlanOptions) -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when work is left for a later run.")
 def apply(
     options: PlanOptions,
-    aws: AwsOptions,
+    aws: AwsSettings,
     out: Output,
     auto_approve: bool,
     plan_file: str | None,
@@ -676,7 +664,7 @@ def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[tuple[st
 
 @cli.command()
 @run_options("drift")
-def drift(options: PlanOptions, aws: AwsOptions, out: Output) -> int:
+def drift(options: PlanOptions, aws: AwsSettings, out: Output) -> int:
     """Exit 2 when the account has drifted from the specs (for a schedule)."""
     result = _plan_and_emit(options, aws, out)
     # Conflicts and blocked items are drift too ("any item other than no-op"); errors that

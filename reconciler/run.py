@@ -54,13 +54,12 @@ def build_plan(
     spec_set = load(options)
     specs = _targeted(spec_set.specs, options.targets)
     default_region = clients.default_region
-    _check_region_names(specs, clients, options.specs_dir)
-    _check_regions(specs, default_region, options.specs_dir)
     # The default region is read even with no spec in it: an image whose last spec was
     # removed must still be found there; so are the root defaults' `regions:` (a --target
     # run judges only its targets, and reads only their regions).
     listed = () if options.targets else spec_set.regions
-    _check_listed_regions(listed, clients, options.specs_dir)
+    _check_region_names(specs, listed, clients, options.specs_dir)
+    _check_regions(specs, default_region, options.specs_dir)
     named = {s.region or default_region for s in specs} | {default_region} | set(listed)
     regions = sorted(r for r in named if r is not None)
     with aws_errors():
@@ -73,18 +72,19 @@ def build_plan(
             progress,
             recapture_failed=options.recapture_failed,
         )
+    now = datetime.now(timezone.utc)
     plan = make_plan(
         specs,
         inventory,
         specs_digest=spec_set.digest,
         default_region=default_region,
         image_quota=options.image_quota,
-        now=datetime.now(timezone.utc),
+        now=now,
         targets=options.targets,
         prune=options.prune,
         replace_failed=options.recapture_failed,
     )
-    return plan, replanner(specs, default_region, now=datetime.now(timezone.utc))
+    return plan, replanner(specs, default_region, now=now)
 
 
 def read_inventory(
@@ -125,13 +125,17 @@ def read_inventory(
                 tagger=clients.tag_reader(region),
                 denied=clients.tagging_refused,
             )
-            # Only the sources of creates (and, for --replace-failed, of recaptures) are
-            # described: that is the preflight.
+            # Only the sources of creates (and, for --replace-failed, of recaptures: owned
+            # images in ERROR, the only ones replaced) are described: that is the preflight.
             sources = {
                 s.source_workspace_id
                 for s in mine
                 if s.name not in inv.images
-                or (recapture_failed and inv.images[s.name].state == "ERROR")
+                or (
+                    recapture_failed
+                    and inv.images[s.name].state == "ERROR"
+                    and inv.images[s.name].owned
+                )
             }
             return RegionInventory(
                 inv.region, inv.images, inv.image_count, read_sources(client, sources)
@@ -201,9 +205,12 @@ def _check_regions(specs: Sequence[Spec], default_region: str | None, root: str)
         raise SpecError(duplicates)
 
 
-def _check_region_names(specs: Sequence[Spec], clients: Clients, root: str) -> None:
-    """Every region the run calls is one botocore knows (any well-formed name, with a custom
-    endpoint): a typo or the wrong case would otherwise be tried as an unknown host."""
+def _check_region_names(
+    specs: Sequence[Spec], listed: Sequence[str], clients: Clients, root: str
+) -> None:
+    """Every region the run calls (the default one, the specs', the root defaults'
+    `regions:`) is one botocore knows (any well-formed name, with a custom endpoint): a
+    typo or the wrong case would otherwise be tried as an unknown host."""
     custom = clients.custom_endpoint
     default = clients.default_region
     why = region_problem(default, custom_endpoint=custom) if default else None
@@ -216,12 +223,8 @@ def _check_region_names(specs: Sequence[Spec], clients: Clients, root: str) -> N
     ]
     if problems:
         raise SpecError(problems)
-
-
-def _check_listed_regions(regions: Sequence[str], clients: Clients, root: str) -> None:
-    """The root defaults' `regions:` name regions WorkSpaces can be called in."""
-    for region in regions:
-        why = region_problem(region, custom_endpoint=clients.custom_endpoint)
+    for region in listed:
+        why = region_problem(region, custom_endpoint=custom)
         if why is not None:
             raise ConfigError(
                 f"`regions:` of the root defaults document in {root}: {why}", hint=region_hint()

@@ -199,13 +199,13 @@ def live(endpoint: LocalEndpoint) -> dict[str, dict[str, Any]]:
     return {i["name"]: i for i in found}
 
 
-def out_of_band(endpoint: LocalEndpoint) -> Any:
+def out_of_band(endpoint: LocalEndpoint, region: str = REGION) -> Any:
     """A WorkSpaces client of the test's own, for changes made behind the reconciler's back."""
     import boto3
 
     return boto3.client(
         "workspaces",
-        region_name=REGION,
+        region_name=region,
         endpoint_url=endpoint.url,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",

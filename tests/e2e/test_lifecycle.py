@@ -16,11 +16,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import boto3
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir
+from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir, out_of_band
 from tests.fidelity import LocalEndpoint
 
 OWN = {OWNERSHIP_TAG_KEY: "true"}
@@ -396,11 +395,7 @@ def test_prune_reports_images_the_service_keeps_with_a_hint_and_the_rest_proceed
     unused = fidelity.add_image(REGION, "unused", "Unused", OWN)
     capturing = fidelity.add_image(REGION, "capturing", "Capturing", OWN, "PENDING")
     shared = fidelity.add_image(REGION, "shared", "Shared", OWN)
-    aws = boto3.client(
-        "workspaces", region_name=REGION, endpoint_url=endpoint.url,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
-    aws.update_workspace_image_permission(
+    out_of_band(endpoint).update_workspace_image_permission(
         ImageId=shared, AllowCopyImage=True, SharedAccountId="111122223333"
     )
     specs_dir.write("images.yaml", specs_dir.image("new-image", WS_A, tags={"team": "a"}))

@@ -10,11 +10,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir
+from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir, out_of_band
 from tests.fidelity import LocalEndpoint
 
 OTHER_REGION = "us-east-1"
@@ -53,17 +52,6 @@ def items(outcome: Outcome) -> dict[str, dict[str, Any]]:
 
 def changing_operations(endpoint: LocalEndpoint) -> list[str]:
     return [c.operation for c in endpoint.calls.changing()]
-
-
-def client(endpoint: LocalEndpoint, region: str = REGION) -> Any:
-    """A boto3 client of the endpoint, for out-of-band edits made by 'someone else'."""
-    return boto3.client(
-        "workspaces",
-        region_name=region,
-        endpoint_url=endpoint.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 # --- create, then nothing -----------------------------------------------------------------
@@ -865,7 +853,7 @@ def test_drift_exits_0_in_sync_and_2_for_tag_drift_unmanaged_and_stuck_captures(
     assert "No changes." in in_sync.stdout
 
     # Someone edits a tag in the console: drift, until apply puts it back.
-    client(endpoint).create_tags(ResourceId=steady, Tags=[{"Key": "team", "Value": "b"}])
+    out_of_band(endpoint).create_tags(ResourceId=steady, Tags=[{"Key": "team", "Value": "b"}])
     drifted = run_reconciler(
         "drift", specs_dir, "--format", "json", endpoint=endpoint, check_exit=2
     )
@@ -877,7 +865,7 @@ def test_drift_exits_0_in_sync_and_2_for_tag_drift_unmanaged_and_stuck_captures(
     orphan = fidelity.add_image(REGION, "orphan", tags=OWN)
     unmanaged = run_reconciler("drift", specs_dir, endpoint=endpoint, check_exit=2)
     assert f" orphan (eu-west-1) {orphan}\n" in unmanaged.stdout
-    client(endpoint).delete_workspace_image(ImageId=orphan)
+    out_of_band(endpoint).delete_workspace_image(ImageId=orphan)
     run_reconciler("drift", specs_dir, endpoint=endpoint, check_exit=0)
 
     # A capture PENDING for three hours is stuck: drift, though its action is no-op.

@@ -12,11 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir
+from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir, out_of_band
 from tests.fidelity import LocalEndpoint
 
 OWN = {OWNERSHIP_TAG_KEY: "true"}
@@ -149,14 +148,7 @@ def test_a_plan_whose_live_tags_changed_is_refused_and_says_what_changed(
     plan_file = tmp_path / "reviewed.plan.json"
     save_plan(run_reconciler, endpoint, world, plan_file)
     # Someone edits the image's tags in the console after the review.
-    console = boto3.client(
-        "workspaces",
-        region_name=REGION,
-        endpoint_url=endpoint.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    console.create_tags(
+    out_of_band(endpoint).create_tags(
         ResourceId=images(endpoint)[OLD]["id"], Tags=[{"Key": "team", "Value": "ops"}]
     )
     before = images(endpoint)
