@@ -1,27 +1,32 @@
-"""Apply: execute a plan item by item and return every item's result.
+"""Apply: execute a plan and return every item's result. The generic engine.
 
-The generic executor. It runs each region's items in parallel with the other regions,
-through that region's paced pool; picks the order of work (one capture per source
-WorkSpace goes first); skips what has nothing to do or may not be done; stops sending new
-calls on an interruption (SIGINT/SIGTERM), after which every item not yet started is
-reported `skipped`; reports each item as it ends; and gathers the results in plan order.
-The calls themselves belong to the kind of resource (`reconciler.kinds`): today only
-`kinds.image`.
+It works through dependencies in rounds: an item runs once the image it waits for (see
+each kind's `waits_for`) has been settled by an earlier round: captures, tag changes and
+adoptions first; then copies of images that are AVAILABLE; then shares and bundles of
+images AVAILABLE in their region. An item whose image is not AVAILABLE yet is `deferred`
+with a reason naming what it waits for (`apply --wait` runs it later, `wait.py`); one whose
+image failed fails; one whose image is in conflict or blocked is skipped.
+
+Each round runs its items region by region in parallel, each region through its paced
+pool. Deletions come last (`apply_deletions`): bundles before images, and an image a bundle
+still uses is kept. An interruption (SIGINT/SIGTERM) stops new calls; every item not yet
+started is reported `skipped`. The calls belong to the kinds (`reconciler.kinds`).
 
 Nothing here prints or decides an exit code. One failing item never stops the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.aws import in_parallel
 from reconciler.errors import Interrupted
-from reconciler.kinds import image
+from reconciler.kinds import KINDS, ApplyContext, kind_of, module
 from reconciler.kinds.image import CREATE_ERRORS, create_now
-from reconciler.plan import Action, Plan, PlanItem, Replan, Unmanaged
+from reconciler.plan import Action, Kind, Plan, PlanItem, Replan, Unmanaged
 from reconciler.results import (
     Applied,
     AppliedItem,
@@ -32,7 +37,7 @@ from reconciler.results import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.aws import Clients, RegionClient
+    from reconciler.aws import Clients
 
 # The names callers and tests import from here, wherever they live now.
 __all__ = [
@@ -43,21 +48,24 @@ __all__ = [
     "ApplyOptions",
     "Report",
     "Result",
+    "apply_changes",
+    "apply_deletions",
     "apply_plan",
     "create_now",
+    "run_ready",
 ]
 
 Report = Callable[[AppliedItem], None]
+Key = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
 class ApplyOptions:
-    # (region, name) of planned creates of a saved plan whose image was created meanwhile:
-    # reported converged without a call.
-    converged: frozenset[tuple[str, str]] = frozenset()
-    # How to plan an item again from tags read just before changing it (see
-    # `kinds.image.confirmed_retag`). None: any difference from the planned tags stops the
-    # change.
+    # Keys (kind, region, name) of planned creates of a saved plan whose resource was
+    # created meanwhile: reported converged without a call.
+    converged: frozenset[Key] = frozenset()
+    # How to plan an item again from tags read just before changing it. None: any
+    # difference from the planned tags stops the change.
     replan: Replan | None = None
 
 
@@ -68,32 +76,31 @@ def apply_plan(
     *,
     report: Report | None = None,
 ) -> Applied:
-    """Execute `plan`; regions in parallel, each at its own pace.
+    """The changes, then the deletions the plan shows (`plan.prune`, `plan.replace_failed`),
+    each made only after a fresh tag read confirms the resource is still owned."""
+    return apply_deletions(apply_changes(plan, clients, options, report=report), clients)
 
-    Deletions are exactly those the plan shows (`plan.prune`, `plan.replace_failed`), and
-    each is made only after a fresh tag read confirms the image is still owned."""
-    regions = sorted({i.region for i in plan.items} | {u.region for u in plan.unmanaged})
-    deleting = {(u.region, u.image_id) for u in plan.deletions}
 
-    def region_work(region: str) -> tuple[list[AppliedItem], list[AppliedUnmanaged]]:
-        client = clients.region(region)
-        items = [i for i in plan.items if i.region == region]
-        unmanaged = [u for u in plan.unmanaged if u.region == region]
-        return (
-            _apply_region(plan, items, client, options, report),
-            [
-                _delete(u, client) if (u.region, u.image_id) in deleting else unmanaged_result(u)
-                for u in unmanaged
-            ],
-        )
-
-    by_region = in_parallel(region_work, regions)
-    results = {(i.region, i.name): i for done, _ in by_region.values() for i in done}
-    pruned = {(u.region, u.image_id): u for _, gone in by_region.values() for u in gone}
+def apply_changes(
+    plan: Plan,
+    clients: Clients,
+    options: ApplyOptions = ApplyOptions(),
+    *,
+    report: Report | None = None,
+) -> Applied:
+    """Every item's change, in dependency order; no deletion of unmanaged resources."""
+    go_now: frozenset[Key] = frozenset().union(*(k.schedule(plan) for k in KINDS if k.schedule))
+    ctx = ApplyContext(plan=plan, replan=options.replan, go_now=go_now)
+    results: dict[Key, AppliedItem] = {}
+    for item in plan.items:
+        if item.key in options.converged:
+            results[item.key] = item_result(item, Result.CONVERGED)
+            _tell(report, results[item.key])
+    run_ready(plan, [i for i in plan.items if i.key not in results], results, clients, ctx, report)
     return Applied(
         specs_digest=plan.specs_digest,
-        items=tuple(results[(i.region, i.name)] for i in plan.items),
-        unmanaged=tuple(pruned[(u.region, u.image_id)] for u in plan.unmanaged),
+        items=tuple(results[i.key] for i in plan.items),
+        unmanaged=tuple(unmanaged_result(u) for u in plan.unmanaged),
         targets=plan.targets,
         prune=plan.prune,
         replace_failed=plan.replace_failed,
@@ -101,68 +108,188 @@ def apply_plan(
     )
 
 
-def _apply_region(
+def run_ready(
     plan: Plan,
-    items: Sequence[PlanItem],
-    client: RegionClient,
-    options: ApplyOptions,
-    report: Report | None,
-) -> list[AppliedItem]:
-    creates_first = _order_creates(plan, items)
+    todo: Sequence[PlanItem],
+    results: dict[Key, AppliedItem],
+    clients: Clients,
+    ctx: ApplyContext,
+    report: Report | None = None,
+) -> None:
+    """Run `todo` in rounds, each item once what it waits for is settled; the result of each
+    goes into `results` (which holds the results so far, and the images waited for)."""
+    planned = {i.key for i in plan.items}
+    while todo:
+        ready: list[tuple[PlanItem, str | None]] = []
+        later: list[PlanItem] = []
+        for item in todo:
+            settled = _settled(plan, item, clients)
+            waited = image_key(kind_of(item).waits_for(item)) if settled is None else None
+            if settled is not None:
+                results[item.key] = settled
+                _tell(report, settled)
+            elif waited is None or waited not in planned:
+                ready.append((item, item.image_id if waited else None))
+            elif waited not in results:
+                later.append(item)
+            else:
+                image = results[waited]
+                if image.state == "AVAILABLE" and image.image_id and _usable(image):
+                    ready.append((item, image.image_id))
+                else:
+                    results[item.key] = _not_ready(item, image)
+                    _tell(report, results[item.key])
+        if not ready and len(later) == len(todo):  # a cycle: impossible by construction
+            raise AssertionError(f"items wait for each other: {[i.key for i in later]}")
+        _run_round(ready, results, clients, ctx, report)
+        todo = later
 
-    def run(item: PlanItem) -> AppliedItem:
-        if (item.region, item.name) in options.converged:
-            done = item_result(item, Result.CONVERGED)
-        else:
-            done = _apply_item(plan, item, client, creates_first, options)
-        if report:
-            report(done)
-        return done
 
-    return client.map(run, list(items))
+def image_key(waited: tuple[str, str] | None) -> Key | None:
+    """The plan key of the image an item waits for, (region, name)."""
+    return (Kind.IMAGE.value, waited[0], waited[1]) if waited else None
 
 
-def _order_creates(plan: Plan, items: Sequence[PlanItem]) -> set[str]:
-    """Names of the creates to send now: one per source WorkSpace, as the service captures
-    one image of a WorkSpace at a time (it suspends the WorkSpace while it captures)."""
-    chosen: dict[str, str] = {}
-    for item in items:
-        creates = item.action is Action.CREATE or plan.replaces(item)
-        if creates and not item.source_busy:
-            chosen.setdefault(item.source_workspace_id, item.name)
-    return set(chosen.values())
-
-
-def _apply_item(
-    plan: Plan,
-    item: PlanItem,
-    client: RegionClient,
-    creates_now: set[str],
-    options: ApplyOptions,
-) -> AppliedItem:
+def _settled(plan: Plan, item: PlanItem, clients: Clients) -> AppliedItem | None:
+    """The result of an item that has nothing to do or may not be done; None to run it."""
     if item.action is Action.NO_OP:
         return item_result(item, Result.UNCHANGED)
     if item.is_error and not plan.replaces(item):
         return item_result(item, Result.SKIPPED, item.reason)
-    if client.stop.is_set():
+    if clients.stop.is_set():
         return item_result(item, Result.SKIPPED, "interrupted before this item started")
-    # Every item is an image today; copies, shares and bundles will each send theirs to
-    # their own kind module here, with the same results and the same interruption rule.
-    try:
-        if plan.replaces(item):
-            return image.replace(item, client, creates_now)
-        if item.action is Action.CREATE:
-            return image.create(item, client, creates_now)
-        return image.confirmed_retag(item, client, options.replan)
-    except Interrupted:
-        return item_result(item, Result.SKIPPED, "interrupted before this item's call was sent")
+    return None
 
 
-def _delete(u: Unmanaged, client: RegionClient) -> AppliedUnmanaged:
-    """A deletion the plan shows (prune), unless an interruption came first."""
-    if client.stop.is_set():
-        return unmanaged_result(u, Result.SKIPPED, "interrupted before this deletion started")
-    try:
-        return image.prune(u, client)
-    except Interrupted:
-        return unmanaged_result(u, Result.SKIPPED, "interrupted before this deletion was sent")
+def _usable(image: AppliedItem) -> bool:
+    return image.result not in (Result.FAILED, Result.SKIPPED)
+
+
+def _not_ready(item: PlanItem, image: AppliedItem) -> AppliedItem:
+    """An item whose image is not AVAILABLE (yet): failed, skipped or deferred, saying why."""
+    what = f"{'copy' if image.copy_from else 'image'} {image.name} ({image.region})"
+    if image.result is Result.FAILED or image.state == "ERROR":
+        why = image.error or f"it is in {image.state}"
+        return item_result(item, Result.FAILED, f"its {what} failed: {why}")
+    if image.result is Result.SKIPPED:
+        return item_result(item, Result.SKIPPED, f"its {what} was not made: {image.error}")
+    if image.result is Result.DEFERRED:
+        why = f"waits for its {what}, deferred: {image.error or image.reason}"
+    elif image.result in (Result.CREATED, Result.CONVERGED) and image.copy_from:
+        why = f"waits for the copy of {image.name} to {image.region} to be AVAILABLE"
+    elif image.result in (Result.CREATED, Result.CONVERGED):
+        why = f"waits for the capture of {image.name} ({image.region}) to end"
+    else:
+        why = f"waits for its {what}: {image.state or 'not AVAILABLE'}"
+    return item_result(item, Result.DEFERRED, f"{why}; run apply again later, or use --wait")
+
+
+def _run_round(
+    ready: Sequence[tuple[PlanItem, str | None]],
+    results: dict[Key, AppliedItem],
+    clients: Clients,
+    ctx: ApplyContext,
+    report: Report | None,
+) -> None:
+    def region_work(region: str) -> list[AppliedItem]:
+        client = clients.region(region)
+
+        def run(pair: tuple[PlanItem, str | None]) -> AppliedItem:
+            item, image_id = pair
+            if client.stop.is_set():
+                done = item_result(item, Result.SKIPPED, "interrupted before this item started")
+            else:
+                try:
+                    done = kind_of(item).apply(
+                        item, client, dataclasses.replace(ctx, image_id=image_id)
+                    )
+                except Interrupted:
+                    done = item_result(
+                        item, Result.SKIPPED, "interrupted before this item's call was sent"
+                    )
+            _tell(report, done)
+            return done
+
+        return client.map(run, [p for p in ready if p[0].region == region])
+
+    by_region = in_parallel(region_work, sorted({item.region for item, _ in ready}))
+    for done in by_region.values():
+        for item in done:
+            results[item.key] = item
+
+
+def _tell(report: Report | None, item: AppliedItem) -> None:
+    if report:
+        report(item)
+
+
+def apply_deletions(applied: Applied, clients: Clients) -> Applied:
+    """The deletions the plan shows: owned unmanaged bundles first, then owned unmanaged
+    images (their sharing revoked first), never an image that a bundle still uses."""
+    if not applied.prune:
+        return applied
+    deleted = _delete_all(applied, applied.unmanaged, Kind.BUNDLE, clients, {})
+    ctx_in_use = in_use(applied, deleted.values())
+    deleted |= _delete_all(applied, applied.unmanaged, Kind.IMAGE, clients, ctx_in_use)
+    unmanaged = tuple(deleted.get(u.key, u) for u in applied.unmanaged)
+    return applied.model_copy(update={"unmanaged": unmanaged, "interrupted": clients.stop.is_set()})
+
+
+def _delete_all(
+    applied: Applied,
+    unmanaged: Iterable[AppliedUnmanaged],
+    kind: Kind,
+    clients: Clients,
+    users: dict[tuple[str, str], tuple[str, ...]],
+) -> dict[Key, AppliedUnmanaged]:
+    doomed = [u for u in unmanaged if u.kind is kind]
+    delete = module(kind).delete
+    assert delete is not None  # every kind with unmanaged resources deletes them
+    ctx = ApplyContext(plan=applied, in_use=users)
+
+    def region_work(region: str) -> list[AppliedUnmanaged]:
+        client = clients.region(region)
+
+        def run(u: Unmanaged) -> AppliedUnmanaged:
+            if client.stop.is_set():
+                why = "interrupted before this deletion started"
+                return unmanaged_result(u, Result.SKIPPED, why)
+            try:
+                return delete(u, client, ctx)
+            except Interrupted:
+                why = "interrupted before this deletion was sent"
+                return unmanaged_result(u, Result.SKIPPED, why)
+
+        return client.map(run, [u for u in doomed if u.region == region])
+
+    by_region = in_parallel(region_work, sorted({u.region for u in doomed}))
+    return {u.key: u for done in by_region.values() for u in done}
+
+
+# Results after which a bundle item's bundle uses its declared image.
+_ON_ITS_IMAGE = frozenset(
+    {Result.CREATED, Result.CONVERGED, Result.IMAGE_UPDATED, Result.ADOPTED, Result.TAGS_UPDATED}
+)
+
+
+def in_use(
+    applied: Applied, deleted: Iterable[AppliedUnmanaged]
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """The bundles that use each image after this run's changes, by (region, image id): the
+    ones found using it when planned, less those moved to another image or deleted, plus
+    those created on it or moved to it."""
+    users: dict[tuple[str, str], set[str]] = {}
+    for u in applied.unmanaged:
+        if u.kind is Kind.IMAGE and u.image_id:
+            users.setdefault((u.region, u.image_id), set()).update(u.used_by)
+    for item in applied.items:
+        if item.kind is not Kind.BUNDLE or not item.image_id:
+            continue
+        if item.result in _ON_ITS_IMAGE:
+            if item.image_before:
+                users.get((item.region, item.image_before), set()).discard(item.name)
+            users.setdefault((item.region, item.image_id), set()).add(item.name)
+    for gone in deleted:
+        if gone.result is Result.DELETED and gone.image_id:
+            users.get((gone.region, gone.image_id), set()).discard(gone.name)
+    return {key: tuple(sorted(names)) for key, names in users.items() if names}

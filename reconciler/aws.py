@@ -54,6 +54,7 @@ from reconciler.errors import AwsError, ConfigError, Interrupted
 if TYPE_CHECKING:
     from types_boto3_workspaces.client import WorkSpacesClient
     from types_boto3_workspaces.type_defs import (
+        WorkspaceBundleTypeDef,
         WorkspaceImageTypeDef,
         WorkspaceTypeDef,
     )
@@ -345,6 +346,41 @@ class RegionClient:
             raise
         # An image created without tags may come back with no TagList at all.
         return {t["Key"]: t.get("Value", "") for t in reply.get("TagList", [])}
+
+    def images_by_id(self, image_ids: Sequence[str]) -> list[WorkspaceImageTypeDef]:
+        """The images among `image_ids` (owned, shared with the account or public), 25 ids a
+        call; an unknown id is absent from the answer."""
+        found: list[WorkspaceImageTypeDef] = []
+        for start in range(0, len(image_ids), PAGE_SIZE):
+            ids = list(image_ids[start : start + PAGE_SIZE])
+            found.extend(self.reads.describe_workspace_images(ImageIds=ids).get("Images", []))
+        return found
+
+    def bundles(self) -> Iterator[WorkspaceBundleTypeDef]:
+        """Every custom bundle the account owns in this region, 25 a page (without `Owner`,
+        DescribeWorkspaceBundles lists the account's own bundles)."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"NextToken": token} if token else {}
+            page = self.reads.describe_workspace_bundles(**kwargs)
+            yield from page.get("Bundles", [])
+            token = page.get("NextToken")
+            if not token:
+                return
+
+    def shared_accounts(self, image_id: str) -> frozenset[str]:
+        """The accounts an image is shared with, 25 a page (botocore has no paginator)."""
+        accounts: set[str] = set()
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"ImageId": image_id, "MaxResults": PAGE_SIZE}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.reads.describe_workspace_image_permissions(**kwargs)
+            accounts |= {p["SharedAccountId"] for p in page.get("ImagePermissions", [])}
+            token = page.get("NextToken")
+            if not token:
+                return frozenset(accounts)
 
     def workspaces(self, workspace_ids: Sequence[str]) -> list[WorkspaceTypeDef]:
         """The WorkSpaces that exist among `workspace_ids`, 25 ids a call."""

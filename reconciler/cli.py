@@ -629,7 +629,7 @@ def _wait(
     return outcome.applied, outcome.timed_out
 
 
-def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[tuple[str, str]]]:
+def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[tuple[str, str, str]]]:
     """The saved plan checked against a fresh one: the reviewed plan is the approval.
 
     It is applied exactly as recorded: its own --prune/--replace-failed choices; passing

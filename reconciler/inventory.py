@@ -13,8 +13,15 @@ plan (WorkSpaces answers ~2 calls/s per region, so every call counts):
   - ceil(J/100) GetResources with a list of ARNs, J being the images the plan must judge
     (all M, or those a `--target` run names), read after the listing;
   - ceil(C/25) DescribeWorkspaces, C being the distinct sources of images to create;
+  - only where specs declare bundles or owned bundles were found: max(1, ceil(B/25))
+    DescribeWorkspaceBundles, B being the account's bundles there; their tags come in the
+    same GetResources calls as the images' (ceil((J+B)/100) in all);
+  - only for images whose spec declares `share_with`, and that are AVAILABLE there:
+    max(1, ceil(P/25)) DescribeWorkspaceImagePermissions each, P being its accounts;
+  - ceil(K/25) DescribeWorkspaceImages by id, K being the `image_id`s that bundle specs
+    name and the listing did not show (images shared with the account, or public);
 - where tag:GetResources is denied: the one refused GetResources, then one DescribeTags per
-  image the plan must judge instead, in the regions the run names only;
+  image and bundle the plan must judge instead, in the regions the run names only;
 - nothing else.
 
 Tags are read after the listing, never reused from discovery's earlier answer: an image
@@ -34,6 +41,7 @@ from typing import TYPE_CHECKING
 import botocore.exceptions
 
 from reconciler.aws import (
+    BUNDLE_RESOURCE,
     IMAGE_RESOURCE,
     REGION_REFUSALS,
     Clients,
@@ -43,10 +51,17 @@ from reconciler.aws import (
     error_code,
     in_parallel,
 )
-from reconciler.live import LiveImage, Progress, RegionInventory, SourceWorkspace, Tags
+from reconciler.live import (
+    LiveBundle,
+    LiveImage,
+    Progress,
+    RegionInventory,
+    SourceWorkspace,
+    Tags,
+)
 
 if TYPE_CHECKING:
-    from types_boto3_workspaces.type_defs import WorkspaceImageTypeDef
+    from types_boto3_workspaces.type_defs import WorkspaceBundleTypeDef, WorkspaceImageTypeDef
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,12 @@ class Discovery:
     def regions(self) -> set[str]:
         """The regions that hold at least one owned resource."""
         return {region for region, found in self.owned.items() if found}
+
+    @property
+    def bundle_regions(self) -> set[str]:
+        """The regions that hold at least one owned bundle."""
+        marker = f":{BUNDLE_RESOURCE}/"
+        return {r for r, found in self.owned.items() if any(marker in arn for arn in found)}
 
 
 def discover(clients: Clients, home: str, probed: Future[None] | None = None) -> Discovery:
@@ -137,53 +158,82 @@ def read_images(
     listed: Sequence[WorkspaceImageTypeDef] | None = None,
     tagger: TagReader | None = None,
     denied: Callable[[], None] | None = None,
+    bundles: Sequence[WorkspaceBundleTypeDef] | None = None,
+    wanted_bundles: Collection[str] | None = None,
 ) -> RegionInventory:
     """List the region's owned images (unless `listed` already) and read the tags of those
-    the plan must judge.
+    the plan must judge, and of the `bundles` listed (None: bundles not read here).
 
     `wanted` None means every image (a full run needs all tags to find unmanaged ones);
-    a set of names limits tag reads to those (a `--target` run). Tags come in bulk from
-    `tagger`; without one, or once it is refused (`denied` hears of it), one DescribeTags
-    per image.
+    a set of names limits tag reads to those (a `--target` run); `wanted_bundles` likewise.
+    Tags come in bulk from `tagger`, images and bundles in the same calls; without one, or
+    once it is refused (`denied` hears of it), one DescribeTags per resource.
     """
     listed = list(client.images()) if listed is None else list(listed)
     judged = [i for i in listed if wanted is None or i.get("Name") in wanted]
-    counter = _Counter(client.region, len(judged), progress)
-    tags: dict[str, Tags | None] = {}
-    if tagger is not None:
-        tags.update(_tags_in_bulk(judged, tagger, counter, denied))
-    one_by_one = [i for i in judged if i["ImageId"] not in tags]
-
-    def described(image: WorkspaceImageTypeDef) -> Tags | None:
-        found = client.tags(image["ImageId"])
-        counter.add(1)
-        return found
-
-    tags.update(
-        zip([i["ImageId"] for i in one_by_one], client.map(described, one_by_one), strict=True)
-    )
+    judged_bundles = [
+        b for b in bundles or () if wanted_bundles is None or b.get("Name") in wanted_bundles
+    ]
+    resources = [_Resource(IMAGE_RESOURCE, i["ImageId"], i.get("OwnerAccountId")) for i in judged]
+    resources += [_Resource(BUNDLE_RESOURCE, b["BundleId"], b.get("Owner")) for b in judged_bundles]
+    tags = _read_tags(client, resources, progress, tagger, denied)
     # None: deleted between the listing and its tag read (a paced plan takes minutes), so
     # the plan must not count it. Only DescribeTags can tell: the tagging API leaves out a
     # deleted image as it leaves out an untagged one.
     images = [_live_image(i, t) for i in judged if (t := tags[i["ImageId"]]) is not None]
     gone = len(judged) - len(images)
-    return RegionInventory(client.region, {i.name: i for i in images}, len(listed) - gone)
+    live_bundles = [
+        _live_bundle(b, t) for b in judged_bundles if (t := tags[b["BundleId"]]) is not None
+    ]
+    return RegionInventory(
+        client.region,
+        {i.name: i for i in images},
+        len(listed) - gone,
+        bundles=None if bundles is None else {b.name: b for b in live_bundles},
+        bundle_count=len(bundles or ()) - (len(judged_bundles) - len(live_bundles)),
+    )
+
+
+@dataclass(frozen=True)
+class _Resource:
+    kind: str  # IMAGE_RESOURCE or BUNDLE_RESOURCE
+    id: str
+    account: str | None  # the owner account, to build its ARN from
+
+
+def _read_tags(
+    client: RegionClient,
+    resources: Sequence[_Resource],
+    progress: Progress | None,
+    tagger: TagReader | None,
+    denied: Callable[[], None] | None,
+) -> dict[str, Tags | None]:
+    """Tags by resource id: in bulk where possible, else one DescribeTags each."""
+    counter = _Counter(client.region, len(resources), progress)
+    tags: dict[str, Tags | None] = {}
+    if tagger is not None:
+        tags.update(_tags_in_bulk(resources, tagger, counter, denied))
+    one_by_one = [r.id for r in resources if r.id not in tags]
+
+    def described(resource_id: str) -> Tags | None:
+        found = client.tags(resource_id)
+        counter.add(1)
+        return found
+
+    tags.update(zip(one_by_one, client.map(described, one_by_one), strict=True))
+    return tags
 
 
 def _tags_in_bulk(
-    images: Sequence[WorkspaceImageTypeDef],
+    resources: Sequence[_Resource],
     tagger: TagReader,
     counter: _Counter,
     denied: Callable[[], None] | None,
 ) -> dict[str, Tags]:
-    """The tags of `images` by image id, from GetResources. An image left out (the listing
-    gave no owner account to build its ARN from, or the API was refused) is read one at a
-    time by the caller."""
-    arns = {
-        i["ImageId"]: tagger.arn(IMAGE_RESOURCE, i["OwnerAccountId"], i["ImageId"])
-        for i in images
-        if i.get("OwnerAccountId")
-    }
+    """The tags of `resources` by id, from GetResources. One left out (the listing gave no
+    owner account to build its ARN from, or the API was refused) is read one at a time by
+    the caller."""
+    arns = {r.id: tagger.arn(r.kind, r.account, r.id) for r in resources if r.account}
     if not arns:
         return {}
     try:
@@ -225,3 +275,41 @@ def _live_image(image: WorkspaceImageTypeDef, tags: Tags) -> LiveImage:
         error_code=image.get("ErrorCode") or None,
         error_message=image.get("ErrorMessage") or None,
     )
+
+
+def _live_bundle(bundle: WorkspaceBundleTypeDef, tags: Tags) -> LiveBundle:
+    return LiveBundle(
+        bundle_id=bundle["BundleId"],
+        name=bundle.get("Name", ""),
+        description=bundle.get("Description", ""),
+        image_id=bundle.get("ImageId", ""),
+        compute_type=bundle.get("ComputeType", {}).get("Name", ""),
+        user_volume_gib=_gib(bundle.get("UserStorage", {}).get("Capacity")),
+        root_volume_gib=_gib(bundle.get("RootStorage", {}).get("Capacity")),
+        state=bundle.get("State", "AVAILABLE"),
+        tags=tags,
+    )
+
+
+def _gib(capacity: str | None) -> int | None:
+    """A volume's size: the service answers GiB as a string."""
+    try:
+        return int(capacity) if capacity is not None else None
+    except ValueError:
+        return None
+
+
+def read_shares(client: RegionClient, image_ids: Collection[str]) -> dict[str, frozenset[str]]:
+    """The accounts each image is shared with (only images whose spec declares sharing)."""
+    ids = sorted(set(image_ids))
+    return dict(zip(ids, client.map(client.shared_accounts, ids), strict=True))
+
+
+def read_referenced(
+    client: RegionClient, image_ids: Collection[str]
+) -> dict[str, LiveImage | None]:
+    """Images that bundle specs name by id and the owned listing did not show; None: no
+    such image."""
+    ids = sorted(set(image_ids))
+    found = {i["ImageId"]: _live_image(i, {}) for i in client.images_by_id(ids)} if ids else {}
+    return {i: found.get(i) for i in ids}

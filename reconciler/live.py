@@ -1,21 +1,23 @@
 """The live state as plain data: what the reader found in AWS, per region.
 
-`inventory.py` reads AWS into these types; `plan.py`, a pure function, judges them against
-the specs. Nothing here imports boto3 or the AWS layer, so the planner stays offline. A
-new kind of resource (a copy, a share, a bundle) adds its live type here beside
-`LiveImage`.
+`inventory.py` and the kind modules read AWS into these types; the planners, pure
+functions, judge them against the specs. Nothing here imports boto3 or the AWS layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 
 Tags = Mapping[str, str]
 Progress = Callable[[str, str, int, int], None]  # region, phase, done, total
+
+
+def owned(tags: Tags) -> bool:
+    return tags.get(OWNERSHIP_TAG_KEY) == OWNERSHIP_TAG_VALUE
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,24 @@ class LiveImage:
 
     @property
     def owned(self) -> bool:
-        return self.tags.get(OWNERSHIP_TAG_KEY) == OWNERSHIP_TAG_VALUE
+        return owned(self.tags)
+
+
+@dataclass(frozen=True)
+class LiveBundle:
+    bundle_id: str
+    name: str
+    description: str
+    image_id: str
+    compute_type: str
+    user_volume_gib: int | None
+    root_volume_gib: int | None
+    state: str  # AVAILABLE, PENDING or ERROR
+    tags: Tags
+
+    @property
+    def owned(self) -> bool:
+        return owned(self.tags)
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,20 @@ class RegionInventory:
     images: Mapping[str, LiveImage]  # by name; only those whose tags were read
     image_count: int  # every owned image in the region, for the quota
     sources: Mapping[str, SourceWorkspace] | None = None  # None: not read yet
+    # Bundles are read only in regions where specs declare bundles or owned bundles were
+    # found: None means not read (and so none judged, none unmanaged).
+    bundles: Mapping[str, LiveBundle] | None = None  # by name
+    bundle_count: int = 0  # the account's custom bundles in the region, for the quota
+    # The accounts each image is shared with, read only for images whose spec declares
+    # `share_with` (by image id).
+    shares: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Images that bundle specs name by `image_id` and that are not among the owned ones
+    # (shared with the account, or public), by id; None: no such image.
+    referenced: Mapping[str, LiveImage | None] = field(default_factory=dict)
+
+    def image_by_id(self, image_id: str) -> LiveImage | None:
+        found = next((i for i in self.images.values() if i.image_id == image_id), None)
+        return found or self.referenced.get(image_id)
 
 
 @dataclass(frozen=True)

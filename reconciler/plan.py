@@ -1,7 +1,9 @@
 """The plan: a pure function of the desired state (specs) and the live state (inventory).
 
-No I/O and no boto3 here. The plan is immutable, has exactly one item per spec, and is
-what every renderer, the saved plan file and apply work from.
+No I/O here. The plan is immutable and is what every renderer, the saved plan file and
+apply work from. This module is the generic part: the plan's types and `make_plan`, which
+asks each kind of resource (`reconciler.kinds`: images and their copies, shares, bundles)
+to plan its items, in dependency order, from the same specs and live state.
 """
 
 from __future__ import annotations
@@ -9,43 +11,35 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    computed_field,
+    model_serializer,
+)
 
 from reconciler import OWNERSHIP_TAG_KEY
-from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
-from reconciler.specs import Spec
+from reconciler.live import Inventory
 
-FORMAT_VERSION = 1
-STUCK_AFTER = timedelta(hours=2)  # a capture takes up to 45 minutes; 2 hours is stuck
+if TYPE_CHECKING:
+    from reconciler.kinds import KindModule
+    from reconciler.specs import BundleSpec, Spec
 
-# Source WorkSpace states. CreateWorkspaceImage needs the source AVAILABLE.
-BLOCKING_STATES = {
-    "TERMINATED": "was terminated; point the spec at another WorkSpace",
-    "TERMINATING": "is being terminated; point the spec at another WorkSpace",
-    "ERROR": "is in ERROR; repair or rebuild it, or point the spec at another WorkSpace",
-    "STOPPED": "is STOPPED; start it first (aws workspaces start-workspaces)",
-    "STOPPING": "is stopping; start it again first (aws workspaces start-workspaces)",
-    "IMPAIRED": "is IMPAIRED; reboot it first",
-    "UNHEALTHY": "is UNHEALTHY; reboot it first",
-}
-# Busy for now: the item stays a create, and apply defers it to a later run.
-BUSY_STATES = frozenset(
-    {
-        "SUSPENDED",
-        "STARTING",
-        "REBOOTING",
-        "UPDATING",
-        "PENDING",
-        "REBUILDING",
-        "RESTORING",
-        "MAINTENANCE",
-        "ADMIN_MAINTENANCE",
-    }
-)
+FORMAT_VERSION = 2
+
+
+class Kind(str, Enum):
+    IMAGE = "image"
+    SHARE = "share"
+    BUNDLE = "bundle"
 
 
 class Action(str, Enum):
@@ -53,6 +47,8 @@ class Action(str, Enum):
     NO_OP = "no-op"
     UPDATE_TAGS = "update-tags"
     ADOPT = "adopt"
+    UPDATE_SHARING = "update-sharing"
+    UPDATE_IMAGE = "update-image"
     CONFLICT = "conflict"
     BLOCKED = "blocked"
 
@@ -67,45 +63,136 @@ class TagChange(_Frozen):
     after: str | None
 
 
+class ShareChange(_Frozen):
+    account: str
+    before: bool
+    after: bool
+
+
+# The fields only one kind's items carry; the JSON of an item shows its own kind's only.
+_KIND_FIELDS: dict[Kind, frozenset[str]] = {
+    Kind.IMAGE: frozenset(
+        {"source_workspace_id", "copy_from", "state", "source_state", "source_busy", "stuck"}
+    ),
+    Kind.SHARE: frozenset({"share_changes"}),
+    Kind.BUNDLE: frozenset(
+        {
+            "bundle_id",
+            "image_name",
+            "image_before",
+            "image_before_name",
+            "compute_type",
+            "user_volume_gib",
+            "root_volume_gib",
+            "state",
+        }
+    ),
+}
+_ANY_KIND_FIELDS = frozenset().union(*_KIND_FIELDS.values())
+
+
 class PlanItem(_Frozen):
+    """One resource as planned. Every kind shares the first fields; the others belong to
+    one kind (images, their copies, shares, bundles) and are left out of its JSON."""
+
+    kind: Kind = Kind.IMAGE
     action: Action
     name: str
     region: str
-    image_id: str | None
-    state: str | None
+    # Image items: the image's id. Share items: the shared image's id. Bundle items: the
+    # declared image's id in the bundle's region (null until it exists).
+    image_id: str | None = None
+    state: str | None = None  # the image's or the bundle's state
     spec_file: str
     spec_line: int
-    source_workspace_id: str
     tag_changes: tuple[TagChange, ...] = ()
     reason: str | None = None
+    # Images: the source WorkSpace of a capture (null for a copy); a copy's source region.
+    source_workspace_id: str | None = None
+    copy_from: str | None = None
+    # Shares: one entry per account whose sharing changes.
+    share_changes: tuple[ShareChange, ...] = ()
+    # Bundles.
+    bundle_id: str | None = None
+    image_name: str | None = None  # null when the spec names an `image_id`
+    image_before: str | None = None  # the image id the bundle uses now
+    image_before_name: str | None = None  # that image's name, when the account owns it
+    compute_type: str | None = None
+    user_volume_gib: int | None = None
+    root_volume_gib: int | None = None
     # Additive fields (the contract allows them): what apply and the plan file rest on.
     description: str = ""
     source_state: str | None = None
     source_busy: bool = False
     stuck: bool = False
-    # Whether the image carries the ownership tag (None: no image). Only an owned image is
-    # ever replaced or deleted.
+    # Whether the resource carries the ownership tag (None: no resource yet). Only an owned
+    # resource is ever changed in place, replaced or deleted without adoption.
     owned: bool | None = None
-    # A digest of the live facts the item rests on (image id, state, tags, source state),
-    # so a saved plan can tell that the account moved under it.
+    # What a share or bundle waits for: the state of its image (of a copy: of its source
+    # image) when planned; null when that image is yet to be made.
+    image_state: str | None = None
+    # A digest of the live facts the item rests on, so a saved plan can tell that the
+    # account moved under it.
     fingerprint: str = ""
+
+    @model_serializer(mode="wrap")
+    def _own_fields(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            foreign = _ANY_KIND_FIELDS - _KIND_FIELDS[self.kind]
+            data = {k: v for k, v in data.items() if k not in foreign}
+        return data
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The item's identity in a plan: (kind, region, name)."""
+        return (self.kind.value, self.region, self.name)
 
     @property
     def changes(self) -> bool:
-        return self.action in (Action.CREATE, Action.UPDATE_TAGS, Action.ADOPT)
+        return self.action in CHANGING
 
     @property
     def is_error(self) -> bool:
         return self.action in (Action.CONFLICT, Action.BLOCKED)
 
+    @property
+    def is_copy(self) -> bool:
+        return self.kind is Kind.IMAGE and self.copy_from is not None
+
+
+CHANGING = frozenset(
+    {Action.CREATE, Action.UPDATE_TAGS, Action.ADOPT, Action.UPDATE_SHARING, Action.UPDATE_IMAGE}
+)
+
 
 class Unmanaged(_Frozen):
-    """An owned image that no spec declares: `apply --prune` deletes it."""
+    """An owned image or bundle that no spec declares: `apply --prune` deletes it."""
 
+    kind: Kind = Kind.IMAGE
     name: str
     region: str
-    image_id: str
+    image_id: str | None = None  # an image's id; a bundle's image
+    bundle_id: str | None = None
     state: str | None = None
+    # Bundles (declared, or kept) that use this image: it is kept while they do.
+    used_by: tuple[str, ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _own_fields(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            foreign = {"used_by"} if self.kind is Kind.BUNDLE else {"bundle_id"}
+            data = {k: v for k, v in data.items() if k not in foreign}
+        return data
+
+    @property
+    def resource_id(self) -> str:
+        return (self.bundle_id if self.kind is Kind.BUNDLE else self.image_id) or ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind.value, self.region, self.resource_id)
 
 
 class Plan(_Frozen):
@@ -115,8 +202,8 @@ class Plan(_Frozen):
     unmanaged: tuple[Unmanaged, ...] = ()
     targets: tuple[str, ...] = ()  # additive: the --target names a plan was limited to
     # Additive: the deletions this plan shows, and so the ones apply may make. `prune`
-    # deletes the owned unmanaged images; `replace_failed` deletes and recaptures owned
-    # images in ERROR. A saved plan records both, and apply does exactly what it recorded.
+    # deletes the owned unmanaged bundles and images; `replace_failed` deletes and recreates
+    # owned images in ERROR. A saved plan records both, and apply does exactly that.
     prune: bool = False
     replace_failed: bool = False
 
@@ -129,10 +216,11 @@ class Plan(_Frozen):
         return summary
 
     def replaces(self, item: PlanItem) -> bool:
-        """Whether this plan deletes the item's image and captures it again: an owned image
-        in ERROR, in a plan made with --replace-failed (`-/+ replace`)."""
+        """Whether this plan deletes the item's image and makes it again (a capture, or a
+        copy): an owned image in ERROR, in a plan made with --replace-failed."""
         return (
             self.replace_failed
+            and item.kind is Kind.IMAGE
             and item.action is Action.CONFLICT
             and item.state == "ERROR"
             and item.owned is True
@@ -140,20 +228,20 @@ class Plan(_Frozen):
 
     @property
     def deletions(self) -> tuple[Unmanaged, ...]:
-        """The unmanaged images this plan deletes: all of them with --prune, else none."""
+        """The unmanaged resources this plan deletes: all of them with --prune, else none."""
         return self.unmanaged if self.prune else ()
 
     @property
     def has_changes(self) -> bool:
-        """Changes `apply` makes: creates, tag changes, adoptions, and the deletions and
-        replacements the plan shows (with --prune / --replace-failed)."""
+        """Changes `apply` makes: creates, tag, sharing and image changes, adoptions, and the
+        deletions and replacements the plan shows (with --prune / --replace-failed)."""
         return any(item.changes or self.replaces(item) for item in self.items) or bool(
             self.deletions
         )
 
     @property
     def drifted(self) -> bool:
-        """Anything but no-op, any unmanaged image, or a capture stuck in PENDING."""
+        """Anything but no-op, anything unmanaged, or a capture stuck in PENDING."""
         return bool(self.unmanaged) or any(
             i.action is not Action.NO_OP or i.stuck for i in self.items
         )
@@ -168,6 +256,31 @@ def fingerprint(*facts: object) -> str:
     return "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class Desired:
+    """The specs of a run, with the default region that settles the unset ones."""
+
+    images: Sequence[Spec]
+    bundles: Sequence[BundleSpec] = ()
+    default_region: str | None = None
+
+    def region_of(self, spec: Spec | BundleSpec) -> str:
+        region = spec.region or self.default_region
+        if region is None:  # the caller resolves regions first; a bug if it did not
+            raise ValueError(f"spec {spec.name} has no region")
+        return region
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the planners need besides the specs and the live state."""
+
+    now: datetime
+    image_quota: int = 40
+    bundle_quota: int = 50  # custom bundles per region; not adjustable
+    replace_failed: bool = False
+
+
 def make_plan(
     specs: Sequence[Spec],
     inventory: Inventory,
@@ -179,22 +292,26 @@ def make_plan(
     targets: tuple[str, ...] = (),
     prune: bool = False,
     replace_failed: bool = False,
+    bundles: Sequence[BundleSpec] = (),
+    kinds: Sequence[KindModule] | None = None,
 ) -> Plan:
-    """One item per spec, in spec order, plus the owned images that no spec declares."""
-    free_slots = {r: image_quota - inv.image_count for r, inv in inventory.regions.items()}
-    items = []
-    for spec in specs:
-        region = spec.region or default_region
-        if region is None:  # the caller resolves regions first; a bug if it did not
-            raise ValueError(f"spec {spec.name} has no region")
-        item = plan_item(spec, region, inventory.regions[region], now=now)
-        if item.action is Action.CREATE:
-            free_slots[region] -= 1
-            if free_slots[region] < 0:
-                item = _blocked_by_quota(item, image_quota)
-        items.append(item)
+    """Each kind plans its items in turn (images, shares, bundles: a later kind sees the
+    earlier ones' items, as a bundle depends on its image), then the owned resources that no
+    spec declares."""
+    if kinds is None:
+        from reconciler.kinds import KINDS  # the kinds' planners are pure; their calls are not
+
+        kinds = KINDS
+    desired = Desired(tuple(specs), tuple(bundles), default_region)
+    settings = Settings(now=now, image_quota=image_quota, replace_failed=replace_failed)
+    items: list[PlanItem] = []
+    for kind in kinds:
+        items.extend(kind.plan(desired, inventory, settings, tuple(items)))
     # A --target run judges only its targets, as in Terraform: no unmanaged list.
-    unmanaged = () if targets else _unmanaged(specs, inventory, default_region)
+    unmanaged: list[Unmanaged] = []
+    if not targets:
+        for kind in kinds:
+            unmanaged.extend(kind.unmanaged(desired, inventory, tuple(items)))
     return Plan(
         specs_digest=specs_digest,
         items=tuple(items),
@@ -205,81 +322,19 @@ def make_plan(
     )
 
 
-# Plans one item again from the image's tags as read just before a change (None: the image
-# is gone). Apply calls it: the tags a plan was made from may be seconds old (the tagging API
-# is eventually consistent, and other tools write tags too).
+# Plans one item again from its resource's tags as read just before a change (None: the
+# resource is gone). Apply calls it: the tags a plan was made from may be seconds old (the
+# tagging API is eventually consistent, and other tools write tags too).
 Replan = Callable[[PlanItem, Mapping[str, str] | None], PlanItem]
 
 
-def replanner(specs: Sequence[Spec], default_region: str | None, *, now: datetime) -> Replan:
-    """The Replan of these specs: the same decision as `plan_item`, from fresh tags."""
-    by_key = {(s.region or default_region, s.name): s for s in specs}
-
-    def replan(item: PlanItem, tags: Mapping[str, str] | None) -> PlanItem:
-        spec = by_key[(item.region, item.name)]
-        images = {}
-        if tags is not None and item.image_id is not None:
-            # Only tags are read again; the rest of the image is as listed for the plan (a
-            # description that differs is a conflict, never an item apply changes).
-            images[item.name] = LiveImage(
-                image_id=item.image_id,
-                name=item.name,
-                description=spec.description,
-                state=item.state or "",
-                tags=dict(tags),
-            )
-        live = RegionInventory(item.region, images, len(images))
-        return plan_item(spec, item.region, live, now=now)
-
-    return replan
-
-
-def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) -> PlanItem:
-    image = live.images.get(spec.name)
-    if image is None:
-        source = (live.sources or {}).get(spec.source_workspace_id)
-        return _create_item(spec, region, source)
-    base = _item(spec, region, image=image, now=now)
-    if image.state == "ERROR":
-        detail = ": ".join(x for x in (image.error_code, image.error_message) if x)
-        if not image.owned:
-            # Another team's image of the same name, perhaps: never deleted by this tool.
-            reason = (
-                f"image is in ERROR ({detail or 'no error detail'}) and does not carry the "
-                "ownership tag, so the reconciler will not delete it; delete it yourself, or "
-                "give the spec another name"
-            )
-            return base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
-        reason = (
-            f"image is in ERROR ({detail or 'no error detail'}); "
-            "`apply --replace-failed` deletes and recreates it"
-        )
-        failed = base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
-        return _recapture(failed, spec, region, live)
-    if image.description != spec.description:
-        reason = (
-            f"description differs (live: {image.description!r}); an image's description can't "
-            "be changed in place: give the spec a new name to capture a new image"
-        )
-        return base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
-    changes = tag_changes(spec, image.tags)
-    if not image.owned:
-        reason = "exists without the ownership tag; apply adopts it and writes the declared tags"
-        return base.model_copy(
-            update={"action": Action.ADOPT, "tag_changes": changes, "reason": reason}
-        )
-    if changes:
-        return base.model_copy(update={"action": Action.UPDATE_TAGS, "tag_changes": changes})
-    return base
-
-
-def tag_changes(spec: Spec, live_tags: Mapping[str, str]) -> tuple[TagChange, ...]:
+def tag_changes(spec: Spec | BundleSpec, live_tags: Mapping[str, str]) -> tuple[TagChange, ...]:
     """The difference between the declared tag set and the live one, key by key.
 
     The spec's tags are the whole set, as in Terraform: a live key the spec lacks is
     drift. Ignored keys, the ownership tag and AWS's own `aws:` tags are out of scope.
     """
-    live = {k: v for k, v in live_tags.items() if _in_scope(spec, k)}
+    live = {k: v for k, v in live_tags.items() if in_scope(spec, k)}
     keys = sorted(set(live) | set(spec.tags))
     changes = []
     for key in keys:
@@ -289,103 +344,10 @@ def tag_changes(spec: Spec, live_tags: Mapping[str, str]) -> tuple[TagChange, ..
     return tuple(changes)
 
 
-def _in_scope(spec: Spec, key: str) -> bool:
+def in_scope(spec: Spec | BundleSpec, key: str) -> bool:
     return key != OWNERSHIP_TAG_KEY and not key.startswith("aws:") and not spec.ignores(key)
 
 
-def _item(
-    spec: Spec, region: str, *, image: LiveImage | None = None, now: datetime | None = None
-) -> PlanItem:
-    stuck = bool(
-        image
-        and now
-        and image.state == "PENDING"
-        and image.created
-        and now - image.created > STUCK_AFTER
-    )
-    return PlanItem(
-        action=Action.NO_OP,
-        name=spec.name,
-        region=region,
-        image_id=image.image_id if image else None,
-        state=image.state if image else None,
-        spec_file=spec.file,
-        spec_line=spec.line,
-        source_workspace_id=spec.source_workspace_id,
-        description=spec.description,
-        stuck=stuck,
-        owned=image.owned if image else None,
-        fingerprint=_image_fingerprint(spec, image) if image else "",
-        reason=f"capture PENDING since {image.created:%Y-%m-%d %H:%M} UTC; stuck?"
-        if stuck and image and image.created
-        else None,
-    )
-
-
-def _recapture(item: PlanItem, spec: Spec, region: str, live: RegionInventory) -> PlanItem:
-    """A failed image as `--replace-failed` would recapture it: with the declared tags, and,
-    when its source was read (only for that option), judged as a create would be, so that
-    a failed image is never deleted when its source can't capture a new one now."""
-    recapture = _create_item(spec, region, (live.sources or {}).get(spec.source_workspace_id))
-    update: dict[str, object] = {"tag_changes": recapture.tag_changes}
-    if live.sources is None or spec.source_workspace_id not in live.sources:
-        return item.model_copy(update=update)
-    update |= {"source_state": recapture.source_state, "source_busy": recapture.source_busy}
-    if recapture.action is Action.BLOCKED:
-        update |= {
-            "action": Action.BLOCKED,
-            "reason": f"{item.reason}; it can't be recaptured now: {recapture.reason}",
-        }
-    elif recapture.source_busy:
-        update["reason"] = f"{item.reason}; {recapture.reason}"
-    return item.model_copy(update=update)
-
-
-def _image_fingerprint(spec: Spec, image: LiveImage) -> str:
-    tags = {k: v for k, v in image.tags.items() if _in_scope(spec, k) or k == OWNERSHIP_TAG_KEY}
-    return fingerprint(image.image_id, image.state, tags)
-
-
-def _create_item(spec: Spec, region: str, source: SourceWorkspace | None) -> PlanItem:
-    base = _item(spec, region)
-    after = tuple(TagChange(key=k, before=None, after=v) for k, v in sorted(spec.tags.items()))
-    update: dict[str, object] = {"action": Action.CREATE, "tag_changes": after}
-    ws = spec.source_workspace_id
-    if source is not None:
-        update["source_state"] = source.state
-    update["fingerprint"] = fingerprint(
-        None, None, ws, source.state if source else None, bool(source and source.modifying)
-    )
-    if source is None or source.state is None:
-        update["action"] = Action.BLOCKED
-        update["reason"] = (
-            f"source WorkSpace {ws} not found in {region}; check the id and the region"
-        )
-    elif source.state in BLOCKING_STATES:
-        update["action"] = Action.BLOCKED
-        update["reason"] = f"source WorkSpace {ws} {BLOCKING_STATES[source.state]}"
-    elif source.state in BUSY_STATES or source.modifying:
-        state = source.state if source.state in BUSY_STATES else "being modified"
-        update["source_busy"] = True
-        update["reason"] = f"source WorkSpace {ws} is busy ({state}); apply defers this create"
-    return base.model_copy(update=update)
-
-
-def _blocked_by_quota(item: PlanItem, quota: int) -> PlanItem:
-    reason = (
-        f"the image quota of {item.region} ({quota}) is reached; delete unused images "
-        "(apply --prune) or raise the quota and pass --image-quota"
-    )
-    return item.model_copy(update={"action": Action.BLOCKED, "reason": reason})
-
-
-def _unmanaged(
-    specs: Iterable[Spec], inventory: Inventory, default_region: str | None
-) -> list[Unmanaged]:
-    declared = {(s.region or default_region, s.name) for s in specs}
-    return [
-        Unmanaged(name=image.name, region=region, image_id=image.image_id, state=image.state)
-        for region, inv in sorted(inventory.regions.items())
-        for image in sorted(inv.images.values(), key=lambda i: i.name)
-        if image.owned and (region, image.name) not in declared
-    ]
+def created_tags(spec: Spec | BundleSpec) -> tuple[TagChange, ...]:
+    """The tag changes of a create: every declared tag, from nothing."""
+    return tuple(TagChange(key=k, before=None, after=v) for k, v in sorted(spec.tags.items()))

@@ -21,7 +21,7 @@ from deepdiff import DeepDiff
 from pydantic import ValidationError
 
 from reconciler.errors import PlanFileError, StalePlanError
-from reconciler.plan import FORMAT_VERSION, Action, Plan, PlanItem
+from reconciler.plan import FORMAT_VERSION, Action, Kind, Plan, PlanItem
 
 CHECKSUM_KEY = "plan_checksum"
 
@@ -58,6 +58,12 @@ def load_plan(path: Path) -> Plan:
     if not isinstance(document, dict):
         raise PlanFileError(f"plan file {path} is not a saved plan")
     version = document.get("format_version")
+    if version == 1:
+        raise PlanFileError(
+            f"plan file {path} was saved in plan format 1, by a reconciler from before copies, "
+            f"sharing and bundles; this one applies format {FORMAT_VERSION} only",
+            hint="plan again (`reconciler plan --out FILE`), review it, and apply that file",
+        )
     if version != FORMAT_VERSION:
         raise PlanFileError(
             f"plan file {path} has format_version {version!r}; this reconciler reads "
@@ -79,8 +85,12 @@ def load_plan(path: Path) -> Plan:
         ) from err
 
 
-def settle(saved: Plan, fresh: Plan) -> tuple[Plan, frozenset[tuple[str, str]]]:
-    """The plan to apply, and the (region, name) of planned creates that now exist.
+Key = tuple[str, str, str]  # an item's (kind, region, name)
+
+
+def settle(saved: Plan, fresh: Plan) -> tuple[Plan, frozenset[Key]]:
+    """The plan to apply, and the keys (kind, region, name) of planned creates that now
+    exist.
 
     Raises StalePlanError, before any change, when the specs changed or the live state
     calls for actions other than those reviewed.
@@ -91,7 +101,7 @@ def settle(saved: Plan, fresh: Plan) -> tuple[Plan, frozenset[tuple[str, str]]]:
             f"({saved.specs_digest[:19]}… → {fresh.specs_digest[:19]}…)",
             hint="run `reconciler plan --out FILE` again and review the new plan",
         )
-    fresh_items = {(i.region, i.name): i for i in fresh.items}
+    fresh_items = {i.key: i for i in fresh.items}
     converged = frozenset(
         key
         for key, item in ((k, fresh_items.get(k)) for k in _keys(saved))
@@ -109,37 +119,49 @@ def settle(saved: Plan, fresh: Plan) -> tuple[Plan, frozenset[tuple[str, str]]]:
 
 
 def _created_meanwhile(saved: PlanItem, fresh: PlanItem) -> bool:
-    """A planned create whose image now exists as declared (even if its tags still need
-    writing). One in conflict (another description, or ERROR) or blocked is not: the live
-    state then calls for other actions, and the plan is stale."""
+    """A planned create whose image or bundle now exists as declared (even if its tags still
+    need writing). One in conflict (another description, or ERROR) or blocked is not: the
+    live state then calls for other actions, and the plan is stale."""
     usable = fresh.action in (Action.NO_OP, Action.UPDATE_TAGS, Action.ADOPT)
-    return saved.action is Action.CREATE and usable and fresh.image_id is not None
+    made = fresh.bundle_id if fresh.kind is Kind.BUNDLE else fresh.image_id
+    return saved.action is Action.CREATE and usable and made is not None
 
 
-def _keys(plan: Plan) -> list[tuple[str, str]]:
-    return [(i.region, i.name) for i in plan.items]
+def _keys(plan: Plan) -> list[Key]:
+    return [i.key for i in plan.items]
 
 
-def _saved_item(plan: Plan, key: tuple[str, str]) -> PlanItem:
-    return next(i for i in plan.items if (i.region, i.name) == key)
+def _saved_item(plan: Plan, key: Key) -> PlanItem:
+    return next(i for i in plan.items if i.key == key)
 
 
-def _decisions(plan: Plan, *, skip: frozenset[tuple[str, str]]) -> dict[str, Any]:
+def _decisions(plan: Plan, *, skip: frozenset[Key]) -> dict[str, Any]:
     """What a reviewer approved, per item: the action and exactly what it changes."""
     items: dict[str, Any] = {
-        f"{i.region}/{i.name}": {
+        _shown(i): {
             "action": i.action.value,
-            "image_id": i.image_id,
+            # An image's own id; a share's or a bundle's image may be made meanwhile (the
+            # same decision): what they change is in their changes and `image_before`.
+            "image_id": i.image_id if i.kind is Kind.IMAGE else None,
             "tag_changes": [c.model_dump() for c in i.tag_changes],
+            "share_changes": [c.model_dump() for c in i.share_changes],
+            "image_before": i.image_before,
             "source_busy": i.source_busy,
             "replace": plan.replaces(i),
         }
         for i in plan.items
-        if (i.region, i.name) not in skip
+        if i.key not in skip
     }
-    items["(unmanaged)"] = sorted(f"{u.region}/{u.name} {u.image_id}" for u in plan.unmanaged)
+    items["(unmanaged)"] = sorted(
+        f"{u.kind.value} {u.region}/{u.name} {u.resource_id}" for u in plan.unmanaged
+    )
     items["(deletions)"] = {"prune": plan.prune, "replace_failed": plan.replace_failed}
     return items
+
+
+def _shown(item: PlanItem) -> str:
+    kind = "" if item.kind is Kind.IMAGE else f"{item.kind.value} "
+    return f"{kind}{item.region}/{item.name}"
 
 
 def _explain(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:

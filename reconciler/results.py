@@ -16,6 +16,8 @@ class Result(str, Enum):
     CONVERGED = "converged"
     TAGS_UPDATED = "tags-updated"
     ADOPTED = "adopted"
+    SHARING_UPDATED = "sharing-updated"
+    IMAGE_UPDATED = "image-updated"
     DELETED = "deleted"
     DEFERRED = "deferred"
     FAILED = "failed"
@@ -84,4 +86,5 @@ def item_result(
 def unmanaged_result(
     u: Unmanaged, result: Result = Result.UNCHANGED, error: str | None = None
 ) -> AppliedUnmanaged:
-    return AppliedUnmanaged(**u.model_dump(), result=result, error=error)
+    data = u.model_dump(include=set(Unmanaged.model_fields))
+    return AppliedUnmanaged(**data, result=result, error=error)

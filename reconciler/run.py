@@ -7,22 +7,53 @@ that stop a whole run (credentials, access to the listing) become one clear erro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import botocore.exceptions
 
-from reconciler.aws import Clients, connection_problem, credential_problem, error_code, in_parallel
+from reconciler.aws import (
+    Clients,
+    RegionClient,
+    connection_problem,
+    credential_problem,
+    error_code,
+    in_parallel,
+)
 from reconciler.awsconfig import read_timeout, region_hint, region_problem
 from reconciler.errors import AwsError, ConfigError, ReconcilerError, SpecError, SpecProblem
-from reconciler.inventory import Discovery, discover, read_images, read_sources
+from reconciler.inventory import (
+    Discovery,
+    discover,
+    read_images,
+    read_referenced,
+    read_shares,
+    read_sources,
+)
+from reconciler.kinds import replanner
 from reconciler.live import Inventory, Progress, RegionInventory
-from reconciler.plan import Plan, Replan, make_plan, replanner
+from reconciler.plan import Desired, Plan, Replan, Settings, make_plan
 from reconciler.specs import Spec, SpecSet, duplicate_problems, load_specs
+from reconciler.specs.discover import join_shown
+
+try:  # TEMP until the specs branch lands
+    from reconciler.specs import plan_time_problems  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+
+    def plan_time_problems(*args: object, **kwargs: object) -> list[SpecProblem]:  # type: ignore[misc]
+        return []
+
+
+if TYPE_CHECKING:
+    from types_boto3_workspaces.type_defs import WorkspaceImageTypeDef
+
+    from reconciler.specs import BundleSpec
 
 
 @dataclass(frozen=True)
@@ -50,24 +81,24 @@ def build_plan(
     """Read the specs and the live state, and plan. Raises before any change is made.
 
     Also returns how to plan one item again from tags read just before a change (apply
-    confirms every change to an existing image that way)."""
+    confirms every change to an existing resource that way)."""
     spec_set = load(options)
-    specs = _targeted(spec_set.specs, options.targets)
+    specs, bundles = _targeted(spec_set, options.targets)
     default_region = clients.default_region
     # The default region is read even with no spec in it: an image whose last spec was
     # removed must still be found there; so are the root defaults' `regions:` (a --target
     # run judges only its targets, and reads only their regions).
     listed = () if options.targets else spec_set.regions
-    _check_region_names(specs, listed, clients, options.specs_dir)
-    _check_regions(specs, default_region, options.specs_dir)
-    named = {s.region or default_region for s in specs} | {default_region} | set(listed)
+    _check_region_names(specs, bundles, listed, clients, options.specs_dir)
+    _check_regions(spec_set, specs, bundles, default_region, options.specs_dir)
+    desired = Desired(tuple(specs), tuple(bundles), default_region)
+    named = _named_regions(desired) | {default_region} | set(listed)
     regions = sorted(r for r in named if r is not None)
     with aws_errors():
         inventory = read_inventory(
             clients,
-            specs,
+            desired,
             regions,
-            default_region,
             bool(options.targets),
             progress,
             recapture_failed=options.recapture_failed,
@@ -83,15 +114,27 @@ def build_plan(
         targets=options.targets,
         prune=options.prune,
         replace_failed=options.recapture_failed,
+        bundles=bundles,
     )
-    return plan, replanner(specs, default_region, now=now)
+    settings = Settings(
+        now=now, image_quota=options.image_quota, replace_failed=options.recapture_failed
+    )
+    return plan, replanner(desired, settings)
+
+
+def _named_regions(desired: Desired) -> set[str | None]:
+    """The regions the specs name: each image's own and copy regions, each bundle's."""
+    regions: set[str | None] = set()
+    for spec in desired.images:
+        regions |= {spec.region or desired.default_region, *spec.copies}
+    regions |= {b.region or desired.default_region for b in desired.bundles}
+    return regions
 
 
 def read_inventory(
     clients: Clients,
-    specs: Sequence[Spec],
+    desired: Desired,
     regions: Sequence[str],
-    default_region: str | None,
     targeted: bool,
     progress: Progress | None = None,
     *,
@@ -100,7 +143,7 @@ def read_inventory(
     """The live state of `regions` and, unless `targeted`, of every other region where the
     account holds owned resources (an image left behind when its spec moved, for one)."""
     # A --target run judges only its targets: it has no unmanaged list to look for.
-    home = default_region or (regions[0] if regions else None)
+    home = desired.default_region or (regions[0] if regions else None)
     probed: Future[None] = Future()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="discover") as aside:
         # Discovery runs while the named regions are listed; their tag reads wait only for
@@ -115,30 +158,8 @@ def read_inventory(
             listed = list(client.images())
             if finding is not None:
                 probed.result()  # raises what the first discovery call raised
-            mine = [s for s in specs if (s.region or default_region) == region]
-            wanted = {s.name for s in mine} if targeted else None
-            inv = read_images(
-                client,
-                wanted,
-                progress,
-                listed=listed,
-                tagger=clients.tag_reader(region),
-                denied=clients.tagging_refused,
-            )
-            # Only the sources of creates (and, for --replace-failed, of recaptures: owned
-            # images in ERROR, the only ones replaced) are described: that is the preflight.
-            sources = {
-                s.source_workspace_id
-                for s in mine
-                if s.name not in inv.images
-                or (
-                    recapture_failed
-                    and inv.images[s.name].state == "ERROR"
-                    and inv.images[s.name].owned
-                )
-            }
-            return RegionInventory(
-                inv.region, inv.images, inv.image_count, read_sources(client, sources)
+            return _read_region(
+                clients, client, desired, listed, targeted, found, progress, recapture_failed
             )
 
         read = in_parallel(region_inventory, list(regions))
@@ -146,6 +167,60 @@ def read_inventory(
     if home and not targeted:
         _say_what_was_not_checked(clients, found(), sorted(read), home)
     return Inventory(dict(sorted(read.items())))
+
+
+def _read_region(
+    clients: Clients,
+    client: RegionClient,
+    desired: Desired,
+    listed: list[WorkspaceImageTypeDef],
+    targeted: bool,
+    found: Callable[[], Discovery],
+    progress: Progress | None,
+    recapture_failed: bool,
+) -> RegionInventory:
+    """One region: the images listed, bundles where wanted, tags, and what each kind needs
+    besides (sources of captures, sharing of shared images, images bundles name by id)."""
+    region = client.region
+    living = [s for s in desired.images if region in (desired.region_of(s), *s.copies)]
+    own = [s for s in living if desired.region_of(s) == region]
+    bundle_specs = [b for b in desired.bundles if desired.region_of(b) == region]
+    # Bundles are read only where specs declare bundles or owned ones were found: a specs
+    # folder without bundles makes no bundle call.
+    wants_bundles = bool(bundle_specs) or (not targeted and region in found().bundle_regions)
+    inv = read_images(
+        client,
+        {s.name for s in living} if targeted else None,
+        progress,
+        listed=listed,
+        tagger=clients.tag_reader(region),
+        denied=clients.tagging_refused,
+        bundles=list(client.bundles()) if wants_bundles else None,
+        wanted_bundles={b.name for b in bundle_specs} if targeted else None,
+    )
+    # Only the sources of creates (and, for --replace-failed, of recaptures: owned
+    # images in ERROR, the only ones replaced) are described: that is the preflight.
+    sources = {
+        s.source_workspace_id
+        for s in own
+        if s.name not in inv.images
+        or (recapture_failed and inv.images[s.name].state == "ERROR" and inv.images[s.name].owned)
+    }
+    shared = [
+        image.image_id
+        for s in living
+        if s.share_with is not None
+        and (image := inv.images.get(s.name)) is not None
+        and image.state == "AVAILABLE"
+    ]
+    listed_ids = {i["ImageId"] for i in listed}
+    by_id = {b.image_id for b in bundle_specs if b.image_id and b.image_id not in listed_ids}
+    return dataclasses.replace(
+        inv,
+        sources=read_sources(client, sources),
+        shares=read_shares(client, shared),
+        referenced=read_referenced(client, by_id) if by_id else {},
+    )
 
 
 def _say_what_was_not_checked(
@@ -170,56 +245,77 @@ def _say_what_was_not_checked(
             )
 
 
-def _targeted(specs: Sequence[Spec], targets: Sequence[str]) -> list[Spec]:
+def _targeted(spec_set: SpecSet, targets: Sequence[str]) -> tuple[list[Spec], list[BundleSpec]]:
+    """The specs a --target run judges: those named, and the image specs of the bundles
+    named (a bundle needs its image, as a Terraform target takes its dependencies)."""
     if not targets:
-        return list(specs)
-    names = {s.name for s in specs}
+        return list(spec_set.specs), list(getattr(spec_set, "bundles", ()))  # TEMP
+    names = {s.name for s in spec_set.specs} | {b.name for b in getattr(spec_set, "bundles", ())}
     unknown = [t for t in targets if t not in names]
     if unknown:
         raise ConfigError(
             f"--target names no spec: {', '.join(sorted(unknown))}",
-            hint="use an image name as written in a spec's `name:`",
+            hint="use an image or bundle name as written in a spec's `name:`",
         )
-    return [s for s in specs if s.name in targets]
+    bundles = [b for b in getattr(spec_set, "bundles", ()) if b.name in targets]  # TEMP
+    needed = set(targets) | {b.image for b in bundles if b.image}
+    return [s for s in spec_set.specs if s.name in needed], bundles
 
 
-def _check_regions(specs: Sequence[Spec], default_region: str | None, root: str) -> None:
-    """Every spec needs a region now; and no two specs may meet in the default region."""
+def _check_regions(
+    spec_set: SpecSet,
+    specs: Sequence[Spec],
+    bundles: Sequence[BundleSpec],
+    default_region: str | None,
+    root: str,
+) -> None:
+    """Every spec needs a region now; no two specs may meet in the default region; and the
+    checks that needed the default region (a bundle's image there, a copy to its own
+    region) are made before any call."""
     if default_region is None:
         problems = [
             SpecProblem(
-                f"{root.rstrip('/')}/{s.file}",
+                join_shown(root, s.file),
                 s.line,
                 1,
                 "region",
                 "no region: set `region:` in the spec or a defaults document, or pass --region "
                 "(or set AWS_REGION)",
             )
-            for s in specs
+            for s in (*specs, *bundles)
             if s.region is None
         ]
         if problems:
             raise SpecError(problems)
+        return
     duplicates = duplicate_problems(specs, default_region=default_region, shown_root=root)
+    duplicates += plan_time_problems(spec_set, default_region=default_region, shown_root=root)
     if duplicates:
-        raise SpecError(duplicates)
+        raise SpecError(sorted(set(duplicates)))
 
 
 def _check_region_names(
-    specs: Sequence[Spec], listed: Sequence[str], clients: Clients, root: str
+    specs: Sequence[Spec],
+    bundles: Sequence[BundleSpec],
+    listed: Sequence[str],
+    clients: Clients,
+    root: str,
 ) -> None:
-    """Every region the run calls (the default one, the specs', the root defaults'
-    `regions:`) is one botocore knows (any well-formed name, with a custom endpoint): a
-    typo or the wrong case would otherwise be tried as an unknown host."""
+    """Every region the run calls (the default one, the specs' own and copy regions, the
+    bundles', the root defaults' `regions:`) is one botocore knows (any well-formed name,
+    with a custom endpoint): a typo or the wrong case would otherwise be tried as an
+    unknown host."""
     custom = clients.custom_endpoint
     default = clients.default_region
     why = region_problem(default, custom_endpoint=custom) if default else None
     if why is not None:
         raise ConfigError(f"{clients.default_region_source}: {why}", hint=region_hint())
+    named = [(s.file, s.line, "region", s.region) for s in (*specs, *bundles) if s.region]
+    named += [(s.copies_file, s.copies_line, "copies", r) for s in specs for r in s.copies]
     problems = [
-        SpecProblem(f"{root.rstrip('/')}/{s.file}", s.line, 1, "region", why)
-        for s in specs
-        if s.region and (why := region_problem(s.region, custom_endpoint=custom))
+        SpecProblem(join_shown(root, file), line, 1, field, why)
+        for file, line, field, region in named
+        if (why := region_problem(region, custom_endpoint=custom))
     ]
     if problems:
         raise SpecError(problems)

@@ -1,8 +1,11 @@
-"""`apply --wait`: follow captures to the end, and chain same-source creates.
+"""`apply --wait`: follow captures and copies to the end, and run what waited on them.
 
-A capture takes up to 45 minutes. The service captures one image of a WorkSpace at a
-time, so creates deferred behind a capture of the same source run in turn as each ends;
-creates deferred because the source was busy for another reason run once it is AVAILABLE.
+A capture takes up to 45 minutes, a copy about as long. The service captures one image of
+a WorkSpace at a time, so captures deferred behind one of the same source run in turn as
+each ends; captures deferred because the source was busy run once it is AVAILABLE. Once
+an image is AVAILABLE, the items that waited for it (its copies, its shares, the bundles
+that use it) run, through the same engine as the first pass (`apply.run_ready`), until
+everything is done or the time runs out.
 
 Polling asks only about the images and sources in question (25 ids a call) and goes
 through the same paced clients as everything else, so it never exceeds the API pace.
@@ -16,15 +19,17 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
+from reconciler.apply import Key, Report, image_key, run_ready
 from reconciler.aws import PAGE_SIZE, Clients, RegionClient
+from reconciler.kinds import KINDS, ApplyContext, kind_of
 from reconciler.kinds.image import create_now
-from reconciler.plan import Action
+from reconciler.plan import Action, Kind, Plan, PlanItem, Replan
 from reconciler.results import Applied, AppliedItem, Result
 
 FIRST_POLL = 2.0  # seconds; the gap doubles up to MAX_POLL
 MAX_POLL = 30.0
 
-Report = Callable[[Sequence[AppliedItem], float], None]  # items being waited for, elapsed
+WaitReport = Callable[[Sequence[AppliedItem], float], None]  # items waited for, elapsed
 
 
 @dataclass(frozen=True)
@@ -38,13 +43,20 @@ def wait_for_captures(
     clients: Clients,
     *,
     timeout: float,
-    report: Report | None = None,
+    report: WaitReport | None = None,
     clock: Callable[[], float] = time.monotonic,
+    replan: Replan | None = None,
+    done: Report | None = None,
 ) -> WaitOutcome:
-    items = {(i.region, i.name): i for i in applied.items}
+    """Poll until nothing is PENDING or waiting, or `timeout` seconds; `done` hears of each
+    item that waited and has now run."""
+    items: dict[Key, AppliedItem] = {i.key: i for i in applied.items}
+    plan: Plan = applied  # what the engine needs of the plan, with the results so far
+    go_now = frozenset().union(*(k.schedule(plan) for k in KINDS if k.schedule))
+    ctx = ApplyContext(plan=plan, replan=replan, go_now=go_now)
     start, gap = clock(), FIRST_POLL
     while True:
-        waiting = [i for i in items.values() if _capturing(i) or i.result is Result.DEFERRED]
+        waiting = [i for i in items.values() if _waiting(i, items)]
         if report:
             report(waiting, clock() - start)
         if not waiting or clients.stop.is_set():
@@ -56,16 +68,37 @@ def wait_for_captures(
         gap = min(MAX_POLL, gap * 2)
         for region in sorted({i.region for i in waiting}):
             client = clients.region(region)
-            _refresh_captures(client, items)
-            _start_deferred(client, items)
+            _refresh_images(client, items)
+            _start_deferred(client, items, ctx, done)
+        _run_dependents(plan, items, clients, ctx, done)
     return WaitOutcome(_with(applied, items), ())
 
 
 def _capturing(item: AppliedItem) -> bool:
-    return item.state == "PENDING" and item.result is not Result.FAILED and bool(item.image_id)
+    """An image (a capture or a copy) this run made, or found, still PENDING."""
+    return (
+        item.kind is Kind.IMAGE
+        and item.state == "PENDING"
+        and item.result is not Result.FAILED
+        and bool(item.image_id)
+    )
 
 
-def _refresh_captures(client: RegionClient, items: dict[tuple[str, str], AppliedItem]) -> None:
+def _waiting(item: AppliedItem, items: dict[Key, AppliedItem]) -> bool:
+    """Whether the item is still in progress: PENDING, a deferred capture, or deferred until
+    an image is AVAILABLE that is itself still in progress."""
+    if _capturing(item):
+        return True
+    if item.result is not Result.DEFERRED:
+        return False
+    if item.kind is Kind.IMAGE and item.copy_from is None:
+        return item.action in (Action.CREATE, Action.CONFLICT)
+    waited = image_key(kind_of(item).waits_for(item))
+    image = items.get(waited) if waited else None
+    return image is not None and image.result is not Result.FAILED
+
+
+def _refresh_images(client: RegionClient, items: dict[Key, AppliedItem]) -> None:
     pending = [i for i in items.values() if i.region == client.region and _capturing(i)]
     by_id = {i.image_id: i for i in pending}
     ids = sorted(i for i in by_id if i)
@@ -78,39 +111,68 @@ def _refresh_captures(client: RegionClient, items: dict[tuple[str, str], Applied
             if state == "ERROR":
                 reasons = (image.get("ErrorCode"), image.get("ErrorMessage"))
                 detail = ": ".join(x for x in reasons if x) or "no error detail"
-                update |= {"result": Result.FAILED, "error": f"capture ended in ERROR ({detail})"}
-            items[(item.region, item.name)] = item.model_copy(update=update)
+                made = "copy" if item.copy_from else "capture"
+                update |= {"result": Result.FAILED, "error": f"{made} ended in ERROR ({detail})"}
+            items[item.key] = item.model_copy(update=update)
 
 
-def _start_deferred(client: RegionClient, items: dict[tuple[str, str], AppliedItem]) -> None:
-    """Create the deferred items whose source WorkSpace is free now, one per source.
+def _start_deferred(
+    client: RegionClient,
+    items: dict[Key, AppliedItem],
+    ctx: ApplyContext,
+    done: Report | None,
+) -> None:
+    """Capture the deferred images whose source WorkSpace is free now, one per source.
 
-    Deferred items are creates, and replacements of failed images (--replace-failed)."""
-    mine = [i for i in items.values() if i.region == client.region]
-    busy = {i.source_workspace_id for i in mine if _capturing(i)}
+    Deferred captures are creates, and replacements of failed images (--replace-failed)."""
+    mine = [i for i in items.values() if i.region == client.region and i.kind is Kind.IMAGE]
+    busy = {i.source_workspace_id for i in mine if _capturing(i) and not i.copy_from}
     deferred = [
         i
         for i in mine
         if i.result is Result.DEFERRED
+        and i.copy_from is None
         and i.action in (Action.CREATE, Action.CONFLICT)
         and i.source_workspace_id not in busy
     ]
     if not deferred:
         return
-    sources = sorted({i.source_workspace_id for i in deferred})
+    sources = sorted({i.source_workspace_id or "" for i in deferred})
     try:
         states = {w["WorkspaceId"]: w.get("State") for w in client.workspaces(sources)}
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
         return  # try again at the next poll
-    started: set[str] = set()
+    started: set[str | None] = set()
     for item in deferred:
         source = item.source_workspace_id
-        if states.get(source) != "AVAILABLE" or source in started:
+        if states.get(source or "") != "AVAILABLE" or source in started:
             continue
         started.add(source)
-        items[(item.region, item.name)] = create_now(item, client)
+        items[item.key] = create_now(item, client, ctx)
+        if done:
+            done(items[item.key])
 
 
-def _with(applied: Applied, items: dict[tuple[str, str], AppliedItem]) -> Applied:
-    ordered = tuple(items[(i.region, i.name)] for i in applied.items)
+def _run_dependents(
+    plan: Plan,
+    items: dict[Key, AppliedItem],
+    clients: Clients,
+    ctx: ApplyContext,
+    done: Report | None,
+) -> None:
+    """Run the deferred items whose image is AVAILABLE now (copies, shares, bundles)."""
+    ready = []
+    for item in items.values():
+        if item.result is not Result.DEFERRED:
+            continue
+        waited = image_key(kind_of(item).waits_for(item))
+        image = items.get(waited) if waited else None
+        if image is not None and image.state == "AVAILABLE" and image.result is not Result.FAILED:
+            ready.append(PlanItem(**item.model_dump(include=set(PlanItem.model_fields))))
+    if ready:
+        run_ready(plan, ready, items, clients, ctx, done)
+
+
+def _with(applied: Applied, items: dict[Key, AppliedItem]) -> Applied:
+    ordered = tuple(items[i.key] for i in applied.items)
     return applied.model_copy(update={"items": ordered})

@@ -255,6 +255,8 @@ def test_summary_counts_every_action_and_unmanaged():
         "no-op": 0,
         "update-tags": 0,
         "adopt": 1,
+        "update-sharing": 0,
+        "update-image": 0,
         "conflict": 0,
         "blocked": 0,
         "unmanaged": 1,

@@ -101,13 +101,18 @@ def test_a_saved_plan_loads_back_equal(saved: Path) -> None:
 
 def test_the_file_is_the_contract_plan_document_with_a_checksum(saved: Path) -> None:
     document = json.loads(saved.read_text(encoding="utf-8"))
-    assert document["format_version"] == FORMAT_VERSION == 1
+    assert document["format_version"] == FORMAT_VERSION == 2
     assert document["specs_digest"] == DIGEST
     assert document["summary"]["create"] == 1
     assert document["summary"]["update-tags"] == 1
     first = document["items"][0]
-    for key in ("action", "name", "region", "image_id", "state", "spec_file", "spec_line"):
+    for key in ("kind", "action", "name", "region", "image_id", "state", "spec_file", "spec_line"):
         assert key in first
+    assert first["kind"] == "image"
+    assert first["copy_from"] is None
+    # Only an image item's own fields: no bundle or share fields on it.
+    assert "bundle_id" not in first
+    assert "share_changes" not in first
     assert first["source_workspace_id"] == WS
     assert document["items"][1]["tag_changes"] == [
         {"key": "team", "before": "hr", "after": "people"}
@@ -166,13 +171,20 @@ def test_a_removed_checksum_is_refused(saved: Path) -> None:
         load_plan(saved)
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "2", None])
 def test_another_format_version_is_refused(saved: Path, version: object) -> None:
     rewrite(saved, lambda d: d.update(format_version=version), checksum=True)
     with pytest.raises(PlanFileError, match="format_version") as caught:
         load_plan(saved)
     assert f"{version!r}" in str(caught.value)
-    assert "reads 1" in str(caught.value)
+    assert "reads 2" in str(caught.value)
+
+
+def test_a_plan_file_of_format_1_is_refused_with_a_message_to_plan_again(saved: Path) -> None:
+    rewrite(saved, lambda d: d.update(format_version=1), checksum=True)
+    with pytest.raises(PlanFileError, match="format 1") as caught:
+        load_plan(saved)
+    assert "plan again" in (caught.value.hint or "")
 
 
 def test_a_well_formed_file_with_a_bad_item_is_refused(saved: Path) -> None:
@@ -215,7 +227,7 @@ def test_a_planned_create_that_now_exists_is_converged(saved: Path) -> None:
     created = image("finance-win11", 3, {**OWNED, "team": "finance"}, state="PENDING")
     fresh = plan_of(SPECS, [*LIVE, created])
     plan, converged = settle(load_plan(saved), fresh)
-    assert converged == {(REGION, "finance-win11")}
+    assert converged == {("image", REGION, "finance-win11")}
     assert plan == fresh
     # The other items are still applied as reviewed.
     assert [i.action for i in plan.items[1:]] == [Action.UPDATE_TAGS, Action.NO_OP]

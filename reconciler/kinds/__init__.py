@@ -1,11 +1,42 @@
-"""Kinds of resource: one module per kind, holding the calls only that kind needs.
+"""Kinds of resource: one module per kind, saying what is specific to it.
 
-A kind module knows its resource's AWS calls and their quirks: how it is created (and how
-a lost reply is settled), how its tags are changed, how it is deleted, each after the
-reads that make the call safe. It returns each item's result (`reconciler.results`) and
-never prints, loops over a plan, or decides an exit code: the executor (`apply.py`) owns
-the order of work, the regions, interruption and reporting.
+Each module (`image`: images and their copies; `share`: the accounts an image is shared
+with; `bundle`: bundles) ends with a `KIND` declaration (`kinds.base.KindModule`): its
+planner, its unmanaged resources, how an item is planned again from fresh tags, what it
+waits for, and its calls. The engine (`plan.make_plan`, `apply.py`, `wait.py`) runs them
+all the same way, in the order of `KINDS`, which is the order of dependency: an image
+before its copies, shares and bundles.
 
-Today there is one kind, `image` (WorkSpaces images). Copies, shares and bundles will
-each be a module here beside it, called by the executor the same way.
+A new kind adds its module here, its spec model (`specs/`), its live type (`live.py`),
+its emulator behaviour and its tests.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reconciler.kinds import bundle, image, share
+from reconciler.kinds.base import ApplyContext, KindModule
+from reconciler.plan import Desired, Kind, PlanItem, Replan, Settings
+
+KINDS: tuple[KindModule, ...] = (image.KIND, share.KIND, bundle.KIND)
+_BY_KIND = {k.kind: k for k in KINDS}
+
+__all__ = ["KINDS", "ApplyContext", "KindModule", "kind_of", "replanner"]
+
+
+def kind_of(item: PlanItem) -> KindModule:
+    return _BY_KIND[item.kind]
+
+
+def module(kind: Kind) -> KindModule:
+    return _BY_KIND[kind]
+
+
+def replanner(desired: Desired, settings: Settings) -> Replan:
+    """How apply plans one item again from its resource's tags read just before a change."""
+
+    def replan(item: PlanItem, tags: Mapping[str, str] | None) -> PlanItem:
+        return kind_of(item).replan(item, tags, desired, settings)
+
+    return replan

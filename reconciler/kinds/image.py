@@ -1,39 +1,341 @@
-"""The image kind: the WorkSpaces calls that create, retag and delete an image.
+"""The image kind: images captured from a WorkSpace, and their copies in other regions.
 
-- Create: CreateWorkspaceImage with the declared tags and the ownership tag. A throttled
-  create did not run and is sent again; every documented error maps to a result and a hint
-  (`CREATE_ERRORS`); a lost reply (5xx, timeout) is settled by looking the name up, and a
-  create proven absent is sent once more (the name is unique per region, so that can't
-  duplicate). One capture per source WorkSpace at a time: the executor picks which create
-  goes now, the others are deferred.
-- Retag (update-tags, adopt): the image's tags are read again just before the change and
-  the item planned again from them; only the reviewed changes still needed are written.
+A copy is an image too: identified by (region, name), owned under the same tag, judged the
+same way; it is made by CopyWorkspaceImage from the image in its own region once that is
+AVAILABLE, and waits for it.
+
+- Plan: create (a capture, or a copy), no-op, update-tags, adopt, conflict (description
+  differs, or ERROR: `--replace-failed` recreates an owned one), blocked (the source
+  WorkSpace can't capture, the quota is reached, a copy's source can't be had).
+- Create: with the declared tags and the ownership tag, settled against lost replies
+  (`kinds.creating`). One capture per source WorkSpace at a time (`schedule`).
+- Retag (update-tags, adopt): the tags are read again just before the change and the item
+  planned again from them; only the reviewed changes still needed are written. Bundles
+  share this (`confirm`, `retag`).
 - Delete (prune, and the failed image of a replacement): a fresh DescribeTags read must
-  show the image is still owned, else nothing is sent.
+  show the image is still owned, else nothing is sent; a shared image has its sharing
+  revoked first; an image a bundle uses is kept.
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import botocore.exceptions
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
-from reconciler.aws import THROTTLE_CODES, error_code, error_message, is_ambiguous, short_error
-from reconciler.plan import Action, PlanItem, Replan, Unmanaged
+from reconciler.aws import error_code, short_error
+from reconciler.kinds import creating
+from reconciler.kinds.base import ApplyContext, ImageKey, KindModule
+from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.plan import (
+    Action,
+    Desired,
+    Kind,
+    Plan,
+    PlanItem,
+    Replan,
+    Settings,
+    Unmanaged,
+    created_tags,
+    fingerprint,
+    in_scope,
+    tag_changes,
+)
 from reconciler.results import AppliedItem, AppliedUnmanaged, Result, item_result, unmanaged_result
 
 if TYPE_CHECKING:
-    from types_boto3_workspaces.type_defs import (
-        CreateWorkspaceImageResultTypeDef,
-        WorkspaceImageTypeDef,
+    from reconciler.aws import RegionClient
+    from reconciler.specs import Spec
+
+# --- planning (pure) -------------------------------------------------------------------
+
+STUCK_AFTER = timedelta(hours=2)  # a capture takes up to 45 minutes; 2 hours is stuck
+
+# Source WorkSpace states. CreateWorkspaceImage needs the source AVAILABLE.
+BLOCKING_STATES = {
+    "TERMINATED": "was terminated; point the spec at another WorkSpace",
+    "TERMINATING": "is being terminated; point the spec at another WorkSpace",
+    "ERROR": "is in ERROR; repair or rebuild it, or point the spec at another WorkSpace",
+    "STOPPED": "is STOPPED; start it first (aws workspaces start-workspaces)",
+    "STOPPING": "is stopping; start it again first (aws workspaces start-workspaces)",
+    "IMPAIRED": "is IMPAIRED; reboot it first",
+    "UNHEALTHY": "is UNHEALTHY; reboot it first",
+}
+# Busy for now: the item stays a create, and apply defers it to a later run.
+BUSY_STATES = frozenset(
+    {
+        "SUSPENDED",
+        "STARTING",
+        "REBOOTING",
+        "UPDATING",
+        "PENDING",
+        "REBUILDING",
+        "RESTORING",
+        "MAINTENANCE",
+        "ADMIN_MAINTENANCE",
+    }
+)
+
+
+def plan(
+    desired: Desired, inventory: Inventory, settings: Settings, earlier: tuple[PlanItem, ...]
+) -> list[PlanItem]:
+    """One image item per spec and region it lives in: its own region (a capture) and each
+    of its copy regions (a copy of the capture)."""
+    free = {r: settings.image_quota - inv.image_count for r, inv in inventory.regions.items()}
+    items = []
+    for spec in desired.images:
+        region = desired.region_of(spec)
+        own = plan_item(spec, region, inventory.regions[region], now=settings.now)
+        items.append(_within_quota(own, free, settings.image_quota))
+        for copy_region in spec.copies:
+            live = inventory.regions[copy_region]
+            copy = plan_copy(spec, copy_region, own, live, settings)
+            items.append(_within_quota(copy, free, settings.image_quota))
+    return items
+
+
+def _within_quota(item: PlanItem, free: dict[str, int], quota: int) -> PlanItem:
+    if item.action is not Action.CREATE:
+        return item
+    free[item.region] -= 1
+    if free[item.region] >= 0:
+        return item
+    reason = (
+        f"the image quota of {item.region} ({quota}) is reached; delete unused images "
+        "(apply --prune) or raise the quota and pass --image-quota"
+    )
+    return item.model_copy(update={"action": Action.BLOCKED, "reason": reason})
+
+
+def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) -> PlanItem:
+    """The image in the spec's own region: captured from its source WorkSpace."""
+    image = live.images.get(spec.name)
+    if image is None:
+        source = (live.sources or {}).get(spec.source_workspace_id)
+        return _create_item(spec, region, source)
+    judged = _existing(spec, region, image, now=now)
+    if judged.action is Action.CONFLICT and image.state == "ERROR" and image.owned:
+        return _recapture(judged, spec, region, live)
+    return judged
+
+
+def plan_copy(
+    spec: Spec, region: str, source: PlanItem, live: RegionInventory, settings: Settings
+) -> PlanItem:
+    """A copy of the spec's image in another region: made by CopyWorkspaceImage from the
+    image in its own region (`source`, that image's item), once that is AVAILABLE."""
+    image = live.images.get(spec.name)
+    if image is not None:
+        return _existing(spec, region, image, now=settings.now, copy_from=source.region)
+    item = _item(spec, region, copy_from=source.region).model_copy(
+        update={
+            "action": Action.CREATE,
+            "tag_changes": created_tags(spec),
+            "image_state": source.state,
+            "fingerprint": fingerprint(None, None, "copy", source.image_id, source.state),
+        }
+    )
+    replaced = settings.replace_failed and source.state == "ERROR" and source.owned
+    if source.is_error and not replaced:
+        reason = (
+            f"its source image in {source.region} is {source.action.value}: resolve that "
+            "first (see its item)"
+        )
+        return item.model_copy(update={"action": Action.BLOCKED, "reason": reason})
+    if source.action is Action.CREATE or replaced:
+        why = "after the capture"
+    elif source.state == "AVAILABLE":
+        return item
+    else:
+        why = f"after the capture ({source.state or 'not AVAILABLE yet'})"
+    return item.model_copy(update={"reason": why})
+
+
+def _existing(
+    spec: Spec, region: str, image: LiveImage, *, now: datetime, copy_from: str | None = None
+) -> PlanItem:
+    """An image that exists: judged against the spec, whether it is a capture or a copy."""
+    base = _item(spec, region, image=image, now=now, copy_from=copy_from)
+    what = "copy" if copy_from else "image"
+    if image.state == "ERROR":
+        detail = ": ".join(x for x in (image.error_code, image.error_message) if x)
+        if not image.owned:
+            # Another team's image of the same name, perhaps: never deleted by this tool.
+            reason = (
+                f"{what} is in ERROR ({detail or 'no error detail'}) and does not carry the "
+                "ownership tag, so the reconciler will not delete it; delete it yourself, or "
+                "give the spec another name"
+            )
+            return base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
+        again = "copies it again" if copy_from else "recreates it"
+        reason = (
+            f"{what} is in ERROR ({detail or 'no error detail'}); "
+            f"`apply --replace-failed` deletes and {again}"
+        )
+        # What a replacement writes: the declared tags, on a new image.
+        update: dict[str, object] = {"action": Action.CONFLICT, "reason": reason}
+        if copy_from:
+            update["tag_changes"] = created_tags(spec)
+        return base.model_copy(update=update)
+    if image.description != spec.description:
+        reason = (
+            f"description differs (live: {image.description!r}); an image's description can't "
+            "be changed in place: give the spec a new name to capture a new image"
+        )
+        return base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
+    changes = tag_changes(spec, image.tags)
+    if not image.owned:
+        reason = "exists without the ownership tag; apply adopts it and writes the declared tags"
+        return base.model_copy(
+            update={"action": Action.ADOPT, "tag_changes": changes, "reason": reason}
+        )
+    if changes:
+        return base.model_copy(update={"action": Action.UPDATE_TAGS, "tag_changes": changes})
+    return base
+
+
+def _item(
+    spec: Spec,
+    region: str,
+    *,
+    image: LiveImage | None = None,
+    now: datetime | None = None,
+    copy_from: str | None = None,
+) -> PlanItem:
+    stuck = bool(
+        image
+        and now
+        and image.state == "PENDING"
+        and image.created
+        and now - image.created > STUCK_AFTER
+    )
+    what = "copy" if copy_from else "capture"
+    return PlanItem(
+        action=Action.NO_OP,
+        name=spec.name,
+        region=region,
+        image_id=image.image_id if image else None,
+        state=image.state if image else None,
+        spec_file=spec.file,
+        spec_line=spec.line,
+        source_workspace_id=None if copy_from else spec.source_workspace_id,
+        copy_from=copy_from,
+        description=spec.description,
+        stuck=stuck,
+        owned=image.owned if image else None,
+        fingerprint=_image_fingerprint(spec, image) if image else "",
+        reason=f"{what} PENDING since {image.created:%Y-%m-%d %H:%M} UTC; stuck?"
+        if stuck and image and image.created
+        else None,
     )
 
-    from reconciler.aws import RegionClient
 
-CREATE_THROTTLE_RETRIES = 8  # a throttled create did not run, so it is safe to send again
+def _recapture(item: PlanItem, spec: Spec, region: str, live: RegionInventory) -> PlanItem:
+    """A failed image as `--replace-failed` would recapture it: with the declared tags, and,
+    when its source was read (only for that option), judged as a create would be, so that
+    a failed image is never deleted when its source can't capture a new one now."""
+    recapture = _create_item(spec, region, (live.sources or {}).get(spec.source_workspace_id))
+    update: dict[str, object] = {"tag_changes": recapture.tag_changes}
+    if live.sources is None or spec.source_workspace_id not in live.sources:
+        return item.model_copy(update=update)
+    update |= {"source_state": recapture.source_state, "source_busy": recapture.source_busy}
+    if recapture.action is Action.BLOCKED:
+        update |= {
+            "action": Action.BLOCKED,
+            "reason": f"{item.reason}; it can't be recaptured now: {recapture.reason}",
+        }
+    elif recapture.source_busy:
+        update["reason"] = f"{item.reason}; {recapture.reason}"
+    return item.model_copy(update=update)
 
+
+def _image_fingerprint(spec: Spec, image: LiveImage) -> str:
+    tags = {k: v for k, v in image.tags.items() if in_scope(spec, k) or k == OWNERSHIP_TAG_KEY}
+    return fingerprint(image.image_id, image.state, tags)
+
+
+def _create_item(spec: Spec, region: str, source: SourceWorkspace | None) -> PlanItem:
+    base = _item(spec, region)
+    update: dict[str, object] = {"action": Action.CREATE, "tag_changes": created_tags(spec)}
+    ws = spec.source_workspace_id
+    if source is not None:
+        update["source_state"] = source.state
+    update["fingerprint"] = fingerprint(
+        None, None, ws, source.state if source else None, bool(source and source.modifying)
+    )
+    if source is None or source.state is None:
+        update["action"] = Action.BLOCKED
+        update["reason"] = (
+            f"source WorkSpace {ws} not found in {region}; check the id and the region"
+        )
+    elif source.state in BLOCKING_STATES:
+        update["action"] = Action.BLOCKED
+        update["reason"] = f"source WorkSpace {ws} {BLOCKING_STATES[source.state]}"
+    elif source.state in BUSY_STATES or source.modifying:
+        state = source.state if source.state in BUSY_STATES else "being modified"
+        update["source_busy"] = True
+        update["reason"] = f"source WorkSpace {ws} is busy ({state}); apply defers this create"
+    return base.model_copy(update=update)
+
+
+def unmanaged(
+    desired: Desired, inventory: Inventory, items: tuple[PlanItem, ...]
+) -> list[Unmanaged]:
+    """Owned images no spec declares (in its own region or as a copy); each with the
+    bundles that use it (it is kept while they do)."""
+    declared = {(i.region, i.name) for i in items if i.kind is Kind.IMAGE}
+    return [
+        Unmanaged(
+            name=image.name,
+            region=region,
+            image_id=image.image_id,
+            state=image.state,
+            used_by=_users(inv, image.image_id),
+        )
+        for region, inv in sorted(inventory.regions.items())
+        for image in sorted(inv.images.values(), key=lambda i: i.name)
+        if image.owned and (region, image.name) not in declared
+    ]
+
+
+def _users(live: RegionInventory, image_id: str) -> tuple[str, ...]:
+    return tuple(sorted(b.name for b in (live.bundles or {}).values() if b.image_id == image_id))
+
+
+def replan(
+    item: PlanItem, tags: Mapping[str, str] | None, desired: Desired, settings: Settings
+) -> PlanItem:
+    """The item planned again from the image's fresh tags (None: the image is gone)."""
+    spec = next(
+        s
+        for s in desired.images
+        if s.name == item.name and item.region in (desired.region_of(s), *s.copies)
+    )
+    if tags is None or item.image_id is None:
+        return item.model_copy(update={"action": Action.CREATE, "image_id": None})
+    # Only tags are read again; the rest of the image is as listed for the plan (a
+    # description that differs is a conflict, never an item apply changes).
+    image = LiveImage(
+        image_id=item.image_id,
+        name=item.name,
+        description=spec.description,
+        state=item.state or "",
+        tags=dict(tags),
+    )
+    return _existing(spec, item.region, image, now=settings.now, copy_from=item.copy_from)
+
+
+def waits_for(item: PlanItem) -> ImageKey | None:
+    """A copy waits for its source image, AVAILABLE in its own region."""
+    return (item.copy_from, item.name) if item.copy_from else None
+
+
+# --- calls ------------------------------------------------------------------------------
 
 # What to do about each documented CreateWorkspaceImage error: (result, hint).
 CREATE_ERRORS: dict[str, tuple[Result, str]] = {
@@ -67,62 +369,155 @@ CREATE_ERRORS: dict[str, tuple[Result, str]] = {
     ),
 }
 
+# What to do about each documented CopyWorkspaceImage error.
+COPY_ERRORS: dict[str, tuple[Result, str]] = {
+    "ResourceAlreadyExistsException": (Result.CONVERGED, ""),
+    "ResourceUnavailableException": (
+        Result.DEFERRED,
+        "the source image is not AVAILABLE yet; run apply again when it is, or use --wait",
+    ),
+    "ResourceLimitExceededException": (
+        Result.FAILED,
+        "the destination region's image quota is reached: delete unused images (apply "
+        "--prune) or ask AWS to raise it",
+    ),
+    "ResourceNotFoundException": (
+        Result.FAILED,
+        "the source image no longer exists in its region: run plan again",
+    ),
+    "OperationNotSupportedException": (
+        Result.FAILED,
+        "the service can't copy this image there (China copies within its region only; "
+        "GovCloud and opt-in regions need AWS support; BYOL images go to BYOL regions only)",
+    ),
+    "AccessDeniedException": (
+        Result.FAILED,
+        "the role lacks workspaces:CopyWorkspaceImage (and workspaces:CreateTags, "
+        "workspaces:DescribeWorkspaceImages in the source region): see the README's IAM policy",
+    ),
+    "InvalidParameterValuesException": (
+        Result.FAILED,
+        "the service rejected a value: fix it as the message says",
+    ),
+}
 
-def create(item: PlanItem, client: RegionClient, creates_now: set[str]) -> AppliedItem:
-    """Capture the image, unless its source is busy or another capture of the same source
-    goes first (`creates_now`: the names the executor chose to send now)."""
+
+def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+    if ctx.plan.replaces(item):
+        return replace(item, client, ctx)
+    if item.action is Action.CREATE:
+        return create(item, client, ctx)
+    return confirmed_retag(item, client, ctx.replan)
+
+
+def schedule(plan: Plan) -> frozenset[tuple[str, str, str]]:
+    """The captures to send now: one per source WorkSpace and region, as the service captures
+    one image of a WorkSpace at a time (it suspends the WorkSpace while it captures). Other
+    items are not held back."""
+    chosen: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for item in plan.items:
+        capture = item.kind is Kind.IMAGE and item.copy_from is None
+        makes = item.action is Action.CREATE or plan.replaces(item)
+        if capture and makes and not item.source_busy and item.source_workspace_id:
+            chosen.setdefault((item.region, item.source_workspace_id), item.key)
+    return frozenset(chosen.values())
+
+
+def create(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+    """Capture the image (or copy it, for a copy), unless its source is busy or another
+    capture of the same source goes first."""
+    if item.copy_from is not None:
+        return _copy(item, client, ctx)
     if item.source_busy:
         return item_result(item, Result.DEFERRED, item.reason)
-    if item.name not in creates_now:
+    if item.key not in ctx.go_now:
         reason = (
             f"another image of {item.source_workspace_id} is captured first (one capture per "
             "WorkSpace at a time); run apply again when it is done, or use --wait"
         )
         return item_result(item, Result.DEFERRED, reason)
-    for attempt in range(CREATE_THROTTLE_RETRIES + 1):
-        try:
-            reply = _send_create(item, client)
-            return item_result(
-                item, Result.CREATED, image_id=reply.get("ImageId"), state=reply.get("State")
-            )
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-            code = error_code(err)
-            if code in THROTTLE_CODES and attempt < CREATE_THROTTLE_RETRIES:
-                time.sleep(min(8.0, 0.5 * 2**attempt))  # the bucket has slowed down too
-                continue
-            if is_ambiguous(err):
-                return _settle_lost_create(item, client, err)
-            return _create_error(item, err, code)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return creating.create(item, _capture_call(item, client))
 
 
-def create_now(item: PlanItem, client: RegionClient) -> AppliedItem:
-    """Send a deferred create now that its source WorkSpace is free (`apply --wait`); a
+def _capture_call(item: PlanItem, client: RegionClient) -> creating.Create:
+    def send() -> creating.Made:
+        # Never retried by botocore (`creates`): a lost reply is settled by a lookup.
+        reply = client.creates.create_workspace_image(
+            Name=item.name,
+            Description=item.description,
+            WorkspaceId=item.source_workspace_id or "",
+            Tags=creating.tag_list(_declared_and_owned(item)),
+        )
+        return {"image_id": reply.get("ImageId"), "state": reply.get("State")}
+
+    return creating.Create(send, lambda: _find(client, item.name), CREATE_ERRORS, "image")
+
+
+def _copy(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+    """CopyWorkspaceImage, called in the destination region, from the source image (its id
+    in `ctx`, resolved by the engine once the source is AVAILABLE)."""
+    assert item.copy_from is not None
+    assert ctx.image_id is not None
+
+    def send() -> creating.Made:
+        reply = client.creates.copy_workspace_image(
+            Name=item.name,
+            Description=item.description,
+            SourceImageId=ctx.image_id or "",
+            SourceRegion=item.copy_from or "",
+            # Whether the service copies tags is undocumented: the declared ones are passed.
+            Tags=creating.tag_list(_declared_and_owned(item)),
+        )
+        return {"image_id": reply.get("ImageId"), "state": "PENDING"}
+
+    return creating.create(
+        item, creating.Create(send, lambda: _find(client, item.name), COPY_ERRORS, "copy")
+    )
+
+
+def _declared_and_owned(item: PlanItem) -> dict[str, str]:
+    tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
+    tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
+    return tags
+
+
+def create_now(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+    """Send a deferred capture now that its source WorkSpace is free (`apply --wait`); a
     deferred replacement whose failed image is still there deletes it first."""
     plain = PlanItem(**item.model_dump(include=set(PlanItem.model_fields)))
     plain = plain.model_copy(update={"source_busy": False})
+    ctx = dataclasses.replace(ctx, go_now=ctx.go_now | {plain.key})
     if plain.action is Action.CONFLICT and plain.state == "ERROR" and plain.image_id:
-        return replace(plain, client, {plain.name})
-    return create(plain, client, {plain.name})
+        return replace(plain, client, ctx)
+    return create(plain, client, ctx)
 
 
-def replace(item: PlanItem, client: RegionClient, creates_now: set[str]) -> AppliedItem:
-    """Delete a failed (ERROR) image, then capture it again from its source."""
+def replace(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+    """Delete a failed (ERROR) image, then capture or copy it again."""
     if item.source_busy:  # keep the failed image until its source can capture a new one
         return item_result(item, Result.DEFERRED, item.reason)
-    if item.name not in creates_now:
+    if item.copy_from is None and item.key not in ctx.go_now:
         return item_result(
             item, Result.DEFERRED, "another capture of the same WorkSpace goes first"
+        )
+    if item.copy_from is not None and ctx.image_id is None:
+        return item_result(
+            item, Result.DEFERRED, f"its source image in {item.copy_from} is not AVAILABLE yet"
         )
     assert item.image_id is not None  # an ERROR conflict is an existing image
     refused = _delete_owned(client, item.image_id)
     if refused is not None and refused is not _GONE:
         return item_result(item, Result.FAILED, f"the failed image was not deleted: {refused}")
-    return create(item.model_copy(update={"image_id": None, "state": None}), client, creates_now)
+    return create(item.model_copy(update={"image_id": None, "state": None}), client, ctx)
 
 
-def prune(u: Unmanaged, client: RegionClient) -> AppliedUnmanaged:
-    """Delete an unmanaged image the plan shows deleted, once a fresh read shows it owned."""
+def delete(u: Unmanaged, client: RegionClient, ctx: ApplyContext) -> AppliedUnmanaged:
+    """Delete an unmanaged image the plan shows deleted, once a fresh read shows it owned;
+    never one a bundle still uses; its sharing is revoked first."""
+    assert u.image_id is not None
+    users = ctx.in_use.get((u.region, u.image_id), ())
+    if users:
+        return unmanaged_result(u, Result.SKIPPED, f"kept: bundle {', '.join(users)} still uses it")
     if u.state == "PENDING":
         return unmanaged_result(
             u,
@@ -169,115 +564,86 @@ def _delete_owned(client: RegionClient, image_id: str) -> str | None:
     from the eventually consistent tagging API, or be minutes old."""
     try:
         tags = client.tags(image_id)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+    except creating.AWS_FAILURES as err:
         return f"its ownership could not be confirmed ({short_error(err)}); run apply again"
     if tags is None:
         return _GONE
     if tags.get(OWNERSHIP_TAG_KEY) != OWNERSHIP_TAG_VALUE:
         return _NOT_OWNED
     try:
-        client.reads.delete_workspace_image(ImageId=image_id)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        _delete_unshared(client, image_id)
+    except creating.AWS_FAILURES as err:
         hint = DELETE_HINTS.get(error_code(err) or "", "see the AWS message")
         return f"{short_error(err)} (hint: {hint})"
     return None
 
 
-def _create_error(item: PlanItem, err: BaseException, code: str | None) -> AppliedItem:
-    result, hint = CREATE_ERRORS.get(code or "", (Result.FAILED, "see the AWS message"))
-    if result is Result.CONVERGED:
-        return item_result(item, result)
-    message = f"{code or type(err).__name__}: {error_message(err)}"
-    return item_result(item, result, f"{message} (hint: {hint})")
-
-
-def _settle_lost_create(item: PlanItem, client: RegionClient, err: BaseException) -> AppliedItem:
-    """The create's reply was lost: look the name up to learn whether it ran."""
+def _delete_unshared(client: RegionClient, image_id: str) -> None:
+    """DeleteWorkspaceImage; an image still shared is refused (InvalidResourceState), so its
+    sharing is revoked and the delete sent again. Asking first would cost a permission read
+    for every deletion; an image that was never shared costs none this way."""
     try:
-        found = _find(client, item.name)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as lookup_err:
-        return item_result(
-            item,
-            Result.FAILED,
-            f"the create's reply was lost ({short_error(err)}) and the lookup failed too "
-            f"({short_error(lookup_err)}); run apply again: it will find the image if it was "
-            "created",
+        client.reads.delete_workspace_image(ImageId=image_id)
+        return
+    except botocore.exceptions.ClientError as err:
+        if error_code(err) != "InvalidResourceStateException":
+            raise
+        shared = client.shared_accounts(image_id)
+        if not shared:
+            raise
+    for account in sorted(shared):
+        client.reads.update_workspace_image_permission(
+            ImageId=image_id, AllowCopyImage=False, SharedAccountId=account
         )
-    if found is not None:
-        return item_result(
-            item, Result.CONVERGED, image_id=found["ImageId"], state=found.get("State")
-        )
-    return _resend(item, client, err)
+    client.reads.delete_workspace_image(ImageId=image_id)
 
 
-def _send_create(item: PlanItem, client: RegionClient) -> CreateWorkspaceImageResultTypeDef:
-    """CreateWorkspaceImage with the declared tags and the ownership tag, never retried by
-    botocore (a lost reply is settled by the caller)."""
-    tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
-    tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
-    return client.creates.create_workspace_image(
-        Name=item.name,
-        Description=item.description,
-        WorkspaceId=item.source_workspace_id,
-        Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
-    )
-
-
-def _find(client: RegionClient, name: str) -> WorkspaceImageTypeDef | None:
-    return next((i for i in client.images() if i.get("Name") == name), None)
-
-
-def _lookup(client: RegionClient, name: str) -> WorkspaceImageTypeDef | None:
-    """The image of that name, or None if absent or the lookup itself failed."""
-    try:
-        return _find(client, name)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-        return None
-
-
-def _resend(item: PlanItem, client: RegionClient, lost: BaseException) -> AppliedItem:
-    """A create proven absent after a lost reply is sent once more, and that answer stands.
-
-    The service refuses a second image of one name in a region, so the resend can't
-    duplicate: ResourceAlreadyExistsException on it means the first one ran after all."""
-    try:
-        reply = _send_create(item, client)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        if not is_ambiguous(err):
-            return _create_error(item, err, error_code(err))
-        found = _lookup(client, item.name)
-        if found:
-            return item_result(
-                item, Result.CONVERGED, image_id=found["ImageId"], state=found.get("State")
-            )
-        return item_result(
-            item,
-            Result.FAILED,
-            f"the create's reply was lost ({short_error(lost)}), and again when it was sent once "
-            f"more ({short_error(err)}); run apply again: it will find the image if it was created",
-        )
-    return item_result(
-        item, Result.CREATED, image_id=reply.get("ImageId"), state=reply.get("State")
-    )
+def _find(client: RegionClient, name: str) -> creating.Made | None:
+    found = next((i for i in client.images() if i.get("Name") == name), None)
+    return {"image_id": found["ImageId"], "state": found.get("State")} if found else None
 
 
 def confirmed_retag(item: PlanItem, client: RegionClient, replan: Replan | None) -> AppliedItem:
-    """Update tags or adopt, after reading the image's tags again (DescribeTags).
+    """Update tags or adopt, after reading the resource's tags again (DescribeTags).
 
     The plan's tags may be stale: the tagging API is eventually consistent, and others write
     tags too. The item is planned again from the fresh tags; only the reviewed tag changes
-    that are still needed are written. An image no longer needing them is `unchanged`; one
-    whose ownership changed is left alone (never adopted or retagged on stale ownership)."""
-    assert item.image_id is not None  # update-tags and adopt are for existing images
+    that are still needed are written. A resource no longer needing them is `unchanged`; one
+    whose ownership changed is left alone (never adopted or retagged on stale ownership).
+    Images and bundles alike: `resource_id` is the image's or the bundle's id."""
+    confirmed = confirm(item, client, replan)
+    if isinstance(confirmed, AppliedItem):
+        return confirmed
+    planned, unseen = confirmed
+    if planned.action is Action.ADOPT or planned.tag_changes:
+        done = retag(planned, client)
+    else:
+        done = item_result(planned, Result.UNCHANGED)
+    return with_unseen(done, unseen)
+
+
+def resource_id(item: PlanItem) -> str:
+    found = item.bundle_id if item.kind is Kind.BUNDLE else item.image_id
+    assert found is not None  # changes in place are for existing resources
+    return found
+
+
+def confirm(
+    item: PlanItem, client: RegionClient, replan: Replan | None
+) -> AppliedItem | tuple[PlanItem, list[str]]:
+    """The item as still needed after a fresh DescribeTags, with only the reviewed tag
+    changes, and the keys that changed since unseen; or its result when nothing is to be
+    written (unchanged, changed since the plan, gone, unreadable)."""
+    what = item.kind.value
     try:
-        tags = client.tags(item.image_id)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        tags = client.tags(resource_id(item))
+    except creating.AWS_FAILURES as err:
         return item_result(
             item, Result.FAILED, f"its tags could not be read again ({short_error(err)})"
         )
     if tags is None:
         return item_result(
-            item, Result.FAILED, "the image was deleted since the plan; run plan again"
+            item, Result.FAILED, f"the {what} was deleted since the plan; run plan again"
         )
     fresh = replan(item, tags) if replan else _replan_strict(item, tags)
     if fresh.action is Action.NO_OP:
@@ -288,13 +654,13 @@ def confirmed_retag(item: PlanItem, client: RegionClient, replan: Replan | None)
             reason="already as declared when its tags were read again just before the change",
         )
     same = fresh.action is item.action or (
-        item.action is Action.ADOPT and fresh.action is Action.UPDATE_TAGS
+        item.action in (Action.ADOPT, Action.UPDATE_IMAGE) and fresh.action is Action.UPDATE_TAGS
     )
     if not same:
         return item_result(
             item,
             Result.FAILED,
-            f"the image changed since the plan (it now calls for {fresh.action.value}): "
+            f"the {what} changed since the plan (it now calls for {fresh.action.value}): "
             "nothing was written; run plan again",
         )
     # A reviewed change is a key and the value it gets (or its removal), whatever value the
@@ -302,11 +668,11 @@ def confirmed_retag(item: PlanItem, client: RegionClient, replan: Replan | None)
     reviewed = {(c.key, c.after) for c in item.tag_changes}
     writes = tuple(c for c in fresh.tag_changes if (c.key, c.after) in reviewed)
     unseen = [c.key for c in fresh.tag_changes if (c.key, c.after) not in reviewed]
-    planned = item.model_copy(update={"action": fresh.action, "tag_changes": writes})
-    if planned.action is Action.ADOPT or writes:
-        done = _retag(planned, client)
-    else:
-        done = item_result(planned, Result.UNCHANGED)
+    action = item.action if item.action is Action.UPDATE_IMAGE else fresh.action
+    return item.model_copy(update={"action": action, "tag_changes": writes}), unseen
+
+
+def with_unseen(done: AppliedItem, unseen: list[str]) -> AppliedItem:
     if unseen and done.result is not Result.FAILED:
         note = (
             f"tags changed since the plan: {', '.join(sorted(unseen))} now differ too; they "
@@ -316,33 +682,31 @@ def confirmed_retag(item: PlanItem, client: RegionClient, replan: Replan | None)
     return done
 
 
-def _replan_strict(item: PlanItem, tags: dict[str, str]) -> PlanItem:
+def _replan_strict(item: PlanItem, tags: Mapping[str, str]) -> PlanItem:
     """Without the specs: the item as planned if the tags are as the plan saw them, else a
     conflict (nothing is written on tags the plan did not see)."""
     before = {c.key: c.before for c in item.tag_changes}
     still = all(tags.get(k) == v for k, v in before.items())
-    owned = tags.get(OWNERSHIP_TAG_KEY) == OWNERSHIP_TAG_VALUE
-    if still and owned == (item.action is Action.UPDATE_TAGS):
+    is_owned = tags.get(OWNERSHIP_TAG_KEY) == OWNERSHIP_TAG_VALUE
+    if still and is_owned == (item.action is not Action.ADOPT):
         return item
     return item.model_copy(update={"action": Action.CONFLICT})
 
 
-def _retag(item: PlanItem, client: RegionClient) -> AppliedItem:
-    assert item.image_id is not None  # update-tags and adopt are for existing images
+def retag(item: PlanItem, client: RegionClient) -> AppliedItem:
+    """Write the item's tag changes (and, to adopt, the ownership tag)."""
     upserts = {c.key: c.after for c in item.tag_changes if c.after is not None}
     removals = [c.key for c in item.tag_changes if c.after is None]
     if item.action is Action.ADOPT:
         upserts[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
+    target = resource_id(item)
     try:
         # Write before deleting: an interrupted adopt leaves extra tags, never missing ones.
         if upserts:
-            client.reads.create_tags(
-                ResourceId=item.image_id,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(upserts.items())],
-            )
+            client.reads.create_tags(ResourceId=target, Tags=creating.tag_list(upserts))
         if removals:
-            client.reads.delete_tags(ResourceId=item.image_id, TagKeys=sorted(removals))
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+            client.reads.delete_tags(ResourceId=target, TagKeys=sorted(removals))
+    except creating.AWS_FAILURES as err:
         code = error_code(err)
         hint = (
             "the role lacks workspaces:CreateTags / workspaces:DeleteTags"
@@ -351,3 +715,15 @@ def _retag(item: PlanItem, client: RegionClient) -> AppliedItem:
         )
         return item_result(item, Result.FAILED, f"{short_error(err)} (hint: {hint})")
     return item_result(item, Result.ADOPTED if item.action is Action.ADOPT else Result.TAGS_UPDATED)
+
+
+KIND = KindModule(
+    kind=Kind.IMAGE,
+    plan=plan,
+    unmanaged=unmanaged,
+    replan=replan,
+    waits_for=waits_for,
+    apply=apply,
+    delete=delete,
+    schedule=schedule,
+)

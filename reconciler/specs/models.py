@@ -143,6 +143,10 @@ class Spec:
     ignore_tag_prefixes: tuple[str, ...]
     file: str  # relative to the specs folder, with forward slashes
     line: int
+    copies: tuple[str, ...] = ()  # TEMP: the specs branch brings the real fields
+    share_with: tuple[str, ...] | None = None
+    copies_file: str = ""
+    copies_line: int = 0
 
     def ignores(self, key: str) -> bool:
         """Whether a live tag key is outside the reconciler's concern for this spec."""

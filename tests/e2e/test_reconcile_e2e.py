@@ -682,7 +682,14 @@ def test_unmanaged_image_is_listed_found_in_the_default_region_and_never_deleted
 
     plan = run_reconciler("plan", specs_dir, "--format", "json", endpoint=endpoint, check_exit=0)
     assert plan.json()["unmanaged"] == [
-        {"name": "retired", "region": REGION, "image_id": retired, "state": "AVAILABLE"}
+        {
+            "kind": "image",
+            "name": "retired",
+            "region": REGION,
+            "image_id": retired,
+            "state": "AVAILABLE",
+            "used_by": [],
+        }
     ]
     assert plan.json()["summary"]["unmanaged"] == 1
     text = run_reconciler("plan", specs_dir, endpoint=endpoint, check_exit=0).stdout
@@ -708,6 +715,8 @@ def test_unmanaged_image_is_listed_found_in_the_default_region_and_never_deleted
 # --- JSON documents -----------------------------------------------------------------------------
 
 PLAN_ITEM_FIELDS = {
+    "kind",
+    "copy_from",
     "action",
     "name",
     "region",
@@ -719,12 +728,24 @@ PLAN_ITEM_FIELDS = {
     "tag_changes",
     "reason",
 }
-SUMMARY = {"create", "no-op", "update-tags", "adopt", "conflict", "blocked", "unmanaged"}
+SUMMARY = {
+    "create",
+    "no-op",
+    "update-tags",
+    "adopt",
+    "update-sharing",
+    "update-image",
+    "conflict",
+    "blocked",
+    "unmanaged",
+}
 RESULTS = {
     "created",
     "converged",
     "tags-updated",
     "adopted",
+    "sharing-updated",
+    "image-updated",
     "deleted",
     "deferred",
     "failed",
@@ -749,7 +770,7 @@ def test_plan_and_apply_json_documents_have_the_contract_fields(
 
     plan = run_reconciler("plan", specs_dir, "--format", "json", endpoint=endpoint, check_exit=0)
     document = plan.json()
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", document["specs_digest"])
     assert {"format_version", "specs_digest", "items", "unmanaged", "summary"} <= set(document)
     for item in document["items"]:
@@ -771,13 +792,22 @@ def test_plan_and_apply_json_documents_have_the_contract_fields(
     assert new["reason"] is None
     assert items(plan)["retag"]["tag_changes"] == [{"key": "k", "before": None, "after": "v"}]
     assert document["unmanaged"] == [
-        {"name": "orphan", "region": REGION, "image_id": orphan, "state": "AVAILABLE"}
+        {
+            "kind": "image",
+            "name": "orphan",
+            "region": REGION,
+            "image_id": orphan,
+            "state": "AVAILABLE",
+            "used_by": [],
+        }
     ]
     assert document["summary"] == {
         "create": 1,
         "no-op": 1,
         "update-tags": 1,
         "adopt": 0,
+        "update-sharing": 0,
+        "update-image": 0,
         "conflict": 0,
         "blocked": 0,
         "unmanaged": 1,
@@ -788,7 +818,7 @@ def test_plan_and_apply_json_documents_have_the_contract_fields(
         "apply", specs_dir, "--auto-approve", "--format", "json", endpoint=endpoint, check_exit=0
     )
     done = applied.json()
-    assert done["format_version"] == 1
+    assert done["format_version"] == 2
     assert done["specs_digest"] == document["specs_digest"]
     assert set(done["summary"]) == SUMMARY
     for item in done["items"]:

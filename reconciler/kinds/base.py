@@ -1,0 +1,58 @@
+"""What a kind of resource declares, and what the engine hands its calls.
+
+A kind module (`kinds/image.py`, `kinds/share.py`, `kinds/bundle.py`) ends with one
+`KIND = KindModule(...)`: its planner (a pure function of the specs and the live state), the
+owned resources no spec declares, how one item is planned again from fresh tags, what the
+item waits for, and the calls that make the change and delete the resource. The engine
+(`plan.make_plan`, `apply.py`, `wait.py`) does the rest the same way for every kind: it
+orders by dependency, confirms, paces, waits and reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from reconciler.plan import Kind
+
+if TYPE_CHECKING:
+    from reconciler.aws import RegionClient
+    from reconciler.live import Inventory
+    from reconciler.plan import Desired, Plan, PlanItem, Replan, Settings, Unmanaged
+    from reconciler.results import AppliedItem, AppliedUnmanaged
+
+# An image as items wait for it: (region, name).
+ImageKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """What one item's calls need from the engine."""
+
+    plan: Plan
+    replan: Replan | None = None
+    # The id of the AVAILABLE image the item waited for (a copy's source, a share's or a
+    # bundle's image); None for an item that waits for nothing.
+    image_id: str | None = None
+    # Keys (kind, region, name) a kind's `schedule` lets go now; the others of that kind are
+    # deferred (one capture per source WorkSpace at a time).
+    go_now: frozenset[tuple[str, str, str]] = frozenset()
+    # Images in use by a bundle after this run's changes, by (region, image id): bundle
+    # names. An image still in use is never deleted.
+    in_use: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KindModule:
+    kind: Kind
+    plan: Callable[[Desired, Inventory, Settings, tuple[PlanItem, ...]], list[PlanItem]]
+    unmanaged: Callable[[Desired, Inventory, tuple[PlanItem, ...]], list[Unmanaged]]
+    # The item planned again from its resource's tags read just before a change.
+    replan: Callable[[PlanItem, Mapping[str, str] | None, Desired, Settings], PlanItem]
+    # The image the item needs AVAILABLE before its change, if any.
+    waits_for: Callable[[PlanItem], ImageKey | None]
+    apply: Callable[[PlanItem, RegionClient, ApplyContext], AppliedItem]
+    delete: Callable[[Unmanaged, RegionClient, ApplyContext], AppliedUnmanaged] | None = None
+    # Which of this kind's items may go now (the others are deferred by `apply`).
+    schedule: Callable[[Plan], frozenset[tuple[str, str, str]]] | None = None

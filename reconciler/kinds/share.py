@@ -1,0 +1,147 @@
+"""The share kind: the accounts an image (and each of its copies) is shared with.
+
+- Plan: one `share` item per region the image lives in, only for specs that declare
+  `share_with` (absent: sharing is not managed, never read nor changed). `update-sharing`
+  lists `+ account` / `- account`; `no-op` when the live set is the declared one.
+- Waits for: its image, AVAILABLE in the share's region (the service shares only those).
+- Apply: the image's tags are read again (DescribeTags) to confirm it is still owned (not
+  for an image this run created), then one UpdateWorkspaceImagePermission per account
+  (`AllowCopyImage` true grants, false revokes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from reconciler.aws import short_error
+from reconciler.kinds import creating
+from reconciler.kinds.base import ApplyContext, ImageKey, KindModule
+from reconciler.live import Inventory, owned
+from reconciler.plan import (
+    Action,
+    Desired,
+    Kind,
+    PlanItem,
+    Settings,
+    ShareChange,
+    Unmanaged,
+    fingerprint,
+)
+from reconciler.results import AppliedItem, Result, item_result
+
+if TYPE_CHECKING:
+    from reconciler.aws import RegionClient
+
+
+def plan(
+    desired: Desired, inventory: Inventory, settings: Settings, earlier: tuple[PlanItem, ...]
+) -> list[PlanItem]:
+    images = {(i.region, i.name): i for i in earlier if i.kind is Kind.IMAGE}
+    items = []
+    for spec in desired.images:
+        if spec.share_with is None:
+            continue
+        for region in (desired.region_of(spec), *spec.copies):
+            image = images[(region, spec.name)]
+            live = inventory.regions[region].shares
+            items.append(_share_item(image, frozenset(spec.share_with), live))
+    return items
+
+
+def _share_item(
+    image: PlanItem, declared: frozenset[str], live: Mapping[str, frozenset[str]]
+) -> PlanItem:
+    exists = image.image_id is not None and image.action is not Action.CREATE
+    # Read only for AVAILABLE images; a new, PENDING or failed one is shared with nobody.
+    before = live.get(image.image_id or "", frozenset()) if exists else frozenset()
+    changes = tuple(
+        ShareChange(account=a, before=a in before, after=a in declared)
+        for a in sorted(before ^ declared)
+    )
+    reason = None
+    if changes and image.state != "AVAILABLE":
+        made = "being captured" if image.copy_from is None else "to be copied"
+        state = image.state or made
+        reason = f"once the image is AVAILABLE ({state})"
+    return PlanItem(
+        kind=Kind.SHARE,
+        action=Action.UPDATE_SHARING if changes else Action.NO_OP,
+        name=image.name,
+        region=image.region,
+        image_id=image.image_id if exists else None,
+        spec_file=image.spec_file,
+        spec_line=image.spec_line,
+        share_changes=changes,
+        reason=reason,
+        owned=image.owned,
+        image_state=image.state if exists else None,
+        fingerprint=fingerprint(image.image_id, sorted(before)),
+    )
+
+
+def unmanaged(
+    desired: Desired, inventory: Inventory, items: tuple[PlanItem, ...]
+) -> list[Unmanaged]:
+    """Shares are not resources of their own: an unmanaged image's sharing is revoked when
+    the image is deleted (`kinds.image.delete`)."""
+    return []
+
+
+def replan(
+    item: PlanItem, tags: Mapping[str, str] | None, desired: Desired, settings: Settings
+) -> PlanItem:
+    """A share is changed only on an image still owned (read just before the change)."""
+    if tags is None or not owned(tags):
+        return item.model_copy(update={"action": Action.CONFLICT})
+    return item
+
+
+def waits_for(item: PlanItem) -> ImageKey | None:
+    return (item.region, item.name)
+
+
+def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+    image_id = ctx.image_id or item.image_id
+    assert image_id is not None  # the engine runs a share once its image is AVAILABLE
+    if item.image_id is not None:  # an image this run did not create: confirm it is ours
+        refused = _not_owned(client, image_id)
+        if refused:
+            return item_result(item, Result.FAILED, refused)
+    done: list[str] = []
+    for change in item.share_changes:
+        try:
+            client.reads.update_workspace_image_permission(
+                ImageId=image_id, AllowCopyImage=change.after, SharedAccountId=change.account
+            )
+        except creating.AWS_FAILURES as err:
+            made = f" (done: {', '.join(done)})" if done else ""
+            message = f"{short_error(err)} for account {change.account}{made}"
+            return item_result(item, Result.FAILED, message, image_id=image_id)
+        done.append(("+" if change.after else "-") + change.account)
+    return item_result(item, Result.SHARING_UPDATED, image_id=image_id)
+
+
+def _not_owned(client: RegionClient, image_id: str) -> str | None:
+    try:
+        tags = client.tags(image_id)
+    except creating.AWS_FAILURES as err:
+        return f"its image's ownership could not be confirmed ({short_error(err)})"
+    if tags is None:
+        return "the image was deleted since the plan; run plan again"
+    if not owned(tags):
+        return (
+            "the image no longer carries the ownership tag (read just before the change), so "
+            "its sharing was not changed; run plan again"
+        )
+    return None
+
+
+KIND = KindModule(
+    kind=Kind.SHARE,
+    plan=plan,
+    unmanaged=unmanaged,
+    replan=replan,
+    waits_for=waits_for,
+    apply=apply,
+)
