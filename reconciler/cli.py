@@ -533,7 +533,7 @@ def apply(
     detailed_exitcode: bool,
 ) -> int:
     """Create missing images and reconcile tags, as the plan shows."""
-    from reconciler.apply import ApplyOptions, apply_plan
+    from reconciler.apply import ApplyOptions, apply_changes, apply_deletions
 
     _no_prune_with_target(prune, options)
     if plan_file and options.targets:
@@ -559,7 +559,7 @@ def apply(
         if asks and not _confirm():
             return 1
         with _stop_on_signals(run.clients.stop):
-            applied = apply_plan(
+            applied = apply_changes(
                 result,
                 run.clients,
                 ApplyOptions(converged, replan=replan),
@@ -568,7 +568,9 @@ def apply(
             run.progress.close()
             pending: tuple[AppliedItem, ...] = ()
             if wait:
-                applied, pending = _wait(applied, run, wait_timeout, out)
+                applied, pending = _wait(applied, run, wait_timeout, out, replan)
+            # Deletions last: bundles moved to their new image first free the old one.
+            applied = apply_deletions(applied, run.clients)
     finally:
         run.close()
     if out.fmt == "text":
@@ -577,8 +579,12 @@ def apply(
     if applied.interrupted:
         return 130
     if pending:
-        names = ", ".join(f"{i.name} ({i.region}, {i.state or i.result.value})" for i in pending)
-        click.echo(f"Error: --wait-timeout ran out with images still pending: {names}", err=True)
+        names = ", ".join(
+            f"{'' if i.kind.value == 'image' else i.kind.value + ' '}{i.name} ({i.region}, "
+            f"{i.state or i.result.value})"
+            for i in pending
+        )
+        click.echo(f"Error: --wait-timeout ran out with work still pending: {names}", err=True)
         return 1
     if applied.failed:
         return 1
@@ -605,7 +611,7 @@ def _apply_progress(progress: ProgressLine, plan: Plan) -> Callable[[AppliedItem
 
 
 def _wait(
-    applied: Applied, run: _Run, timeout: float, out: Output
+    applied: Applied, run: _Run, timeout: float, out: Output, replan: Replan
 ) -> tuple[Applied, tuple[AppliedItem, ...]]:
     """--wait; an error while polling still reports what was applied, then the error."""
     from reconciler.errors import ReconcilerError
@@ -616,7 +622,14 @@ def _wait(
     progress = WaitProgress(sys.stderr, live=sys.stderr.isatty(), enabled=not out.quiet)
     try:
         with aws_errors():
-            outcome = wait_for_captures(applied, run.clients, timeout=timeout, report=progress)
+            outcome = wait_for_captures(
+                applied,
+                run.clients,
+                timeout=timeout,
+                report=progress,
+                replan=replan,
+                done=_waited_item_line(out),
+            )
     except ReconcilerError as err:
         progress.close()
         err.message = f"while waiting, after the changes above were made: {err.message}"
@@ -627,6 +640,22 @@ def _wait(
     finally:
         progress.close()
     return outcome.applied, outcome.timed_out
+
+
+def _waited_item_line(out: Output) -> Callable[[AppliedItem], None]:
+    """A line on stderr for each item that waited and has now run (`apply --wait`)."""
+    from reconciler.render.escape import terminal_safe as safe
+
+    def line(item: AppliedItem) -> None:
+        if out.quiet:
+            return
+        kind = "" if item.kind.value == "image" else f"{item.kind.value} "
+        detail = f": {safe(item.error)}" if item.error else ""
+        click.echo(
+            f"  {item.result.value} {kind}{safe(item.name)} ({item.region}){detail}", err=True
+        )
+
+    return line
 
 
 def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[tuple[str, str, str]]]:
