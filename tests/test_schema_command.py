@@ -35,6 +35,14 @@ SPEC = {
     "description": "Finance image",
     "source_workspace_id": "ws-0a1b2c3d4",
 }
+BUNDLE = {
+    "kind": "bundle",
+    "name": "finance-standard",
+    "description": "Finance standard desktop",
+    "image": "finance-win11",
+    "compute_type": "STANDARD",
+    "user_volume_gib": 50,
+}
 
 
 def _ecma(pattern: str) -> Any:
@@ -148,8 +156,34 @@ def test_example_specs_validate_against_the_schema(
         {**SPEC, "name": "eng-build(win)/v2.1\\x_y-z"},
         {"defaults": {"region": "us-east-1", "ignore_tag_keys": ["a"]}},
         {"defaults": {"tags": {"owner": "platform-team"}, "ignore_tag_prefixes": ["finops:"]}},
+        {**SPEC, "kind": "image"},
+        {**SPEC, "copies": ["us-east-1", "ap-southeast-2"], "share_with": ["111122223333"]},
+        {**SPEC, "copies": [], "share_with": []},
+        {"defaults": {"copies": ["us-east-1"], "share_with": ["111122223333"]}},
+        BUNDLE,
+        {
+            **{k: v for k, v in BUNDLE.items() if k != "image"},
+            "image_id": "wsi-0a1b2c3d4e",
+            "root_volume_gib": 80,
+            "region": "eu-west-1",
+            "tags": {"team": "finance"},
+        },
+        {**BUNDLE, "compute_type": "GRAPHICS_G4DN", "user_volume_gib": 2000},
     ],
-    ids=["unicode-tags", "region-and-empty-tags", "name-punctuation", "defaults", "defaults-tags"],
+    ids=[
+        "unicode-tags",
+        "region-and-empty-tags",
+        "name-punctuation",
+        "defaults",
+        "defaults-tags",
+        "kind-image",
+        "copies-and-share-with",
+        "empty-copies-and-share-with",
+        "defaults-copies-and-share-with",
+        "bundle-with-image",
+        "bundle-with-image-id-and-every-field",
+        "bundle-bounds",
+    ],
 )
 def test_valid_documents_validate(validator: Any, document: Any) -> None:
     assert errors(validator, document) == []
@@ -173,6 +207,29 @@ def test_valid_documents_validate(validator: Any, document: Any) -> None:
         {**SPEC, "tags": {"team": "a<b"}},
         {**SPEC, "tags": {f"k{i}": "v" for i in range(50)}},
         {**SPEC, "name": True},
+        {**SPEC, "kind": "bundel"},
+        {**SPEC, "kind": "bundle"},
+        {**SPEC, "compute_type": "STANDARD"},
+        {**SPEC, "copies": None},
+        {**SPEC, "copies": ["US-East-1"]},
+        {**SPEC, "copies": "us-east-1"},
+        {**SPEC, "share_with": None},
+        {**SPEC, "share_with": [111122223333]},
+        {**SPEC, "share_with": ["11112222333"]},
+        {"defaults": {"share_with": ["1111-2222-3333"]}},
+        {k: v for k, v in BUNDLE.items() if k != "kind"},
+        {**BUNDLE, "image_id": "wsi-0a1b2c3d4e"},
+        {k: v for k, v in BUNDLE.items() if k != "image"},
+        {**BUNDLE, "compute_type": "standard"},
+        {**BUNDLE, "user_volume_gib": "50"},
+        {**BUNDLE, "user_volume_gib": 9},
+        {**BUNDLE, "user_volume_gib": 50.5},
+        {**BUNDLE, "root_volume_gib": 79},
+        {**BUNDLE, "root_volume_gib": None},
+        {**BUNDLE, "description": "d" * 256},
+        {**{k: v for k, v in BUNDLE.items() if k != "image"}, "image_id": "wsi-0A1B2C3D4E"},
+        {**BUNDLE, "source_workspace_id": "ws-0a1b2c3d4"},
+        {**BUNDLE, "copies": ["us-east-1"]},
     ],
     ids=[
         "unknown-key-Name",
@@ -190,10 +247,60 @@ def test_valid_documents_validate(validator: Any, document: Any) -> None:
         "tag-value-bad-char",
         "tags-50",
         "name-boolean",
+        "kind-misspelt",
+        "image-spec-with-kind-bundle",
+        "image-spec-with-a-bundle-field",
+        "copies-null",
+        "copies-bad-region",
+        "copies-not-a-list",
+        "share-with-null",
+        "share-with-integer",
+        "share-with-11-digits",
+        "defaults-share-with-dashes",
+        "bundle-without-kind",
+        "bundle-with-image-and-image-id",
+        "bundle-without-image-or-image-id",
+        "bundle-compute-type-lower-case",
+        "bundle-user-volume-string",
+        "bundle-user-volume-9",
+        "bundle-user-volume-fraction",
+        "bundle-root-volume-79",
+        "bundle-root-volume-null",
+        "bundle-description-256",
+        "bundle-image-id-upper-case",
+        "bundle-with-an-image-field",
+        "bundle-with-copies",
     ],
 )
 def test_invalid_documents_do_not_validate(validator: Any, document: Any) -> None:
     assert errors(validator, document) != []
+
+
+def test_the_schema_describes_image_bundle_and_defaults_documents(schema: dict[str, Any]) -> None:
+    branches = {branch["$ref"].rsplit("/", 1)[-1] for branch in schema["anyOf"]}
+    assert branches == {"ImageSpecDocument", "BundleSpecDocument", "DefaultsDocument"}
+    bundle = schema["$defs"]["BundleSpecDocument"]
+    assert bundle["properties"]["kind"]["const"] == "bundle"
+    assert "STANDARD" in bundle["properties"]["compute_type"]["enum"]
+    assert "kind" in bundle["required"]
+
+
+def test_a_bundle_spec_validates_only_as_a_bundle(validator: Any, schema: dict[str, Any]) -> None:
+    matched = [
+        branch["$ref"]
+        for branch in schema["anyOf"]
+        if not list(
+            validator.evolve(schema={"$defs": schema["$defs"], **branch}).iter_errors(BUNDLE)
+        )
+    ]
+    assert matched == ["#/$defs/BundleSpecDocument"]
+
+
+def test_the_models_accept_what_the_schema_accepts(tmp_path: Path) -> None:
+    """The schema's valid bundle, written as YAML, is a valid spec for `validate` too."""
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(SPEC) + "---\n" + yaml.safe_dump(BUNDLE))
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path)], standalone_mode=False)
+    assert result.return_value == 0, result.stderr
 
 
 def test_plain_python_re_validator_handles_the_schema(schema: dict[str, Any]) -> None:

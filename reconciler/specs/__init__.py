@@ -1,9 +1,19 @@
-"""The desired state: spec files -> validated, defaults-resolved `Spec` values.
+"""The desired state: spec files -> validated, defaults-resolved `Spec` and `BundleSpec`
+values.
 
 Never imports boto3: validation works offline and fast.
 """
 
-from reconciler.specs.load import SpecSet, duplicate_problems, load_specs
-from reconciler.specs.models import Spec, json_schema
+from reconciler.specs.checks import duplicate_problems, plan_time_problems
+from reconciler.specs.load import SpecSet, load_specs
+from reconciler.specs.models import BundleSpec, Spec, json_schema
 
-__all__ = ["Spec", "SpecSet", "duplicate_problems", "json_schema", "load_specs"]
+__all__ = [
+    "BundleSpec",
+    "Spec",
+    "SpecSet",
+    "duplicate_problems",
+    "json_schema",
+    "load_specs",
+    "plan_time_problems",
+]

@@ -7,15 +7,26 @@ whole list, sorted by file and line, as a compiler would.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from reconciler.errors import SpecError, SpecProblem
+from reconciler.specs.checks import (
+    bundle_collision_warnings,
+    bundle_duplicate_problems,
+    bundle_image_problems,
+    copy_region_problems,
+    duplicate_problems,
+    region_collision_warnings,
+)
 from reconciler.specs.discover import ancestors, join_shown, spec_files
 from reconciler.specs.ignored import IgnoreRule, TagDeclaration, ignored_tag_problems, rules_of
 from reconciler.specs.models import (
     MAX_DECLARED_TAGS,
+    BundleSpec,
+    BundleSpecDocument,
     DefaultsBody,
     DefaultsDocument,
     ImageSpecDocument,
@@ -27,7 +38,8 @@ from reconciler.specs.yamlload import Document, Position, load_documents
 
 @dataclass(frozen=True)
 class SpecSet:
-    """The desired state: every spec, in file order, and a digest of the files read.
+    """The desired state: every image spec and every bundle spec, in file order, and a
+    digest of the files read.
 
     `warnings` are problems that don't stop a run (they have the shape of errors, so that
     they print the same way): validate, which knows no default region, shows them.
@@ -37,6 +49,7 @@ class SpecSet:
     digest: str
     warnings: tuple[SpecProblem, ...] = ()
     regions: tuple[str, ...] = ()
+    bundles: tuple[BundleSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,11 +58,15 @@ class _Defaults:
     file: str  # as shown
     line: int
     source: Document
+    relative: str  # the file, relative to the specs folder
+
+
+_Doc = TypeVar("_Doc", ImageSpecDocument, BundleSpecDocument)
 
 
 @dataclass(frozen=True)
-class _Declared:
-    doc: ImageSpecDocument
+class _Declared(Generic[_Doc]):
+    doc: _Doc
     source: Document
     folder: str
     file: str
@@ -57,9 +74,20 @@ class _Declared:
 
 @dataclass
 class _Collected:
-    declared: list[_Declared] = field(default_factory=list)
+    declared: list[_Declared[ImageSpecDocument]] = field(default_factory=list)
+    bundles: list[_Declared[BundleSpecDocument]] = field(default_factory=list)
     defaults: dict[str, _Defaults] = field(default_factory=dict)
     problems: list[SpecProblem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Inherited:
+    """What a spec takes from the defaults of its folder and those above."""
+
+    region: str | None
+    tags: dict[str, str]
+    ignore_tag_keys: frozenset[str]
+    ignore_tag_prefixes: tuple[str, ...]
 
 
 def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None = None) -> SpecSet:
@@ -76,20 +104,40 @@ def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None 
         digest.update(data)
         _collect_file(relative, data, shown, collected)
     specs = [_resolve(d, collected.defaults) for d in collected.declared]
+    bundles = [_resolve_bundle(d, collected.defaults) for d in collected.bundles]
     problems = collected.problems
-    problems += _tag_count_problems(specs, collected.declared, shown)
+    problems += _tag_count_problems([*specs, *bundles], collected, shown)
     problems += _ignored_tag_problems(collected, shown)
     problems += _regions_outside_the_root(collected)
-    problems += duplicate_problems(specs, default_region=None, shown_root=shown)
-    if not specs and not problems and not allow_empty:
-        message = "holds no image spec; add one, or pass --allow-empty to retire every image"
+    problems += _offline_problems(specs, bundles, shown)
+    if not specs and not bundles and not problems and not allow_empty:
+        message = "holds no spec; add one, or pass --allow-empty to retire every image and bundle"
         problems.append(SpecProblem(shown, 0, 0, "<folder>", message))
     if problems:
         raise SpecError(problems)
-    warnings = tuple(sorted(region_collision_warnings(specs, shown_root=shown)))
+    warnings = [
+        *region_collision_warnings(specs, shown_root=shown),
+        *bundle_collision_warnings(bundles, shown_root=shown),
+    ]
     root_defaults = collected.defaults.get("")
     regions = tuple(root_defaults.body.regions or ()) if root_defaults else ()
-    return SpecSet(tuple(specs), "sha256:" + digest.hexdigest(), warnings, regions)
+    return SpecSet(
+        tuple(specs),
+        "sha256:" + digest.hexdigest(),
+        tuple(sorted(warnings)),
+        regions,
+        tuple(bundles),
+    )
+
+
+def _offline_problems(
+    specs: list[Spec], bundles: list[BundleSpec], shown: str
+) -> Iterator[SpecProblem]:
+    """The checks across specs that need no default region (unset regions wait)."""
+    yield from duplicate_problems(specs, default_region=None, shown_root=shown)
+    yield from copy_region_problems(specs, None, shown)
+    yield from bundle_duplicate_problems(bundles, None, shown)
+    yield from bundle_image_problems(bundles, specs, None, shown)
 
 
 def _regions_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
@@ -135,9 +183,12 @@ def _collect_file(relative: str, data: bytes, shown: str, out: _Collected) -> No
             out.problems.append(_problem(shown_file, issue.position, issue.field, issue.message))
         if isinstance(model, ImageSpecDocument):
             out.declared.append(_Declared(model, document, folder, relative))
+        elif isinstance(model, BundleSpecDocument):
+            out.bundles.append(_Declared(model, document, folder, relative))
         elif isinstance(model, DefaultsDocument):
             line = document.position.line
-            _add_defaults(out, folder, _Defaults(model.defaults, shown_file, line, document))
+            defaults = _Defaults(model.defaults, shown_file, line, document, relative)
+            _add_defaults(out, folder, defaults)
 
 
 def _add_defaults(out: _Collected, folder: str, defaults: _Defaults) -> None:
@@ -152,38 +203,105 @@ def _add_defaults(out: _Collected, folder: str, defaults: _Defaults) -> None:
     out.problems.append(SpecProblem(defaults.file, defaults.line, 1, "defaults", message))
 
 
-def _resolve(declared: _Declared, defaults: dict[str, _Defaults]) -> Spec:
-    """The spec with its folders' defaults applied: the nearest folder wins."""
-    chain = [defaults[f].body for f in ancestors(declared.folder) if f in defaults]
-    region = declared.doc.region
+def _chain(folder: str, defaults: dict[str, _Defaults]) -> list[_Defaults]:
+    """The defaults that apply in `folder`, from the root down."""
+    return [defaults[f] for f in ancestors(folder) if f in defaults]
+
+
+def _inherit(
+    own_region: str | None, own_tags: dict[str, str] | None, chain: list[_Defaults]
+) -> _Inherited:
+    """Region, tags and ignore lists: the nearest folder wins, the spec's own over all."""
+    region = own_region
     tags: dict[str, str] = {}
     ignore_keys: set[str] = set()
     ignore_prefixes: list[str] = []
-    for body in chain:  # from the root down, so nearer folders override
-        region = region if declared.doc.region else (body.region or region)
+    for body in (d.body for d in chain):  # from the root down, so nearer folders override
+        region = own_region or body.region or region
         tags.update(body.tags or {})
         ignore_keys.update(body.ignore_tag_keys or ())
         ignore_prefixes.extend(
             p for p in body.ignore_tag_prefixes or () if p not in ignore_prefixes
         )
-    tags.update(declared.doc.tags or {})
+    tags.update(own_tags or {})
+    return _Inherited(region, tags, frozenset(ignore_keys), tuple(ignore_prefixes))
+
+
+def _resolve(declared: _Declared[ImageSpecDocument], defaults: dict[str, _Defaults]) -> Spec:
+    """The image spec with its folders' defaults applied."""
+    doc = declared.doc
+    chain = _chain(declared.folder, defaults)
+    inherited = _inherit(doc.region, doc.tags, chain)
+    copies, copies_file, copies_line = _copies(declared, doc, chain)
+    share_with = doc.share_with
+    if share_with is None:  # lists are not merged: the nearest one written wins
+        written = (d.body.share_with for d in reversed(chain) if d.body.share_with is not None)
+        share_with = next(written, None)
     return Spec(
-        name=declared.doc.name,
-        description=declared.doc.description,
-        source_workspace_id=declared.doc.source_workspace_id,
-        region=region,
-        tags=tags,
-        ignore_tag_keys=frozenset(ignore_keys),
-        ignore_tag_prefixes=tuple(ignore_prefixes),
+        name=doc.name,
+        description=doc.description,
+        source_workspace_id=doc.source_workspace_id,
+        region=inherited.region,
+        tags=inherited.tags,
+        ignore_tag_keys=inherited.ignore_tag_keys,
+        ignore_tag_prefixes=inherited.ignore_tag_prefixes,
         file=declared.file,
         line=declared.source.position.line,
+        copies=copies,
+        share_with=None if share_with is None else tuple(share_with),
+        copies_file=copies_file,
+        copies_line=copies_line,
+    )
+
+
+def _copies(
+    declared: _Declared[ImageSpecDocument], doc: ImageSpecDocument, chain: list[_Defaults]
+) -> tuple[tuple[str, ...], str, int]:
+    """The copies list that applies, and where it is written: the spec's own, else the
+    nearest folder's (lists are not merged)."""
+    if doc.copies is not None:
+        line = declared.source.where(("copies",), key=True).line
+        return tuple(doc.copies), declared.file, line
+    for d in reversed(chain):
+        if d.body.copies is not None:
+            line = d.source.where(("defaults", "copies"), key=True).line
+            return tuple(d.body.copies), d.relative, line
+    return (), "", 0
+
+
+def _resolve_bundle(
+    declared: _Declared[BundleSpecDocument], defaults: dict[str, _Defaults]
+) -> BundleSpec:
+    """The bundle spec with its folders' defaults applied (region, tags, ignore lists)."""
+    doc = declared.doc
+    inherited = _inherit(doc.region, doc.tags, _chain(declared.folder, defaults))
+    key = "image" if doc.image is not None else "image_id"
+    return BundleSpec(
+        name=doc.name,
+        description=doc.description,
+        image=doc.image,
+        image_id=doc.image_id,
+        compute_type=doc.compute_type,
+        user_volume_gib=doc.user_volume_gib,
+        root_volume_gib=doc.root_volume_gib,
+        region=inherited.region,
+        tags=inherited.tags,
+        ignore_tag_keys=inherited.ignore_tag_keys,
+        ignore_tag_prefixes=inherited.ignore_tag_prefixes,
+        file=declared.file,
+        line=declared.source.position.line,
+        image_line=declared.source.where((key,), key=True).line,
     )
 
 
 def _tag_count_problems(
-    specs: list[Spec], declared: list[_Declared], shown: str
+    resolved: list[Spec | BundleSpec], collected: _Collected, shown: str
 ) -> Iterator[SpecProblem]:
-    for spec, d in zip(specs, declared, strict=True):
+    declared: list[_Declared[ImageSpecDocument] | _Declared[BundleSpecDocument]] = [
+        *collected.declared,
+        *collected.bundles,
+    ]
+    for spec, d in zip(resolved, declared, strict=True):
         if len(spec.tags) > MAX_DECLARED_TAGS:
             where = d.source.where(("tags",), key=True)
             message = (
@@ -193,36 +311,17 @@ def _tag_count_problems(
             yield _problem(join_shown(shown, spec.file), where, "tags", message)
 
 
-def duplicate_problems(
-    specs: Iterable[Spec], *, default_region: str | None, shown_root: str
-) -> list[SpecProblem]:
-    """A (region, name) declared twice. Without a default region, unset regions match."""
-    first: dict[tuple[str | None, str], Spec] = {}
-    problems = []
-    for spec in specs:
-        key = (spec.region or default_region, spec.name)
-        if key not in first:
-            first[key] = spec
-            continue
-        other = first[key]
-        region = key[0] or "the default region"
-        message = (
-            f"image '{spec.name}' is declared twice for {region} (also at "
-            f"{join_shown(shown_root, other.file)}:{other.line}); keep one or rename"
-        )
-        problems.append(
-            SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "name", message)
-        )
-    return problems
-
-
 def _ignored_tag_problems(collected: _Collected, shown: str) -> Iterator[SpecProblem]:
     rules: dict[str, tuple[IgnoreRule, ...]] = {
         folder: rules_of(d.body, d.source, d.file) for folder, d in collected.defaults.items()
     }
+    declared: list[_Declared[ImageSpecDocument] | _Declared[BundleSpecDocument]] = [
+        *collected.declared,
+        *collected.bundles,
+    ]
     specs = (
         TagDeclaration(d.folder, join_shown(shown, d.file), d.source, ("tags",), d.doc.tags)
-        for d in collected.declared
+        for d in declared
         if d.doc.tags
     )
     defaults = (
@@ -231,27 +330,6 @@ def _ignored_tag_problems(collected: _Collected, shown: str) -> Iterator[SpecPro
         if d.body.tags
     )
     return ignored_tag_problems(specs, defaults, rules)
-
-
-def region_collision_warnings(specs: Iterable[Spec], *, shown_root: str) -> Iterator[SpecProblem]:
-    """A name declared with a region in one place and without one in another: valid, but
-    the two are one image when the default region is that region, and plan then fails."""
-    with_region: dict[str, dict[str, Spec]] = {}
-    without: list[Spec] = []
-    for spec in specs:
-        if spec.region is None:
-            without.append(spec)
-        else:
-            with_region.setdefault(spec.name, {}).setdefault(spec.region, spec)
-    for spec in without:
-        for region, other in sorted(with_region.get(spec.name, {}).items()):
-            message = (
-                f"image '{spec.name}' has no region here and is declared for {region} at "
-                f"{join_shown(shown_root, other.file)}:{other.line}; the two collide when the "
-                f"default region (--region, AWS_REGION or AWS config) is {region}, and plan "
-                "then fails: give this spec a region"
-            )
-            yield SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "name", message)
 
 
 def _problem(file: str, position: Position, field_name: str, message: str) -> SpecProblem:

@@ -8,6 +8,7 @@ and the allowed characters instead of a regular expression.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,13 +16,18 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from reconciler.specs.models import (
+    COMPUTE_TYPES,
+    KINDS,
     MAX_DECLARED_TAGS,
+    ROOT_VOLUME_GIB,
     RULES,
+    USER_VOLUME_GIB,
+    BundleSpecDocument,
     DefaultsBody,
     DefaultsDocument,
     ImageSpecDocument,
 )
-from reconciler.specs.yamlload import Document, Path, Position, dotted
+from reconciler.specs.yamlload import Document, NonString, Path, Position, dotted
 
 # Names people reach for that difflib alone would not map to ours.
 _SYNONYMS = {
@@ -35,6 +41,36 @@ _SYNONYMS = {
     "tag": "tags",
     "default": "defaults",
     "ignore_tags": "ignore_tag_keys",
+    "copy_to": "copies",
+    "copy_regions": "copies",
+    "replicas": "copies",
+    "share": "share_with",
+    "shared_with": "share_with",
+    "accounts": "share_with",
+    "type": "kind",
+}
+# A bundle's own meanings for the same words.
+_BUNDLE_SYNONYMS = {
+    "bundle_name": "name",
+    "image_name": "image",
+    "source_image": "image",
+    "compute": "compute_type",
+    "computetype": "compute_type",
+    "user_volume": "user_volume_gib",
+    "user_storage": "user_volume_gib",
+    "user_volume_size_gib": "user_volume_gib",
+    "root_volume": "root_volume_gib",
+    "root_storage": "root_volume_gib",
+    "root_volume_size_gib": "root_volume_gib",
+}
+_BUNDLE_ONLY = set(BundleSpecDocument.model_fields) - set(ImageSpecDocument.model_fields)
+_VOLUMES = {"user_volume_gib": USER_VOLUME_GIB, "root_volume_gib": ROOT_VOLUME_GIB}
+# Lists whose entries must each appear once: the path of the list -> what an entry is.
+_UNIQUE_LISTS: dict[Path, str] = {
+    ("copies",): "region",
+    ("share_with",): "account",
+    ("defaults", "copies"): "region",
+    ("defaults", "share_with"): "account",
 }
 
 
@@ -47,30 +83,105 @@ class Issue:
 
 
 def validate_document(doc: Document) -> tuple[BaseModel | None, list[Issue]]:
-    """The document as an image spec or defaults model, or the issues that stop it."""
+    """The document as an image spec, bundle spec or defaults model, or the issues that
+    stop it. A model may come with issues that concern one of its lists (an entry listed
+    twice): the document is still read, so that checks across files see it."""
     data = doc.data
     if data is None:
         return None, [Issue(doc.position, "document", "empty document; remove the stray '---'")]
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"the scalar {_shown(data)}"
         message = (
-            f"a spec document must be a mapping (name, description, source_workspace_id) or "
-            f"a 'defaults:' mapping; got {kind}"
+            f"a spec document must be a mapping (name, description, source_workspace_id), "
+            f"a bundle spec (kind: bundle) or a 'defaults:' mapping; got {kind}"
         )
         return None, [Issue(doc.position, "document", message)]
-    model: type[BaseModel] = DefaultsDocument if "defaults" in data else ImageSpecDocument
+    model, kind_issue = _model_for(doc, data)
+    if model is None:
+        return None, [kind_issue] if kind_issue else []
+    image_issues = _image_choice(doc, data) if model is BundleSpecDocument else []
     try:
-        return model.model_validate(data), []
+        validated = model.model_validate(data)
     except ValidationError as err:
         errors = err.errors(include_url=False)
         # A value the loader already refused (an unsupported tag) needs no second line.
         errors = [e for e in errors if tuple(e["loc"]) not in doc.refused]
         issues = [_issue(doc, model, e) for e in errors]
+    else:
+        repeated = list(_repeated_entries(doc, data))
+        return (None, image_issues + repeated) if image_issues else (validated, repeated)
     # "unknown field 'Name'; did you mean 'name'?" already explains the missing 'name'.
     suggested = {i.suggests for i in issues if i.suggests}
-    return None, [
-        i for i in issues if not (i.message.startswith("required") and i.field in suggested)
-    ]
+    issues = [i for i in issues if not (i.message.startswith("required") and i.field in suggested)]
+    return None, issues + image_issues + list(_repeated_entries(doc, data))
+
+
+def _model_for(doc: Document, data: dict[str, Any]) -> tuple[type[BaseModel] | None, Issue | None]:
+    """Which model a document is read as: `defaults:`, else by `kind` (image by default)."""
+    if "defaults" in data:
+        return DefaultsDocument, None
+    kind = data.get("kind", "image")
+    if kind == "bundle":
+        return BundleSpecDocument, None
+    if kind == "image":
+        return ImageSpecDocument, None
+    where = doc.where(("kind",))
+    if not isinstance(kind, str):
+        shown = doc.non_strings.get(("kind",))
+        got = f"the YAML {shown.kind} {shown.raw!r}" if shown else _kind_of(kind)
+        return None, Issue(where, "kind", f"expected image or bundle, got {got}")
+    guess = _closest(kind, KINDS)
+    hint = (
+        f"did you mean '{guess}'?" if guess else "write kind: image (the default) or kind: bundle"
+    )
+    return None, Issue(where, "kind", f"unknown kind {_shown(kind)}; {hint}")
+
+
+def _image_choice(doc: Document, data: dict[str, Any]) -> list[Issue]:
+    """A bundle names its image one way: by the spec's name, or by id for an image that
+    no spec manages."""
+    if "image" in data and "image_id" in data:
+        message = (
+            "give either image (the name of an image spec) or image_id, not both; "
+            "remove one of the two lines"
+        )
+        return [Issue(doc.where(("image_id",), key=True), "image_id", message)]
+    if "image" not in data and "image_id" not in data:
+        message = (
+            "required: image (the name of an image spec) or image_id (wsi-..., for an "
+            "image that no spec manages); add one of the two"
+        )
+        return [Issue(doc.position, "image", message)]
+    return []
+
+
+def _repeated_entries(doc: Document, data: dict[str, Any]) -> Iterator[Issue]:
+    """An entry listed twice in `copies` or `share_with`: harmless to the service, but a
+    sign of a typo for another region or account."""
+    for path, what in _UNIQUE_LISTS.items():
+        values = _at(data, path)
+        if not isinstance(values, list):
+            continue
+        first: dict[Any, int] = {}
+        for index, value in enumerate(values):
+            if value not in first:
+                first[value] = index
+                continue
+            earlier = doc.where((*path, first[value])).line
+            message = (
+                f"{what} {_shown(value)} is listed twice (first at line {earlier}); "
+                "keep one, or fix the typo"
+            )
+            yield Issue(doc.where((*path, index)), dotted((*path, index)), message)
+
+
+def _at(data: dict[str, Any], path: Path) -> Any:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(str(part))
+    return node
 
 
 def _issue(doc: Document, model: type[BaseModel], error: ErrorDetails) -> Issue:
@@ -90,10 +201,13 @@ def _issue(doc: Document, model: type[BaseModel], error: ErrorDetails) -> Issue:
     if kind == "missing":
         parent = path[:-1]
         return Issue(doc.where(parent), dotted(path), f"required field '{path[-1]}' is missing")
-    return Issue(doc.where(path, key=is_key), dotted(path), _message(doc, path, error, is_key))
+    message = _message(doc, model, path, error, is_key)
+    return Issue(doc.where(path, key=is_key), dotted(path), message)
 
 
-def _message(doc: Document, path: Path, error: ErrorDetails, is_key: bool) -> str:
+def _message(
+    doc: Document, model: type[BaseModel], path: Path, error: ErrorDetails, is_key: bool
+) -> str:
     kind, value = error["type"], error["input"]
     non_string = doc.non_strings.get(path)
     if kind == "string_type" and non_string is not None:
@@ -103,6 +217,10 @@ def _message(doc: Document, path: Path, error: ErrorDetails, is_key: bool) -> st
             f"{non_string.raw} is read as a YAML {non_string.kind}, not a string; "
             f"quote it: '{non_string.raw}'"
         )
+    if path and path[-1] in _VOLUMES and kind in _NUMBER_ERRORS:
+        return _volume_message(str(path[-1]), kind, value, non_string)
+    if kind == "literal_error" and path == ("compute_type",):
+        return _compute_type_message(value)
     if kind in ("string_type", "dict_type", "list_type", "model_type"):
         wanted = {
             "string_type": "a string",
@@ -112,7 +230,7 @@ def _message(doc: Document, path: Path, error: ErrorDetails, is_key: bool) -> st
         }
         return f"expected {wanted[kind]}, got {_kind_of(value)}"
     if kind in ("string_pattern_mismatch", "string_too_short", "string_too_long"):
-        return f"{_shown(value)} is not valid: expected {_rule(path, is_key)}"
+        return f"{_shown(value)} is not valid: expected {_rule(model, path, is_key)}"
     if kind == "too_long" and isinstance(value, dict):
         return f"has {len(value)} tags; at most {MAX_DECLARED_TAGS} (the ownership tag is the 50th)"
     if kind == "value_error":
@@ -120,12 +238,50 @@ def _message(doc: Document, path: Path, error: ErrorDetails, is_key: bool) -> st
     return str(error["msg"])
 
 
-def _rule(path: Path, is_key: bool) -> str:
+_NUMBER_ERRORS = ("int_type", "greater_than_equal", "less_than_equal")
+
+
+def _volume_message(field: str, kind: str, value: Any, non_string: NonString | None) -> str:
+    low, high = _VOLUMES[field]
+    wanted = f"a whole number of GiB, {low}-{high}"
+    if kind != "int_type":
+        return f"is {value}; expected {wanted}"
+    if isinstance(value, str) and value.strip().isdigit():
+        return f"{_shown(value)} is a string; write the number without quotes: {value.strip()}"
+    if non_string is not None and non_string.kind != "number":
+        return f"{non_string.raw} is read as a YAML {non_string.kind}; expected {wanted}"
+    return f"expected {wanted}, got {_kind_of(value)}"
+
+
+def _compute_type_message(value: Any) -> str:
+    if not isinstance(value, str):
+        return f"expected a compute type name such as STANDARD, got {_kind_of(value)}"
+    guess = _closest(value, COMPUTE_TYPES)
+    hint = f"did you mean '{guess}'?" if guess else f"one of {', '.join(COMPUTE_TYPES)}"
+    return f"{_shown(value)} is not a compute type; {hint}"
+
+
+def _closest(word: str, choices: tuple[str, ...]) -> str | None:
+    """The choice a misspelt or miscased word most likely meant."""
+    by_case = {c.lower(): c for c in choices}
+    if word.lower() in by_case:
+        return by_case[word.lower()]
+    close = difflib.get_close_matches(word.lower(), list(by_case), n=1, cutoff=0.6)
+    return by_case[close[0]] if close else None
+
+
+def _rule(model: type[BaseModel], path: Path, is_key: bool) -> str:
     if is_key or (path and path[-2:-1] == ("ignore_tag_keys",)):
         return RULES["tag_key"]
     if "tags" in path:
         return RULES["tag_value"]
-    return RULES.get(str(path[-1]), "a valid value") if path else "a valid value"
+    # A list entry (`copies.1`) follows the rule of its list.
+    names = [str(p) for p in path if isinstance(p, str)]
+    if not names:
+        return "a valid value"
+    if model is BundleSpecDocument and names[-1] == "description":
+        return RULES["bundle_description"]
+    return RULES.get(names[-1], "a valid value")
 
 
 def _fields(model: type[BaseModel], path: Path) -> list[str]:
@@ -135,7 +291,9 @@ def _fields(model: type[BaseModel], path: Path) -> list[str]:
 def _guess(model: type[BaseModel], path: Path) -> str | None:
     """The known field an unknown key most likely meant: `Name`, `workspace_id`."""
     key, fields = str(path[-1]), _fields(model, path)
-    synonym = _SYNONYMS.get(key.lower().replace("-", "_"))
+    word = key.lower().replace("-", "_")
+    own = _BUNDLE_SYNONYMS.get(word) if model is BundleSpecDocument else None
+    synonym = own or _SYNONYMS.get(word)
     if synonym in fields:
         return synonym
     lowered = {f.lower(): f for f in fields}
@@ -147,6 +305,8 @@ def _unknown(model: type[BaseModel], path: Path, guess: str | None) -> str:
     key = str(path[-1])
     if model is DefaultsDocument and len(path) == 1:
         return f"unknown field '{key}': a defaults document holds only 'defaults:'"
+    if model is ImageSpecDocument and key in _BUNDLE_ONLY:
+        return f"unknown field '{key}' for an image spec; a bundle spec starts with 'kind: bundle'"
     known = ", ".join(_fields(model, path))
     hint = f"; did you mean '{guess}'?" if guess else f"; known fields: {known}"
     return f"unknown field '{key}'{hint}"

@@ -38,6 +38,29 @@ def spec(
     return f"name: {name}\ndescription: {description}\nsource_workspace_id: {workspace}\n" + extra
 
 
+def bundle(
+    extra: str = "",
+    *,
+    name: str = "finance-standard",
+    image: str = f"image: {NAME}",
+    description: str = "Finance standard desktop",
+) -> str:
+    """A bundle spec document: kind 1, name 2, description 3, image 4, compute_type 5,
+    user_volume_gib 6; `extra` lines start at line 7."""
+    return (
+        f"kind: bundle\nname: {name}\ndescription: {description}\n{image}\n"
+        "compute_type: STANDARD\nuser_volume_gib: 50\n" + extra
+    )
+
+
+def bundle_with(field: str, value: str) -> str:
+    """A bundle spec whose `field` line holds `value` (the line keeps its place)."""
+    lines = bundle().splitlines(keepends=True)
+    index = next(i for i, line in enumerate(lines) if line.startswith(f"{field}:"))
+    lines[index] = f"{field}: {value}\n"
+    return "".join(lines)
+
+
 def tag_lines(count: int, prefix: str = "k", indent: str = "  ") -> str:
     return "".join(f"{indent}{prefix}{i}: v{i}\n" for i in range(count))
 
@@ -179,6 +202,517 @@ IGNORED = "is declared here but ignored by the"
 
 def xfail(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(reason=reason, strict=True)
+
+
+OWN_REGION = "an image is not copied to its own region"
+ONE_PER_REGION = "one image per name and region"
+
+# Format 2: copies, share_with and bundle specs.
+FORMAT_2_CASES = [
+    # --- kind -------------------------------------------------------------------------
+    pytest.param(
+        Case({"a.yaml": "kind: bundel\n" + spec()}, "a.yaml", 1, "kind", "did you mean 'bundle'"),
+        id="kind-misspelt",
+    ),
+    pytest.param(
+        Case({"a.yaml": "kind: Image\n" + spec()}, "a.yaml", 1, "kind", "did you mean 'image'"),
+        id="kind-wrong-case",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": "kind: workspace\n" + spec()},
+            "a.yaml",
+            1,
+            "kind",
+            "unknown kind 'workspace'; write kind: image (the default) or kind: bundle",
+        ),
+        id="kind-unknown",
+    ),
+    pytest.param(
+        Case({"a.yaml": "kind: 1\n" + spec()}, "a.yaml", 1, "kind", "expected image or bundle"),
+        id="kind-a-number",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec("compute_type: STANDARD\n")},
+            "a.yaml",
+            4,
+            "compute_type",
+            "unknown field 'compute_type' for an image spec; a bundle spec starts with "
+            "'kind: bundle'",
+        ),
+        id="bundle-field-in-an-image-spec",
+    ),
+    # --- copies -----------------------------------------------------------------------
+    pytest.param(
+        Case(
+            {"a.yaml": spec("region: eu-west-1\ncopies: [us-east-1, eu-west-1]\n")},
+            "a.yaml",
+            5,
+            "copies",
+            f"lists eu-west-1, the region of image '{NAME}' itself (specs/a.yaml:1); {OWN_REGION}",
+        ),
+        id="copies-own-region",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  region: eu-west-1\n  copies:\n    - eu-west-1\n",
+                "a.yaml": spec(),
+            },
+            "defaults.yaml",
+            3,
+            "copies",
+            "or give that spec a copies list of its own",
+        ),
+        id="copies-own-region-both-from-defaults",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  copies: [us-east-1]\n",
+                "a.yaml": spec("region: us-east-1\n"),
+            },
+            "defaults.yaml",
+            2,
+            "copies",
+            f"(specs/a.yaml:1); {OWN_REGION}: remove us-east-1 from copies, or give that spec",
+        ),
+        id="copies-from-defaults-name-the-spec-region",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec("copies:\n  - us-east-1\n  - ap-south-1\n  - us-east-1\n")},
+            "a.yaml",
+            7,
+            "copies.2",
+            "region 'us-east-1' is listed twice (first at line 5); keep one",
+        ),
+        id="copies-region-twice",
+    ),
+    pytest.param(
+        Case(
+            {"defaults.yaml": "defaults:\n  copies: [us-east-1, us-east-1]\n", "a.yaml": spec()},
+            "defaults.yaml",
+            2,
+            "defaults.copies.1",
+            "listed twice",
+        ),
+        id="defaults-copies-region-twice",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec("copies: [US-East-1]\n")},
+            "a.yaml",
+            4,
+            "copies.0",
+            "expected an AWS region code",
+        ),
+        id="copies-bad-region",
+    ),
+    pytest.param(
+        Case({"a.yaml": spec("copies: us-east-1\n")}, "a.yaml", 4, "copies", "expected a list"),
+        id="copies-not-a-list",
+    ),
+    pytest.param(
+        Case({"a.yaml": spec("copies:\n")}, "a.yaml", 4, "copies", "write [] for no copies"),
+        id="copies-null",
+    ),
+    # --- one image per name and region, counting copies -------------------------------
+    pytest.param(
+        Case(
+            {
+                "a.yaml": spec("region: eu-west-1\ncopies: [us-east-1]\n"),
+                "b.yaml": spec("region: us-east-1\n"),
+            },
+            "b.yaml",
+            1,
+            "name",
+            f"image '{NAME}' is declared for us-east-1, where it also exists (copied there by "
+            f"the spec at specs/a.yaml:1); {ONE_PER_REGION}",
+        ),
+        id="image-declared-where-another-spec-copies-it",
+    ),
+    pytest.param(
+        Case(
+            {
+                "a.yaml": spec("region: us-east-1\n"),
+                "b.yaml": spec("region: eu-west-1\ncopies: [us-east-1]\n"),
+            },
+            "b.yaml",
+            5,
+            "copies",
+            f"copies image '{NAME}' to us-east-1, where it also exists (at specs/a.yaml:1); "
+            f"{ONE_PER_REGION}: remove us-east-1 from copies",
+        ),
+        id="image-copied-where-another-spec-declares-it",
+    ),
+    pytest.param(
+        Case(
+            {
+                "eu/defaults.yaml": "defaults:\n  copies: [us-east-1]\n",
+                "eu/a.yaml": spec("region: eu-west-1\n"),
+                "eu/b.yaml": spec("region: ap-south-1\n"),
+            },
+            "eu/defaults.yaml",
+            2,
+            "copies",
+            f"copies image '{NAME}' (the spec at specs/eu/b.yaml:1) to us-east-1, where it "
+            "also exists (copied there by the spec at specs/eu/a.yaml:1)",
+        ),
+        id="two-specs-copy-one-name-to-one-region",
+    ),
+    pytest.param(
+        Case(
+            {
+                "a.yaml": spec("copies: [us-east-1]\n"),
+                "b.yaml": spec("region: us-east-1\n"),
+            },
+            "b.yaml",
+            1,
+            "name",
+            "where it also exists (copied there by the spec at specs/a.yaml:1)",
+        ),
+        id="copy-of-a-spec-without-region-collides",
+    ),
+    # --- share_with -------------------------------------------------------------------
+    pytest.param(
+        Case(
+            {"a.yaml": spec("share_with: ['11112222333']\n")},
+            "a.yaml",
+            4,
+            "share_with.0",
+            "'11112222333' is not valid: expected a 12-digit AWS account id",
+        ),
+        id="share_with-11-digits",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec("share_with: ['1111-2222-3333']\n")},
+            "a.yaml",
+            4,
+            "share_with.0",
+            "12-digit",
+        ),
+        id="share_with-account-with-dashes",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec("share_with:\n  - 111122223333\n")},
+            "a.yaml",
+            5,
+            "share_with.0",
+            "111122223333 is read as a YAML number, not a string; quote it: '111122223333'",
+        ),
+        id="share_with-yaml-integer",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec("share_with: ['111122223333', '444455556666', '111122223333']\n")},
+            "a.yaml",
+            4,
+            "share_with.2",
+            "account '111122223333' is listed twice (first at line 4); keep one",
+        ),
+        id="share_with-account-twice",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  share_with:\n    - '111122223333'\n"
+                "    - '111122223333'\n",
+                "a.yaml": spec(),
+            },
+            "defaults.yaml",
+            4,
+            "defaults.share_with.1",
+            "listed twice (first at line 3)",
+        ),
+        id="defaults-share_with-account-twice",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec("share_with:\n")},
+            "a.yaml",
+            4,
+            "share_with",
+            "write [] to share with no account, or remove the line to leave sharing unmanaged",
+        ),
+        id="share_with-null",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec("share_with: '111122223333'\n")},
+            "a.yaml",
+            4,
+            "share_with",
+            "expected a list",
+        ),
+        id="share_with-not-a-list",
+    ),
+    # --- bundle fields ----------------------------------------------------------------
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle_with("compute_type", "STANDRAD")},
+            "a.yaml",
+            9,
+            "compute_type",
+            "'STANDRAD' is not a compute type; did you mean 'STANDARD'?",
+        ),
+        id="bundle-compute-type-misspelt",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle_with("compute_type", "standard")},
+            "a.yaml",
+            9,
+            "compute_type",
+            "did you mean 'STANDARD'?",
+        ),
+        id="bundle-compute-type-lower-case",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle_with("compute_type", "HUGE")},
+            "a.yaml",
+            9,
+            "compute_type",
+            "one of VALUE, STANDARD, PERFORMANCE, POWER",
+        ),
+        id="bundle-compute-type-unknown",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle_with("user_volume_gib", "'50'")},
+            "a.yaml",
+            10,
+            "user_volume_gib",
+            "'50' is a string; write the number without quotes: 50",
+        ),
+        id="bundle-user-volume-a-string",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle_with("user_volume_gib", "true")},
+            "a.yaml",
+            10,
+            "user_volume_gib",
+            "true is read as a YAML boolean; expected a whole number of GiB, 10-2000",
+        ),
+        id="bundle-user-volume-a-boolean",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle_with("user_volume_gib", "50.5")},
+            "a.yaml",
+            10,
+            "user_volume_gib",
+            "expected a whole number of GiB, 10-2000, got the value 50.5",
+        ),
+        id="bundle-user-volume-a-fraction",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle_with("user_volume_gib", "9")},
+            "a.yaml",
+            10,
+            "user_volume_gib",
+            "is 9; expected a whole number of GiB, 10-2000",
+        ),
+        id="bundle-user-volume-9",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle_with("user_volume_gib", "2001")},
+            "a.yaml",
+            10,
+            "user_volume_gib",
+            "is 2001",
+        ),
+        id="bundle-user-volume-2001",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle("root_volume_gib: 79\n")},
+            "a.yaml",
+            11,
+            "root_volume_gib",
+            "is 79; expected a whole number of GiB, 80-2000",
+        ),
+        id="bundle-root-volume-79",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle("root_volume_gib:\n")},
+            "a.yaml",
+            11,
+            "root_volume_gib",
+            "is empty; give a whole number of GiB (80-2000), or remove the line",
+        ),
+        id="bundle-root-volume-null",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle(description="d" * 256)},
+            "a.yaml",
+            7,
+            "description",
+            "expected 1-255 characters",
+        ),
+        id="bundle-description-256",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle(name="'finance standard'")},
+            "a.yaml",
+            6,
+            "name",
+            "not valid: expected 1-64 characters",
+        ),
+        id="bundle-name-with-space",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": bundle(image="image_id: wsi-0A1B2C3D4E")},
+            "a.yaml",
+            4,
+            "image_id",
+            "expected an image id such as wsi-0a1b2c3d4e",
+        ),
+        id="bundle-image-id-bad",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle("compute: VALUE\n")},
+            "a.yaml",
+            11,
+            "compute",
+            "did you mean 'compute_type'",
+        ),
+        id="bundle-unknown-key-compute",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle().replace("compute_type: STANDARD\n", "")},
+            "a.yaml",
+            5,
+            "compute_type",
+            "required",
+        ),
+        id="bundle-missing-compute-type",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle("image_id: wsi-0a1b2c3d4e\n")},
+            "a.yaml",
+            11,
+            "image_id",
+            "give either image (the name of an image spec) or image_id, not both",
+        ),
+        id="bundle-image-and-image-id",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle(image="# no image")},
+            "a.yaml",
+            5,
+            "image",
+            "required: image (the name of an image spec) or image_id",
+        ),
+        id="bundle-neither-image-nor-image-id",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle(image="image: finance-win10")},
+            "a.yaml",
+            8,
+            "image",
+            "names no image spec: 'finance-win10'; did you mean 'finance-win11'? give the name "
+            "of an image spec, or image_id: wsi-...",
+        ),
+        id="bundle-image-names-no-spec",
+    ),
+    pytest.param(
+        Case(
+            {
+                "a.yaml": spec("region: eu-west-1\ncopies: [us-east-1]\n"),
+                "b.yaml": "# the desktops\n" + bundle("region: ap-southeast-2\n"),
+            },
+            "b.yaml",
+            5,
+            "image",
+            f"image '{NAME}' is not in ap-southeast-2: its spec is not in ap-southeast-2 and "
+            "does not copy to it (specs/a.yaml:1: eu-west-1, copies to us-east-1); add "
+            "ap-southeast-2 to the copies of its spec",
+        ),
+        id="bundle-region-outside-its-image-regions",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  region: eu-west-1\n  copies: [us-east-1]\n",
+                "a.yaml": spec(),
+                "apac/defaults.yaml": "defaults:\n  region: ap-southeast-2\n",
+                "apac/b.yaml": bundle(),
+            },
+            "apac/b.yaml",
+            4,
+            "image",
+            "is not in ap-southeast-2",
+        ),
+        id="bundle-region-outside-its-image-regions-from-defaults",
+    ),
+    pytest.param(
+        Case(
+            {
+                "a.yaml": spec() + "---\n" + bundle("region: eu-west-1\n"),
+                "b.yaml": bundle("region: eu-west-1\n"),
+            },
+            "b.yaml",
+            1,
+            "name",
+            "bundle 'finance-standard' is declared twice for eu-west-1 (also at specs/a.yaml:5); "
+            "keep one or rename",
+        ),
+        id="bundle-name-twice-for-one-region",
+    ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec() + "---\n" + bundle() + "---\n" + bundle()},
+            "a.yaml",
+            12,
+            "name",
+            "bundle 'finance-standard' is declared twice for the default region",
+        ),
+        id="bundle-name-twice-without-regions",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  ignore_tag_keys: [team]\n",
+                "a.yaml": spec() + "---\n" + bundle("tags:\n  team: finance\n"),
+            },
+            "a.yaml",
+            12,
+            "tags.team",
+            IGNORED,
+        ),
+        id="bundle-tag-ignored-by-defaults",
+    ),
+    pytest.param(
+        Case(
+            {
+                "defaults.yaml": "defaults:\n  tags:\n" + tag_lines(40, "d", "    "),
+                "a.yaml": spec() + "---\n" + bundle("tags:\n" + tag_lines(10)),
+            },
+            "a.yaml",
+            11,
+            "tags",
+            "has 50 tags with the folder defaults merged; at most 49",
+        ),
+        id="bundle-tags-50-with-defaults",
+    ),
+]
 
 
 CASES = [
@@ -871,6 +1405,17 @@ CASES = [
         Case({"README.md": "not a spec\n"}, "", 0, "<folder>", "--allow-empty"),
         id="specs-folder-without-specs",
     ),
+    pytest.param(
+        Case(
+            {"defaults.yaml": DEFAULTS_OK},
+            "",
+            0,
+            "<folder>",
+            "holds no spec; add one, or pass --allow-empty to retire every image and bundle",
+        ),
+        id="specs-folder-with-only-defaults",
+    ),
+    *FORMAT_2_CASES,
 ]
 
 ALL_CASES = {p.id: p.values[0] for p in CASES}
@@ -917,6 +1462,8 @@ SUBPROCESS_CASES = [
     "alias-bomb-billion-laughs",
     "python-object-tag",
     "specs-folder-missing",
+    "bundle-image-names-no-spec",
+    "share_with-yaml-integer",
 ]
 
 

@@ -13,13 +13,22 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.specs import Spec, SpecSet, load_specs
+from reconciler.specs import BundleSpec, Spec, SpecSet, load_specs
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def spec(extra: str = "", *, name: str = "finance-win11", workspace: str = "ws-0a1b2c3d4") -> str:
     return f"name: {name}\ndescription: Finance image\nsource_workspace_id: {workspace}\n" + extra
+
+
+def bundle(extra: str = "", *, name: str = "finance-standard", image: str = "finance-win11") -> str:
+    """A bundle spec naming an image spec (`image: wsi-...` lines name an id instead)."""
+    source = f"image_id: {image}" if image.startswith("wsi-") else f"image: {image}"
+    return (
+        f"kind: bundle\nname: {name}\ndescription: Finance standard desktop\n{source}\n"
+        "compute_type: STANDARD\nuser_volume_gib: 50\n" + extra
+    )
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -116,6 +125,73 @@ VALID = {
     },
     "hidden-folder-is-skipped": {".git/bad.yaml": "Name: x\n", "a.yaml": spec()},
     "non-yaml-files-are-ignored": {"README.md": "# specs\n", "a.json": "{", "a.yaml": spec()},
+    # --- format 2 ---------------------------------------------------------------------
+    "kind-image": {"a.yaml": "kind: image\n" + spec()},
+    "copies-and-share-with": {
+        "a.yaml": spec(
+            "region: eu-west-1\ncopies: [us-east-1, ap-southeast-2]\n"
+            "share_with: ['111122223333', '444455556666']\n"
+        )
+    },
+    "share-with-empty-list": {"a.yaml": spec("share_with: []\n")},
+    "copies-empty-list": {"a.yaml": spec("copies: []\n")},
+    "copies-and-share-with-from-defaults": {
+        "defaults.yaml": "defaults:\n  region: eu-west-1\n  copies: [us-east-1]\n"
+        "  share_with: ['111122223333']\n",
+        "a.yaml": spec(),
+    },
+    "same-name-in-own-region-and-copies-of-others": {
+        "a.yaml": spec("region: eu-west-1\ncopies: [us-east-1]\n"),
+        "b.yaml": spec("region: ap-south-1\ncopies: [ap-southeast-2]\n"),
+    },
+    "copies-without-region-anywhere": {"a.yaml": spec("copies: [us-east-1]\n")},
+    "bundle-with-image": {"a.yaml": spec() + "---\n" + bundle()},
+    "bundle-with-image-id-only": {"a.yaml": bundle(image="wsi-0a1b2c3d4e")},
+    "bundle-every-field": {
+        "a.yaml": spec("region: eu-west-1\n")
+        + "---\n"
+        + bundle("root_volume_gib: 80\nregion: eu-west-1\ntags: {team: finance}\n")
+    },
+    "bundle-volume-bounds": {
+        "a.yaml": spec()
+        + "---\n"
+        + bundle("root_volume_gib: 2000\n").replace("user_volume_gib: 50", "user_volume_gib: 10")
+        + "---\n"
+        + bundle(name="big").replace("user_volume_gib: 50", "user_volume_gib: 2000")
+    },
+    "bundle-description-of-255-chars": {
+        "a.yaml": spec() + "---\n" + bundle().replace("Finance standard desktop", "d" * 255)
+    },
+    "bundle-in-a-copy-region": {
+        "a.yaml": spec("region: eu-west-1\ncopies: [us-east-1]\n")
+        + "---\n"
+        + bundle("region: us-east-1\n")
+    },
+    "bundle-in-a-region-known-only-at-plan-time": {
+        "a.yaml": spec("region: eu-west-1\n") + "---\n" + bundle()
+    },
+    "bundle-image-without-region-known-only-at-plan-time": {
+        "a.yaml": spec() + "---\n" + bundle("region: ap-south-1\n")
+    },
+    "bundle-image-in-one-of-two-specs-regions": {
+        "eu.yaml": spec("region: eu-west-1\n"),
+        "us.yaml": spec("region: us-east-1\n") + "---\n" + bundle("region: us-east-1\n"),
+    },
+    "bundle-same-name-in-two-regions": {
+        "a.yaml": bundle("region: eu-west-1\n", image="wsi-0a1b2c3d4e")
+        + "---\n"
+        + bundle("region: us-east-1\n", image="wsi-0a1b2c3d4e")
+    },
+    "bundle-and-image-share-a-name": {
+        "a.yaml": spec() + "---\n" + bundle(name="finance-win11"),
+    },
+    "every-compute-type-name": {
+        "a.yaml": spec()
+        + "".join(
+            "---\n" + bundle(name=f"b{i}").replace("STANDARD", compute)
+            for i, compute in enumerate(["VALUE", "POWERPRO", "GRAPHICS_G4DN", "GRAPHICSPRO"])
+        )
+    },
 }
 
 
@@ -281,3 +357,150 @@ def test_digest_changes_when_a_spec_changes(tmp_path: Path) -> None:
     assert load_specs(specs_dir).digest == first
     (specs_dir / "a.yaml").write_text(spec("tags:\n  t: v\n"))
     assert load_specs(specs_dir).digest != first
+
+
+# ---------------------------------------------------------------------------------------
+# Format 2: copies, sharing and bundles, resolved
+# ---------------------------------------------------------------------------------------
+
+FORMAT_2 = {
+    "defaults.yaml": "defaults:\n  region: eu-west-1\n  copies: [us-east-1, ap-southeast-2]\n"
+    "  share_with: ['111122223333']\n  tags: {owner: platform}\n"
+    "  ignore_tag_prefixes: ['finops:']\n",
+    "inherits.yaml": spec(name="inherits"),
+    "own-lists.yaml": "# replaces both lists\n"
+    + spec("copies: [eu-central-1]\nshare_with: ['444455556666']\n", name="own-lists"),
+    "no-sharing.yaml": spec("copies: []\nshare_with: []\n", name="no-sharing"),
+    "team/defaults.yaml": "defaults:\n  copies: [us-west-2]\n  tags: {team: t}\n",
+    "team/nearest.yaml": spec(name="nearest"),
+    "team/bundles.yaml": bundle(image="inherits")
+    + "---\n"
+    + bundle("region: us-east-1\n", name="by-id", image="wsi-0a1b2c3d4e"),
+}
+
+
+@pytest.fixture
+def format_2(tmp_path: Path) -> SpecSet:
+    return load_specs(write_tree(tmp_path / "specs", FORMAT_2))
+
+
+def by_name(spec_set: SpecSet) -> dict[str, Spec]:
+    return {s.name: s for s in spec_set.specs}
+
+
+def test_copies_and_sharing_come_from_the_defaults(format_2: SpecSet) -> None:
+    inherits = by_name(format_2)["inherits"]
+    assert inherits.copies == ("us-east-1", "ap-southeast-2")
+    assert inherits.share_with == ("111122223333",)
+    assert (inherits.copies_file, inherits.copies_line) == ("defaults.yaml", 3)
+
+
+def test_a_spec_list_replaces_the_defaults_list(format_2: SpecSet) -> None:
+    own = by_name(format_2)["own-lists"]
+    assert own.copies == ("eu-central-1",)
+    assert own.share_with == ("444455556666",)
+    assert (own.copies_file, own.copies_line) == ("own-lists.yaml", 5)
+
+
+def test_empty_lists_replace_the_defaults_lists(format_2: SpecSet) -> None:
+    none = by_name(format_2)["no-sharing"]
+    assert none.copies == ()
+    assert none.share_with == ()  # managed: shared with no account
+    assert (none.copies_file, none.copies_line) == ("no-sharing.yaml", 4)
+
+
+def test_the_nearest_folder_copies_list_wins_and_sharing_still_inherits(
+    format_2: SpecSet,
+) -> None:
+    nearest = by_name(format_2)["nearest"]
+    assert nearest.copies == ("us-west-2",)
+    assert (nearest.copies_file, nearest.copies_line) == ("team/defaults.yaml", 2)
+    assert nearest.share_with == ("111122223333",)
+    assert nearest.region == "eu-west-1"
+
+
+def test_without_share_with_anywhere_sharing_is_not_managed(tmp_path: Path) -> None:
+    (only,) = load_specs(write_tree(tmp_path / "specs", {"a.yaml": spec()})).specs
+    assert only.share_with is None
+    assert only.copies == ()
+    assert (only.copies_file, only.copies_line) == ("", 0)
+
+
+def test_bundles_are_read_in_file_order_with_their_defaults(format_2: SpecSet) -> None:
+    first, second = format_2.bundles
+    assert all(isinstance(b, BundleSpec) for b in format_2.bundles)
+    assert first == BundleSpec(
+        name="finance-standard",
+        description="Finance standard desktop",
+        image="inherits",
+        image_id=None,
+        compute_type="STANDARD",
+        user_volume_gib=50,
+        root_volume_gib=None,
+        region="eu-west-1",
+        tags={"owner": "platform", "team": "t"},
+        ignore_tag_keys=frozenset(),
+        ignore_tag_prefixes=("finops:",),
+        file="team/bundles.yaml",
+        line=1,
+        image_line=4,
+    )
+    assert (second.name, second.image, second.image_id) == ("by-id", None, "wsi-0a1b2c3d4e")
+    assert (second.region, second.line, second.image_line) == ("us-east-1", 8, 11)
+    assert second.ignores("finops:budget")
+    assert not second.ignores("team")
+
+
+def test_bundles_are_not_image_specs(format_2: SpecSet) -> None:
+    assert {s.name for s in format_2.specs} == {"inherits", "own-lists", "no-sharing", "nearest"}
+
+
+def test_a_folder_with_only_a_bundle_spec_is_not_empty(tmp_path: Path) -> None:
+    specs_dir = write_tree(tmp_path / "specs", {"a.yaml": bundle(image="wsi-0a1b2c3d4e")})
+    spec_set = load_specs(specs_dir)
+    assert spec_set.specs == ()
+    assert len(spec_set.bundles) == 1
+    code, _, stderr = validate(specs_dir)
+    assert code == 0, stderr
+
+
+def test_root_volume_and_kind_image_resolve(tmp_path: Path) -> None:
+    files = {
+        "a.yaml": "kind: image\n"
+        + spec("region: eu-west-1\n")
+        + "---\n"
+        + bundle("root_volume_gib: 175\nregion: eu-west-1\n")
+    }
+    spec_set = load_specs(write_tree(tmp_path / "specs", files))
+    assert [s.name for s in spec_set.specs] == ["finance-win11"]
+    (only,) = spec_set.bundles
+    assert (only.root_volume_gib, only.user_volume_gib) == (175, 50)
+
+
+def test_a_copy_region_shared_by_a_spec_without_region_is_a_warning(tmp_path: Path) -> None:
+    files = {
+        "a.yaml": spec("region: eu-west-1\ncopies: [us-east-1]\n"),
+        "b.yaml": spec(),
+    }
+    spec_set = load_specs(write_tree(tmp_path / "specs", files), shown_root="specs")
+    # b.yaml's image is a.yaml's when the default region is either of a.yaml's regions
+    assert {(w.file, w.line, w.field) for w in spec_set.warnings} == {("specs/b.yaml", 1, "name")}
+    messages = sorted(w.message for w in spec_set.warnings)
+    assert len(messages) == 2
+    assert "is copied to us-east-1 by the spec at specs/a.yaml:1" in messages[0]
+    assert "default region (--region, AWS_REGION or AWS config) is us-east-1" in messages[0]
+    assert "is declared for eu-west-1 at specs/a.yaml:1" in messages[1]
+
+
+def test_a_bundle_name_with_and_without_region_is_a_warning(tmp_path: Path) -> None:
+    files = {
+        "a.yaml": bundle("region: us-east-1\n", image="wsi-0a1b2c3d4e"),
+        "b.yaml": bundle(image="wsi-0a1b2c3d4e"),
+    }
+    spec_set = load_specs(write_tree(tmp_path / "specs", files), shown_root="specs")
+    (warning,) = spec_set.warnings
+    assert (warning.file, warning.line, warning.field) == ("specs/b.yaml", 1, "name")
+    assert warning.message.startswith(
+        "bundle 'finance-standard' has no region here and is declared for us-east-1 at "
+        "specs/a.yaml:1"
+    )
