@@ -39,15 +39,14 @@ from reconciler.inventory import (
 from reconciler.kinds import replanner
 from reconciler.live import Inventory, Progress, RegionInventory
 from reconciler.plan import Desired, Plan, Replan, Settings, make_plan
-from reconciler.specs import Spec, SpecSet, duplicate_problems, load_specs
+from reconciler.specs import (
+    Spec,
+    SpecSet,
+    duplicate_problems,
+    load_specs,
+    plan_time_problems,
+)
 from reconciler.specs.discover import join_shown
-
-try:  # TEMP until the specs branch lands
-    from reconciler.specs import plan_time_problems  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-
-    def plan_time_problems(*args: object, **kwargs: object) -> list[SpecProblem]:  # type: ignore[misc]
-        return []
 
 
 if TYPE_CHECKING:
@@ -249,15 +248,15 @@ def _targeted(spec_set: SpecSet, targets: Sequence[str]) -> tuple[list[Spec], li
     """The specs a --target run judges: those named, and the image specs of the bundles
     named (a bundle needs its image, as a Terraform target takes its dependencies)."""
     if not targets:
-        return list(spec_set.specs), list(getattr(spec_set, "bundles", ()))  # TEMP
-    names = {s.name for s in spec_set.specs} | {b.name for b in getattr(spec_set, "bundles", ())}
+        return list(spec_set.specs), list(spec_set.bundles)
+    names = {s.name for s in spec_set.specs} | {b.name for b in spec_set.bundles}
     unknown = [t for t in targets if t not in names]
     if unknown:
         raise ConfigError(
             f"--target names no spec: {', '.join(sorted(unknown))}",
             hint="use an image or bundle name as written in a spec's `name:`",
         )
-    bundles = [b for b in getattr(spec_set, "bundles", ()) if b.name in targets]  # TEMP
+    bundles = [b for b in spec_set.bundles if b.name in targets]
     needed = set(targets) | {b.image for b in bundles if b.image}
     return [s for s in spec_set.specs if s.name in needed], bundles
 
@@ -282,7 +281,7 @@ def _check_regions(
                 "no region: set `region:` in the spec or a defaults document, or pass --region "
                 "(or set AWS_REGION)",
             )
-            for s in (*specs, *bundles)
+            for s in _all(specs, bundles)
             if s.region is None
         ]
         if problems:
@@ -292,6 +291,10 @@ def _check_regions(
     duplicates += plan_time_problems(spec_set, default_region=default_region, shown_root=root)
     if duplicates:
         raise SpecError(sorted(set(duplicates)))
+
+
+def _all(specs: Sequence[Spec], bundles: Sequence[BundleSpec]) -> list[Spec | BundleSpec]:
+    return [*specs, *bundles]
 
 
 def _check_region_names(
@@ -310,7 +313,7 @@ def _check_region_names(
     why = region_problem(default, custom_endpoint=custom) if default else None
     if why is not None:
         raise ConfigError(f"{clients.default_region_source}: {why}", hint=region_hint())
-    named = [(s.file, s.line, "region", s.region) for s in (*specs, *bundles) if s.region]
+    named = [(s.file, s.line, "region", s.region) for s in _all(specs, bundles) if s.region]
     named += [(s.copies_file, s.copies_line, "copies", r) for s in specs for r in s.copies]
     problems = [
         SpecProblem(join_shown(root, file), line, 1, field, why)
