@@ -78,6 +78,9 @@ class _Collected:
     bundles: list[_Declared[BundleSpecDocument]] = field(default_factory=list)
     defaults: dict[str, _Defaults] = field(default_factory=dict)
     problems: list[SpecProblem] = field(default_factory=list)
+    # Names of image specs that failed validation: a bundle naming one is not also told
+    # that no such spec exists, nor where it is not.
+    invalid_images: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None 
     problems += _tag_count_problems([*specs, *bundles], collected, shown)
     problems += _ignored_tag_problems(collected, shown)
     problems += _regions_outside_the_root(collected)
-    problems += _offline_problems(specs, bundles, shown)
+    problems += _offline_problems(specs, bundles, collected.invalid_images, shown)
     if not specs and not bundles and not problems and not allow_empty:
         message = "holds no spec; add one, or pass --allow-empty to retire every image and bundle"
         problems.append(SpecProblem(shown, 0, 0, "<folder>", message))
@@ -131,13 +134,14 @@ def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None 
 
 
 def _offline_problems(
-    specs: list[Spec], bundles: list[BundleSpec], shown: str
+    specs: list[Spec], bundles: list[BundleSpec], invalid_images: set[str], shown: str
 ) -> Iterator[SpecProblem]:
     """The checks across specs that need no default region (unset regions wait)."""
     yield from duplicate_problems(specs, default_region=None, shown_root=shown)
     yield from copy_region_problems(specs, None, shown)
     yield from bundle_duplicate_problems(bundles, None, shown)
-    yield from bundle_image_problems(bundles, specs, None, shown)
+    judged = [b for b in bundles if b.image not in invalid_images]
+    yield from bundle_image_problems(judged, specs, None, shown)
 
 
 def _regions_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
@@ -189,6 +193,16 @@ def _collect_file(relative: str, data: bytes, shown: str, out: _Collected) -> No
             line = document.position.line
             defaults = _Defaults(model.defaults, shown_file, line, document, relative)
             _add_defaults(out, folder, defaults)
+        elif (name := _image_name(document.data)) is not None:
+            out.invalid_images.add(name)
+
+
+def _image_name(data: object) -> str | None:
+    """The name of what looks like an image spec, valid or not."""
+    if not isinstance(data, dict) or "defaults" in data or data.get("kind") == "bundle":
+        return None
+    name = data.get("name")
+    return name if isinstance(name, str) else None
 
 
 def _add_defaults(out: _Collected, folder: str, defaults: _Defaults) -> None:

@@ -64,6 +64,7 @@ _BUNDLE_SYNONYMS = {
     "root_volume_size_gib": "root_volume_gib",
 }
 _BUNDLE_ONLY = set(BundleSpecDocument.model_fields) - set(ImageSpecDocument.model_fields)
+_IMAGE_ONLY = set(ImageSpecDocument.model_fields) - set(BundleSpecDocument.model_fields)
 _VOLUMES = {"user_volume_gib": USER_VOLUME_GIB, "root_volume_gib": ROOT_VOLUME_GIB}
 # Lists whose entries must each appear once: the path of the list -> what an entry is.
 _UNIQUE_LISTS: dict[Path, str] = {
@@ -72,6 +73,7 @@ _UNIQUE_LISTS: dict[Path, str] = {
     ("defaults", "copies"): "region",
     ("defaults", "share_with"): "account",
 }
+_LIST_KEYS = frozenset(str(path[0]) for path in _UNIQUE_LISTS)
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,16 @@ def _image_choice(doc: Document, data: dict[str, Any]) -> list[Issue]:
 def _repeated_entries(doc: Document, data: dict[str, Any]) -> Iterator[Issue]:
     """An entry listed twice in `copies` or `share_with`: harmless to the service, but a
     sign of a typo for another region or account."""
+    if not _LIST_KEYS.intersection(data):
+        return  # the common case: no list to look through
     for path, what in _UNIQUE_LISTS.items():
         values = _at(data, path)
         if not isinstance(values, list):
             continue
-        first: dict[Any, int] = {}
+        first: dict[str, int] = {}
         for index, value in enumerate(values):
+            if not isinstance(value, str):
+                continue  # the model reports it, and a mapping can't be compared here
             if value not in first:
                 first[value] = index
                 continue
@@ -307,6 +313,11 @@ def _unknown(model: type[BaseModel], path: Path, guess: str | None) -> str:
         return f"unknown field '{key}': a defaults document holds only 'defaults:'"
     if model is ImageSpecDocument and key in _BUNDLE_ONLY:
         return f"unknown field '{key}' for an image spec; a bundle spec starts with 'kind: bundle'"
+    if model is BundleSpecDocument and key in _IMAGE_ONLY:
+        return (
+            f"unknown field '{key}' for a bundle spec; it belongs in the image spec that "
+            "the bundle's image: names"
+        )
     known = ", ".join(_fields(model, path))
     hint = f"; did you mean '{guess}'?" if guess else f"; known fields: {known}"
     return f"unknown field '{key}'{hint}"

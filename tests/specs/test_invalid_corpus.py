@@ -318,6 +318,16 @@ FORMAT_2_CASES = [
         Case({"a.yaml": spec("copies:\n")}, "a.yaml", 4, "copies", "write [] for no copies"),
         id="copies-null",
     ),
+    pytest.param(
+        Case(
+            {"a.yaml": spec("copies: [{region: us-east-1}, {region: us-east-1}]\n")},
+            "a.yaml",
+            4,
+            "copies.1",
+            "expected a string, got a mapping",
+        ),
+        id="copies-entries-are-mappings",
+    ),
     # --- one image per name and region, counting copies -------------------------------
     pytest.param(
         Case(
@@ -593,6 +603,16 @@ FORMAT_2_CASES = [
     ),
     pytest.param(
         Case(
+            {"a.yaml": spec() + "---\n" + bundle("copies: [us-east-1]\n")},
+            "a.yaml",
+            11,
+            "copies",
+            "unknown field 'copies' for a bundle spec; it belongs in the image spec",
+        ),
+        id="bundle-with-copies",
+    ),
+    pytest.param(
+        Case(
             {"a.yaml": spec() + "---\n" + bundle().replace("compute_type: STANDARD\n", "")},
             "a.yaml",
             5,
@@ -631,6 +651,19 @@ FORMAT_2_CASES = [
             "of an image spec, or image_id: wsi-...",
         ),
         id="bundle-image-names-no-spec",
+    ),
+    pytest.param(
+        Case(
+            {
+                "a.yaml": spec("region: eu-west-1\n", description="'Finance, Windows'"),
+                "b.yaml": bundle("region: us-east-1\n"),
+            },
+            "a.yaml",
+            2,
+            "description",
+            "commas and colons",
+        ),
+        id="bundle-naming-an-invalid-image-spec",
     ),
     pytest.param(
         Case(
@@ -1576,6 +1609,18 @@ def test_click_standalone_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["validate", "specs"])
     assert result.exit_code == 1
+
+
+def test_a_bundle_naming_an_invalid_image_spec_gets_no_second_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image spec's own problem is the one to fix; "names no image spec" or "is not
+    in us-east-1" would send the reader after the wrong line."""
+    specs_dir = make_case(tmp_path, ALL_CASES["bundle-naming-an-invalid-image-spec"])
+    monkeypatch.chdir(tmp_path)
+    outcome = invoke(["validate", specs_dir])
+    assert outcome.exit_code == 1
+    assert [line.split(": ")[0] for line in problem_lines(outcome.stderr)] == ["specs/a.yaml:2:14"]
 
 
 @pytest.mark.parametrize(
