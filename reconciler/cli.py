@@ -291,8 +291,9 @@ def validate(specs_dir: str, allow_empty: bool, fmt: str, quiet: bool, no_color:
     if fmt in ("json", "sarif"):
         render_problems((), fmt, sys.stdout)
     elif fmt == "text" and not quiet:
-        files = len({s.file for s in spec_set.specs})
-        click.echo(f"Success! {len(spec_set.specs)} specs in {files} files are valid.")
+        every = [*spec_set.specs, *spec_set.bundles]
+        files = len({s.file for s in every})
+        click.echo(f"Success! {len(every)} specs in {files} files are valid.")
     return 0
 
 

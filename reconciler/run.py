@@ -42,12 +42,10 @@ from reconciler.plan import Desired, Plan, Replan, Settings, make_plan
 from reconciler.specs import (
     Spec,
     SpecSet,
-    duplicate_problems,
     load_specs,
     plan_time_problems,
 )
 from reconciler.specs.discover import join_shown
-
 
 if TYPE_CHECKING:
     from types_boto3_workspaces.type_defs import WorkspaceImageTypeDef
@@ -287,10 +285,10 @@ def _check_regions(
         if problems:
             raise SpecError(problems)
         return
-    duplicates = duplicate_problems(specs, default_region=default_region, shown_root=root)
-    duplicates += plan_time_problems(spec_set, default_region=default_region, shown_root=root)
-    if duplicates:
-        raise SpecError(sorted(set(duplicates)))
+    # The whole set, not only a --target run's specs: a collision is an error either way.
+    problems = plan_time_problems(spec_set, default_region=default_region, shown_root=root)
+    if problems:
+        raise SpecError(problems)
 
 
 def _all(specs: Sequence[Spec], bundles: Sequence[BundleSpec]) -> list[Spec | BundleSpec]:
