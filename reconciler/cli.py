@@ -291,9 +291,9 @@ def validate(specs_dir: str, allow_empty: bool, fmt: str, quiet: bool, no_color:
     if fmt in ("json", "sarif"):
         render_problems((), fmt, sys.stdout)
     elif fmt == "text" and not quiet:
-        every = [*spec_set.specs, *spec_set.bundles]
-        files = len({s.file for s in every})
-        click.echo(f"Success! {len(every)} specs in {files} files are valid.")
+        files = {s.file for s in spec_set.specs} | {b.file for b in spec_set.bundles}
+        count = len(spec_set.specs) + len(spec_set.bundles)
+        click.echo(f"Success! {count} specs in {len(files)} files are valid.")
     return 0
 
 
