@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from pydantic import Field
+
 from reconciler.plan import Plan, PlanItem, Unmanaged
 
 
@@ -28,6 +30,9 @@ class Result(str, Enum):
 class AppliedItem(PlanItem):
     result: Result
     error: str | None = None
+    # A deferral this run does not retry even with --wait (tags changed since the plan:
+    # the next plan shows them); not part of the document.
+    next_run: bool = Field(default=False, exclude=True)
 
 
 class AppliedUnmanaged(Unmanaged):

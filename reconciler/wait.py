@@ -89,7 +89,7 @@ def _waiting(item: AppliedItem, items: dict[Key, AppliedItem]) -> bool:
     an image is AVAILABLE that is itself still in progress."""
     if _capturing(item):
         return True
-    if item.result is not Result.DEFERRED:
+    if item.result is not Result.DEFERRED or item.next_run:
         return False
     if item.kind is Kind.IMAGE and item.copy_from is None:
         return item.action in (Action.CREATE, Action.CONFLICT)
@@ -163,7 +163,7 @@ def _run_dependents(
     """Run the deferred items whose image is AVAILABLE now (copies, shares, bundles)."""
     ready = []
     for item in items.values():
-        if item.result is not Result.DEFERRED:
+        if item.result is not Result.DEFERRED or item.next_run:
             continue
         waited = image_key(kind_of(item).waits_for(item))
         image = items.get(waited) if waited else None

@@ -678,7 +678,7 @@ def with_unseen(done: AppliedItem, unseen: list[str]) -> AppliedItem:
             f"tags changed since the plan: {', '.join(sorted(unseen))} now differ too; they "
             "were not in the reviewed plan: the next plan shows them"
         )
-        return done.model_copy(update={"result": Result.DEFERRED, "error": note})
+        return done.model_copy(update={"result": Result.DEFERRED, "error": note, "next_run": True})
     return done
 
 
