@@ -456,3 +456,64 @@ def test_a_saved_plan_of_format_1_is_refused_with_a_message_to_plan_again(
     assert "format 1" in refused.stderr
     assert "plan again" in refused.stderr
     assert endpoint.calls.changing() == []
+
+
+def test_a_copy_is_adopted_and_retagged_like_any_image(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags={**OWN, "team": "t"})
+    endpoint.fidelity.add_image(COPY_REGION, "golden", "Image golden", tags={"team": "t"})
+    endpoint.fidelity.add_image(REGION, "silver", "Image silver", tags={**OWN, "team": "t"})
+    endpoint.fidelity.add_image(COPY_REGION, "silver", "Image silver", tags={**OWN, "team": "x"})
+    specs_dir.write(
+        "a.yaml",
+        image_doc("golden", copies=[COPY_REGION], tags={"team": "t"}),
+        image_doc("silver", copies=[COPY_REGION], tags={"team": "t"}),
+    )
+    plan = run_reconciler("plan", specs_dir, "--format", "json", endpoint=endpoint, check_exit=0)
+    copies = {k[2]: v for k, v in planned(plan).items() if k[:2] == ("image", COPY_REGION)}
+    assert (copies["golden"]["action"], copies["golden"]["copy_from"]) == ("adopt", REGION)
+    assert copies["silver"]["action"] == "update-tags"
+
+    done = apply_json(run_reconciler, specs_dir, endpoint, check_exit=0)
+    assert results(done)[("image", COPY_REGION, "golden")] == ("adopted", None)
+    assert results(done)[("image", COPY_REGION, "silver")] == ("tags-updated", None)
+    live = images(endpoint, COPY_REGION)
+    assert live["golden"]["tags"] == {**OWN, "team": "t"}
+    assert live["silver"]["tags"] == {**OWN, "team": "t"}
+    assert endpoint.calls.count("CopyWorkspaceImage") == 0
+
+
+def test_a_bundle_whose_image_is_blocked_is_blocked_and_nothing_is_created(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    # No WorkSpace ws-0a1b2c3d4 in the region: the image's create is blocked.
+    specs_dir.write(
+        "a.yaml",
+        image_doc("golden", copies=[COPY_REGION], share_with=[ACCOUNT_1]),
+        bundle_doc("standard", "golden"),
+    )
+    plan = run_reconciler("plan", specs_dir, "--format", "json", endpoint=endpoint, check_exit=1)
+    got = planned(plan)
+    assert got[("image", REGION, "golden")]["action"] == "blocked"
+    assert got[("image", COPY_REGION, "golden")]["action"] == "blocked"
+    bundle = got[("bundle", REGION, "standard")]
+    assert bundle["action"] == "blocked"
+    assert f"its image golden ({REGION}) is blocked" in bundle["reason"]
+
+    apply_json(run_reconciler, specs_dir, endpoint, check_exit=1)
+    assert endpoint.calls.changing() == []
+
+
+def test_a_bundle_in_a_copy_region_uses_the_copy(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    copy = endpoint.fidelity.add_image(COPY_REGION, "golden", "Image golden", tags=OWN)
+    specs_dir.write(
+        "a.yaml",
+        image_doc("golden", copies=[COPY_REGION]),
+        bundle_doc("standard-us", "golden", region=COPY_REGION),
+    )
+    apply_json(run_reconciler, specs_dir, endpoint, check_exit=0)
+    assert bundles(endpoint, COPY_REGION)["standard-us"]["image_id"] == copy
