@@ -1,11 +1,14 @@
-"""`reconciler demo`: the whole loop against an embedded local WorkSpaces endpoint.
+"""`reconciler demo`: a golden image's rollout, end to end, against an embedded local
+WorkSpaces endpoint.
 
 It serves the emulator the tests use (:mod:`reconciler.emulator`: moto made to answer like
 the real service, including the Resource Groups Tagging API) on 127.0.0.1 at a free port,
 seeds it with the source WorkSpaces that the bundled example specs name, and runs the real
-`reconciler` command against it: plan -> apply -> plan (no changes) -> an out-of-band tag
-edit -> drift -> apply. No AWS account or credentials are used; everything stays on this
-machine. Captures end after a second instead of the real service's hour or so.
+`reconciler` command against it: plan -> apply --wait (capture, copy to a second region,
+share with an account, bundle) -> plan (no changes) -> an out-of-band tag edit -> drift ->
+apply -> a new image that the bundles move to -> plan -> apply --wait -> plan (no changes).
+No AWS account or credentials are used; everything stays on this machine. Captures and
+copies end after a second instead of the real service's hour or so.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,8 +32,23 @@ if TYPE_CHECKING:
 DEMO_SPECS = "demo_specs"
 DEFAULT_REGION = "eu-west-1"
 CAPTURE_SECONDS = 1.0
-"""How long a capture stays PENDING, so that the drift step sees every image AVAILABLE."""
-CAPTURE_TIMEOUT = 30.0
+"""How long a capture or a copy stays PENDING; `apply --wait` sees them end."""
+
+ROLLED_OUT = "finance-win11-2026-11"
+ROLLOUT = "finance-win11-2026-12"
+# The next month's golden image, captured from the same prepared WorkSpace as the last.
+ROLLOUT_SPEC = f"""---
+name: {ROLLOUT}
+description: Finance golden image 2026-12
+source_workspace_id: ws-0a1b2c3d4
+tags:
+  team: finance
+  cost-center: "4410"
+copies: [us-east-1]
+share_with: ["111122223333"]
+"""
+IMAGES_FILE = "finance/images.yaml"
+BUNDLES_FILE = "finance/bundles.yaml"
 
 
 def run_demo() -> int:
@@ -54,19 +71,22 @@ def _walkthrough(specs: Path, endpoint: str, fidelity: Fidelity) -> int:
     env = _demo_env(endpoint)
     sources = _seed(specs, fidelity)
     _say(f"Local WorkSpaces endpoint at {endpoint}, seeded with {len(sources)} source WorkSpaces.")
-    steps = [
-        ("1. Plan: every image is missing, so each is a create.", ["plan"], 0),
-        ("2. Apply: create them.", ["apply", "--auto-approve"], 0),
-        ("3. Plan again: nothing to do.", ["plan", "--detailed-exitcode"], 0),
-    ]
-    for title, args, expected in steps:
-        _step(title, args, specs, env, expected)
-    _captures_end(fidelity, {region for region, _ in sources})
+
+    def step(title: str, *args: str, expected: int = 0) -> None:
+        _step(title, list(args), specs, env, expected)
+
+    wait = ("apply", "--auto-approve", "--wait")
+    step("1. Plan: nothing exists yet, so everything is a create.", "plan")
+    step("2. Apply --wait: capture, copy to us-east-1, share, bundle, in one run.", *wait)
     image = _edit_tags_out_of_band(env)
-    _say(f"4. Someone edits tags on {image} in the console (team=marketing, adds temp=1).")
-    _step("5. Drift check: exit 2, the tags drifted.", ["drift"], specs, env, 2)
-    _step("6. Apply puts the declared tags back.", ["apply", "--auto-approve"], specs, env, 0)
-    _step("7. Drift check again: in sync, exit 0.", ["drift"], specs, env, 0)
+    _say(f"3. Someone edits tags on {image} in the console (team=marketing, adds temp=1).")
+    step("4. Drift check: exit 2, the tags drifted; nothing else did.", "drift", expected=2)
+    step("5. Apply puts the declared tags back.", "apply", "--auto-approve")
+    _say(f"6. Next month's image: add {ROLLOUT} to the specs and point the bundles at it.")
+    _roll_out(specs)
+    step("7. Plan: the new image, its copy and share, then update-image on each bundle.", "plan")
+    step("8. Apply --wait: the bundles move to the new image once it is available.", *wait)
+    step("9. Plan again: nothing to do, exit 0.", "plan", "--detailed-exitcode")
     _say("Demo complete: the specs are the source of truth, and every run is safe to repeat.")
     return 0
 
@@ -120,14 +140,22 @@ def _seed(specs: Path, fidelity: Fidelity) -> set[tuple[str, str]]:
     return sources
 
 
-def _captures_end(fidelity: Fidelity, regions: set[str]) -> None:
-    """Wait out the apply's captures, so that drift reports the images as the real service
-    would an hour later; on a fast machine they have ended already."""
-    deadline = time.monotonic() + CAPTURE_TIMEOUT
-    while any(i["state"] == "PENDING" for r in sorted(regions) for i in fidelity.images(r)):
-        if time.monotonic() > deadline:
-            raise ConfigError(f"demo captures still PENDING after {CAPTURE_TIMEOUT:.0f} s")
-        time.sleep(0.1)
+def _roll_out(specs: Path) -> None:
+    """Edit the temporary copy of the specs as a person would in a pull request, and show
+    the edit as the shell commands that would make it."""
+    images, bundles = specs / IMAGES_FILE, specs / BUNDLES_FILE
+    declared = bundles.read_text(encoding="utf-8")
+    if f"image: {ROLLED_OUT}\n" not in declared:
+        raise ConfigError(f"the demo's {BUNDLES_FILE} has no bundle using {ROLLED_OUT}")
+    with images.open("a", encoding="utf-8") as out:
+        out.write(ROLLOUT_SPEC)
+    bundles.write_text(
+        declared.replace(f"image: {ROLLED_OUT}\n", f"image: {ROLLOUT}\n"), encoding="utf-8"
+    )
+    click.echo(click.style(f"$ cat >> specs/{IMAGES_FILE} <<EOF", bold=True))
+    click.echo(ROLLOUT_SPEC + "EOF")
+    edit = f"s/image: {ROLLED_OUT}/image: {ROLLOUT}/"
+    click.echo(click.style(f"$ sed -i '{edit}' specs/{BUNDLES_FILE}", bold=True))
 
 
 def _edit_tags_out_of_band(env: dict[str, str]) -> str:

@@ -1,0 +1,99 @@
+"""`reconciler demo` walks a golden image's rollout end to end, and says so only when it did.
+
+The demo runs the real command, step by step, against the embedded emulator; each step
+shows `$ reconciler ...`, the command's output and `(exit N)`. These tests run the demo as
+a user does, in a subprocess, and read those steps back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT = "reconciler apply --auto-approve --wait specs"
+STEP = re.compile(r"^\$ (reconciler .+)$", re.MULTILINE)
+UPDATE_IMAGE = re.compile(
+    r"^  ~ update-image bundle finance-standard \((?P<region>[a-z0-9-]+)\) wsb-\w+\n"
+    r"(?:      .*\n)*?"  # what the change waits for, before the image line
+    r"      ~ image finance-win11-2026-11 \(wsi-[0-9a-f]+\) -> finance-win11-2026-12$",
+    re.MULTILINE,
+)
+
+
+@pytest.fixture(scope="module")
+def demo() -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", "demo"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def steps(demo: subprocess.CompletedProcess[str]) -> list[tuple[str, str]]:
+    """(command, what it printed up to the next step) for each command the demo ran."""
+    parts = STEP.split(demo.stdout)
+    return list(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def exit_code(output: str) -> int:
+    found = re.findall(r"^\(exit (\d+)\)$", output, re.MULTILINE)
+    assert len(found) == 1, output
+    return int(found[0])
+
+
+def test_the_demo_exits_0_and_says_it_is_complete(demo: subprocess.CompletedProcess[str]) -> None:
+    shown = f"--- stdout\n{demo.stdout}--- stderr\n{demo.stderr}"
+    assert demo.returncode == 0, shown
+    assert "Traceback" not in demo.stdout + demo.stderr, shown
+    assert "Demo complete" in demo.stdout, shown
+
+
+def test_the_first_apply_waits_through_capture_copy_share_and_bundle(
+    steps: list[tuple[str, str]],
+) -> None:
+    waits = [output for command, output in steps if command == WAIT]
+    assert len(waits) == 2
+    output = waits[0]
+    assert exit_code(output) == 0
+    for applied in (
+        "created      finance-win11-2026-11 (eu-west-1)",
+        "created      finance-win11-2026-11 (us-east-1)",
+        "sharing-updated finance-win11-2026-11 (eu-west-1)",
+        "sharing-updated finance-win11-2026-11 (us-east-1)",
+        "created      bundle finance-standard (eu-west-1)",
+        "created      bundle finance-standard (us-east-1)",
+    ):
+        assert applied in output, output
+
+
+def test_the_rollout_plans_update_image_for_each_bundle(steps: list[tuple[str, str]]) -> None:
+    plans = [output for command, output in steps if command == "reconciler plan specs"]
+    assert len(plans) == 2
+    assert not UPDATE_IMAGE.search(plans[0]), plans[0]
+    regions = sorted(m["region"] for m in UPDATE_IMAGE.finditer(plans[1]))
+    assert regions == ["eu-west-1", "us-east-1"], plans[1]
+
+
+def test_the_rollout_is_applied_and_the_last_plan_has_no_changes(
+    steps: list[tuple[str, str]],
+) -> None:
+    (*_, (apply, applied), (last, output)) = steps
+    assert apply == WAIT
+    assert exit_code(applied) == 0
+    assert len(re.findall(r"image-updated +bundle finance-standard", applied)) == 2, applied
+    assert last == "reconciler plan --detailed-exitcode specs"
+    assert exit_code(output) == 0
+    assert "No changes." in output, output
