@@ -5,8 +5,8 @@ It serves the emulator the tests use (:mod:`reconciler.emulator`: moto made to a
 the real service, including the Resource Groups Tagging API) on 127.0.0.1 at a free port,
 seeds it with the source WorkSpaces that the bundled example specs name, and runs the real
 `reconciler` command against it: plan -> apply --wait (capture, copy to a second region,
-share with an account, bundle) -> plan (no changes) -> an out-of-band tag edit -> drift ->
-apply -> a new image that the bundles move to -> plan -> apply --wait -> plan (no changes).
+share with an account, bundle) -> an out-of-band tag edit -> drift -> apply -> a new image
+that the bundles move to -> plan -> apply --wait -> plan (no changes).
 No AWS account or credentials are used; everything stays on this machine. Captures and
 copies end after a second instead of the real service's hour or so.
 """
