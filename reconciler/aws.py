@@ -54,7 +54,6 @@ from reconciler.errors import AwsError, ConfigError, Interrupted
 if TYPE_CHECKING:
     from types_boto3_workspaces.client import WorkSpacesClient
     from types_boto3_workspaces.type_defs import (
-        WorkspaceBundleTypeDef,
         WorkspaceImageTypeDef,
         WorkspaceTypeDef,
     )
@@ -325,16 +324,9 @@ class RegionClient:
 
     def images(self) -> Iterator[WorkspaceImageTypeDef]:
         """Every image the account owns in this region, 25 a page."""
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"ImageType": "OWNED", "MaxResults": PAGE_SIZE}
-            if token:
-                kwargs["NextToken"] = token
-            page = self.reads.describe_workspace_images(**kwargs)
-            yield from page.get("Images", [])
-            token = page.get("NextToken")
-            if not token:
-                return
+        return self.pages(
+            "describe_workspace_images", "Images", ImageType="OWNED", MaxResults=PAGE_SIZE
+        )
 
     def tags(self, resource_id: str) -> dict[str, str] | None:
         """The resource's tags; None if it no longer exists (deleted since it was listed)."""
@@ -347,40 +339,18 @@ class RegionClient:
         # An image created without tags may come back with no TagList at all.
         return {t["Key"]: t.get("Value", "") for t in reply.get("TagList", [])}
 
-    def images_by_id(self, image_ids: Sequence[str]) -> list[WorkspaceImageTypeDef]:
-        """The images among `image_ids` (owned, shared with the account or public), 25 ids a
-        call; an unknown id is absent from the answer."""
-        found: list[WorkspaceImageTypeDef] = []
-        for start in range(0, len(image_ids), PAGE_SIZE):
-            ids = list(image_ids[start : start + PAGE_SIZE])
-            found.extend(self.reads.describe_workspace_images(ImageIds=ids).get("Images", []))
-        return found
-
-    def bundles(self) -> Iterator[WorkspaceBundleTypeDef]:
-        """Every custom bundle the account owns in this region, 25 a page (without `Owner`,
-        DescribeWorkspaceBundles lists the account's own bundles)."""
+    def pages(self, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+        """Every entry under `key` of a NextToken-paged read, page after page (botocore has
+        no paginator for several WorkSpaces reads, DescribeWorkspaceImagePermissions among
+        them)."""
+        call = getattr(self.reads, operation)
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"NextToken": token} if token else {}
-            page = self.reads.describe_workspace_bundles(**kwargs)
-            yield from page.get("Bundles", [])
+            page = call(**kwargs, **({"NextToken": token} if token else {}))
+            yield from page.get(key, [])
             token = page.get("NextToken")
             if not token:
                 return
-
-    def shared_accounts(self, image_id: str) -> frozenset[str]:
-        """The accounts an image is shared with, 25 a page (botocore has no paginator)."""
-        accounts: set[str] = set()
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"ImageId": image_id, "MaxResults": PAGE_SIZE}
-            if token:
-                kwargs["NextToken"] = token
-            page = self.reads.describe_workspace_image_permissions(**kwargs)
-            accounts |= {p["SharedAccountId"] for p in page.get("ImagePermissions", [])}
-            token = page.get("NextToken")
-            if not token:
-                return frozenset(accounts)
 
     def workspaces(self, workspace_ids: Sequence[str]) -> list[WorkspaceTypeDef]:
         """The WorkSpaces that exist among `workspace_ids`, 25 ids a call."""
@@ -467,11 +437,14 @@ class TagReader:
             found.update(result)
         return found
 
-    def owned(self) -> dict[str, dict[str, str]]:
-        """Every resource of this region that carries the ownership tag, with all its tags,
-        by ARN. Raises TaggingDenied, or botocore's error when the region refuses us."""
+    def owned(
+        self, resource_types: Sequence[str] = (IMAGE_RESOURCE, BUNDLE_RESOURCE)
+    ) -> dict[str, dict[str, str]]:
+        """Every resource of these types (`workspaceimage`, ...) in this region that carries
+        the ownership tag, with all its tags, by ARN. Raises TaggingDenied, or botocore's
+        error when the region refuses us."""
         owned = [{"Key": OWNERSHIP_TAG_KEY, "Values": [OWNERSHIP_TAG_VALUE]}]
-        kinds = [f"workspaces:{kind}" for kind in (IMAGE_RESOURCE, BUNDLE_RESOURCE)]
+        kinds = [f"workspaces:{kind}" for kind in resource_types]
         return dict(
             self._resources(
                 TagFilters=owned, ResourceTypeFilters=kinds, ResourcesPerPage=TAGGING_BATCH

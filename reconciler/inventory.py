@@ -1,8 +1,11 @@
-"""The reader: images, their tags and the source WorkSpaces of creates, per region.
+"""The reader: the live state of every region a run reads, kind by kind.
 
-It reads AWS into the plain types of `live.py`, which the pure planner judges. The listing
-carries no tags; they come in bulk from the Resource Groups Tagging API. Call budget of a
-plan (WorkSpaces answers ~2 calls/s per region, so every call counts):
+Generic: each kind (`reconciler.kinds`) says what it lists in a region and what else it
+reads there; this module lists, reads every listed resource's tags in bulk (images and
+bundles in the same calls) and hands each kind its part, into the plain types of `live.py`
+that the pure planners judge. The listings carry no tags; they come in bulk from the
+Resource Groups Tagging API. Call budget of a plan (WorkSpaces answers ~2 calls/s per
+region, so every call counts):
 
 - finding the regions that hold owned resources (`discover`, not for a `--target` run):
   one GetResources with a tag filter on the ownership key per region where WorkSpaces is
@@ -32,36 +35,26 @@ nothing for it, as for an untagged image), as DescribeTags' "not found" leaves i
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING
 
 import botocore.exceptions
 
 from reconciler.aws import (
-    BUNDLE_RESOURCE,
-    IMAGE_RESOURCE,
     REGION_REFUSALS,
     Clients,
     RegionClient,
     TaggingDenied,
     TagReader,
+    arn_kind_and_id,
     error_code,
     in_parallel,
 )
-from reconciler.live import (
-    LiveBundle,
-    LiveImage,
-    Progress,
-    RegionInventory,
-    SourceWorkspace,
-    Tags,
-)
-
-if TYPE_CHECKING:
-    from types_boto3_workspaces.type_defs import WorkspaceBundleTypeDef, WorkspaceImageTypeDef
+from reconciler.kinds import KINDS, KindModule
+from reconciler.kinds.base import Listed, Listing, Reading
+from reconciler.live import Progress, RegionInventory, Tags
+from reconciler.plan import Desired
 
 
 @dataclass(frozen=True)
@@ -78,11 +71,13 @@ class Discovery:
         """The regions that hold at least one owned resource."""
         return {region for region, found in self.owned.items() if found}
 
-    @property
-    def bundle_regions(self) -> set[str]:
-        """The regions that hold at least one owned bundle."""
-        marker = f":{BUNDLE_RESOURCE}/"
-        return {r for r, found in self.owned.items() if any(marker in arn for arn in found)}
+    def types_in(self, region: str) -> set[str]:
+        """The resource types (`workspaceimage`, `workspacebundle`) owned in a region."""
+        return {arn_kind_and_id(arn)[0] for arn in self.owned.get(region, {})}
+
+
+def _resource_types() -> list[str]:
+    return sorted({k.arn_type for k in KINDS if k.arn_type})
 
 
 def discover(clients: Clients, home: str, probed: Future[None] | None = None) -> Discovery:
@@ -97,7 +92,7 @@ def discover(clients: Clients, home: str, probed: Future[None] | None = None) ->
     probed = probed or Future()
     try:
         reader = clients.tag_reader(home)
-        at_home = reader.owned() if reader is not None else None
+        at_home = reader.owned(_resource_types()) if reader is not None else None
     except TaggingDenied:
         clients.tagging_refused()
         at_home = None
@@ -124,7 +119,7 @@ def _owned_or_refusal(clients: Clients, region: str) -> Mapping[str, Tags] | str
     if reader is None:  # refused in another region meanwhile
         return "tag:GetResources is denied"
     try:
-        return reader.owned()
+        return reader.owned(_resource_types())
     except TaggingDenied:
         return "AccessDeniedException"
     except botocore.exceptions.ClientError as err:
@@ -150,70 +145,70 @@ class _Counter:
             self.progress(self.region, "tags", done, self.total)
 
 
-def read_images(
-    client: RegionClient,
-    wanted: Collection[str] | None,
+def read_region(
+    reading: Reading,
+    tagger: Callable[[], TagReader | None],
     progress: Progress | None = None,
     *,
-    listed: Sequence[WorkspaceImageTypeDef] | None = None,
+    denied: Callable[[], None] | None = None,
+    before_tags: Callable[[], None] | None = None,
+    kinds: Sequence[KindModule] = KINDS,
+) -> RegionInventory:
+    """One region's live state: each kind lists its resources, their tags are read in bulk
+    from `tagger` (without one, or once it is refused, `denied` hears of it, one DescribeTags
+    per resource), and each kind fills in its part, in order (a share needs the images).
+    `before_tags` runs between the listings and the tag reads (the run waits there for
+    discovery's first answer, which says whether the role may call the tagging API: so the
+    reader is asked for only after it)."""
+    client = reading.client
+    listings = {k.kind: k.list(reading) if k.list else None for k in kinds}
+    if before_tags:
+        before_tags()
+    judged = [r for listing in listings.values() if listing for r in listing.judged]
+    tags = _read_tags(client, judged, progress, tagger(), denied)
+    inv = RegionInventory(client.region, {}, 0)
+    for kind in kinds:
+        if kind.observe:
+            inv = kind.observe(reading, inv, listings[kind.kind], tags)
+    return inv
+
+
+def read_images(
+    client: RegionClient,
+    wanted: set[str] | None,
+    progress: Progress | None = None,
+    *,
     tagger: TagReader | None = None,
     denied: Callable[[], None] | None = None,
-    bundles: Sequence[WorkspaceBundleTypeDef] | None = None,
-    wanted_bundles: Collection[str] | None = None,
 ) -> RegionInventory:
-    """List the region's owned images (unless `listed` already) and read the tags of those
-    the plan must judge, and of the `bundles` listed (None: bundles not read here).
+    """The region's owned images with their tags (those named in `wanted`, or all): the
+    image kind's part of `read_region`, alone."""
+    from reconciler.kinds import image
 
-    `wanted` None means every image (a full run needs all tags to find unmanaged ones);
-    a set of names limits tag reads to those (a `--target` run); `wanted_bundles` likewise.
-    Tags come in bulk from `tagger`, images and bundles in the same calls; without one, or
-    once it is refused (`denied` hears of it), one DescribeTags per resource.
-    """
-    listed = list(client.images()) if listed is None else list(listed)
-    judged = [i for i in listed if wanted is None or i.get("Name") in wanted]
-    judged_bundles = [
-        b for b in bundles or () if wanted_bundles is None or b.get("Name") in wanted_bundles
-    ]
-    resources = [_Resource(IMAGE_RESOURCE, i["ImageId"], i.get("OwnerAccountId")) for i in judged]
-    resources += [_Resource(BUNDLE_RESOURCE, b["BundleId"], b.get("Owner")) for b in judged_bundles]
-    tags = _read_tags(client, resources, progress, tagger, denied)
-    # None: deleted between the listing and its tag read (a paced plan takes minutes), so
-    # the plan must not count it. Only DescribeTags can tell: the tagging API leaves out a
-    # deleted image as it leaves out an untagged one.
-    images = [_live_image(i, t) for i in judged if (t := tags[i["ImageId"]]) is not None]
-    gone = len(judged) - len(images)
-    live_bundles = [
-        _live_bundle(b, t) for b in judged_bundles if (t := tags[b["BundleId"]]) is not None
-    ]
-    return RegionInventory(
-        client.region,
-        {i.name: i for i in images},
-        len(listed) - gone,
-        bundles=None if bundles is None else {b.name: b for b in live_bundles},
-        bundle_count=len(bundles or ()) - (len(judged_bundles) - len(live_bundles)),
-    )
-
-
-@dataclass(frozen=True)
-class _Resource:
-    kind: str  # IMAGE_RESOURCE or BUNDLE_RESOURCE
-    id: str
-    account: str | None  # the owner account, to build its ARN from
+    desired = Desired(())
+    listing = image.list_images(Reading(client, desired, False, frozenset))
+    if wanted is not None:
+        listing = Listing(listing.listed, [i for i in listing.listed if i.name in wanted])
+    tags = _read_tags(client, listing.judged, progress, tagger, denied)
+    live = RegionInventory(client.region, {}, 0)
+    return image.observe(Reading(client, desired, True, frozenset), live, listing, tags)
 
 
 def _read_tags(
     client: RegionClient,
-    resources: Sequence[_Resource],
+    resources: Sequence[Listed],
     progress: Progress | None,
     tagger: TagReader | None,
     denied: Callable[[], None] | None,
 ) -> dict[str, Tags | None]:
-    """Tags by resource id: in bulk where possible, else one DescribeTags each."""
+    """Tags by resource id: in bulk where possible, else one DescribeTags each. None: the
+    resource was deleted since it was listed. Only DescribeTags can tell: the tagging API
+    leaves out a deleted resource as it leaves out an untagged one."""
     counter = _Counter(client.region, len(resources), progress)
     tags: dict[str, Tags | None] = {}
     if tagger is not None:
         tags.update(_tags_in_bulk(resources, tagger, counter, denied))
-    one_by_one = [r.id for r in resources if r.id not in tags]
+    one_by_one = [r.resource_id for r in resources if r.resource_id not in tags]
 
     def described(resource_id: str) -> Tags | None:
         found = client.tags(resource_id)
@@ -225,7 +220,7 @@ def _read_tags(
 
 
 def _tags_in_bulk(
-    resources: Sequence[_Resource],
+    resources: Sequence[Listed],
     tagger: TagReader,
     counter: _Counter,
     denied: Callable[[], None] | None,
@@ -233,7 +228,11 @@ def _tags_in_bulk(
     """The tags of `resources` by id, from GetResources. One left out (the listing gave no
     owner account to build its ARN from, or the API was refused) is read one at a time by
     the caller."""
-    arns = {r.id: tagger.arn(r.kind, r.account, r.id) for r in resources if r.account}
+    arns = {
+        r.resource_id: tagger.arn(r.arn_type, r.account, r.resource_id)
+        for r in resources
+        if r.account
+    }
     if not arns:
         return {}
     try:
@@ -244,72 +243,3 @@ def _tags_in_bulk(
         return {}
     # Only tagged resources are answered: one left out has no tags (or is gone).
     return {i: found.get(arn, {}) for i, arn in arns.items()}
-
-
-def read_sources(
-    client: RegionClient, workspace_ids: Collection[str]
-) -> dict[str, SourceWorkspace]:
-    """The state of each source WorkSpace; a missing one has state None."""
-    ids = sorted(set(workspace_ids))
-    found = {w["WorkspaceId"]: w for w in client.workspaces(ids)} if ids else {}
-    sources = {}
-    for ws_id in ids:
-        ws = found.get(ws_id)
-        sources[ws_id] = SourceWorkspace(
-            ws_id,
-            ws.get("State") if ws else None,
-            bool(ws.get("ModificationStates")) if ws else False,
-        )
-    return sources
-
-
-def _live_image(image: WorkspaceImageTypeDef, tags: Tags) -> LiveImage:
-    created = image.get("Created")
-    return LiveImage(
-        image_id=image["ImageId"],
-        name=image.get("Name", ""),
-        description=image.get("Description", ""),
-        state=image.get("State", ""),
-        tags=tags,
-        created=created if isinstance(created, datetime) else None,
-        error_code=image.get("ErrorCode") or None,
-        error_message=image.get("ErrorMessage") or None,
-    )
-
-
-def _live_bundle(bundle: WorkspaceBundleTypeDef, tags: Tags) -> LiveBundle:
-    return LiveBundle(
-        bundle_id=bundle["BundleId"],
-        name=bundle.get("Name", ""),
-        description=bundle.get("Description", ""),
-        image_id=bundle.get("ImageId", ""),
-        compute_type=bundle.get("ComputeType", {}).get("Name", ""),
-        user_volume_gib=_gib(bundle.get("UserStorage", {}).get("Capacity")),
-        root_volume_gib=_gib(bundle.get("RootStorage", {}).get("Capacity")),
-        state=bundle.get("State", "AVAILABLE"),
-        tags=tags,
-    )
-
-
-def _gib(capacity: str | None) -> int | None:
-    """A volume's size: the service answers GiB as a string."""
-    try:
-        return int(capacity) if capacity is not None else None
-    except ValueError:
-        return None
-
-
-def read_shares(client: RegionClient, image_ids: Collection[str]) -> dict[str, frozenset[str]]:
-    """The accounts each image is shared with (only images whose spec declares sharing)."""
-    ids = sorted(set(image_ids))
-    return dict(zip(ids, client.map(client.shared_accounts, ids), strict=True))
-
-
-def read_referenced(
-    client: RegionClient, image_ids: Collection[str]
-) -> dict[str, LiveImage | None]:
-    """Images that bundle specs name by id and the owned listing did not show; None: no
-    such image."""
-    ids = sorted(set(image_ids))
-    found = {i["ImageId"]: _live_image(i, {}) for i in client.images_by_id(ids)} if ids else {}
-    return {i: found.get(i) for i in ids}

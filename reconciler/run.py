@@ -7,8 +7,7 @@ that stop a whole run (credentials, access to the listing) become one clear erro
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ import botocore.exceptions
 
 from reconciler.aws import (
     Clients,
-    RegionClient,
     connection_problem,
     credential_problem,
     error_code,
@@ -28,15 +26,9 @@ from reconciler.aws import (
 )
 from reconciler.awsconfig import read_timeout, region_hint, region_problem
 from reconciler.errors import AwsError, ConfigError, ReconcilerError, SpecError, SpecProblem
-from reconciler.inventory import (
-    Discovery,
-    discover,
-    read_images,
-    read_referenced,
-    read_shares,
-    read_sources,
-)
+from reconciler.inventory import Discovery, discover, read_region
 from reconciler.kinds import replanner
+from reconciler.kinds.base import Reading
 from reconciler.live import Inventory, Progress, RegionInventory
 from reconciler.plan import Desired, Plan, Replan, Settings, make_plan
 from reconciler.specs import (
@@ -48,8 +40,6 @@ from reconciler.specs import (
 from reconciler.specs.discover import join_shown
 
 if TYPE_CHECKING:
-    from types_boto3_workspaces.type_defs import WorkspaceImageTypeDef
-
     from reconciler.specs import BundleSpec
 
 
@@ -151,12 +141,20 @@ def read_inventory(
             return finding.result() if finding else Discovery()
 
         def region_inventory(region: str) -> RegionInventory:
-            client = clients.region(region)
-            listed = list(client.images())
-            if finding is not None:
-                probed.result()  # raises what the first discovery call raised
-            return _read_region(
-                clients, client, desired, listed, targeted, found, progress, recapture_failed
+            reading = Reading(
+                clients.region(region),
+                desired,
+                targeted,
+                lambda: found().types_in(region),
+                recapture_failed,
+            )
+            return read_region(
+                reading,
+                lambda: clients.tag_reader(region),
+                progress,
+                denied=clients.tagging_refused,
+                # Tag reads wait for discovery's first answer: whether the role may call it.
+                before_tags=probed.result if finding is not None else None,
             )
 
         read = in_parallel(region_inventory, list(regions))
@@ -164,60 +162,6 @@ def read_inventory(
     if home and not targeted:
         _say_what_was_not_checked(clients, found(), sorted(read), home)
     return Inventory(dict(sorted(read.items())))
-
-
-def _read_region(
-    clients: Clients,
-    client: RegionClient,
-    desired: Desired,
-    listed: list[WorkspaceImageTypeDef],
-    targeted: bool,
-    found: Callable[[], Discovery],
-    progress: Progress | None,
-    recapture_failed: bool,
-) -> RegionInventory:
-    """One region: the images listed, bundles where wanted, tags, and what each kind needs
-    besides (sources of captures, sharing of shared images, images bundles name by id)."""
-    region = client.region
-    living = [s for s in desired.images if region in (desired.region_of(s), *s.copies)]
-    own = [s for s in living if desired.region_of(s) == region]
-    bundle_specs = [b for b in desired.bundles if desired.region_of(b) == region]
-    # Bundles are read only where specs declare bundles or owned ones were found: a specs
-    # folder without bundles makes no bundle call.
-    wants_bundles = bool(bundle_specs) or (not targeted and region in found().bundle_regions)
-    inv = read_images(
-        client,
-        {s.name for s in living} if targeted else None,
-        progress,
-        listed=listed,
-        tagger=clients.tag_reader(region),
-        denied=clients.tagging_refused,
-        bundles=list(client.bundles()) if wants_bundles else None,
-        wanted_bundles={b.name for b in bundle_specs} if targeted else None,
-    )
-    # Only the sources of creates (and, for --replace-failed, of recaptures: owned
-    # images in ERROR, the only ones replaced) are described: that is the preflight.
-    sources = {
-        s.source_workspace_id
-        for s in own
-        if s.name not in inv.images
-        or (recapture_failed and inv.images[s.name].state == "ERROR" and inv.images[s.name].owned)
-    }
-    shared = [
-        image.image_id
-        for s in living
-        if s.share_with is not None
-        and (image := inv.images.get(s.name)) is not None
-        and image.state == "AVAILABLE"
-    ]
-    listed_ids = {i["ImageId"] for i in listed}
-    by_id = {b.image_id for b in bundle_specs if b.image_id and b.image_id not in listed_ids}
-    return dataclasses.replace(
-        inv,
-        sources=read_sources(client, sources),
-        shares=read_shares(client, shared),
-        referenced=read_referenced(client, by_id) if by_id else {},
-    )
 
 
 def _say_what_was_not_checked(

@@ -10,20 +10,53 @@ orders by dependency, confirms, paces, waits and reports.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.plan import Kind
 
 if TYPE_CHECKING:
     from reconciler.aws import RegionClient
-    from reconciler.live import Inventory
+    from reconciler.live import Inventory, RegionInventory, Tags
     from reconciler.plan import Desired, Plan, PlanItem, Replan, Settings, Unmanaged
     from reconciler.results import AppliedItem, AppliedUnmanaged
 
 # An image as items wait for it: (region, name).
 ImageKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the generic reader (`inventory.read_region`) hands a kind in one region."""
+
+    client: RegionClient
+    desired: Desired
+    targeted: bool  # a --target run: read only what the targets need
+    # The ARN resource types (`workspaceimage`, `workspacebundle`) of which discovery found
+    # owned resources in this region; waits for discovery. Empty for a --target run.
+    found: Callable[[], Collection[str]]
+    recapture_failed: bool = False
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One resource as its listing answered, before its tags are read."""
+
+    arn_type: str  # the resource type in its ARN, for the bulk tag reader
+    resource_id: str
+    name: str
+    account: str | None  # the owner account, to build its ARN from
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A kind's resources in one region: all of them (counts, quotas), and those whose
+    tags the plan needs (all, or a --target run's)."""
+
+    listed: Sequence[Listed]
+    judged: Sequence[Listed]
 
 
 @dataclass(frozen=True)
@@ -43,6 +76,15 @@ class ApplyContext:
     in_use: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
 
+# A kind's part of a region's live state: from its listing (None if it lists nothing, or
+# not here) and the tags of what it judged (None: deleted since listed), plus any reads of
+# its own (sources, sharing), into the region inventory built so far.
+Observe = Callable[
+    ["Reading", "RegionInventory", "Listing | None", "Mapping[str, Tags | None]"],
+    "RegionInventory",
+]
+
+
 @dataclass(frozen=True)
 class KindModule:
     kind: Kind
@@ -56,3 +98,9 @@ class KindModule:
     delete: Callable[[Unmanaged, RegionClient, ApplyContext], AppliedUnmanaged] | None = None
     # Which of this kind's items may go now (the others are deferred by `apply`).
     schedule: Callable[[Plan], frozenset[tuple[str, str, str]]] | None = None
+    # Reading the live state: the resource type in its ARNs (for the bulk tag reader and
+    # discovery), the resources it lists in a region (None: none read there) and its part
+    # of the region's inventory. Kinds are read in the order of `KINDS`.
+    arn_type: str | None = None
+    list: Callable[[Reading], Listing | None] | None = None
+    observe: Observe | None = None

@@ -17,16 +17,17 @@ image to them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
-from reconciler.aws import error_code, short_error
+from reconciler.aws import BUNDLE_RESOURCE, PAGE_SIZE, error_code, short_error
 from reconciler.kinds import creating
-from reconciler.kinds.base import ApplyContext, ImageKey, KindModule
+from reconciler.kinds.base import ApplyContext, ImageKey, KindModule, Listed, Listing, Reading
 from reconciler.kinds.image import confirm, retag, with_unseen
-from reconciler.live import Inventory, LiveBundle, RegionInventory
+from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, Tags
 from reconciler.plan import (
     Action,
     Desired,
@@ -358,7 +359,8 @@ def _create_bundle(item: PlanItem, client: RegionClient) -> AppliedItem:
         }
 
     def find() -> creating.Made | None:
-        found = next((b for b in client.bundles() if b.get("Name") == item.name), None)
+        bundles = client.pages("describe_workspace_bundles", "Bundles")
+        found = next((b for b in bundles if b.get("Name") == item.name), None)
         if found is None:
             return None
         return {
@@ -417,6 +419,92 @@ def delete(u: Unmanaged, client: RegionClient, ctx: ApplyContext) -> AppliedUnma
     return unmanaged_result(u, Result.DELETED)
 
 
+# --- reading ----------------------------------------------------------------------------
+
+
+def list_bundles(reading: Reading) -> Listing | None:
+    """The account's own bundles in the region (DescribeWorkspaceBundles without `Owner`),
+    only where specs declare bundles or discovery found owned ones: a specs folder without
+    bundles makes no bundle call."""
+    region, desired = reading.client.region, reading.desired
+    declared = {b.name for b in desired.bundles if desired.region_of(b) == region}
+    if not declared and (reading.targeted or BUNDLE_RESOURCE not in reading.found()):
+        return None
+    listed = [
+        Listed(BUNDLE_RESOURCE, b["BundleId"], b.get("Name", ""), b.get("Owner"), b)
+        for b in reading.client.pages("describe_workspace_bundles", "Bundles")
+    ]
+    judged = [b for b in listed if b.name in declared] if reading.targeted else listed
+    return Listing(listed, judged)
+
+
+def observe(
+    reading: Reading,
+    inv: RegionInventory,
+    listing: Listing | None,
+    tags: Mapping[str, Tags | None],
+) -> RegionInventory:
+    """The bundles with their tags, the count for the quota, and the images that bundle
+    specs name by `image_id` and the owned listing did not show."""
+    if listing is None:
+        return inv
+    bundles = [
+        _live_bundle(b.raw, t) for b in listing.judged if (t := tags[b.resource_id]) is not None
+    ]
+    gone = len(listing.judged) - len(bundles)
+    region, desired = reading.client.region, reading.desired
+    owned_ids = {i.image_id for i in inv.images.values()}
+    named = {
+        b.image_id
+        for b in desired.bundles
+        if b.image_id and desired.region_of(b) == region and b.image_id not in owned_ids
+    }
+    return dataclasses.replace(
+        inv,
+        bundles={b.name: b for b in bundles},
+        bundle_count=len(listing.listed) - gone,
+        referenced=_images_by_id(reading.client, sorted(named)),
+    )
+
+
+def _images_by_id(client: RegionClient, image_ids: Sequence[str]) -> dict[str, LiveImage | None]:
+    """Images named by id (shared with the account, or public; 25 ids a call); None: no
+    such image. Only their state matters: a bundle is created from an AVAILABLE image."""
+    found: dict[str, LiveImage | None] = dict.fromkeys(image_ids)
+    for start in range(0, len(image_ids), PAGE_SIZE):
+        reply = client.reads.describe_workspace_images(
+            ImageIds=list(image_ids[start : start + PAGE_SIZE])
+        )
+        for image in reply.get("Images", []):
+            found[image["ImageId"]] = LiveImage(
+                image["ImageId"], image.get("Name", ""), image.get("Description", ""),
+                image.get("State", ""), {},
+            )  # fmt: skip
+    return found
+
+
+def _live_bundle(bundle: Mapping[str, Any], tags: Tags) -> LiveBundle:
+    return LiveBundle(
+        bundle_id=bundle["BundleId"],
+        name=bundle.get("Name", ""),
+        description=bundle.get("Description", ""),
+        image_id=bundle.get("ImageId", ""),
+        compute_type=bundle.get("ComputeType", {}).get("Name", ""),
+        user_volume_gib=_gib(bundle.get("UserStorage", {}).get("Capacity")),
+        root_volume_gib=_gib(bundle.get("RootStorage", {}).get("Capacity")),
+        state=bundle.get("State", "AVAILABLE"),
+        tags=tags,
+    )
+
+
+def _gib(capacity: str | None) -> int | None:
+    """A volume's size: the service answers GiB as a string."""
+    try:
+        return int(capacity) if capacity is not None else None
+    except ValueError:
+        return None
+
+
 KIND = KindModule(
     kind=Kind.BUNDLE,
     plan=plan,
@@ -425,4 +513,7 @@ KIND = KindModule(
     waits_for=waits_for,
     apply=apply,
     delete=delete,
+    arn_type=BUNDLE_RESOURCE,
+    list=list_bundles,
+    observe=observe,
 )

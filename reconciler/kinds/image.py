@@ -20,17 +20,17 @@ AVAILABLE, and waits for it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
-from reconciler.aws import error_code, short_error
-from reconciler.kinds import creating
-from reconciler.kinds.base import ApplyContext, ImageKey, KindModule
-from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.aws import IMAGE_RESOURCE, error_code, short_error
+from reconciler.kinds import creating, share
+from reconciler.kinds.base import ApplyContext, ImageKey, KindModule, Listed, Listing, Reading
+from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace, Tags
 from reconciler.plan import (
     Action,
     Desired,
@@ -588,13 +588,8 @@ def _delete_unshared(client: RegionClient, image_id: str) -> None:
     except botocore.exceptions.ClientError as err:
         if error_code(err) != "InvalidResourceStateException":
             raise
-        shared = client.shared_accounts(image_id)
-        if not shared:
+        if not share.revoke_all(client, image_id):
             raise
-    for account in sorted(shared):
-        client.reads.update_workspace_image_permission(
-            ImageId=image_id, AllowCopyImage=False, SharedAccountId=account
-        )
     client.reads.delete_workspace_image(ImageId=image_id)
 
 
@@ -717,6 +712,87 @@ def retag(item: PlanItem, client: RegionClient) -> AppliedItem:
     return item_result(item, Result.ADOPTED if item.action is Action.ADOPT else Result.TAGS_UPDATED)
 
 
+# --- reading (the image kind's part of a region's live state) ----------------------------
+
+
+def list_images(reading: Reading) -> Listing:
+    """The account's own images in the region (every one: the quota counts them), judging
+    those of the specs that live here in a --target run, else all (to find unmanaged ones)."""
+    listed = [
+        Listed(IMAGE_RESOURCE, i["ImageId"], i.get("Name", ""), i.get("OwnerAccountId"), i)
+        for i in reading.client.images()
+    ]
+    if not reading.targeted:
+        return Listing(listed, listed)
+    region, desired = reading.client.region, reading.desired
+    names = {s.name for s in desired.images if region in (desired.region_of(s), *s.copies)}
+    return Listing(listed, [i for i in listed if i.name in names])
+
+
+def observe(
+    reading: Reading,
+    inv: RegionInventory,
+    listing: Listing | None,
+    tags: Mapping[str, Tags | None],
+) -> RegionInventory:
+    """The images with their tags, the count for the quota, and the source WorkSpaces of
+    the captures to make."""
+    assert listing is not None  # images are listed in every region read
+    # None: deleted between the listing and its tag read (a paced plan takes minutes), so
+    # the plan must not count it.
+    images = [
+        _live_image(i.raw, t) for i in listing.judged if (t := tags[i.resource_id]) is not None
+    ]
+    gone = len(listing.judged) - len(images)
+    live = dataclasses.replace(
+        inv, images={i.name: i for i in images}, image_count=len(listing.listed) - gone
+    )
+    return dataclasses.replace(live, sources=read_sources(reading.client, _sources(reading, live)))
+
+
+def _sources(reading: Reading, live: RegionInventory) -> set[str]:
+    """Only the sources of creates (and, for --replace-failed, of recaptures: owned images
+    in ERROR, the only ones replaced) are described: that is the preflight."""
+    own = [s for s in reading.desired.images if reading.desired.region_of(s) == live.region]
+    return {
+        s.source_workspace_id
+        for s in own
+        if (image := live.images.get(s.name)) is None
+        or (reading.recapture_failed and image.state == "ERROR" and image.owned)
+    }
+
+
+def read_sources(
+    client: RegionClient, workspace_ids: Collection[str]
+) -> dict[str, SourceWorkspace]:
+    """The state of each source WorkSpace; a missing one has state None."""
+    ids = sorted(set(workspace_ids))
+    found = {w["WorkspaceId"]: w for w in client.workspaces(ids)} if ids else {}
+    sources = {}
+    for ws_id in ids:
+        ws = found.get(ws_id)
+        sources[ws_id] = SourceWorkspace(
+            ws_id,
+            ws.get("State") if ws else None,
+            bool(ws.get("ModificationStates")) if ws else False,
+        )
+    return sources
+
+
+def _live_image(image: Mapping[str, Any], tags: Tags) -> LiveImage:
+    created = image.get("Created")
+    return LiveImage(
+        image_id=image["ImageId"],
+        name=image.get("Name", ""),
+        description=image.get("Description", ""),
+        state=image.get("State", ""),
+        tags=tags,
+        created=created if isinstance(created, datetime) else None,
+        error_code=image.get("ErrorCode") or None,
+        error_message=image.get("ErrorMessage") or None,
+    )
+
+
 KIND = KindModule(
     kind=Kind.IMAGE,
     plan=plan,
@@ -726,4 +802,7 @@ KIND = KindModule(
     apply=apply,
     delete=delete,
     schedule=schedule,
+    arn_type=IMAGE_RESOURCE,
+    list=list_images,
+    observe=observe,
 )

@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from reconciler.aws import short_error
+from reconciler.aws import PAGE_SIZE, short_error
 from reconciler.kinds import creating
-from reconciler.kinds.base import ApplyContext, ImageKey, KindModule
-from reconciler.live import Inventory, owned
+from reconciler.kinds.base import ApplyContext, ImageKey, KindModule, Listing, Reading
+from reconciler.live import Inventory, RegionInventory, Tags, owned
 from reconciler.plan import (
     Action,
     Desired,
@@ -137,6 +138,53 @@ def _not_owned(client: RegionClient, image_id: str) -> str | None:
     return None
 
 
+# --- reading ----------------------------------------------------------------------------
+
+
+def observe(
+    reading: Reading,
+    inv: RegionInventory,
+    listing: Listing | None,
+    tags: Mapping[str, Tags | None],
+) -> RegionInventory:
+    """The accounts each image here is shared with: only images whose spec declares
+    `share_with` (a spec without it never costs a permission call) and that are AVAILABLE
+    (the service shares only those)."""
+    region, desired = reading.client.region, reading.desired
+    ids = sorted(
+        image.image_id
+        for s in desired.images
+        if s.share_with is not None
+        and region in (desired.region_of(s), *s.copies)
+        and (image := inv.images.get(s.name)) is not None
+        and image.state == "AVAILABLE"
+    )
+    found = reading.client.map(lambda i: accounts(reading.client, i), ids)
+    return dataclasses.replace(inv, shares=dict(zip(ids, found, strict=True)))
+
+
+def accounts(client: RegionClient, image_id: str) -> frozenset[str]:
+    """The accounts an image is shared with: DescribeWorkspaceImagePermissions, 25 a page."""
+    permissions = client.pages(
+        "describe_workspace_image_permissions",
+        "ImagePermissions",
+        ImageId=image_id,
+        MaxResults=PAGE_SIZE,
+    )
+    return frozenset(p["SharedAccountId"] for p in permissions)
+
+
+def revoke_all(client: RegionClient, image_id: str) -> int:
+    """Stop sharing an image with every account (before it is deleted); how many there
+    were."""
+    shared = accounts(client, image_id)
+    for account in sorted(shared):
+        client.reads.update_workspace_image_permission(
+            ImageId=image_id, AllowCopyImage=False, SharedAccountId=account
+        )
+    return len(shared)
+
+
 KIND = KindModule(
     kind=Kind.SHARE,
     plan=plan,
@@ -144,4 +192,5 @@ KIND = KindModule(
     replan=replan,
     waits_for=waits_for,
     apply=apply,
+    observe=observe,
 )
