@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
+from reconciler.plan import Kind
 from reconciler.render.escape import terminal_safe
+from reconciler.results import AppliedItem, Result
 
 LOG_EVERY = 5.0  # seconds between lines when stderr is not a terminal
 REFRESH = 0.25  # seconds between live-line redraws on a terminal
@@ -90,7 +92,9 @@ def _duration(seconds: float) -> str:
 
 
 class WaitProgress:
-    """`apply --wait`: each image's state and elapsed time; live on a terminal."""
+    """`apply --wait`: every item still waited for (captures and copies in progress, and the
+    items deferred until an image is AVAILABLE), each with its state or what it waits for,
+    and the time elapsed; live on a terminal."""
 
     def __init__(self, stream: TextIO, *, live: bool, enabled: bool = True) -> None:
         self.stream = stream
@@ -99,20 +103,18 @@ class WaitProgress:
         self._lines = 0
         self._last = -LOG_EVERY * 6
 
-    def __call__(self, items: Sequence[Any], elapsed: float) -> None:
+    def __call__(self, items: Sequence[AppliedItem], elapsed: float) -> None:
         if not self.enabled:
             return
-        lines = [
-            f"  {i.name} ({i.region}): {i.state or i.result.value}, {_duration(elapsed)}"
-            for i in items
-        ]
+        lines = [f"  {_waited(i)}, {_duration(elapsed)}" for i in items]
         if self.live:
             self._clear()
             self.stream.write("".join(line + "\n" for line in lines))
             self._lines = len(lines)
         elif elapsed - self._last >= LOG_EVERY * 6 or not items:
             self._last = elapsed
-            head = f"waiting for {len(items)} images ({_duration(elapsed)} so far)"
+            count = f"{len(items)} item{'' if len(items) == 1 else 's'}"
+            head = f"waiting for {count} ({_duration(elapsed)} so far)"
             self.stream.write(("\n".join([head, *lines]) if items else "all captures ended") + "\n")
         self.stream.flush()
 
@@ -125,3 +127,16 @@ class WaitProgress:
             self._clear()
             self._lines = 0
             self.stream.flush()
+
+
+# apply's deferral reasons end with advice for a run without --wait; while waiting, it is noise.
+_ADVICE = "; run apply again later, or use --wait"
+_MARKER = {Kind.IMAGE: "", Kind.BUNDLE: "bundle ", Kind.SHARE: "sharing of "}
+
+
+def _waited(item: AppliedItem) -> str:
+    """`name (region): PENDING` for an image in progress; a share or bundle says its kind,
+    and a deferred item what it waits for. Names and reasons may come from specs and AWS."""
+    why = (item.error or item.reason) if item.result is Result.DEFERRED else None
+    status = why.removesuffix(_ADVICE) if why else (item.state or item.result.value)
+    return terminal_safe(f"{_MARKER[item.kind]}{item.name} ({item.region}): {status}")

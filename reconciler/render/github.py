@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from reconciler.errors import SpecProblem
-from reconciler.plan import Plan
+from reconciler.plan import Kind, Plan, PlanItem
 from reconciler.render.problems import github_annotation
 
 
@@ -103,8 +103,9 @@ def annotate_problems(problems: Iterable[SpecProblem], out: TextIO) -> None:
 
 
 def annotate_items(plan: Plan, out: TextIO, *, root: str) -> None:
-    """Conflicts, blocked items and (in an apply result) failed items as error annotations
-    on the spec that declares them."""
+    """Conflicts, blocked items and (in an apply result) failed items of every kind as error
+    annotations on the spec that declares them. An image's copies and shares are declared
+    by its spec too: their annotations say which (`copy in us-east-1: ...`)."""
     if not in_actions():
         return
     problems = []
@@ -116,13 +117,24 @@ def annotate_items(plan: Plan, out: TextIO, *, root: str) -> None:
         failed = result == "failed"
         replaced = plan.replaces(i) if result is None else result != "skipped"
         if (i.is_error and not replaced) or failed:
+            what = i.action.value if i.is_error else "failed"
+            message = (i.reason if i.is_error else getattr(i, "error", None)) or ""
             problems.append(
                 SpecProblem(
                     f"{root.rstrip('/')}/{i.spec_file}",
                     i.spec_line,
                     1,
-                    i.action.value if i.is_error else "failed",
-                    (i.reason if i.is_error else getattr(i, "error", None)) or "",
+                    what if i.kind is Kind.IMAGE else f"{i.kind.value} {what}",
+                    _which(i) + message,
                 )
             )
     annotate_problems(problems, out)
+
+
+def _which(item: PlanItem) -> str:
+    """What the annotation is about, when the spec's line declares more than it."""
+    if item.is_copy:
+        return f"copy in {item.region}: "
+    if item.kind is Kind.SHARE:
+        return f"sharing in {item.region}: "
+    return ""

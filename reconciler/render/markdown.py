@@ -5,12 +5,14 @@ Layout, in order: a hidden marker (so a workflow finds and edits its own comment
 headline with the counts, the error that stopped the run if one did, warnings (conflicts,
 blocked items, stuck captures, deletions), a table of the items that change with their tag
 changes, the unchanged items collapsed, a note on what was left out, and in GitHub Actions a
-footer with the commit and the run.
+footer with the commit and the run. An image is named as it is; a bundle or a share says
+its kind before its name (`bundle`, `sharing of`).
 
 A comment is limited to 65,536 characters on GitHub; we stay under MAX_CHARS whatever the
 plan, never cutting inside a row or a tag. What a reviewer must see survives first: errors,
-then deletions and replacements, then changes to existing images, then creates, then the
-unchanged list; and every changing item gets a one-line row before any item's tag changes
+then deletions, replacements and bundles' image changes (a rollout changes what desktops
+launch from), then other changes to existing resources, then creates, then the unchanged
+list; and every changing item gets a one-line row before any item's tag changes
 are expanded. The note then counts what was left out, kind by kind.
 
 Every string from a spec, from AWS or from the environment goes through `md()`: a tag
@@ -24,10 +26,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.errors import ReconcilerError, SpecError, SpecProblem
-from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged
+from reconciler.plan import Action, Kind, Plan, PlanItem, ShareChange, TagChange, Unmanaged
 from reconciler.render.escape import terminal_safe
 from reconciler.render.github import RunInfo
-from reconciler.render.text import applied_summary, health_line, summary_line
+from reconciler.render.text import (
+    applied_summary,
+    health_line,
+    image_change,
+    kept_by,
+    summary_line,
+)
 from reconciler.results import Applied, AppliedItem, AppliedUnmanaged, Result
 
 MAX_CHARS = 60_000
@@ -60,6 +68,8 @@ _ICON = {
     Action.CREATE: "➕ create",
     Action.UPDATE_TAGS: "🔄 update tags",
     Action.ADOPT: "🔄 adopt",
+    Action.UPDATE_SHARING: "🔗 update sharing",
+    Action.UPDATE_IMAGE: "🚀 update image",
     Action.CONFLICT: "⛔ conflict",
     Action.BLOCKED: "⛔ blocked",
     Action.NO_OP: "no-op",
@@ -77,8 +87,11 @@ _NOUNS = {
     "failed": ("failed item", "failed items"),
     "replace": ("replacement", "replacements"),
     "delete": ("deletion", "deletions"),
+    "update-image": ("bundle image change", "bundle image changes"),
     "unmanaged": ("unmanaged image", "unmanaged images"),
+    "unmanaged-bundle": ("unmanaged bundle", "unmanaged bundles"),
     "update-tags": ("tag update", "tag updates"),
+    "update-sharing": ("sharing change", "sharing changes"),
     "adopt": ("adoption", "adoptions"),
     "stuck": ("stuck capture", "stuck captures"),
     "create": ("create", "creates"),
@@ -101,6 +114,13 @@ def md(text: str | None) -> str:
 
 def _code(text: str | None) -> str:
     return f"<code>{md(text)}</code>"
+
+
+def _named(item: PlanItem | Unmanaged) -> str:
+    """The item's name, with its kind when it is not an image: `bundle <code>x</code>`,
+    `sharing of <code>x</code>` (a share has its image's name)."""
+    marker = {Kind.IMAGE: "", Kind.BUNDLE: "bundle ", Kind.SHARE: "sharing of "}[item.kind]
+    return marker + _code(item.name)
 
 
 def size(text: str) -> int:
@@ -185,7 +205,9 @@ def markdown(
     if error is not None:
         head += _error_block(error, "The run stopped on an error")
     rows = [_item_row(document, i) for i in document.items if _changing(i)]
-    rows += [_unmanaged_row(document, u) for u in document.unmanaged]
+    # Bundles first, as apply deletes them: an image is deleted once no bundle uses it.
+    pruned = sorted(document.unmanaged, key=lambda u: u.kind is not Kind.BUNDLE)
+    rows += [_unmanaged_row(document, u) for u in pruned]
     rows.sort(key=lambda r: r.rank)  # stable: the plan's order within a rank
     unchanged = [i for i in document.items if not _changing(i)]
     return _Layout(head, _warnings(document), rows, unchanged, _footer(run), limit).render(
@@ -218,7 +240,7 @@ class _Layout:
         return self._assemble(self._fit(whole), whole)
 
     def _lines(self) -> list[str]:
-        return [f"- {_code(i.name)} ({md(i.region)})" for i in self.unchanged]
+        return [f"- {_named(i)} ({md(i.region)})" for i in self.unchanged]
 
     def _fit(self, whole: str) -> _Choice:
         """Whole lines, most important first, until the limit: warnings, a one-line row for
@@ -276,7 +298,7 @@ class _Layout:
         lines_left = len(self.unchanged) - (0 if worst else len(choice.unchanged))
         if lines_left:
             missing["unchanged"] += lines_left
-        said = [_count(n, *_NOUNS[k]) for k, n in sorted(missing.items(), key=_note_order)]
+        said = [_count(n, *self._noun(k)) for k, n in sorted(missing.items(), key=_note_order)]
         warnings_left = len(self.warnings) - (0 if worst else len(choice.warnings))
         if warnings_left:
             said.append(_count(warnings_left, "warning", "warnings"))
@@ -296,6 +318,11 @@ class _Layout:
             else "the job summary and `--format json` have it"
         )
         return f"_To fit a comment, {what}. For the whole {whole}, {where}._"
+
+    def _noun(self, kind: str) -> tuple[str, str]:
+        if kind == "unchanged" and any(i.kind is not Kind.IMAGE for i in self.unchanged):
+            return ("unchanged item", "unchanged items")
+        return _NOUNS[kind]
 
 
 @dataclass(frozen=True)
@@ -347,14 +374,20 @@ def _warnings(document: Plan | Applied) -> list[str]:
                 else ("Blocked" if item.action is Action.BLOCKED else "Stuck capture")
             )
             lines.append(
-                f"> [!WARNING]\n> **{what}**: {_code(item.name)} ({md(item.region)}): "
+                f"> [!WARNING]\n> **{what}**: {_named(item)} ({md(item.region)}): "
                 f"{md(item.reason)}\n"  # a blank line: consecutive alerts would merge
             )
-    replaced = sum(_replaced(document, i) for i in document.items)
+    replaced = [i for i in document.items if _replaced(document, i)]
     if replaced and not isinstance(document, Applied):
-        were = _count(replaced, "owned image", "owned images")
+        were = _count(len(replaced), "owned image", "owned images")
+        copies = {i.is_copy for i in replaced}
+        again = (
+            "captured or copied"
+            if len(copies) > 1
+            else ("copied" if True in copies else "captured")
+        )
         lines.append(
-            f"> [!CAUTION]\n> {were} in ERROR will be deleted and captured again "
+            f"> [!CAUTION]\n> {were} in ERROR will be deleted and {again} again "
             "(`--replace-failed`).\n"
         )
     if document.unmanaged:
@@ -363,39 +396,48 @@ def _warnings(document: Plan | Applied) -> list[str]:
 
 
 def _unmanaged_caution(document: Plan | Applied) -> str:
-    count = len(document.unmanaged)
     if not isinstance(document, Applied):
-        if document.prune:
-            return (
-                f"{_count(count, 'owned image', 'owned images')} that no spec declares "
-                f"will be deleted (`--prune`)."
-            )
-        have, them = ("has", "it") if count == 1 else ("have", "them")
-        return (
-            f"{_count(count, 'owned image', 'owned images')} {have} no spec; "
-            f"`apply --prune` deletes {them}."
-        )
-    results = Counter(u.result for u in document.unmanaged)
-    deleted, kept = results[Result.DELETED], results[Result.UNCHANGED]
-    attempted = count - deleted - kept
+        kept = [u for u in document.unmanaged if kept_by(document, u)]
+        free = [u for u in document.unmanaged if not kept_by(document, u)]
+        said = []
+        if free and document.prune:
+            said.append(f"{_owned(free)} that no spec declares will be deleted (`--prune`).")
+        elif free:
+            have, them = ("has", "it") if len(free) == 1 else ("have", "them")
+            said.append(f"{_owned(free)} {have} no spec; `apply --prune` deletes {them}.")
+        if kept:
+            have, are, them = ("has", "is", "it") if len(kept) == 1 else ("have", "are", "them")
+            said.append(f"{_owned(kept)} {have} no spec and {are} kept while a bundle uses {them}.")
+        return " ".join(said)
+    deleted = [u for u in document.unmanaged if u.result is Result.DELETED]
+    kept_as_is = [u for u in document.unmanaged if u.result is Result.UNCHANGED]
+    attempted = [
+        u for u in document.unmanaged if u.result not in (Result.DELETED, Result.UNCHANGED)
+    ]
     said = []
     if deleted:
-        were = "was" if deleted == 1 else "were"
-        said.append(
-            f"{_count(deleted, 'owned image', 'owned images')} with no spec {were} deleted."
-        )
+        were = "was" if len(deleted) == 1 else "were"
+        said.append(f"{_owned(deleted)} with no spec {were} deleted.")
     if attempted:
         said.append(
-            f"{_count(attempted, 'owned image', 'owned images')} with no spec "
-            f"{'was' if attempted == 1 else 'were'} not deleted: see why below."
+            f"{_owned(attempted)} with no spec "
+            f"{'was' if len(attempted) == 1 else 'were'} not deleted: see why below."
         )
-    if kept:
-        have, them = ("has", "it") if kept == 1 else ("have", "them")
-        said.append(
-            f"{_count(kept, 'owned image', 'owned images')} {have} no spec; "
-            f"`apply --prune` deletes {them}."
-        )
+    if kept_as_is:
+        have, them = ("has", "it") if len(kept_as_is) == 1 else ("have", "them")
+        said.append(f"{_owned(kept_as_is)} {have} no spec; `apply --prune` deletes {them}.")
     return " ".join(said)
+
+
+def _owned(found: Sequence[Unmanaged]) -> str:
+    """`2 owned images`, `1 owned bundle and 2 owned images`: bundles first, as deleted."""
+    bundles = sum(u.kind is Kind.BUNDLE for u in found)
+    images = len(found) - bundles
+    parts = [
+        _count(bundles, "owned bundle", "owned bundles") if bundles else "",
+        _count(images, "owned image", "owned images") if images else "",
+    ]
+    return " and ".join(p for p in parts if p)
 
 
 def _replaced(document: Plan | Applied, item: PlanItem) -> bool:
@@ -418,10 +460,12 @@ def _item_row(document: Plan | Applied, item: PlanItem) -> _Row:
         action += f" → **{item.result.value}**"
         if item.error and item.error != item.reason:  # a deferral repeats the plan's reason
             parts.append(md(item.error))
+    # What a reviewer must see of a share is always in its row: the accounts it grants.
+    parts += [_account(c) for c in item.share_changes]
     # A conflict or blocked item changes no tag: listing the declared ones would only crowd
     # the problems out of a long plan. A replacement's tags are the new capture's.
     changes = [_change(c) for c in item.tag_changes] if not item.is_error or replaced else []
-    start = f"| {action} | {_code(item.name)} | {md(item.region)} | "
+    start = f"| {action} | {_named(item)} | {md(item.region)} | "
     compact = parts + ([_count(len(changes), "tag change", "tag changes")] if changes else [])
     return _Row(
         rank,
@@ -440,6 +484,8 @@ def _rank(item: PlanItem, replaced: bool) -> tuple[int, str]:
         return ERRORS, item.action.value
     if item.action is Action.CREATE:
         return CREATES, "create"
+    if item.action is Action.UPDATE_IMAGE:  # a rollout: what desktops launch from changes
+        return DELETIONS, _kind(item)
     return EXISTING, _kind(item)
 
 
@@ -448,21 +494,52 @@ def _kind(item: PlanItem) -> str:
 
 
 def _facts(item: PlanItem, replaced: bool) -> list[str]:
-    """What a one-line row says: which image or source, and why (an error's reason is in
-    its warning)."""
+    """What a one-line row says: which image, source or bundle, and why (an error's reason is
+    in its warning)."""
     if replaced:
-        return [
-            f"{_code(item.image_id)} in ERROR: deleted, then captured again from "
-            f"{_code(item.source_workspace_id)}"
-        ]
+        made = (
+            f"copied again from {md(item.copy_from)}"
+            if item.is_copy
+            else f"captured again from {_code(item.source_workspace_id)}"
+        )
+        return [f"{_code(item.image_id)} in ERROR: deleted, then {made}"]
     parts = []
-    if item.action in (Action.CREATE, Action.BLOCKED):
+    if item.kind is Kind.BUNDLE:
+        parts += _bundle_facts(item)
+    elif item.is_copy and item.action in (Action.CREATE, Action.BLOCKED):
+        parts.append(f"copy of {md(item.copy_from)}")
+    elif item.kind is Kind.IMAGE and item.action in (Action.CREATE, Action.BLOCKED):
         parts.append(f"from {_code(item.source_workspace_id)}")
     elif item.image_id:
         parts.append(_code(item.image_id))
     if item.reason and not item.is_error:
         parts.append(md(item.reason))
     return parts
+
+
+def _bundle_facts(item: PlanItem) -> list[str]:
+    """A new bundle: its image, compute type and volumes; an existing one: its id, and the
+    image it moves from and to."""
+    if item.bundle_id is None:
+        image = _code(item.image_name or item.image_id)
+        volumes = f"user {item.user_volume_gib} GiB"
+        if item.root_volume_gib is not None:
+            volumes += f", root {item.root_volume_gib} GiB"
+        return [f"image {image}, {md(item.compute_type)}, {volumes}"]
+    parts = [_code(item.bundle_id)]
+    moved = image_change(item)
+    if moved:
+        before = _code(item.image_before)
+        if item.image_before_name:
+            before = f"{_code(item.image_before_name)} ({before})"
+        parts.append(f"image {before} → {_code(moved[1])}")
+    return parts
+
+
+def _account(change: ShareChange) -> str:
+    if change.after:
+        return f"+ account {_code(change.account)}"
+    return f"− account {_code(change.account)}"
 
 
 def _change(change: TagChange) -> str:
@@ -475,17 +552,25 @@ def _change(change: TagChange) -> str:
 
 def _unmanaged_row(document: Plan | Applied, u: Unmanaged) -> _Row:
     result = u.result if isinstance(u, AppliedUnmanaged) else None
-    deleting = document.prune if result is None else result is not Result.UNCHANGED
+    users = kept_by(document, u) if result is None else ()
+    deleting = (document.prune and not users) if result is None else result is not Result.UNCHANGED
     label = DELETE_ICON if deleting else UNMANAGED_ICON
     if result is not None and result is not Result.UNCHANGED:
         label += f" → **{result.value}**"
-    detail = f"{_code(u.image_id)} no spec declares it"
+    detail = f"{_code(u.resource_id)} no spec declares it"
+    if users:
+        names = ", ".join(_code(name) for name in users)
+        detail += (
+            f"; kept while bundle {names} uses it"
+            if len(users) == 1
+            else f"; kept while bundles {names} use it"
+        )
     if isinstance(u, AppliedUnmanaged) and u.error:
         detail += f"<br>{md(u.error)}"
-    text = f"| {label} | {_code(u.name)} | {md(u.region)} | {detail} |"
+    text = f"| {label} | {_named(u)} | {md(u.region)} | {detail} |"
     failed = result is Result.FAILED
-    kind = "delete" if deleting else "unmanaged"
-    return _Row(ERRORS if failed else DELETIONS, kind, text, text)
+    unmanaged = "unmanaged-bundle" if u.kind is Kind.BUNDLE else "unmanaged"
+    return _Row(ERRORS if failed else DELETIONS, "delete" if deleting else unmanaged, text, text)
 
 
 # --- a run that failed ---------------------------------------------------------------------

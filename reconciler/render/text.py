@@ -1,11 +1,13 @@
 """Plans and apply results as text, in Terraform's habits: `+` create, `~` update,
-`-` delete, one line per item with its tag changes under it, and a summary line."""
+`-` delete, one line per item with its changes (tags, accounts, a bundle's image) under it,
+and a summary line. An image is shown by its name; a bundle says `bundle`, and a share is
+shown by its action (`update-sharing`) or says `sharing of`."""
 
 from __future__ import annotations
 
 from typing import TextIO
 
-from reconciler.plan import Action, Plan, PlanItem, TagChange
+from reconciler.plan import Action, Kind, Plan, PlanItem, ShareChange, TagChange, Unmanaged
 from reconciler.render.escape import terminal_safe as safe
 from reconciler.results import Applied, AppliedItem, Result
 
@@ -13,6 +15,8 @@ _SYMBOL = {
     Action.CREATE: ("+", "green"),
     Action.UPDATE_TAGS: ("~", "yellow"),
     Action.ADOPT: ("~", "yellow"),
+    Action.UPDATE_SHARING: ("~", "yellow"),
+    Action.UPDATE_IMAGE: ("~", "yellow"),
     Action.CONFLICT: ("!", "red"),
     Action.BLOCKED: ("!", "red"),
     Action.NO_OP: (" ", None),
@@ -22,6 +26,8 @@ _RESULT_COLOUR = {
     Result.CONVERGED: "green",
     Result.TAGS_UPDATED: "yellow",
     Result.ADOPTED: "yellow",
+    Result.SHARING_UPDATED: "yellow",
+    Result.IMAGE_UPDATED: "yellow",
     Result.DELETED: "red",
     Result.DEFERRED: "cyan",
     Result.FAILED: "red",
@@ -55,35 +61,25 @@ def render_plan(
     `plan.replace_failed`); the keyword arguments only add to them, for callers that built
     the plan before it recorded those choices."""
     plan = with_choices(plan, prune=prune, replace_failed=replace_failed)
-    prune, paint = plan.prune, _Painter(color)
+    paint = _Painter(color)
     shown = [i for i in plan.items if i.action is not Action.NO_OP or verbose or i.stuck]
     if shown or plan.unmanaged:
         out.write("Reconciler will perform the following actions:\n\n")
     # Deletions and problems first: they are what a reviewer must not miss.
-    if plan.unmanaged and prune:
-        out.write(
-            paint(
-                "  Warning: --prune deletes these owned images, which no spec declares:",
-                "red",
-                bold=True,
-            )
-            + "\n"
-        )
-        for u in plan.unmanaged:
-            line = f"  - delete      {safe(u.name)} ({u.region}) {u.image_id}"
-            out.write(paint(line, "red") + "\n")
-        out.write("\n")
+    if plan.unmanaged and plan.prune:
+        _write_pruned(plan, out, paint)
 
     for item in sorted(shown, key=lambda i: (not i.is_error, i.action is Action.NO_OP)):
-        out.write(_item_line(item, paint, plan.replaces(item)) + "\n")
-        if item.state == "ERROR" and not plan.replaces(item):
+        replace = plan.replaces(item)
+        out.write(_item_line(item, paint, replace) + "\n")
+        for line in _change_lines(item, paint):
+            out.write(line + "\n")
+        if item.state == "ERROR" and not replace:
             continue  # a failed image's tags are its replacement's: shown only with it
         for change in item.tag_changes:
             out.write(_tag_line(change, paint) + "\n")
-    if plan.unmanaged and not prune:
-        out.write("\nOwned images that no spec declares (apply --prune would delete them):\n")
-        for u in plan.unmanaged:
-            out.write(paint(f"    {safe(u.name)} ({u.region}) {u.image_id}", "yellow") + "\n")
+    if plan.unmanaged and not plan.prune:
+        _write_unmanaged(plan, out, paint)
     out.write("\n" + summary_line(plan) + "\n")
     errors = [i for i in plan.items if i.is_error and not plan.replaces(i)]
     if errors:
@@ -97,13 +93,96 @@ def render_plan(
         )
 
 
+def kept_by(plan: Plan, u: Unmanaged) -> tuple[str, ...]:
+    """The bundles that keep an unmanaged image from `apply --prune`: those found using it,
+    less the unmanaged bundles pruned before it and the declared bundles the plan moves to
+    another image, plus the declared bundles the plan puts on it. Apply keeps an image in
+    use after its changes (`apply.in_use`); this is that rule as the plan foresees it."""
+    if u.kind is not Kind.IMAGE or not u.image_id:
+        return ()
+    users = set(u.used_by)
+    users -= {b.name for b in plan.unmanaged if b.kind is Kind.BUNDLE and b.region == u.region}
+    for item in plan.items:
+        if item.kind is not Kind.BUNDLE or item.region != u.region:
+            continue
+        if item.image_id == u.image_id:
+            users.add(item.name)
+        elif _moves(item) and item.image_before == u.image_id:
+            users.discard(item.name)
+    return tuple(sorted(users))
+
+
+def _moves(item: PlanItem) -> bool:
+    """A declared bundle that the plan moves to its declared image."""
+    return (
+        item.kind is Kind.BUNDLE
+        and item.action in (Action.UPDATE_IMAGE, Action.ADOPT)
+        and item.image_before is not None
+        and item.image_id != item.image_before
+    )
+
+
+def kept_phrase(users: tuple[str, ...]) -> str:
+    if len(users) == 1:
+        return f"kept while bundle {users[0]} uses it"
+    return f"kept while bundles {', '.join(users)} use it"
+
+
+def _write_pruned(plan: Plan, out: TextIO, paint: _Painter) -> None:
+    """The deletions of --prune, bundles first (apply deletes them first), and the images
+    a bundle keeps, in their place."""
+    doomed = [u for u in plan.unmanaged if not kept_by(plan, u)]
+    if doomed:
+        head = f"  Warning: --prune deletes these owned {_kinds(doomed)}, which no spec declares:"
+        out.write(paint(head, "red", bold=True) + "\n")
+    else:
+        out.write(paint("  --prune keeps these owned images, which no spec declares:", "yellow"))
+        out.write("\n")
+    for u in sorted(plan.unmanaged, key=lambda u: u.kind is not Kind.BUNDLE):
+        users = kept_by(plan, u)
+        what = f"{_unmanaged_named(u)} ({u.region}) {u.resource_id}"
+        if users:
+            out.write(paint(f"    keep        {what}: {safe(kept_phrase(users))}", "yellow") + "\n")
+        else:
+            out.write(paint(f"  - delete      {what}", "red") + "\n")
+    out.write("\n")
+
+
+def _write_unmanaged(plan: Plan, out: TextIO, paint: _Painter) -> None:
+    """Owned resources no spec declares, without --prune: bundles apart from images."""
+    for kind in (Kind.BUNDLE, Kind.IMAGE):
+        found = [u for u in plan.unmanaged if u.kind is kind]
+        if not found:
+            continue
+        out.write(
+            f"\nOwned {kind.value}s that no spec declares (apply --prune would delete them):\n"
+        )
+        for u in found:
+            users = kept_by(plan, u)
+            tail = f": {safe(kept_phrase(users))}" if users else ""
+            line = f"    {safe(u.name)} ({u.region}) {u.resource_id}{tail}"
+            out.write(paint(line, "yellow") + "\n")
+
+
+def _kinds(found: list[Unmanaged]) -> str:
+    kinds = {u.kind for u in found}
+    if kinds == {Kind.BUNDLE}:
+        return "bundles"
+    return "bundles and images" if Kind.BUNDLE in kinds else "images"
+
+
+def _unmanaged_named(u: Unmanaged) -> str:
+    return f"bundle {safe(u.name)}" if u.kind is Kind.BUNDLE else safe(u.name)
+
+
 def health_line(plan: Plan) -> str:
     """The state of every declared image that exists: AVAILABLE, PENDING or ERROR."""
     states: dict[str, int] = {}
-    for item in plan.items:
+    images = [i for i in plan.items if i.kind is Kind.IMAGE]
+    for item in images:
         if item.state:
             states[item.state] = states.get(item.state, 0) + 1
-    stuck = sum(i.stuck for i in plan.items)
+    stuck = sum(i.stuck for i in images)
     parts = [f"{states.get(s, 0)} {s}" for s in ("AVAILABLE", "PENDING", "ERROR")]
     if stuck:
         parts[1] += f" ({stuck} stuck for over 2 hours)"
@@ -114,7 +193,7 @@ def render_health(plan: Plan, out: TextIO, *, color: bool = False) -> None:
     paint = _Painter(color)
     out.write(health_line(plan) + "\n")
     for item in plan.items:
-        if item.state in ("PENDING", "ERROR"):
+        if item.kind is Kind.IMAGE and item.state in ("PENDING", "ERROR"):
             colour = "red" if item.state == "ERROR" or item.stuck else "cyan"
             line = f"  {item.state:<9} {safe(item.name)} ({item.region}) {item.image_id}"
             out.write(paint(line, colour) + "\n")
@@ -133,11 +212,14 @@ def with_choices(plan: Plan, *, prune: bool = False, replace_failed: bool = Fals
 
 def plan_counts(plan: Plan) -> dict[str, int]:
     """What the plan does and finds, counted as it is shown: a replaced image is a
-    replacement, not a conflict; an unmanaged image the plan prunes is a deletion."""
+    replacement, not a conflict; an unmanaged resource the plan prunes is a deletion, and
+    an unmanaged image a bundle keeps stays unmanaged."""
     counts = dict.fromkeys(
         (
             "create",
             "update",
+            "update-sharing",
+            "update-image",
             "adopt",
             "replace",
             "delete",
@@ -155,13 +237,16 @@ def plan_counts(plan: Plan) -> dict[str, int]:
         else:
             counts[_COUNTED_AS[item.action]] += 1
         counts["stuck"] += item.stuck
-    counts["delete" if plan.prune else "unmanaged"] += len(plan.unmanaged)
+    for u in plan.unmanaged:
+        counts["delete" if plan.prune and not kept_by(plan, u) else "unmanaged"] += 1
     return counts
 
 
 _COUNTED_AS = {
     Action.CREATE: "create",
     Action.UPDATE_TAGS: "update",
+    Action.UPDATE_SHARING: "update-sharing",
+    Action.UPDATE_IMAGE: "update-image",
     Action.ADOPT: "adopt",
     Action.NO_OP: "unchanged",
     Action.CONFLICT: "conflict",
@@ -178,6 +263,8 @@ def summary_line(plan: Plan) -> str:
         for key, verb in (
             ("create", "create"),
             ("update", "update"),
+            ("update-sharing", "update sharing"),
+            ("update-image", "update image"),
             ("adopt", "adopt"),
             ("replace", "replace"),
             ("delete", "delete"),
@@ -208,24 +295,91 @@ def _errors_phrase(plan: Plan) -> str:
     return " and ".join(p for p in parts if p)
 
 
+def named(item: PlanItem, *, by_action: bool = True) -> str:
+    """The item's name as a line shows it: a bundle says so; a share too, unless its action
+    or result (`update-sharing`, `sharing-updated`) already does (`by_action`)."""
+    name = safe(item.name)
+    if item.kind is Kind.BUNDLE:
+        return f"bundle {name}"
+    if item.kind is Kind.SHARE and not by_action:
+        return f"sharing of {name}"
+    return name
+
+
+def _where(item: PlanItem) -> str:
+    resource = item.bundle_id if item.kind is Kind.BUNDLE else item.image_id
+    return f"({item.region})" + (f" {resource}" if resource else "")
+
+
 def _item_line(item: PlanItem, paint: _Painter, replace: bool = False) -> str:
     symbol, colour = _SYMBOL[item.action]
-    label = item.action.value
+    label, reason = item.action.value, item.reason
     if replace:  # Terraform's mark for destroy-then-create
         symbol, colour, label = "-/+", "yellow", "replace"
-        item = item.model_copy(
-            update={"reason": "in ERROR: --replace-failed deletes it and captures it again"}
-        )
-    where = f"({item.region})" + (f" {item.image_id}" if item.image_id else "")
-    head = f"  {symbol} {label:<11} {safe(item.name)} {where}"
-    if item.action is Action.CREATE or replace:
+        again = "copies it again" if item.is_copy else "captures it again"
+        reason = f"in ERROR: --replace-failed deletes it and {again}"
+    head = f"  {symbol} {label:<11} {named(item, by_action=item.action is Action.UPDATE_SHARING)}"
+    head += f" {_where(item)}"
+    brief = None
+    if item.is_copy and (item.action in (Action.CREATE, Action.BLOCKED) or replace):
+        head += f" copy of {safe(item.copy_from or '')}"
+        if reason and item.action is Action.CREATE and not replace:
+            head, reason = f"{head}, {safe(reason)}", None  # "after the capture": one line
+    elif item.kind is Kind.IMAGE and (item.action is Action.CREATE or replace):
         head += f" from {item.source_workspace_id}"
+    elif item.kind is Kind.BUNDLE and item.bundle_id is None:
+        head += f" with image {safe(_image_after(item))}"
+        brief = _bundle_brief(item)
     line = paint(head, colour)
-    if item.reason:
-        line += "\n      " + paint(
-            safe(item.reason), "red" if item.is_error or item.stuck else "cyan"
-        )
+    if brief:
+        line += "\n      " + brief
+    if reason:
+        line += "\n      " + paint(safe(reason), "red" if item.is_error or item.stuck else "cyan")
     return line
+
+
+def _bundle_brief(item: PlanItem) -> str:
+    parts = [f"compute type {safe(item.compute_type or '')}"]
+    if item.user_volume_gib is not None:
+        parts.append(f"user volume {item.user_volume_gib} GiB")
+    if item.root_volume_gib is not None:
+        parts.append(f"root volume {item.root_volume_gib} GiB")
+    return ", ".join(parts)
+
+
+def _image_after(item: PlanItem) -> str:
+    """The image a bundle item declares: the image spec's name, or the `image_id`."""
+    return item.image_name or item.image_id or "?"
+
+
+def image_change(item: PlanItem) -> tuple[str, str] | None:
+    """A bundle's image change as (before, after), when the plan moves it; the before image
+    named when the account owns it: `name (wsi-...)`, else its id."""
+    if not _moves(item):
+        return None
+    before = item.image_before or ""
+    if item.image_before_name:
+        before = f"{item.image_before_name} ({before})"
+    return before, _image_after(item)
+
+
+def _change_lines(item: PlanItem, paint: _Painter) -> list[str]:
+    """The changes other than tags: a bundle's image, the accounts a share adds or removes."""
+    lines = []
+    moved = image_change(item)
+    if moved:
+        before, after = moved
+        lines.append(paint(f"      ~ image {safe(before)} -> {safe(after)}", "yellow"))
+    for change in item.share_changes:
+        lines.append(_account_line(change, paint))
+    return lines
+
+
+def _account_line(change: ShareChange, paint: _Painter) -> str:
+    account = safe(change.account)
+    if change.after:
+        return paint(f"      + account {account}", "green")
+    return paint(f"      - account {account}", "red")
 
 
 def _tag_line(change: TagChange, paint: _Painter) -> str:
@@ -251,9 +405,9 @@ def render_applied(
         if item.result is Result.UNCHANGED:
             continue
         out.write(_result_line(item, paint) + "\n")
-    for u in applied.unmanaged:
+    for u in sorted(applied.unmanaged, key=lambda u: u.kind is not Kind.BUNDLE):
         if u.result is not Result.UNCHANGED:
-            line = f"  {u.result.value:<12} {safe(u.name)} ({u.region}) {u.image_id}"
+            line = f"  {u.result.value:<12} {_unmanaged_named(u)} ({u.region}) {u.resource_id}"
             out.write(
                 paint(line, _RESULT_COLOUR[u.result])
                 + (f"\n      {safe(u.error)}" if u.error else "")
@@ -263,10 +417,8 @@ def render_applied(
 
 
 def _result_line(item: AppliedItem, paint: _Painter) -> str:
-    where = f"({item.region})" + (f" {item.image_id}" if item.image_id else "")
-    line = paint(
-        f"  {item.result.value:<12} {safe(item.name)} {where}", _RESULT_COLOUR[item.result]
-    )
+    what = named(item, by_action=item.result is Result.SHARING_UPDATED)
+    line = paint(f"  {item.result.value:<12} {what} {_where(item)}", _RESULT_COLOUR[item.result])
     if item.error:
         line += "\n      " + safe(item.error)
     return line

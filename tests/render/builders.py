@@ -5,22 +5,36 @@ shape; and, independently of the renderer, what kind of row each item should get
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.apply import Applied, AppliedItem, AppliedUnmanaged, Result
-from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
-from reconciler.plan import Action, Plan, PlanItem, TagChange, Unmanaged, make_plan
-from reconciler.specs import Spec
+from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.plan import (
+    Action,
+    Kind,
+    Plan,
+    PlanItem,
+    ShareChange,
+    TagChange,
+    Unmanaged,
+    make_plan,
+)
+from reconciler.specs import BundleSpec, Spec
 
 REGION = "eu-west-1"
+COPY_REGION = "us-east-1"
+ACCOUNT_A, ACCOUNT_B = "111122223333", "444455556666"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 OWNED = {OWNERSHIP_TAG_KEY: "true"}
 WS_OK, WS_STOPPED, WS_BUSY = "ws-0a1b2c3d4", "ws-0b1b2c3d4", "ws-0c1b2c3d4"
 FIRST_TIER = {Action.CONFLICT, Action.BLOCKED}
-# The order a reviewer needs: errors, deletions and replacements, changes to existing
-# images, creates. (Unchanged items are in the collapsed list, not the table.)
+IMAGE_ACTIONS = set(Action) - {Action.UPDATE_SHARING, Action.UPDATE_IMAGE}
+# The order a reviewer needs: errors; deletions, replacements and bundles' image changes
+# (what desktops launch from); changes to existing resources; creates. (Unchanged items are
+# in the collapsed list, not the table.)
 TIER = {
     "conflict": 0,
     "blocked": 0,
@@ -28,11 +42,16 @@ TIER = {
     "replace": 1,
     "delete": 1,
     "unmanaged": 1,
+    "unmanaged-bundle": 1,
+    "update-image": 1,
     "update-tags": 2,
+    "update-sharing": 2,
     "adopt": 2,
     "stuck": 2,
     "create": 3,
 }
+# How a comment names an item of each kind, before its name.
+MARKER = {Kind.IMAGE: "", Kind.BUNDLE: "bundle ", Kind.SHARE: "sharing of "}
 
 
 def spec(
@@ -43,6 +62,8 @@ def spec(
     tags: dict[str, str] | None = None,
     file: str = "finance/images.yaml",
     line: int = 1,
+    copies: tuple[str, ...] = (),
+    share_with: tuple[str, ...] | None = None,
 ) -> Spec:
     return Spec(
         name=name,
@@ -54,6 +75,60 @@ def spec(
         ignore_tag_prefixes=(),
         file=file,
         line=line,
+        copies=copies,
+        share_with=share_with,
+    )
+
+
+def bundle_spec(
+    name: str,
+    *,
+    image: str | None = None,
+    image_id: str | None = None,
+    compute_type: str = "STANDARD",
+    user_volume_gib: int = 50,
+    root_volume_gib: int | None = None,
+    tags: dict[str, str] | None = None,
+    line: int = 1,
+) -> BundleSpec:
+    return BundleSpec(
+        name=name,
+        description=f"Bundle {name}",
+        image=image,
+        image_id=image_id,
+        compute_type=compute_type,
+        user_volume_gib=user_volume_gib,
+        root_volume_gib=root_volume_gib,
+        region=None,
+        tags=tags or {},
+        ignore_tag_keys=frozenset(),
+        ignore_tag_prefixes=(),
+        file="finance/bundles.yaml",
+        line=line,
+        image_line=line + 3,
+    )
+
+
+def live_bundle(
+    name: str,
+    number: int,
+    image_id: str,
+    *,
+    compute_type: str = "STANDARD",
+    user_volume_gib: int = 50,
+    root_volume_gib: int | None = 80,
+    tags: dict[str, str] | None = None,
+) -> LiveBundle:
+    return LiveBundle(
+        bundle_id=f"wsb-{number:09d}",
+        name=name,
+        description=f"Bundle {name}",
+        image_id=image_id,
+        compute_type=compute_type,
+        user_volume_gib=user_volume_gib,
+        root_volume_gib=root_volume_gib,
+        state="AVAILABLE",
+        tags=OWNED if tags is None else tags,
     )
 
 
@@ -134,19 +209,136 @@ def every_action_plan(*, prune: bool = False, replace_failed: bool = False) -> P
     return plan_from(specs, images, prune=prune, replace_failed=replace_failed)
 
 
-def applied(plan: Plan, results: dict[str, tuple[Result, str | None]]) -> Applied:
-    """The apply document of `plan`, with the given results (others: unchanged/skipped)."""
+Results = dict[object, tuple[Result, str | None]]
+
+
+def lifecycle_plan(*, prune: bool = True) -> Plan:
+    """The golden-image lifecycle, planned by `make_plan` from specs and live state: a new
+    capture with a copy to us-east-1 (after the capture), its sharing in both regions (to
+    be granted once each exists), an existing image whose sharing gains one account and
+    loses one, a bundle rolled out to the new image, a new bundle, a bundle moving to an
+    image named by id, a bundle using an unmanaged image (which --prune so keeps), and an
+    unmanaged bundle (deleted with --prune, and with it the image only it used)."""
+    specs = [
+        spec(
+            "finance-win11-2026-11",
+            tags={"team": "finance"},
+            copies=(COPY_REGION,),
+            share_with=(ACCOUNT_A,),
+        ),
+        spec("finance-win11-2026-10", share_with=(ACCOUNT_B,), line=12),
+    ]
+    bundles = [
+        bundle_spec("finance-standard", image="finance-win11-2026-11", tags={"team": "finance"}),
+        bundle_spec(
+            "finance-power",
+            image="finance-win11-2026-10",
+            compute_type="POWER",
+            user_volume_gib=100,
+            root_volume_gib=175,
+            line=10,
+        ),
+        bundle_spec("contractors", image_id="wsi-0c0c0c0c1", line=19),
+        bundle_spec("finance-basic", image_id="wsi-000000009", line=28),
+    ]
+    images = [
+        live("finance-win11-2026-10", 10),
+        live("finance-win11-2026-09", 9),  # owned, no spec; finance-basic uses it
+        live("finance-win10-2025-01", 8),  # owned, no spec; only finance-legacy uses it
+    ]
+    found = {
+        "finance-standard": live_bundle(
+            "finance-standard", 1, "wsi-000000010", root_volume_gib=None
+        ),
+        "contractors": live_bundle("contractors", 3, "wsi-0c0c0c0c0", root_volume_gib=None),
+        "finance-basic": live_bundle("finance-basic", 4, "wsi-000000009", root_volume_gib=None),
+        "finance-legacy": live_bundle("finance-legacy", 5, "wsi-000000008"),
+    }
+    theirs = LiveImage("wsi-0c0c0c0c1", "vendor-contractors-2026", "Vendor image", "AVAILABLE", {})
+    inventory = Inventory(
+        {
+            REGION: RegionInventory(
+                REGION,
+                {i.name: i for i in images},
+                len(images),
+                sources={WS_OK: SourceWorkspace(WS_OK, "AVAILABLE")},
+                bundles=found,
+                bundle_count=len(found),
+                shares={"wsi-000000010": frozenset({ACCOUNT_A})},
+                referenced={theirs.image_id: theirs},
+            ),
+            COPY_REGION: RegionInventory(COPY_REGION, {}, 0),
+        }
+    )
+    return make_plan(
+        specs,
+        inventory,
+        specs_digest="sha256:" + "cd" * 32,
+        default_region=REGION,
+        image_quota=40,
+        now=NOW,
+        prune=prune,
+        bundles=bundles,
+    )
+
+
+def lifecycle_applied(plan: Plan) -> Applied:
+    """The first apply of `lifecycle_plan`: the capture starts, what waits for it is
+    deferred, the rest is done; the image a bundle uses is kept."""
+    waits = (
+        "waits for the capture of finance-win11-2026-11 (eu-west-1) to end; run apply again "
+        "later, or use --wait"
+    )
+    new, old = "finance-win11-2026-11", "finance-win11-2026-10"
+    results: Results = {
+        ("image", REGION, new): (Result.CREATED, None),
+        ("image", COPY_REGION, new): (Result.DEFERRED, waits),
+        ("share", REGION, new): (Result.DEFERRED, waits),
+        ("share", COPY_REGION, new): (
+            Result.DEFERRED,
+            f"waits for its image {new} ({COPY_REGION}), deferred: {waits}",
+        ),
+        ("share", REGION, old): (Result.SHARING_UPDATED, None),
+        ("bundle", REGION, "finance-standard"): (Result.DEFERRED, waits),
+        ("bundle", REGION, "finance-power"): (Result.CREATED, None),
+        ("bundle", REGION, "contractors"): (Result.IMAGE_UPDATED, None),
+        ("bundle", REGION, "wsb-000000005"): (Result.DELETED, None),
+        ("image", REGION, "wsi-000000008"): (Result.DELETED, None),
+        ("image", REGION, "wsi-000000009"): (
+            Result.SKIPPED,
+            "kept: bundle finance-basic still uses it",
+        ),
+    }
+    made: dict[object, dict[str, str]] = {
+        ("image", REGION, new): {"image_id": "wsi-0fedcba98", "state": "PENDING"},
+        ("bundle", REGION, "finance-power"): {"bundle_id": "wsb-0fedcba98", "state": "AVAILABLE"},
+    }
+    return applied(plan, results, made)
+
+
+def applied(
+    plan: Plan, results: Results, made: dict[object, dict[str, str]] | None = None
+) -> Applied:
+    """The apply document of `plan`, with the given results (others: unchanged/skipped),
+    by item key (kind, region, name) or, where names are unique, by name; `made`: fields
+    apply sets on an item (the new image's id and state, a new bundle's id)."""
     items = []
     for item in plan.items:
         default = (Result.SKIPPED, item.reason) if item.is_error else (Result.UNCHANGED, None)
-        result, error = results.get(item.name, default)
+        result, error = results.get(item.key, results.get(item.name, default))
         data = item.model_dump(include=set(PlanItem.model_fields))
+        data.update((made or {}).get(item.key, {}))
         items.append(AppliedItem(**data, result=result, error=error))
     unmanaged = []
     for u in plan.unmanaged:
-        result, error = results.get(u.name, (Result.UNCHANGED, None))
+        result, error = results.get(u.key, results.get(u.name, (Result.UNCHANGED, None)))
         unmanaged.append(AppliedUnmanaged(**u.model_dump(), result=result, error=error))
-    return Applied(specs_digest=plan.specs_digest, items=tuple(items), unmanaged=tuple(unmanaged))
+    return Applied(
+        specs_digest=plan.specs_digest,
+        items=tuple(items),
+        unmanaged=tuple(unmanaged),
+        prune=plan.prune,
+    )
 
 
 def item(action: Action, name: str, **fields: object) -> PlanItem:
@@ -169,27 +361,55 @@ def item(action: Action, name: str, **fields: object) -> PlanItem:
 # --- what each item should look like, decided here and not by the renderer -------------------
 
 
-def kind_of(document: Plan, name: str) -> str:
-    """The kind of row (or "unchanged") the item or unmanaged image of this name gets."""
+def ident(x: PlanItem | Unmanaged) -> str:
+    """An item or unmanaged resource as a comment names it: its kind when not an image, and
+    its name on one line."""
+    return MARKER[x.kind] + one_name(x.name)
+
+
+def key_of(x: PlanItem | Unmanaged) -> str:
+    """`ident (region)`: one per item, as an image and its copies share a name."""
+    return f"{ident(x)} ({one_name(x.region)})"
+
+
+def kind_of(document: Plan, key: str) -> str:
+    """The kind of row (or "unchanged") the item or unmanaged resource of this key gets."""
     for i in document.items:
-        if one_name(i.name) == name:
+        if key_of(i) == key:
             return _item_kind(document, i)
     for u in document.unmanaged:
-        if one_name(u.name) == name:
+        if key_of(u) == key:
+            kept = "unmanaged-bundle" if u.kind is Kind.BUNDLE else "unmanaged"
             if isinstance(u, AppliedUnmanaged):
-                return "unmanaged" if u.result is Result.UNCHANGED else "delete"
-            return "delete" if document.prune else "unmanaged"
-    raise AssertionError(f"no item {name!r}")
+                return kept if u.result is Result.UNCHANGED else "delete"
+            return "delete" if document.prune and not still_used(document, u) else kept
+    raise AssertionError(f"no item {key!r}")
 
 
-def tier_of(document: Plan, name: str) -> int:
-    for u in document.unmanaged:
-        if one_name(u.name) == name and getattr(u, "result", None) is Result.FAILED:
+def still_used(plan: Plan, u: Unmanaged) -> bool:
+    """Whether a bundle keeps an unmanaged image from --prune: one of those using it that is
+    neither pruned (an unmanaged bundle) nor moved off it by the plan, or a declared bundle
+    the plan puts on it."""
+    if u.kind is not Kind.IMAGE:
+        return False
+    pruned = {b.name for b in plan.unmanaged if b.kind is Kind.BUNDLE and b.region == u.region}
+    bundles = [i for i in plan.items if i.kind is Kind.BUNDLE and i.region == u.region]
+    leaving = {
+        b.name
+        for b in bundles
+        if b.action in (Action.UPDATE_IMAGE, Action.ADOPT)
+        and b.image_before == u.image_id
+        and b.image_id != u.image_id
+    }
+    arriving = any(b.image_id == u.image_id for b in bundles)
+    return arriving or bool(set(u.used_by) - pruned - leaving)
+
+
+def tier_of(document: Plan, key: str) -> int:
+    for x in (*document.unmanaged, *document.items):
+        if key_of(x) == key and getattr(x, "result", None) is Result.FAILED:
             return 0
-    for i in document.items:
-        if one_name(i.name) == name and getattr(i, "result", None) is Result.FAILED:
-            return 0
-    return TIER[kind_of(document, name)]
+    return TIER[kind_of(document, key)]
 
 
 def _item_kind(document: Plan, i: PlanItem) -> str:
@@ -252,8 +472,15 @@ def big_plan(
         images.append(live(name, n, tags=live_tags, description=description))
     images += [live(f"orphan-{n:02d}", 1000 + n) for n in range(20)]
     plan = plan_from(specs, images, prune=prune, replace_failed=replace_failed)
-    counts = [plan.summary[a.value] for a in Action]
-    assert counts == [200 - failed, 150, 150, 50, 25 + failed, 25], counts
+    counts = {a.value: n for a, n in Counter(i.action for i in plan.items).items()}
+    assert counts == {
+        "create": 200 - failed,
+        "no-op": 150,
+        "update-tags": 150,
+        "adopt": 50,
+        "conflict": 25 + failed,
+        "blocked": 25,
+    }, counts
     return plan
 
 
@@ -279,9 +506,10 @@ _CHARS = [*list("abcxyz019-_./() "), "@", "|", "<", ">", "`", "&", "\n", "#", "*
 
 
 def random_plan(rnd: random.Random) -> Plan:
-    """A plan of 0-150 items of any action, names and values with characters to escape,
-    up to 50 tag changes of up to 255 characters, owned and unowned images in ERROR,
-    0-30 unmanaged images, with or without --prune and --replace-failed."""
+    """A plan of 0-150 items of any action and kind (images, copies, shares, bundles), names
+    and values with characters to escape, up to 50 tag changes of up to 255 characters,
+    owned and unowned images in ERROR, 0-30 unmanaged images and bundles (some images used
+    by a bundle), with or without --prune and --replace-failed."""
 
     def text(size: int) -> str:
         return "".join(rnd.choices(_CHARS, k=rnd.randint(0, size)))
@@ -289,6 +517,7 @@ def random_plan(rnd: random.Random) -> Plan:
     items = []
     for n in range(rnd.randint(0, 150)):
         action = rnd.choice(list(Action))
+        kind = _random_kind(rnd, action)
         size = rnd.choice([5, 60, 255])
         changes = tuple(
             TagChange(
@@ -296,42 +525,119 @@ def random_plan(rnd: random.Random) -> Plan:
             )
             for k in range(rnd.randint(0, rnd.choice([3, 50])))
         )
-        fields: dict[str, object] = {"tag_changes": changes}
-        if action is Action.NO_OP and rnd.random() < 0.2:
+        fields: dict[str, object] = {
+            "kind": kind,
+            "tag_changes": () if kind is Kind.SHARE else changes,
+        }
+        if kind is Kind.IMAGE and rnd.random() < 0.2:
+            fields.update(copy_from=COPY_REGION, source_workspace_id=None)
+        if kind is Kind.SHARE and action is Action.UPDATE_SHARING:
+            accounts = rnd.sample(range(10**11, 10**12), rnd.randint(1, rnd.choice([2, 30])))
+            fields["share_changes"] = tuple(
+                ShareChange(account=str(a), before=not grant, after=grant)
+                for a in accounts
+                for grant in [rnd.random() < 0.5]
+            )
+        if kind is Kind.BUNDLE:
+            fields.update(_random_bundle(rnd, action, n, text))
+        if action is Action.NO_OP and kind is Kind.IMAGE and rnd.random() < 0.2:
             fields.update(stuck=True, reason="capture PENDING since 2026-11-27 09:00 UTC; stuck?")
         if action in FIRST_TIER:
             fields["reason"] = text(300)
-        if action is Action.CONFLICT and rnd.random() < 0.5:
+        if action is Action.CONFLICT and kind is Kind.IMAGE and rnd.random() < 0.5:
             fields.update(state="ERROR", owned=rnd.random() < 0.8)
         items.append(item(action, f"{n}-{text(64)}", **fields))
-    unmanaged = tuple(
-        Unmanaged(name=f"orphan-{n}-{text(64)}", region=REGION, image_id=f"wsi-{n:09d}")
-        for n in range(rnd.randint(0, 30))
-    )
+    bundles = [i.name for i in items if i.kind is Kind.BUNDLE]
+    unmanaged = []
+    for n in range(rnd.randint(0, 30)):
+        if rnd.random() < 0.3:
+            unmanaged.append(
+                Unmanaged(
+                    kind=Kind.BUNDLE,
+                    name=f"orphan-bundle-{n}-{text(64)}",
+                    region=REGION,
+                    bundle_id=f"wsb-{n:09d}",
+                    image_id=f"wsi-{n:09d}",
+                )
+            )
+            continue
+        used_by = rnd.sample(bundles, min(len(bundles), rnd.choice([0, 0, 1, 2])))
+        for at, b in enumerate(items):
+            # Some users move off it (the plan frees it), some stay, one may move onto it.
+            if b.name in used_by and rnd.random() < 0.5:
+                items[at] = b.model_copy(update={"image_before": f"wsi-{n:09d}"})
+            elif b.kind is Kind.BUNDLE and rnd.random() < 0.02:
+                items[at] = b.model_copy(update={"image_id": f"wsi-{n:09d}"})
+        unmanaged.append(
+            Unmanaged(
+                name=f"orphan-{n}-{text(64)}",
+                region=REGION,
+                image_id=f"wsi-{n:09d}",
+                used_by=tuple(used_by),
+            )
+        )
     return Plan(
         specs_digest="sha256:x",
         items=tuple(items),
-        unmanaged=unmanaged,
+        unmanaged=tuple(unmanaged),
         prune=rnd.random() < 0.5,
         replace_failed=rnd.random() < 0.5,
     )
 
 
+def _random_kind(rnd: random.Random, action: Action) -> Kind:
+    if action is Action.UPDATE_SHARING:
+        return Kind.SHARE
+    if action is Action.UPDATE_IMAGE:
+        return Kind.BUNDLE
+    if action is Action.NO_OP and rnd.random() < 0.15:
+        return Kind.SHARE
+    return Kind.BUNDLE if rnd.random() < 0.25 else Kind.IMAGE
+
+
+def _random_bundle(
+    rnd: random.Random, action: Action, n: int, text: Callable[[int], str]
+) -> dict[str, object]:
+    """A bundle item's own fields: new (create, or blocked) or existing, moved or not."""
+    fields: dict[str, object] = {
+        "source_workspace_id": None,
+        "image_name": text(64) if rnd.random() < 0.8 else None,
+        "image_id": rnd.choice([None, f"wsi-1{n:08d}"]),
+        "compute_type": rnd.choice(["STANDARD", "POWERPRO", "GRAPHICS_G4DN"]),
+        "user_volume_gib": rnd.choice([10, 50, 2000]),
+        "root_volume_gib": rnd.choice([None, 80, 175]),
+    }
+    if action is Action.CREATE or (action is Action.BLOCKED and rnd.random() < 0.5):
+        return fields
+    before = f"wsi-2{n:08d}"
+    fields.update(bundle_id=f"wsb-1{n:08d}", image_before=before, state="AVAILABLE")
+    fields["image_before_name"] = rnd.choice([None, text(64)])
+    if action is not Action.UPDATE_IMAGE and rnd.random() < 0.7:
+        fields["image_id"] = before  # not moved
+    return fields
+
+
 def random_applied(plan: Plan, rnd: random.Random) -> Applied:
     """An apply result of `plan` as apply could end it: any result for a change, a skipped
     or attempted replacement for an owned failed image, deletions tried when pruning."""
-    results: dict[str, tuple[Result, str | None]] = {}
+    results: Results = {}
+    done = {
+        Action.UPDATE_TAGS: Result.TAGS_UPDATED,
+        Action.ADOPT: Result.ADOPTED,
+        Action.UPDATE_SHARING: Result.SHARING_UPDATED,
+        Action.UPDATE_IMAGE: Result.IMAGE_UPDATED,
+    }
     for i in plan.items:
         if plan.replaces(i) or i.changes:
             outcome = rnd.choice([Result.CREATED, Result.DEFERRED, Result.FAILED, Result.SKIPPED])
-            if i.action in (Action.UPDATE_TAGS, Action.ADOPT) and outcome is Result.CREATED:
-                outcome = Result.TAGS_UPDATED
-            results[i.name] = (
+            if outcome is Result.CREATED:
+                outcome = done.get(i.action, outcome)
+            results[i.key] = (
                 outcome,
                 "AccessDenied @org #1 | `x`" if rnd.random() < 0.5 else None,
             )
     for u in plan.unmanaged:
         if plan.prune:
             outcome = rnd.choice([Result.DELETED, Result.FAILED, Result.SKIPPED])
-            results[u.name] = (outcome, None if outcome is Result.DELETED else "in use <b>")
+            results[u.key] = (outcome, None if outcome is Result.DELETED else "in use <b>")
     return applied(plan, results)

@@ -25,13 +25,19 @@ NOUNS = {
     "failed item": "failed",
     "replacement": "replace",
     "deletion": "delete",
+    "bundle image change": "update-image",
     "unmanaged image": "unmanaged",
+    "unmanaged bundle": "unmanaged-bundle",
     "tag update": "update-tags",
+    "sharing change": "update-sharing",
     "adoption": "adopt",
     "stuck capture": "stuck",
     "create": "create",
     "unchanged image": "unchanged",
+    "unchanged item": "unchanged",  # when some are bundles or shares
 }
+# How a comment names a bundle or a share before its name (an image: nothing).
+KIND_MARKER = r"(?:bundle |sharing of )?"
 NOTE = re.compile(
     r"^_To fit a comment, (?:left out: (?P<left>[^;]*?))?(?:; )?"
     r"(?:tag changes of (?P<collapsed>\d+) items? not shown)?\. "
@@ -134,6 +140,7 @@ class Parsed:
     lines: list[str]
     rows: list[list[str]] = field(default_factory=list)  # the table's body, cell by cell
     unchanged: list[str] = field(default_factory=list)  # names in the <details> list
+    unchanged_keys: list[str] = field(default_factory=list)  # the same, as `name (region)`
     warnings: list[str] = field(default_factory=list)  # alert blocks, joined
     left_out: Counter[str] = field(default_factory=Counter)  # kind -> items without a line
     warnings_left_out: int = 0
@@ -150,15 +157,26 @@ class Parsed:
         return [visible(code_text(r[1])) for r in self.rows]
 
     @property
+    def row_keys(self) -> list[str]:
+        """Each row as `name (region)`, the name with its kind's marker: one per item (an
+        image and its copies share a name)."""
+        return [row_key(r) for r in self.rows]
+
+    @property
     def collapsed_rows(self) -> list[list[str]]:
         """Rows whose last detail is a count of tag changes that are not shown."""
         return [r for r in self.rows if TAG_COUNT.match(r[3].strip().split("<br>")[-1])]
 
 
+def row_key(row: list[str]) -> str:
+    return f"{visible(code_text(row[1]))} ({visible(row[2].strip())})"
+
+
 def code_text(cell: str) -> str:
-    match = re.fullmatch(r" <code>(.*)</code> ", cell)
+    """A name cell's text: the kind's marker (bundles, shares) and the name, as written."""
+    match = re.fullmatch(rf" ({KIND_MARKER})<code>(.*)</code> ", cell)
     assert match, cell
-    return match.group(1)
+    return match.group(1) + match.group(2)
 
 
 def parse(text: str, kind: str = "plan", label: str | None = None) -> Parsed:
@@ -195,9 +213,13 @@ def parse(text: str, kind: str = "plan", label: str | None = None) -> Parsed:
             at += 1
             while lines[at] != "</details>":
                 if lines[at]:
-                    match = re.fullmatch(r"- <code>(.*)</code> \(([^()]*)\)", lines[at])
+                    match = re.fullmatch(
+                        rf"- ({KIND_MARKER})<code>(.*)</code> \(([^()]*)\)", lines[at]
+                    )
                     assert match, f"not an unchanged item: {lines[at]!r}"
-                    parsed.unchanged.append(visible(match.group(1)))
+                    parsed.unchanged.append(match.group(1) + visible(match.group(2)))
+                    region = visible(match.group(3))
+                    parsed.unchanged_keys.append(f"{parsed.unchanged[-1]} ({region})")
                 at += 1
         elif line.startswith("_To fit"):
             _read_note(parsed, line)

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import Applied, AppliedUnmanaged, Result
-from reconciler.plan import Action, Plan, TagChange, Unmanaged
+from reconciler.plan import Action, Plan, ShareChange, TagChange, Unmanaged
 from reconciler.render.github import RunInfo
 from reconciler.render.markdown import MAX_CHARS, SUMMARY_MAX_CHARS, markdown
 from reconciler.render.text import summary_line
 from tests.render.builders import (
     FIRST_TIER,
+    IMAGE_ACTIONS,
     NOW,
     OWNED,
     REGION,
@@ -34,9 +35,11 @@ from tests.render.builders import (
     creates_and_tag_updates,
     every_action_plan,
     item,
+    key_of,
     kind_of,
+    lifecycle_applied,
+    lifecycle_plan,
     live,
-    one_name,
     plan_from,
     random_applied,
     random_plan,
@@ -45,11 +48,14 @@ from tests.render.builders import (
 )
 from tests.render.reading import (
     HEADER,
+    RULE,
     Parsed,
+    cells,
     code_text,
     compact,
     one_line,
     parse,
+    row_key,
     units,
     visible,
 )
@@ -79,7 +85,7 @@ def assert_expected(name: str, text: str) -> None:
 def _tier(action_cell: str) -> int:
     if any(word in action_cell for word in ("conflict", "blocked", "failed")):
         return 0
-    if any(word in action_cell for word in ("replace", "delete", "unmanaged")):
+    if any(word in action_cell for word in ("replace", "delete", "unmanaged", "update image")):
         return 1
     return 3 if "create" in action_cell else 2
 
@@ -89,7 +95,7 @@ def _tier(action_cell: str) -> int:
 
 def test_plan_with_every_action_matches_expected_file() -> None:
     plan = every_action_plan()
-    assert {i.action for i in plan.items} == set(Action)
+    assert {i.action for i in plan.items} == IMAGE_ACTIONS
     out = markdown(plan, kind="plan")
     assert_expected("plan_every_action.md", out)
 
@@ -427,15 +433,14 @@ def check_fit(
     parsed = parse(out, kind, label)
     if not isinstance(document, Applied):
         assert summary_line(document) in parsed.lines[2], "the headline is kept whole"
-    names = [one_name(i.name) for i in document.items] + [
-        one_name(u.name) for u in document.unmanaged
-    ]
+    names = [key_of(i) for i in document.items] + [key_of(u) for u in document.unmanaged]
     assert len(set(names)) == len(names)
-    # Errors, then deletions and replacements, then changes to existing images, then creates.
-    tiers = [tier_of(document, name) for name in parsed.row_names]
+    # Errors, then deletions, replacements and rollouts, then changes to existing resources,
+    # then creates.
+    tiers = [tier_of(document, key) for key in parsed.row_keys]
     assert tiers == sorted(tiers), "a row is listed before a more important one"
     # The note says exactly what is not shown, kind by kind.
-    shown = set(parsed.row_names) | set(parsed.unchanged)
+    shown = set(parsed.row_keys) | set(parsed.unchanged_keys)
     missing = [name for name in names if name not in shown]
     assert parsed.left_out == Counter(kind_of(document, n) for n in missing)
     warnings = sum(i.is_error or i.stuck for i in document.items) + bool(document.unmanaged)
@@ -456,14 +461,14 @@ def check_fit(
     if any(kind_of(document, n) != "unchanged" for n in missing):
         assert not _expanded_rows(parsed), "tag changes shown while an item has no row"
     for row in parsed.collapsed_rows:
-        full = whole[visible(code_text(row[1]))]
+        full = whole[row_key(row)]
         extra = units(full) - units(compact(full))
         assert extra > room - SLACK, f"{row[1]} could have shown its tags"
     return parsed
 
 
 def _replacements(document: Plan) -> int:
-    return sum(kind_of(document, one_name(i.name)) == "replace" for i in document.items)
+    return sum(kind_of(document, key_of(i)) == "replace" for i in document.items)
 
 
 def _expanded_rows(parsed: Parsed) -> list[list[str]]:
@@ -471,14 +476,16 @@ def _expanded_rows(parsed: Parsed) -> list[list[str]]:
 
 
 def _lines_by_name(document: Plan, kind: str, label: str | None) -> dict[str, str]:
-    """Every item's full row or unchanged line, from the comment without a limit."""
+    """Every item's full row or unchanged line, from the comment without a limit, by key."""
     full = markdown(document, kind=kind, limit=10**9, label=label)
     assert "To fit" not in full
     lines: dict[str, str] = {}
     for line in full.splitlines():
-        match = re.match(r"(?:\| [^|]* \| |- )<code>(.*?)</code>", line)
+        if line.startswith("| ") and line not in (HEADER, RULE):
+            lines[row_key(cells(line))] = line
+        match = re.fullmatch(r"- ((?:bundle |sharing of )?)<code>(.*)</code> \(([^()]*)\)", line)
         if match:
-            lines[visible(match.group(1))] = line
+            lines[f"{match.group(1)}{visible(match.group(2))} ({visible(match.group(3))})"] = line
     return lines
 
 
@@ -530,7 +537,7 @@ def test_a_big_plan_with_prune_and_replacements_shows_every_deletion() -> None:
     parsed = check_fit(plan, out, MAX_CHARS)
     assert "12 to replace, 20 to delete" in parsed.lines[2]
     assert "unmanaged" not in parsed.lines[2]
-    kinds = Counter(kind_of(plan, n) for n in parsed.row_names)
+    kinds = Counter(kind_of(plan, key) for key in parsed.row_keys)
     assert kinds["delete"] == 20
     assert kinds["replace"] == 12
     deleting = [r for r in parsed.rows if r[0] in (" 🗑️ delete ", " 🔁 replace ")]
@@ -631,3 +638,145 @@ def test_no_tag_changes_are_shown_while_a_smaller_row_fitted_after_a_larger_one_
     """Found by the property above: a row too long for the room left, then smaller rows that
     fitted; the room that remained went to tag changes while an item had no row."""
     check_random(103, 45351, "plan")
+
+
+# --- the lifecycle: copies, sharing, bundles -----------------------------------------------
+
+
+def test_a_lifecycle_plan_matches_expected_file() -> None:
+    plan = lifecycle_plan(prune=True)
+    out = markdown(plan, kind="plan")
+    assert_expected("plan_lifecycle.md", out)
+
+    parsed = parse(out)
+    assert parsed.lines[2] == (
+        "### Plan: 3 to create, 3 to update sharing, 2 to update image, 2 to delete. "
+        "2 unchanged, 1 unmanaged."
+    )
+    assert parsed.warnings == [
+        "> [!CAUTION]\n> 1 owned bundle and 1 owned image that no spec declares will be "
+        "deleted (`--prune`). 1 owned image has no spec and is kept while a bundle uses it."
+    ]
+    # Deletions and rollouts first (bundles deleted before images), then changes to
+    # existing resources, then creates; a kind marker where the item is not an image.
+    assert [(r[0].strip(), visible(code_text(r[1])), r[2].strip()) for r in parsed.rows] == [
+        ("🚀 update image", "bundle finance-standard", "eu-west-1"),
+        ("🚀 update image", "bundle contractors", "eu-west-1"),
+        ("🗑️ delete", "bundle finance-legacy", "eu-west-1"),
+        ("🗑️ delete", "finance-win10-2025-01", "eu-west-1"),
+        ("🗑️ unmanaged", "finance-win11-2026-09", "eu-west-1"),
+        ("🔗 update sharing", "sharing of finance-win11-2026-11", "eu-west-1"),
+        ("🔗 update sharing", "sharing of finance-win11-2026-11", "us-east-1"),
+        ("🔗 update sharing", "sharing of finance-win11-2026-10", "eu-west-1"),
+        ("➕ create", "finance-win11-2026-11", "eu-west-1"),
+        ("➕ create", "finance-win11-2026-11", "us-east-1"),
+        ("➕ create", "bundle finance-power", "eu-west-1"),
+    ]
+    detail = {(visible(code_text(r[1])), r[2].strip()): r[3] for r in parsed.rows}
+    assert (
+        "image <code>finance-win11-2026-10</code> (<code>wsi-000000010</code>) → "
+        "<code>finance-win11-2026-11</code>" in detail["bundle finance-standard", "eu-west-1"]
+    )
+    assert (
+        "image <code>wsi-0c0c0c0c0</code> → <code>wsi-0c0c0c0c1</code>"
+        in detail["bundle contractors", "eu-west-1"]
+    )
+    sharing = detail["sharing of finance-win11-2026-10", "eu-west-1"]
+    assert "− account <code>111122223333</code><br>+ account <code>444455556666</code>" in sharing
+    copy = detail["finance-win11-2026-11", "us-east-1"]
+    assert copy.startswith(" copy of eu-west-1<br>after the capture<br>")
+    assert (
+        "image <code>finance-win11-2026-10</code>, POWER, user 100 GiB, root 175 GiB"
+        in (detail["bundle finance-power", "eu-west-1"])
+    )
+    assert (
+        "kept while bundle <code>finance-basic</code> uses it"
+        in (detail["finance-win11-2026-09", "eu-west-1"])
+    )
+    assert parsed.unchanged == ["finance-win11-2026-10", "bundle finance-basic"]
+
+
+def test_a_lifecycle_apply_result_matches_expected_file() -> None:
+    document = lifecycle_applied(lifecycle_plan(prune=True))
+    out = markdown(document, kind="apply")
+    assert_expected("apply_lifecycle.md", out)
+
+    parsed = parse(out, "apply")
+    assert parsed.lines[2] == (
+        "### Apply complete: 2 created, 1 sharing-updated, 1 image-updated, 2 deleted, "
+        "4 deferred, 1 skipped, 2 unchanged."
+    )
+    results = {(visible(code_text(r[1])), r[2].strip()): r[0].strip() for r in parsed.rows}
+    assert results["sharing of finance-win11-2026-10", "eu-west-1"] == (
+        "🔗 update sharing → **sharing-updated**"
+    )
+    assert results["bundle contractors", "eu-west-1"] == "🚀 update image → **image-updated**"
+    assert results["bundle finance-legacy", "eu-west-1"] == "🗑️ delete → **deleted**"
+    assert results["finance-win11-2026-09", "eu-west-1"] == "🗑️ delete → **skipped**"
+    assert parsed.warnings == [
+        "> [!CAUTION]\n> 1 owned bundle and 1 owned image with no spec were deleted. "
+        "1 owned image with no spec was not deleted: see why below."
+    ]
+
+
+def test_a_kept_image_without_prune_and_an_unmanaged_bundle_are_told_apart() -> None:
+    plan = lifecycle_plan(prune=False)
+    parsed = parse(markdown(plan, kind="drift"), "drift")
+    assert parsed.warnings == [
+        "> [!CAUTION]\n> 1 owned bundle and 1 owned image have no spec; `apply --prune` "
+        "deletes them. 1 owned image has no spec and is kept while a bundle uses it."
+    ]
+    actions = {visible(code_text(r[1])): r[0].strip() for r in parsed.rows}
+    assert actions["bundle finance-legacy"] == "🗑️ unmanaged"
+    assert actions["finance-win10-2025-01"] == "🗑️ unmanaged"
+    # Trimmed, the note names what was left out by kind: bundles too.
+    small = markdown(plan, kind="drift", limit=1_700)
+    trimmed = check_fit(plan, small, 1_700, "drift")
+    assert trimmed.left_out, small
+
+
+def test_strings_in_copies_shares_and_bundles_are_inert() -> None:
+    items = []
+    unmanaged = []
+    for n, (label, text) in enumerate(HOSTILE.items()):
+        items += [
+            item(
+                Action.UPDATE_IMAGE,
+                f"bundle-{label} {text}",
+                kind="bundle",
+                bundle_id=f"wsb-{n:09d}",
+                image_before=f"wsi-{n:09d}",
+                image_before_name=f"before {text}",
+                image_name=f"after {text}",
+                image_id=None,
+                reason=f"after the capture of {text}",
+            ),
+            item(
+                Action.CREATE,
+                f"new-{label} {text}",
+                kind="bundle",
+                image_name=f"image {text}",
+                compute_type=text,
+                user_volume_gib=50,
+            ),
+            item(
+                Action.UPDATE_SHARING,
+                f"share-{label} {text}",
+                kind="share",
+                share_changes=(ShareChange(account=text, before=False, after=True),),
+            ),
+            item(Action.CREATE, f"copy-{label} {text}", copy_from=text, source_workspace_id=None),
+            item(Action.NO_OP, f"steady-{label} {text}", kind="bundle", bundle_id="wsb-1"),
+        ]
+        unmanaged += [
+            Unmanaged(
+                kind="bundle", name=f"{text} (orphan bundle)", region=REGION, bundle_id="wsb-9"
+            ),
+            Unmanaged(name=f"{text} (kept)", region=REGION, image_id=f"wsi-8{n}", used_by=(text,)),
+        ]
+    plan = Plan(specs_digest="x", items=tuple(items), unmanaged=tuple(unmanaged), prune=True)
+    out = markdown(plan, kind="plan")
+    parsed = check_inert(out, "plan", HOSTILE.values())
+    assert len(parsed.rows) == 4 * len(HOSTILE) + len(plan.unmanaged)
+    assert len(parsed.unchanged) == len(HOSTILE)
+    assert all(name.startswith("bundle steady-") for name in parsed.unchanged)

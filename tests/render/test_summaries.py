@@ -14,10 +14,20 @@ import re
 
 import pytest
 
-from reconciler.plan import Action, Plan, Unmanaged
+from reconciler.plan import Action, Plan, ShareChange, Unmanaged
 from reconciler.render import text
 from reconciler.render.markdown import markdown
-from tests.render.builders import NOW, REGION, item, live, plan_from, random_plan, spec
+from tests.render.builders import (
+    NOW,
+    REGION,
+    item,
+    lifecycle_plan,
+    live,
+    plan_from,
+    random_plan,
+    spec,
+    still_used,
+)
 from tests.render.reading import parse
 
 FAILED = item(
@@ -33,8 +43,8 @@ ORPHANS = (
     Unmanaged(name="retired-2024", region=REGION, image_id="wsi-0456abcde", state="AVAILABLE"),
 )
 COUNTED = re.compile(
-    r"(\d+) (?:to create|to update|to adopt|to replace|to delete|unchanged|unmanaged|"
-    r"in conflict|blocked)\b"
+    r"(\d+) (?:to create|to update sharing|to update image|to update|to adopt|to replace|"
+    r"to delete|unchanged|unmanaged|in conflict|blocked)\b"
 )
 
 
@@ -135,8 +145,53 @@ def test_every_item_is_counted_once_and_no_changes_means_nothing_to_see(seed: in
     assert line.startswith("No changes.") == quiet, line
     if plan.replace_failed and any(plan.replaces(i) for i in plan.items):
         assert "to replace" in line
-    if plan.prune and plan.unmanaged:
-        assert f"{len(plan.unmanaged)} to delete" in line
-        assert "unmanaged" not in line
+    kept = sum(still_used(plan, u) for u in plan.unmanaged)
+    if plan.prune and len(plan.unmanaged) > kept:
+        assert f"{len(plan.unmanaged) - kept} to delete" in line
+    if plan.prune:
+        assert (f"{kept} unmanaged" in line) if kept else ("unmanaged" not in line)
+    for action, words in (
+        ("update-sharing", "to update sharing"),
+        ("update-image", "to update image"),
+    ):
+        count = plan.summary[action]
+        assert (f"{count} {words}" in line) if count else (words not in line), line
     headline = parse(markdown(plan, kind="plan")).lines[2]
     assert headline == f"### {line}"
+
+
+def test_sharing_and_image_changes_are_changes_not_no_changes() -> None:
+    share = item(
+        Action.UPDATE_SHARING,
+        "finance-win11-2026-11",
+        kind="share",
+        share_changes=(ShareChange(account="111122223333", before=False, after=True),),
+    )
+    rollout = item(
+        Action.UPDATE_IMAGE,
+        "finance-standard",
+        kind="bundle",
+        bundle_id="wsb-000000001",
+        image_before="wsi-000000001",
+        image_id="wsi-000000002",
+    )
+    for items, line in (
+        ((share,), "Plan: 1 to update sharing. 0 unchanged."),
+        ((rollout,), "Plan: 1 to update image. 0 unchanged."),
+        ((share, rollout), "Plan: 1 to update sharing, 1 to update image. 0 unchanged."),
+    ):
+        plan = Plan(specs_digest="x", items=items)
+        assert text.summary_line(plan) == line
+        output = rendered(plan)
+        assert "No changes" not in output
+        assert f"\n{line}\n" in output
+        assert parse(markdown(plan, kind="plan")).lines[2] == f"### {line}"
+
+
+def test_an_unmanaged_image_a_bundle_keeps_is_not_counted_as_a_deletion() -> None:
+    plan = lifecycle_plan(prune=True)
+    # Deleted: the unmanaged bundle and the image only it used; kept: the image
+    # finance-basic uses.
+    assert text.summary_line(plan).endswith("2 to delete. 2 unchanged, 1 unmanaged.")
+    headline = parse(markdown(plan, kind="plan")).lines[2]
+    assert headline == f"### {text.summary_line(plan)}"
