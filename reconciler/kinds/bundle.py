@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     from reconciler.aws import RegionClient
     from reconciler.specs import BundleSpec
 
-BUNDLE_QUOTA = 50  # custom bundles per region; not adjustable
-
 
 @dataclass(frozen=True)
 class _Target:
