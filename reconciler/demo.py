@@ -5,8 +5,8 @@ It serves the emulator the tests use (:mod:`reconciler.emulator`: moto made to a
 the real service, including the Resource Groups Tagging API) on 127.0.0.1 at a free port,
 seeds it with the source WorkSpaces that the bundled example specs name, and runs the real
 `reconciler` command against it: plan -> apply --wait (capture, copy to a second region,
-share with an account, bundle) -> an out-of-band tag edit -> drift -> apply -> a new image
-that the bundles move to -> plan -> apply --wait -> plan (no changes).
+share with an account, bundle) -> an out-of-band tag edit -> drift -> a new image that the
+bundles move to -> plan -> apply --wait (the tags put back too) -> plan (no changes).
 No AWS account or credentials are used; everything stays on this machine. Captures and
 copies end after a second instead of the real service's hour or so.
 """
@@ -81,12 +81,12 @@ def _walkthrough(specs: Path, endpoint: str, fidelity: Fidelity) -> int:
     image = _edit_tags_out_of_band(env)
     _say(f"3. Someone edits tags on {image} in the console (team=marketing, adds temp=1).")
     step("4. Drift check: exit 2, the tags drifted; nothing else did.", "drift", expected=2)
-    step("5. Apply puts the declared tags back.", "apply", "--auto-approve")
-    _say(f"6. Next month's image: add {ROLLOUT} to the specs and point the bundles at it.")
+    _say(f"5. Next month's image: add {ROLLOUT} to the specs and point the bundles at it.")
     _roll_out(specs)
-    step("7. Plan: the new image, its copy and share, then update-image on each bundle.", "plan")
-    step("8. Apply --wait: the bundles move to the new image once it is available.", *wait)
-    step("9. Plan again: nothing to do, exit 0.", "plan", "--detailed-exitcode")
+    # The drifted tags stay in this plan: one apply puts them back along with the rollout.
+    step("6. Plan: tags back; new image, its copy and share; update-image on each bundle.", "plan")
+    step("7. Apply --wait: all of it; the bundles move once the new image is available.", *wait)
+    step("8. Plan again: nothing to do, exit 0.", "plan", "--detailed-exitcode")
     _say("Demo complete: the specs are the source of truth, and every run is safe to repeat.")
     return 0
 

@@ -94,6 +94,7 @@ def test_the_rollout_is_applied_and_the_last_plan_has_no_changes(
     assert apply == WAIT
     assert exit_code(applied) == 0
     assert len(re.findall(r"image-updated +bundle finance-standard", applied)) == 2, applied
+    assert "tags-updated finance-win11-2026-11 (eu-west-1)" in applied  # the drift, put back
     assert last == "reconciler plan --detailed-exitcode specs"
     assert exit_code(output) == 0
     assert "No changes." in output, output
