@@ -10,6 +10,7 @@ holds afterwards.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -395,7 +396,7 @@ def test_prune_deletes_the_bundle_then_revokes_sharing_then_deletes_the_image(
     specs_dir.write("a.yaml", image_doc("keep"))
 
     plan = run_reconciler("plan", specs_dir, "--prune", endpoint=endpoint, check_exit=0)
-    assert "- delete bundle old-bundle" in plan.stdout
+    assert re.search(r"- delete +bundle old-bundle \(eu-west-1\) wsb-", plan.stdout), plan.stdout
 
     endpoint.calls.clear()
     done = apply_json(run_reconciler, specs_dir, endpoint, "--prune", check_exit=0)
@@ -517,3 +518,49 @@ def test_a_bundle_in_a_copy_region_uses_the_copy(
     )
     apply_json(run_reconciler, specs_dir, endpoint, check_exit=0)
     assert bundles(endpoint, COPY_REGION)["standard-us"]["image_id"] == copy
+
+
+def test_a_saved_lifecycle_plan_is_applied_as_reviewed_and_refused_when_sharing_moved(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, tmp_path: Path
+) -> None:
+    old = endpoint.fidelity.add_image(REGION, "golden-10", "Image golden-10", tags=OWN)
+    new = endpoint.fidelity.add_image(REGION, "golden-11", "Image golden-11", tags=OWN)
+    endpoint.fidelity.add_bundle(REGION, "standard", old, description="Bundle standard", tags=OWN)
+    specs_dir.write(
+        "a.yaml",
+        image_doc("golden-10"),
+        image_doc("golden-11", WS_B, share_with=[ACCOUNT_1]),
+        bundle_doc("standard", "golden-11"),
+    )
+    saved = tmp_path / "plan.json"
+    run_reconciler("plan", specs_dir, "--out", saved, endpoint=endpoint, check_exit=0)
+
+    # Sharing changes behind the plan's back: the reviewed plan no longer says what would
+    # happen, so nothing is applied.
+    endpoint.fidelity.set_shared_accounts(REGION, new, [ACCOUNT_2])
+    stale = run_reconciler("apply", specs_dir, "--plan-file", saved, endpoint=endpoint)
+    assert stale.code == 1
+    assert "saved plan is stale" in stale.stderr
+    assert bundles(endpoint)["standard"]["image_id"] == old
+
+    endpoint.fidelity.set_shared_accounts(REGION, new, [])
+    done = run_reconciler(
+        "apply", specs_dir, "--plan-file", saved, "--format", "json", endpoint=endpoint,
+        check_exit=0,
+    )  # fmt: skip
+    assert results(done)[("bundle", REGION, "standard")] == ("image-updated", None)
+    assert results(done)[("share", REGION, "golden-11")] == ("sharing-updated", None)
+    assert bundles(endpoint)["standard"]["image_id"] == new
+    assert endpoint.fidelity.shared_accounts(REGION, new) == [ACCOUNT_1]
+
+
+def test_a_bundle_owned_by_nobody_is_never_deleted_by_prune(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    image = endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    endpoint.fidelity.add_bundle(REGION, "console-made", image)  # no ownership tag
+    specs_dir.write("a.yaml", image_doc("golden"), bundle_doc("standard", "golden"))
+    done = apply_json(run_reconciler, specs_dir, endpoint, "--prune", check_exit=0)
+    assert done.json()["unmanaged"] == []
+    assert endpoint.calls.count("DeleteWorkspaceBundle") == 0
+    assert set(bundles(endpoint)) == {"console-made", "standard"}
