@@ -99,9 +99,9 @@ def test_wait_follows_the_capture_until_available_with_progress_lines_on_stderr(
     assert images(endpoint)["golden"]["tags"] == {"team": "a", **OWN}
     assert endpoint.fidelity.workspace_state(REGION, WS_A) == "AVAILABLE"
     # stderr is not a terminal: plain log lines, no cursor movement.
-    assert "waiting for 1 images" in applied.stderr
+    assert "waiting for 1 item (" in applied.stderr
     assert "golden (eu-west-1): PENDING" in applied.stderr
-    assert "all captures ended" in applied.stderr
+    assert "nothing left to wait for" in applied.stderr
     assert "\x1b[" not in applied.stderr
     # The plan's listing, then the wait's polls (one image: one call each).
     assert len(calls(endpoint, "DescribeWorkspaceImages")) >= 2

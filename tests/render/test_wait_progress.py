@@ -81,7 +81,7 @@ def test_one_item_is_one_item_and_the_end_is_said() -> None:
     assert text.splitlines() == [
         "waiting for 1 item (0s so far)",
         "  finance-win11-2026-11 (eu-west-1): PENDING, 0s",
-        "all captures ended",
+        "nothing left to wait for",
     ]
 
 
