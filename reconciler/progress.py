@@ -115,7 +115,9 @@ class WaitProgress:
             self._last = elapsed
             count = f"{len(items)} item{'' if len(items) == 1 else 's'}"
             head = f"waiting for {count} ({_duration(elapsed)} so far)"
-            self.stream.write(("\n".join([head, *lines]) if items else "nothing left to wait for") + "\n")
+            self.stream.write(
+                ("\n".join([head, *lines]) if items else "nothing left to wait for") + "\n"
+            )
         self.stream.flush()
 
     def _clear(self) -> None:
