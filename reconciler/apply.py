@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from reconciler.aws import in_parallel
 from reconciler.errors import Interrupted
 from reconciler.kinds import KINDS, ApplyContext, kind_of, module
-from reconciler.kinds.image import CREATE_ERRORS, create_now
+from reconciler.kinds.image import CREATE_ERRORS, bundles_phrase, create_now
 from reconciler.plan import Action, Kind, Plan, PlanItem, Replan, Unmanaged
 from reconciler.results import (
     Applied,
@@ -228,11 +228,20 @@ def apply_deletions(applied: Applied, clients: Clients) -> Applied:
     images (their sharing revoked first), never an image that a bundle still uses."""
     if not applied.prune:
         return applied
-    deleted = _delete_all(applied, applied.unmanaged, Kind.BUNDLE, clients, {})
+    shown = [u for u in applied.unmanaged if u in applied.deletions]
+    deleted = _delete_all(applied, shown, Kind.BUNDLE, clients, {})
     ctx_in_use = in_use(applied, deleted.values())
-    deleted |= _delete_all(applied, applied.unmanaged, Kind.IMAGE, clients, ctx_in_use)
-    unmanaged = tuple(deleted.get(u.key, u) for u in applied.unmanaged)
+    deleted |= _delete_all(applied, shown, Kind.IMAGE, clients, ctx_in_use)
+    unmanaged = tuple(deleted.get(u.key, _kept(applied, u)) for u in applied.unmanaged)
     return applied.model_copy(update={"unmanaged": unmanaged, "interrupted": clients.stop.is_set()})
+
+
+def _kept(applied: Applied, u: AppliedUnmanaged) -> AppliedUnmanaged:
+    """An unmanaged image the plan showed kept, because a bundle will still use it."""
+    users = applied.kept_by(u)
+    if not users:
+        return u
+    return unmanaged_result(u, Result.UNCHANGED, f"kept: {bundles_phrase(users)}")
 
 
 def _delete_all(

@@ -157,6 +157,16 @@ class PlanItem(_Frozen):
         return self.action in (Action.CONFLICT, Action.BLOCKED)
 
     @property
+    def moves_image(self) -> bool:
+        """A declared bundle that the plan moves to its declared image."""
+        return (
+            self.kind is Kind.BUNDLE
+            and self.action in (Action.UPDATE_IMAGE, Action.ADOPT)
+            and self.image_before is not None
+            and self.image_id != self.image_before
+        )
+
+    @property
     def is_copy(self) -> bool:
         return self.kind is Kind.IMAGE and self.copy_from is not None
 
@@ -228,8 +238,29 @@ class Plan(_Frozen):
 
     @property
     def deletions(self) -> tuple[Unmanaged, ...]:
-        """The unmanaged resources this plan deletes: all of them with --prune, else none."""
-        return self.unmanaged if self.prune else ()
+        """The unmanaged resources this plan deletes: with --prune, all of them but the
+        images a bundle will still use (`kept_by`); else none."""
+        return tuple(u for u in self.unmanaged if not self.kept_by(u)) if self.prune else ()
+
+    def kept_by(self, u: Unmanaged) -> tuple[str, ...]:
+        """The bundles that keep an unmanaged image from `apply --prune`: those found using
+        it, less the unmanaged bundles pruned before it and the declared bundles the plan
+        moves to another image, plus the declared bundles the plan puts on it. Apply checks
+        the same after its changes (`apply.in_use`) before any image deletion."""
+        if u.kind is not Kind.IMAGE or not u.image_id:
+            return ()
+        users = set(u.used_by)
+        # As --prune has it (a plan without it says what it would do): unmanaged bundles
+        # are deleted first.
+        users -= {b.name for b in self.unmanaged if b.kind is Kind.BUNDLE and b.region == u.region}
+        for item in self.items:
+            if item.kind is not Kind.BUNDLE or item.region != u.region:
+                continue
+            if item.image_id == u.image_id:
+                users.add(item.name)
+            elif item.moves_image and item.image_before == u.image_id:
+                users.discard(item.name)
+        return tuple(sorted(users))
 
     @property
     def has_changes(self) -> bool:

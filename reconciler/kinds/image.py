@@ -20,7 +20,7 @@ AVAILABLE, and waits for it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -307,6 +307,13 @@ def _users(live: RegionInventory, image_id: str) -> tuple[str, ...]:
     return tuple(sorted(b.name for b in (live.bundles or {}).values() if b.image_id == image_id))
 
 
+def bundles_phrase(users: Sequence[str]) -> str:
+    """Why an image is kept: "bundle X still uses it"."""
+    if len(users) == 1:
+        return f"bundle {users[0]} still uses it"
+    return f"bundles {', '.join(users)} still use it"
+
+
 def replan(
     item: PlanItem, tags: Mapping[str, str] | None, desired: Desired, settings: Settings
 ) -> PlanItem:
@@ -516,8 +523,8 @@ def delete(u: Unmanaged, client: RegionClient, ctx: ApplyContext) -> AppliedUnma
     never one a bundle still uses; its sharing is revoked first."""
     assert u.image_id is not None
     users = ctx.in_use.get((u.region, u.image_id), ())
-    if users:
-        return unmanaged_result(u, Result.SKIPPED, f"kept: bundle {', '.join(users)} still uses it")
+    if users:  # the plan foresaw otherwise: a bundle's move to another image did not happen
+        return unmanaged_result(u, Result.UNCHANGED, f"kept: {bundles_phrase(users)}")
     if u.state == "PENDING":
         return unmanaged_result(
             u,

@@ -33,7 +33,6 @@ from reconciler.render.text import (
     applied_summary,
     health_line,
     image_change,
-    kept_by,
     summary_line,
 )
 from reconciler.results import Applied, AppliedItem, AppliedUnmanaged, Result
@@ -397,8 +396,8 @@ def _warnings(document: Plan | Applied) -> list[str]:
 
 def _unmanaged_caution(document: Plan | Applied) -> str:
     if not isinstance(document, Applied):
-        kept = [u for u in document.unmanaged if kept_by(document, u)]
-        free = [u for u in document.unmanaged if not kept_by(document, u)]
+        kept = [u for u in document.unmanaged if document.kept_by(u)]
+        free = [u for u in document.unmanaged if not document.kept_by(u)]
         said = []
         if free and document.prune:
             said.append(f"{_owned(free)} that no spec declares will be deleted (`--prune`).")
@@ -552,7 +551,7 @@ def _change(change: TagChange) -> str:
 
 def _unmanaged_row(document: Plan | Applied, u: Unmanaged) -> _Row:
     result = u.result if isinstance(u, AppliedUnmanaged) else None
-    users = kept_by(document, u) if result is None else ()
+    users = document.kept_by(u) if result is None else ()
     deleting = (document.prune and not users) if result is None else result is not Result.UNCHANGED
     label = DELETE_ICON if deleting else UNMANAGED_ICON
     if result is not None and result is not Result.UNCHANGED:

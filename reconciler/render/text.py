@@ -93,35 +93,6 @@ def render_plan(
         )
 
 
-def kept_by(plan: Plan, u: Unmanaged) -> tuple[str, ...]:
-    """The bundles that keep an unmanaged image from `apply --prune`: those found using it,
-    less the unmanaged bundles pruned before it and the declared bundles the plan moves to
-    another image, plus the declared bundles the plan puts on it. Apply keeps an image in
-    use after its changes (`apply.in_use`); this is that rule as the plan foresees it."""
-    if u.kind is not Kind.IMAGE or not u.image_id:
-        return ()
-    users = set(u.used_by)
-    users -= {b.name for b in plan.unmanaged if b.kind is Kind.BUNDLE and b.region == u.region}
-    for item in plan.items:
-        if item.kind is not Kind.BUNDLE or item.region != u.region:
-            continue
-        if item.image_id == u.image_id:
-            users.add(item.name)
-        elif _moves(item) and item.image_before == u.image_id:
-            users.discard(item.name)
-    return tuple(sorted(users))
-
-
-def _moves(item: PlanItem) -> bool:
-    """A declared bundle that the plan moves to its declared image."""
-    return (
-        item.kind is Kind.BUNDLE
-        and item.action in (Action.UPDATE_IMAGE, Action.ADOPT)
-        and item.image_before is not None
-        and item.image_id != item.image_before
-    )
-
-
 def kept_phrase(users: tuple[str, ...]) -> str:
     if len(users) == 1:
         return f"kept while bundle {users[0]} uses it"
@@ -131,7 +102,7 @@ def kept_phrase(users: tuple[str, ...]) -> str:
 def _write_pruned(plan: Plan, out: TextIO, paint: _Painter) -> None:
     """The deletions of --prune, bundles first (apply deletes them first), and the images
     a bundle keeps, in their place."""
-    doomed = [u for u in plan.unmanaged if not kept_by(plan, u)]
+    doomed = [u for u in plan.unmanaged if not plan.kept_by(u)]
     if doomed:
         head = f"  Warning: --prune deletes these owned {_kinds(doomed)}, which no spec declares:"
         out.write(paint(head, "red", bold=True) + "\n")
@@ -139,7 +110,7 @@ def _write_pruned(plan: Plan, out: TextIO, paint: _Painter) -> None:
         out.write(paint("  --prune keeps these owned images, which no spec declares:", "yellow"))
         out.write("\n")
     for u in sorted(plan.unmanaged, key=lambda u: u.kind is not Kind.BUNDLE):
-        users = kept_by(plan, u)
+        users = plan.kept_by(u)
         what = f"{_unmanaged_named(u)} ({u.region}) {u.resource_id}"
         if users:
             out.write(paint(f"    keep        {what}: {safe(kept_phrase(users))}", "yellow") + "\n")
@@ -158,7 +129,7 @@ def _write_unmanaged(plan: Plan, out: TextIO, paint: _Painter) -> None:
             f"\nOwned {kind.value}s that no spec declares (apply --prune would delete them):\n"
         )
         for u in found:
-            users = kept_by(plan, u)
+            users = plan.kept_by(u)
             tail = f": {safe(kept_phrase(users))}" if users else ""
             line = f"    {safe(u.name)} ({u.region}) {u.resource_id}{tail}"
             out.write(paint(line, "yellow") + "\n")
@@ -238,7 +209,7 @@ def plan_counts(plan: Plan) -> dict[str, int]:
             counts[_COUNTED_AS[item.action]] += 1
         counts["stuck"] += item.stuck
     for u in plan.unmanaged:
-        counts["delete" if plan.prune and not kept_by(plan, u) else "unmanaged"] += 1
+        counts["delete" if plan.prune and not plan.kept_by(u) else "unmanaged"] += 1
     return counts
 
 
@@ -355,7 +326,7 @@ def _image_after(item: PlanItem) -> str:
 def image_change(item: PlanItem) -> tuple[str, str] | None:
     """A bundle's image change as (before, after), when the plan moves it; the before image
     named when the account owns it: `name (wsi-...)`, else its id."""
-    if not _moves(item):
+    if not item.moves_image:
         return None
     before = item.image_before or ""
     if item.image_before_name:

@@ -431,7 +431,7 @@ def test_prune_keeps_an_image_that_a_declared_bundle_still_uses(
     )
     done = apply_json(run_reconciler, specs_dir, endpoint, "--prune", check_exit=0)
     (kept,) = done.json()["unmanaged"]
-    assert (kept["name"], kept["result"]) == ("retired", "skipped")
+    assert (kept["name"], kept["result"]) == ("retired", "unchanged")
     assert "bundle standard still uses it" in kept["error"]
     assert endpoint.calls.count("DeleteWorkspaceImage") == 0
     assert "retired" in images(endpoint)

@@ -411,18 +411,21 @@ def test_prune_reports_images_the_service_keeps_with_a_hint_and_the_rest_proceed
     assert "bundle" in gone["in-bundle"]["error"].split("hint:")[1]
     assert gone["capturing"]["result"] == "skipped"
     assert "PENDING" in gone["capturing"]["error"]
-    assert gone["shared"]["result"] == "failed"
-    assert "shared with other accounts" in gone["shared"]["error"].split("hint:")[1]
+    # Shared with another account: its sharing is revoked first, then it is deleted.
+    assert gone["shared"]["result"] == "deleted"
+    # The test's own grant, then the revocation.
+    assert len(calls(endpoint, "UpdateWorkspaceImagePermission")) == 2
     # The other items still proceed.
     assert items(applied)["new-image"]["result"] == "created"
 
     after = images(endpoint)
-    assert set(after) == {"in-bundle", "capturing", "shared", "new-image"}
+    assert set(after) == {"in-bundle", "capturing", "new-image"}
     assert after["in-bundle"]["id"] == in_bundle
     assert after["capturing"]["id"] == capturing
     assert after["new-image"]["tags"] == {"team": "a", **OWN}
-    # The PENDING image was not even tried: the service would refuse it.
-    assert len(calls(endpoint, "DeleteWorkspaceImage")) == 3
+    # The PENDING image was not even tried: the service would refuse it. The shared one took
+    # two: refused while shared, then deleted once its sharing was revoked.
+    assert len(calls(endpoint, "DeleteWorkspaceImage")) == 4
     assert unused not in {i["id"] for i in after.values()}
 
     # The text report says the same, with the hints.

@@ -489,10 +489,10 @@ def test_an_unmanaged_image_is_kept_only_while_a_bundle_will_still_use_it() -> N
         others = (pruned_user,) if unmanaged is old_of_u else ()
         return Plan(specs_digest=DIGEST, items=items, unmanaged=(unmanaged, *others), prune=True)
 
-    assert text.kept_by(plan(moving), old) == ()
-    assert text.kept_by(plan(stuck), old) == ("b",)
-    assert text.kept_by(plan(moving, arriving), old) == ("c",)
-    assert text.kept_by(plan(unmanaged=old_of_u), old_of_u) == ()
+    assert plan(moving).kept_by(old) == ()
+    assert plan(stuck).kept_by(old) == ("b",)
+    assert plan(moving, arriving).kept_by(old) == ("c",)
+    assert plan(unmanaged=old_of_u).kept_by(old_of_u) == ()
     leaves = _text(lambda out: text.render_plan(plan(moving), out))
     assert "  - delete      old (eu-west-1) wsi-0old\n" in leaves
     assert text.summary_line(plan(moving)) == "Plan: 1 to update image, 1 to delete. 0 unchanged."
