@@ -646,15 +646,15 @@ def _wait(
 def _waited_item_line(out: Output) -> Callable[[AppliedItem], None]:
     """A line on stderr for each item that waited and has now run (`apply --wait`)."""
     from reconciler.render.escape import terminal_safe as safe
+    from reconciler.render.text import named
+    from reconciler.results import Result
 
     def line(item: AppliedItem) -> None:
         if out.quiet:
             return
-        kind = "" if item.kind.value == "image" else f"{item.kind.value} "
+        name = named(item, by_action=item.result is Result.SHARING_UPDATED)
         detail = f": {safe(item.error)}" if item.error else ""
-        click.echo(
-            f"  {item.result.value} {kind}{safe(item.name)} ({item.region}){detail}", err=True
-        )
+        click.echo(f"  {item.result.value} {name} ({item.region}){detail}", err=True)
 
     return line
 

@@ -355,7 +355,7 @@ def test_the_whole_chain_in_one_run_with_wait(
     assert bundles(endpoint)["standard"]["image_id"] == golden["id"]
     assert bundles(endpoint, COPY_REGION)["standard-us"]["image_id"] == copy["id"]
     # Progress lines name what ran after waiting.
-    assert "sharing-updated share golden" in run.stderr
+    assert f"sharing-updated golden ({COPY_REGION})" in run.stderr
     assert "created bundle standard-us" in run.stderr
 
 
