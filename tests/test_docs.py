@@ -120,3 +120,134 @@ def test_readme_documents_every_input_and_output_of_the_action():
     text = section("## Using it in GitHub Actions")
     for name in [*action["inputs"], *action["outputs"]]:
         assert re.search(rf"^\| [^|]*`{name}`", text, re.M), f"no table row for `{name}`"
+
+
+# --- the golden-image lifecycle: what the README promises about the code ---------------------
+
+PACKAGE = ROOT / "reconciler"
+# Code that is not the reconciler's own calls to AWS: the emulator answers them, the demo
+# edits the emulator's tags as a person would in the console.
+NOT_THE_RECONCILERS_CALLS = ("emulator", "demo.py")
+# The WorkSpaces API's own words for each verb, as IAM spells its actions.
+READ_VERBS = ("Describe", "Get")
+DELETIONS = {"workspaces:DeleteWorkspaceImage", "workspaces:DeleteWorkspaceBundle"}
+
+
+def _camel(operation: str) -> str:
+    return "".join(word.capitalize() for word in operation.split("_"))
+
+
+def actions_the_code_calls() -> set[str]:
+    """Every AWS action the reconciler's code can call, as an IAM action name: the
+    WorkSpaces client's methods (`.reads.x(`, `.creates.x(`, `.pages("x"`) and the tagging
+    API's `get_resources`."""
+    found: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith(NOT_THE_RECONCILERS_CALLS):
+            continue
+        text = path.read_text(encoding="utf-8")
+        operations = re.findall(r"\.(?:reads|creates)\.([a-z_]+)\(", text)
+        operations += re.findall(r"\.pages\(\s*\"([a-z_]+)\"", text)
+        found |= {f"workspaces:{_camel(op)}" for op in operations}
+        if re.search(r"\.get_resources\(", text):
+            found.add("tag:GetResources")
+    return found
+
+
+def iam_policies() -> list[set[str]]:
+    """The actions of each policy in the README's IAM section, in order."""
+    policies = []
+    for block in re.findall(r"```json\n(.+?)\n```", section("## IAM"), re.S):
+        document = json.loads(block)
+        policies.append({a for s in document["Statement"] for a in s["Action"]})
+    return policies
+
+
+def test_the_iam_policies_list_exactly_the_actions_the_code_calls():
+    calls = actions_the_code_calls()
+    # The scan must see the lifecycle's calls, or it proves nothing.
+    assert {
+        "workspaces:CreateWorkspaceImage",
+        "workspaces:CopyWorkspaceImage",
+        "workspaces:DescribeWorkspaceImagePermissions",
+        "workspaces:UpdateWorkspaceImagePermission",
+        "workspaces:DescribeWorkspaceBundles",
+        "workspaces:CreateWorkspaceBundle",
+        "workspaces:UpdateWorkspaceBundle",
+        "workspaces:DeleteWorkspaceBundle",
+        "workspaces:DescribeTags",
+        "tag:GetResources",
+    } <= calls
+    plan_and_drift, apply, apply_with_deletions = iam_policies()
+    reads = {a for a in calls if a.split(":")[1].startswith(READ_VERBS)}
+    assert plan_and_drift == reads, "the plan/drift policy: every read, nothing else"
+    assert apply == calls - DELETIONS, "the apply policy: every call but the deletions"
+    assert apply_with_deletions == calls, "the --prune/--replace-failed policy: every call"
+    table = section("## IAM")
+    undocumented = [a for a in sorted(calls) if not re.search(rf"^\| `{a}` \|", table, re.M)]
+    assert not undocumented, f"the IAM table has no row for {undocumented}"
+
+
+def test_every_action_and_result_is_documented():
+    from reconciler.plan import Action
+    from reconciler.results import Result
+
+    actions = section("## What each action does")
+    assert not [a.value for a in Action if f"`{a.value}`" not in actions]
+    for heading in ("## What each action does", "## JSON output"):
+        missing = [r.value for r in Result if f"`{r.value}`" not in section(heading)]
+        assert not missing, f"{heading} does not name the results {missing}"
+
+
+def test_every_spec_field_is_shown_in_the_specs_examples():
+    from reconciler.specs.models import BundleSpecDocument, DefaultsBody, ImageSpecDocument
+
+    examples = "\n".join(re.findall(r"```yaml\n(.+?)\n```", section("## Specs"), re.S))
+    for model in (ImageSpecDocument, BundleSpecDocument, DefaultsBody):
+        missing = [f for f in model.model_fields if not re.search(rf"^ *{f}:", examples, re.M)]
+        assert not missing, f"the Specs examples lack {model.__name__} fields {missing}"
+
+
+def test_the_json_example_is_a_format_2_plan_the_models_read_and_write_back():
+    from reconciler.plan import FORMAT_VERSION, Plan, PlanItem, Unmanaged
+
+    (block,) = re.findall(r"```json\n(.+?)\n```", section("## JSON output"), re.S)
+    document = json.loads(block)
+    assert document["format_version"] == FORMAT_VERSION == 2
+    summary = document.pop("summary")
+    plan = Plan.model_validate(document)
+    assert list(summary) == list(plan.summary), "summary keys, in the order printed"
+    assert {i["kind"] for i in document["items"]} == {"image", "share", "bundle"}
+    for item in document["items"]:
+        written = PlanItem.model_validate(item).model_dump(mode="json", exclude={"fingerprint"})
+        assert written == item, "an item's fields are exactly its kind's"
+    assert {u["kind"] for u in document["unmanaged"]} == {"image", "bundle"}
+    for entry in document["unmanaged"]:
+        assert Unmanaged.model_validate(entry).model_dump(mode="json") == entry
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_the_readmes_links_to_its_own_sections_resolve():
+    prose = re.sub(r"```.*?```", "", README, flags=re.S)
+    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", prose, re.M)}
+    broken = sorted(set(re.findall(r"\]\(#([^)]+)\)", prose)) - anchors)
+    assert not broken, f"links to no heading: {broken}"
+
+
+def test_security_names_only_tests_that_exist():
+    security = (ROOT / "SECURITY.md").read_text(encoding="utf-8")
+    named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?", security)
+    assert any("test_golden_lifecycle.py" in path for path, _ in named)
+    for path, test in named:
+        file = ROOT / path
+        assert file.is_file(), f"SECURITY.md names {path}, which does not exist"
+        if test:
+            assert re.search(rf"^def {test}\(", file.read_text(encoding="utf-8"), re.M), (
+                f"SECURITY.md names {path}::{test}, which does not exist"
+            )
