@@ -165,6 +165,9 @@ def _usable(image: AppliedItem) -> bool:
     return image.result not in (Result.FAILED, Result.SKIPPED)
 
 
+AGAIN = "; run apply again later, or use --wait"
+
+
 def _not_ready(item: PlanItem, image: AppliedItem) -> AppliedItem:
     """An item whose image is not AVAILABLE (yet): failed, skipped or deferred, saying why."""
     what = f"{'copy' if image.copy_from else 'image'} {image.name} ({image.region})"
@@ -174,14 +177,16 @@ def _not_ready(item: PlanItem, image: AppliedItem) -> AppliedItem:
     if image.result is Result.SKIPPED:
         return item_result(item, Result.SKIPPED, f"its {what} was not made: {image.error}")
     if image.result is Result.DEFERRED:
-        why = f"waits for its {what}, deferred: {image.error or image.reason}"
+        inner = (image.error or image.reason or "").removesuffix(AGAIN)
+        link = "which" if inner.startswith("waits for") else "deferred:"
+        why = f"waits for its {what}, {link} {inner}"
     elif image.result in (Result.CREATED, Result.CONVERGED) and image.copy_from:
         why = f"waits for the copy of {image.name} to {image.region} to be AVAILABLE"
     elif image.result in (Result.CREATED, Result.CONVERGED):
         why = f"waits for the capture of {image.name} ({image.region}) to end"
     else:
         why = f"waits for its {what}: {image.state or 'not AVAILABLE'}"
-    return item_result(item, Result.DEFERRED, f"{why}; run apply again later, or use --wait")
+    return item_result(item, Result.DEFERRED, why + AGAIN)
 
 
 def _run_round(

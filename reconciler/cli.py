@@ -510,7 +510,10 @@ def _no_prune_with_target(prune: bool, options: PlanOptions) -> None:
     "--replace-failed", is_flag=True, help="Delete owned images in ERROR and capture them again."
 )
 @click.option(
-    "--wait", is_flag=True, help="Wait for captures to end; run deferred creates in turn."
+    "--wait",
+    is_flag=True,
+    help="Wait for captures and copies to end; run what waited on them in turn (captures of "
+    "the same WorkSpace, copies, sharing, bundles).",
 )
 @click.option(
     "--wait-timeout",

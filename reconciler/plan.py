@@ -72,7 +72,15 @@ class ShareChange(_Frozen):
 # The fields only one kind's items carry; the JSON of an item shows its own kind's only.
 _KIND_FIELDS: dict[Kind, frozenset[str]] = {
     Kind.IMAGE: frozenset(
-        {"source_workspace_id", "copy_from", "state", "source_state", "source_busy", "stuck"}
+        {
+            "source_workspace_id",
+            "copy_from",
+            "state",
+            "source_state",
+            "source_busy",
+            "stuck",
+            "description",
+        }
     ),
     Kind.SHARE: frozenset({"share_changes"}),
     Kind.BUNDLE: frozenset(
@@ -85,6 +93,7 @@ _KIND_FIELDS: dict[Kind, frozenset[str]] = {
             "user_volume_gib",
             "root_volume_gib",
             "state",
+            "description",
         }
     ),
 }

@@ -61,7 +61,9 @@ def _share_item(
         for a in sorted(before ^ declared)
     )
     reason = None
-    if changes and image.state != "AVAILABLE":
+    if changes and image.is_error:
+        reason = f"waits for its image, which is {image.action.value}: see its item"
+    elif changes and image.state != "AVAILABLE":
         made = "being captured" if image.copy_from is None else "to be copied"
         state = image.state or made
         reason = f"once the image is AVAILABLE ({state})"
