@@ -377,8 +377,12 @@ def render_applied(
             continue
         out.write(_result_line(item, paint) + "\n")
     for u in sorted(applied.unmanaged, key=lambda u: u.kind is not Kind.BUNDLE):
-        if u.result is not Result.UNCHANGED:
-            line = f"  {u.result.value:<12} {_unmanaged_named(u)} ({u.region}) {u.resource_id}"
+        # A deletion made, failed or skipped; or one --prune did not make because a bundle
+        # still uses the image (unchanged, with the reason).
+        if u.result is not Result.UNCHANGED or (applied.prune and u.error):
+            kept = u.result is Result.UNCHANGED and (u.error or "").startswith("kept")
+            label = "kept" if kept else u.result.value
+            line = f"  {label:<12} {_unmanaged_named(u)} ({u.region}) {u.resource_id}"
             out.write(
                 paint(line, _RESULT_COLOUR[u.result])
                 + (f"\n      {safe(u.error)}" if u.error else "")

@@ -436,6 +436,16 @@ def test_prune_keeps_an_image_that_a_declared_bundle_still_uses(
     assert endpoint.calls.count("DeleteWorkspaceImage") == 0
     assert "retired" in images(endpoint)
 
+    plan = run_reconciler("plan", specs_dir, "--prune", endpoint=endpoint, check_exit=0)
+    assert "kept while bundle standard uses it" in plan.stdout
+    assert "- delete" not in plan.stdout
+    text = run_reconciler(
+        "apply", specs_dir, "--auto-approve", "--prune", "--detailed-exitcode",
+        endpoint=endpoint, check_exit=0,
+    )  # fmt: skip
+    assert re.search(rf"kept +retired \(eu-west-1\) {used}\n +kept: bundle standard", text.stdout)
+    assert endpoint.calls.count("DeleteWorkspaceImage") == 0
+
 
 # --- saved plans -------------------------------------------------------------------------
 
