@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import botocore.exceptions
 
 from reconciler.aws import (
+    REGION_REFUSALS,
     Clients,
     connection_problem,
     credential_problem,
@@ -148,20 +149,43 @@ def read_inventory(
                 lambda: found().types_in(region),
                 recapture_failed,
             )
-            return read_region(
-                reading,
-                lambda: clients.tag_reader(region),
-                progress,
-                denied=clients.tagging_refused,
-                # Tag reads wait for discovery's first answer: whether the role may call it.
-                before_tags=probed.result if finding is not None else None,
-            )
+            try:
+                return read_region(
+                    reading,
+                    lambda: clients.tag_reader(region),
+                    progress,
+                    denied=clients.tagging_refused,
+                    # Tag reads wait for discovery's first answer: whether the role may call it.
+                    before_tags=probed.result if finding is not None else None,
+                )
+            except botocore.exceptions.ClientError as err:
+                refused = _region_refused(region, home, err)
+                if refused is None:
+                    raise
+                raise refused from err
 
         read = in_parallel(region_inventory, list(regions))
         read |= in_parallel(region_inventory, sorted(found().regions - set(regions)))
     if home and not targeted:
         _say_what_was_not_checked(clients, found(), sorted(read), home)
     return Inventory(dict(sorted(read.items())))
+
+
+def _region_refused(
+    region: str, home: str | None, err: botocore.exceptions.ClientError
+) -> AwsError | None:
+    """A region the specs name (an image's, a copy's, a bundle's) that refuses the account
+    while the home region answers: an opt-in region not enabled, or an organisation policy.
+    Said as such, not as rejected credentials."""
+    code = error_code(err)
+    if region == home or code not in REGION_REFUSALS or code == "AccessDeniedException":
+        return None
+    return AwsError(
+        f"region {region} refused the account ({code}); the specs name it (a spec's region, "
+        "a copy region or a bundle's region)",
+        hint="if it is an opt-in region, enable it for the account (AWS console: Account > "
+        "AWS Regions); else remove it from the specs",
+    )
 
 
 def _say_what_was_not_checked(

@@ -574,3 +574,16 @@ def test_a_bundle_owned_by_nobody_is_never_deleted_by_prune(
     assert done.json()["unmanaged"] == []
     assert endpoint.calls.count("DeleteWorkspaceBundle") == 0
     assert set(bundles(endpoint)) == {"console-made", "standard"}
+
+
+def test_a_copy_region_that_refuses_the_account_is_named_not_blamed_on_credentials(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    endpoint.fidelity.disable_region("ap-east-1")  # an opt-in region not enabled
+    specs_dir.write("a.yaml", image_doc("golden", copies=["ap-east-1"]))
+    refused = run_reconciler("plan", specs_dir, endpoint=endpoint, check_exit=1)
+    assert "region ap-east-1 refused the account (UnrecognizedClientException)" in refused.stderr
+    assert "opt-in region" in refused.stderr
+    assert "credentials" not in refused.stderr
+    assert endpoint.calls.changing() == []
