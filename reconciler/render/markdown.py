@@ -277,7 +277,7 @@ class _Layout:
             if shown
         ]
         if kept or (frame_only and self.rows):
-            parts += ["| Action | Image | Region | Detail |", "| --- | --- | --- | --- |"]
+            parts += ["| Action | Resource | Region | Detail |", "| --- | --- | --- | --- |"]
             parts += [*kept, ""]
         if self.unchanged:
             parts += [f"<details><summary>{len(self.unchanged)} unchanged</summary>", ""]

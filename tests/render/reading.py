@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-HEADER = "| Action | Image | Region | Detail |"
+HEADER = "| Action | Resource | Region | Detail |"
 RULE = "| --- | --- | --- | --- |"
 ALLOWED_TAGS = {"details", "summary", "code", "br", "del"}
 VOID_TAGS = {"br"}
