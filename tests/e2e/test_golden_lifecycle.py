@@ -250,6 +250,9 @@ def test_bundle_create_then_rollout_to_a_new_image_with_update_image(
     assert bundles(endpoint)["standard"]["image_id"] == new
     assert [op for op, _ in changing(endpoint)] == ["UpdateWorkspaceBundle"]
 
+    settled = run_reconciler("plan", specs_dir, "--format", "json", endpoint=endpoint)
+    assert planned(settled)[("bundle", REGION, "standard")]["action"] == "no-op"
+
 
 def test_bundle_tags_adoption_conflict_and_blocked(
     endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
