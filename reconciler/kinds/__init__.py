@@ -7,8 +7,10 @@ waits for, and its calls. The engine (`plan.make_plan`, `apply.py`, `wait.py`) r
 all the same way, in the order of `KINDS`, which is the order of dependency: an image
 before its copies, shares and bundles.
 
-A new kind adds its module here, its spec model (`specs/`), its live type (`live.py`),
-its emulator behaviour and its tests.
+A new kind adds: its module here and one entry in `KINDS`; its spec model (`specs/`); its
+emulator behaviour and tests; and, because plan items and the live state are flat typed
+models, its `Kind` value and item fields (`plan.py`) and its live type and
+`RegionInventory` field (`live.py`). The engine itself does not change.
 """
 
 from __future__ import annotations
