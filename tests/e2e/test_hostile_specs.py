@@ -32,7 +32,7 @@ WS_C = "ws-0c1b2c3d4"
 SCRIPT = "</details><script>alert(1)</script>"
 MENTION = "@org/team"
 PIPES = "| pipes |"
-NEWLINE = "first line\nNo changes. Your images match the specs (1 unchanged)."
+NEWLINE = "first line\nNo changes. The account matches the specs (1 unchanged)."
 TERMINAL = "\x1b[2J\x1b[31mred\x1b]8;;http://evil/\x07link"
 HOSTILE_TAGS = {
     "note": SCRIPT,
@@ -72,7 +72,7 @@ def assert_markdown_inert(markdown: str) -> None:
         assert row.endswith(" |"), row
         assert row.count("|") == 5, row
     # The newline inside a live value did not end a row or start a paragraph.
-    assert "No changes. Your images match the specs" not in markdown.replace(
+    assert "No changes. The account matches the specs" not in markdown.replace(
         "first line No changes.", ""
     )
 
@@ -83,7 +83,7 @@ def assert_terminal_safe(text: str) -> None:
     assert "\x9b" not in text
     # The newline inside a live value was shown, not obeyed: no forged line.
     for line in text.splitlines():
-        assert not line.startswith("No changes. Your images match the specs (1 unchanged)."), text
+        assert not line.startswith("No changes. The account matches the specs (1 unchanged)."), text
 
 
 # --- the validator refuses markup in specs ---------------------------------------------------

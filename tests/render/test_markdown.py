@@ -251,7 +251,7 @@ def test_plan_with_no_changes_matches_expected_file() -> None:
     assert_expected("plan_no_changes.md", out)
 
     parsed = parse(out)
-    assert parsed.lines[2] == "### No changes. Your images match the specs (2 unchanged)."
+    assert parsed.lines[2] == "### No changes. The account matches the specs (2 unchanged)."
     assert parsed.rows == []
     assert parsed.warnings == []
     assert HEADER not in out

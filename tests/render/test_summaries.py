@@ -129,7 +129,7 @@ def test_unmanaged_images_in_a_drift_report_are_not_no_changes() -> None:
 
 def test_no_changes_only_when_nothing_is_to_do_and_nothing_is_wrong() -> None:
     plan = plan_from([spec("steady")], [live("steady", 1)])
-    assert text.summary_line(plan) == "No changes. Your images match the specs (1 unchanged)."
+    assert text.summary_line(plan) == "No changes. The account matches the specs (1 unchanged)."
 
 
 @pytest.mark.parametrize("seed", range(40))
