@@ -62,7 +62,7 @@ def wait_for_captures(
         if not waiting or clients.stop.is_set():
             break
         if clock() - start >= timeout:
-            return WaitOutcome(_with(applied, items), tuple(waiting))
+            return WaitOutcome(_with(applied, items, clients), tuple(waiting))
         if clients.stop.wait(min(gap, max(0.0, timeout - (clock() - start)))):
             break
         gap = min(MAX_POLL, gap * 2)
@@ -71,7 +71,7 @@ def wait_for_captures(
             _refresh_images(client, items)
             _start_deferred(client, items, ctx, done)
         _run_dependents(plan, items, clients, ctx, done)
-    return WaitOutcome(_with(applied, items), ())
+    return WaitOutcome(_with(applied, items, clients), ())
 
 
 def _capturing(item: AppliedItem) -> bool:
@@ -173,6 +173,8 @@ def _run_dependents(
         run_ready(plan, ready, items, clients, ctx, done)
 
 
-def _with(applied: Applied, items: dict[Key, AppliedItem]) -> Applied:
+def _with(applied: Applied, items: dict[Key, AppliedItem], clients: Clients) -> Applied:
+    """The results after waiting; interrupted if a signal stopped the wait (exit 130)."""
     ordered = tuple(items[i.key] for i in applied.items)
-    return applied.model_copy(update={"items": ordered})
+    stopped = applied.interrupted or clients.stop.is_set()
+    return applied.model_copy(update={"items": ordered, "interrupted": stopped})

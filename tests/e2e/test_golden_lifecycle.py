@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -590,3 +591,64 @@ def test_a_copy_region_that_refuses_the_account_is_named_not_blamed_on_credentia
     assert "opt-in region" in refused.stderr
     assert "credentials" not in refused.stderr
     assert endpoint.calls.changing() == []
+
+
+# --- interrupted and concurrent runs -----------------------------------------------------
+
+
+def test_a_signal_while_waiting_for_a_copy_exits_130_and_the_next_run_finishes_the_chain(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    from tests.e2e.test_concurrency_and_signals import finish, start, wait_for
+
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    specs_dir.write(
+        "a.yaml",
+        image_doc("golden", copies=[COPY_REGION], share_with=[ACCOUNT_1]),
+        bundle_doc("standard-us", "golden", region=COPY_REGION),
+    )
+    process = start(endpoint, "apply", str(specs_dir), "--auto-approve", "--wait",
+                    "--api-rate", "0")  # fmt: skip
+    wait_for(lambda: "golden" in images(endpoint), what="the capture")
+    finish_all(endpoint)  # the capture ends; --wait then sends the copy
+    wait_for(lambda: endpoint.calls.count("CopyWorkspaceImage") == 1, what="the copy")
+    process.send_signal(signal.SIGINT)
+    code, stdout, stderr = finish(process, timeout=30)
+    assert code == 130, (stdout, stderr)
+    assert "Apply interrupted" in stdout
+    assert bundles(endpoint, COPY_REGION) == {}  # its copy never became AVAILABLE
+
+    finish_all(endpoint, COPY_REGION)
+    again = apply_json(run_reconciler, specs_dir, endpoint, "--wait", check_exit=0)
+    done = results(again)
+    assert done[("bundle", COPY_REGION, "standard-us")] == ("created", None)
+    assert endpoint.calls.count("CopyWorkspaceImage") == 1  # never a second copy
+    copy = images(endpoint, COPY_REGION)["golden"]
+    assert bundles(endpoint, COPY_REGION)["standard-us"]["image_id"] == copy["id"]
+    assert endpoint.fidelity.shared_accounts(COPY_REGION, copy["id"]) == [ACCOUNT_1]
+
+
+@pytest.mark.fidelity(capture_seconds=1.0)
+def test_two_applies_at_once_carry_the_chain_and_make_each_resource_once(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir
+) -> None:
+    from tests.e2e.test_concurrency_and_signals import finish, start
+
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    specs_dir.write(
+        "a.yaml",
+        image_doc("golden", copies=[COPY_REGION], share_with=[ACCOUNT_1]),
+        bundle_doc("standard", "golden"),
+        bundle_doc("standard-us", "golden", region=COPY_REGION),
+    )
+    args = ("apply", str(specs_dir), "--auto-approve", "--wait", "--api-rate", "0")
+    runs = [start(endpoint, *args) for _ in range(2)]
+    outcomes = [finish(p, timeout=120) for p in runs]
+    assert [code for code, _, _ in outcomes] == [0, 0], outcomes
+    for region in (REGION, COPY_REGION):
+        assert list(images(endpoint, region)) == ["golden"]
+        assert endpoint.fidelity.shared_accounts(
+            region, images(endpoint, region)["golden"]["id"]
+        ) == [ACCOUNT_1]
+    assert set(bundles(endpoint)) == {"standard"}
+    assert set(bundles(endpoint, COPY_REGION)) == {"standard-us"}
