@@ -652,3 +652,49 @@ def test_two_applies_at_once_carry_the_chain_and_make_each_resource_once(
         ) == [ACCOUNT_1]
     assert set(bundles(endpoint)) == {"standard"}
     assert set(bundles(endpoint, COPY_REGION)) == {"standard-us"}
+
+
+# --- deletions meet what they must not touch ---------------------------------------------
+
+
+def test_prune_deletes_no_bundle_and_revokes_nothing_when_a_bundle_spec_cannot_be_read(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir
+) -> None:
+    from tests.e2e.test_specs_read_whole import run_unprivileged
+
+    image = endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    endpoint.fidelity.set_shared_accounts(REGION, image, [ACCOUNT_1])
+    endpoint.fidelity.add_bundle(REGION, "standard", image, description="Bundle standard",
+                                 tags=OWN)  # fmt: skip
+    specs_dir.write("images.yaml", image_doc("golden", share_with=[ACCOUNT_1]))
+    specs_dir.write("team/bundle.yaml", bundle_doc("standard", "golden"))
+    team = specs_dir.path / "team"
+    team.chmod(0o000)
+    try:
+        endpoint.calls.clear()
+        applied = run_unprivileged("apply", specs_dir, "--prune", "--auto-approve",
+                                   endpoint=endpoint)  # fmt: skip
+    finally:
+        team.chmod(0o755)
+    assert applied.code == 1, applied.stdout + applied.stderr
+    assert f"{specs_dir}/team: <folder>: folder cannot be read" in applied.stderr
+    assert endpoint.calls.changing() == []
+    assert set(bundles(endpoint)) == {"standard"}
+    assert endpoint.fidelity.shared_accounts(REGION, image) == [ACCOUNT_1]
+
+
+def test_a_saved_prune_plan_deletes_no_bundle_that_appeared_after_it(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, tmp_path: Path
+) -> None:
+    image = endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    specs_dir.write("a.yaml", image_doc("golden"))
+    saved = tmp_path / "plan.json"
+    run_reconciler("plan", specs_dir, "--prune", "--out", saved, endpoint=endpoint, check_exit=0)
+    # Owned, and no spec declares it: but the reviewed plan did not show its deletion.
+    endpoint.fidelity.add_bundle(REGION, "late", image, tags=OWN)
+    endpoint.calls.clear()
+    stale = run_reconciler("apply", specs_dir, "--plan-file", saved, endpoint=endpoint)
+    assert stale.code == 1
+    assert "saved plan is stale" in stale.stderr
+    assert endpoint.calls.changing() == []
+    assert set(bundles(endpoint)) == {"late"}
