@@ -20,13 +20,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.aws import in_parallel
 from reconciler.errors import Interrupted
 from reconciler.kinds import KINDS, ApplyContext, kind_of, module
 from reconciler.kinds.image import CREATE_ERRORS, bundles_phrase, create_now
-from reconciler.plan import Action, Kind, Plan, PlanItem, Replan, Unmanaged
+from reconciler.plan import Action, Kind, Plan, PlanItem, Replan
 from reconciler.results import (
     Applied,
     AppliedItem,
@@ -37,7 +37,7 @@ from reconciler.results import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.aws import Clients
+    from reconciler.aws import Clients, RegionClient
 
 # The names callers and tests import from here, wherever they live now.
 __all__ = [
@@ -57,6 +57,9 @@ __all__ = [
 
 Report = Callable[[AppliedItem], None]
 Key = tuple[str, str, str]
+W = TypeVar("W")
+R = TypeVar("R")
+STARTED, SENT = "started", "sent"  # when an interruption stopped a piece of work
 
 
 @dataclass(frozen=True)
@@ -196,31 +199,21 @@ def _run_round(
     ctx: ApplyContext,
     report: Report | None,
 ) -> None:
-    def region_work(region: str) -> list[AppliedItem]:
-        client = clients.region(region)
+    # Each item is reported as it ends (the progress line), not when its round ends.
+    def run(pair: tuple[PlanItem, str | None], client: RegionClient) -> AppliedItem:
+        item, image_id = pair
+        done = kind_of(item).apply(item, client, dataclasses.replace(ctx, image_id=image_id))
+        _tell(report, done)
+        return done
 
-        def run(pair: tuple[PlanItem, str | None]) -> AppliedItem:
-            item, image_id = pair
-            if client.stop.is_set():
-                done = item_result(item, Result.SKIPPED, "interrupted before this item started")
-            else:
-                try:
-                    done = kind_of(item).apply(
-                        item, client, dataclasses.replace(ctx, image_id=image_id)
-                    )
-                except Interrupted:
-                    done = item_result(
-                        item, Result.SKIPPED, "interrupted before this item's call was sent"
-                    )
-            _tell(report, done)
-            return done
+    def stopped(pair: tuple[PlanItem, str | None], why: str) -> AppliedItem:
+        tail = " started" if why == STARTED else "'s call was sent"
+        done = item_result(pair[0], Result.SKIPPED, f"interrupted before this item{tail}")
+        _tell(report, done)
+        return done
 
-        return client.map(run, [p for p in ready if p[0].region == region])
-
-    by_region = in_parallel(region_work, sorted({item.region for item, _ in ready}))
-    for done in by_region.values():
-        for item in done:
-            results[item.key] = item
+    for done in by_region(clients, ready, lambda p: p[0].region, run, stopped):
+        results[done.key] = done
 
 
 def _tell(report: Report | None, item: AppliedItem) -> None:
@@ -233,7 +226,8 @@ def apply_deletions(applied: Applied, clients: Clients) -> Applied:
     images (their sharing revoked first), never an image that a bundle still uses."""
     if not applied.prune:
         return applied
-    shown = [u for u in applied.unmanaged if u in applied.deletions]
+    doomed = applied.deletions  # computed once: each unmanaged image's bundles are judged
+    shown = [u for u in applied.unmanaged if u in doomed]
     deleted = _delete_all(applied, shown, Kind.BUNDLE, clients, {})
     ctx_in_use = in_use(applied, deleted.values())
     deleted |= _delete_all(applied, shown, Kind.IMAGE, clients, ctx_in_use)
@@ -261,23 +255,40 @@ def _delete_all(
     assert delete is not None  # every kind with unmanaged resources deletes them
     ctx = ApplyContext(plan=applied, in_use=users)
 
-    def region_work(region: str) -> list[AppliedUnmanaged]:
+    def stopped(u: AppliedUnmanaged, why: str) -> AppliedUnmanaged:
+        what = "started" if why == STARTED else "was sent"
+        return unmanaged_result(u, Result.SKIPPED, f"interrupted before this deletion {what}")
+
+    done = by_region(clients, doomed, lambda u: u.region, lambda u, c: delete(u, c, ctx), stopped)
+    return {u.key: u for u in done}
+
+
+def by_region(
+    clients: Clients,
+    work: Sequence[W],
+    region_of: Callable[[W], str],
+    run: Callable[[W, RegionClient], R],
+    stopped: Callable[[W, str], R],
+) -> list[R]:
+    """`run` each piece of work through its region's paced pool, regions in parallel. Once
+    interrupted, none is started: `stopped(work, STARTED)`; one whose call was about to be
+    sent when the signal came: `stopped(work, SENT)`."""
+
+    def region_work(region: str) -> list[R]:
         client = clients.region(region)
 
-        def run(u: Unmanaged) -> AppliedUnmanaged:
+        def one(w: W) -> R:
             if client.stop.is_set():
-                why = "interrupted before this deletion started"
-                return unmanaged_result(u, Result.SKIPPED, why)
+                return stopped(w, STARTED)
             try:
-                return delete(u, client, ctx)
+                return run(w, client)
             except Interrupted:
-                why = "interrupted before this deletion was sent"
-                return unmanaged_result(u, Result.SKIPPED, why)
+                return stopped(w, SENT)
 
-        return client.map(run, [u for u in doomed if u.region == region])
+        return client.map(one, [w for w in work if region_of(w) == region])
 
-    by_region = in_parallel(region_work, sorted({u.region for u in doomed}))
-    return {u.key: u for done in by_region.values() for u in done}
+    done = in_parallel(region_work, sorted({region_of(w) for w in work}))
+    return [r for results in done.values() for r in results]
 
 
 # Results after which a bundle item's bundle uses its declared image.

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.aws import BUNDLE_RESOURCE, PAGE_SIZE, error_code, short_error
-from reconciler.kinds import creating
+from reconciler.kinds import creating, ownership
 from reconciler.kinds.base import ApplyContext, ImageKey, KindModule, Listed, Listing, Reading
-from reconciler.kinds.image import confirm, retag, with_unseen
+from reconciler.kinds.image import confirm, live_image, retag, with_unseen
+from reconciler.kinds.ownership import Ownership
 from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, Tags
 from reconciler.plan import (
     Action,
@@ -394,16 +395,15 @@ def delete(u: Unmanaged, client: RegionClient, ctx: ApplyContext) -> AppliedUnma
     """Delete an unmanaged bundle the plan shows deleted, once a fresh DescribeTags shows it
     is still owned."""
     assert u.bundle_id is not None
-    try:
-        tags = client.tags(u.bundle_id)
-    except creating.AWS_FAILURES as err:
-        why = f"its ownership could not be confirmed ({short_error(err)}); run apply again"
+    found = ownership.confirm(client, u.bundle_id)
+    if isinstance(found, str):
+        why = f"its ownership could not be confirmed ({found}); run apply again"
         return unmanaged_result(u, Result.FAILED, why)
-    if tags is None:
+    if found is Ownership.GONE:
         return unmanaged_result(
             u, Result.UNCHANGED, "already gone when read just before the deletion"
         )
-    if tags.get(OWNERSHIP_TAG_KEY) != OWNERSHIP_TAG_VALUE:
+    if found is Ownership.NOT_OWNED:
         why = (
             "no longer carries the ownership tag (read just before the deletion), so it was "
             "not deleted; run plan again"
@@ -474,10 +474,7 @@ def _images_by_id(client: RegionClient, image_ids: Sequence[str]) -> dict[str, L
             ImageIds=list(image_ids[start : start + PAGE_SIZE])
         )
         for image in reply.get("Images", []):
-            found[image["ImageId"]] = LiveImage(
-                image["ImageId"], image.get("Name", ""), image.get("Description", ""),
-                image.get("State", ""), {},
-            )  # fmt: skip
+            found[image["ImageId"]] = live_image(image, {})
     return found
 
 

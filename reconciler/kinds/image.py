@@ -28,8 +28,9 @@ import botocore.exceptions
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.aws import IMAGE_RESOURCE, error_code, short_error
-from reconciler.kinds import creating, share
+from reconciler.kinds import creating, ownership, share
 from reconciler.kinds.base import ApplyContext, ImageKey, KindModule, Listed, Listing, Reading
+from reconciler.kinds.ownership import Ownership
 from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace, Tags
 from reconciler.plan import (
     Action,
@@ -567,16 +568,12 @@ def _delete_owned(client: RegionClient, image_id: str) -> str | None:
     """Delete an image that a fresh tag read shows is still owned.
 
     Returns None when deleted, `_GONE` or `_NOT_OWNED` (nothing sent), or an error message
-    with a hint. The read is DescribeTags, the authoritative one: the plan's tags may come
-    from the eventually consistent tagging API, or be minutes old."""
-    try:
-        tags = client.tags(image_id)
-    except creating.AWS_FAILURES as err:
-        return f"its ownership could not be confirmed ({short_error(err)}); run apply again"
-    if tags is None:
-        return _GONE
-    if tags.get(OWNERSHIP_TAG_KEY) != OWNERSHIP_TAG_VALUE:
-        return _NOT_OWNED
+    with a hint."""
+    found = ownership.confirm(client, image_id)
+    if isinstance(found, str):
+        return f"its ownership could not be confirmed ({found}); run apply again"
+    if found is not Ownership.OWNED:
+        return _GONE if found is Ownership.GONE else _NOT_OWNED
     try:
         _delete_unshared(client, image_id)
     except creating.AWS_FAILURES as err:
@@ -748,7 +745,7 @@ def observe(
     # None: deleted between the listing and its tag read (a paced plan takes minutes), so
     # the plan must not count it.
     images = [
-        _live_image(i.raw, t) for i in listing.judged if (t := tags[i.resource_id]) is not None
+        live_image(i.raw, t) for i in listing.judged if (t := tags[i.resource_id]) is not None
     ]
     gone = len(listing.judged) - len(images)
     live = dataclasses.replace(
@@ -786,7 +783,7 @@ def read_sources(
     return sources
 
 
-def _live_image(image: Mapping[str, Any], tags: Tags) -> LiveImage:
+def live_image(image: Mapping[str, Any], tags: Tags) -> LiveImage:
     created = image.get("Created")
     return LiveImage(
         image_id=image["ImageId"],

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from reconciler.aws import PAGE_SIZE, short_error
-from reconciler.kinds import creating
+from reconciler.kinds import creating, ownership
 from reconciler.kinds.base import ApplyContext, ImageKey, KindModule, Listing, Reading
+from reconciler.kinds.ownership import Ownership
 from reconciler.live import Inventory, RegionInventory, Tags, owned
 from reconciler.plan import (
     Action,
@@ -126,13 +127,12 @@ def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedIte
 
 
 def _not_owned(client: RegionClient, image_id: str) -> str | None:
-    try:
-        tags = client.tags(image_id)
-    except creating.AWS_FAILURES as err:
-        return f"its image's ownership could not be confirmed ({short_error(err)})"
-    if tags is None:
+    found = ownership.confirm(client, image_id)
+    if isinstance(found, str):
+        return f"its image's ownership could not be confirmed ({found})"
+    if found is Ownership.GONE:
         return "the image was deleted since the plan; run plan again"
-    if not owned(tags):
+    if found is Ownership.NOT_OWNED:
         return (
             "the image no longer carries the ownership tag (read just before the change), so "
             "its sharing was not changed; run plan again"
