@@ -52,9 +52,8 @@ from reconciler.aws import (
     in_parallel,
 )
 from reconciler.kinds import KINDS, KindModule
-from reconciler.kinds.base import Listed, Listing, Reading
+from reconciler.kinds.base import Listed, Reading
 from reconciler.live import Progress, RegionInventory, Tags
-from reconciler.plan import Desired
 
 
 @dataclass(frozen=True)
@@ -171,27 +170,6 @@ def read_region(
         if kind.observe:
             inv = kind.observe(reading, inv, listings[kind.kind], tags)
     return inv
-
-
-def read_images(
-    client: RegionClient,
-    wanted: set[str] | None,
-    progress: Progress | None = None,
-    *,
-    tagger: TagReader | None = None,
-    denied: Callable[[], None] | None = None,
-) -> RegionInventory:
-    """The region's owned images with their tags (those named in `wanted`, or all): the
-    image kind's part of `read_region`, alone."""
-    from reconciler.kinds import image
-
-    desired = Desired(())
-    listing = image.list_images(Reading(client, desired, False, frozenset))
-    if wanted is not None:
-        listing = Listing(listing.listed, [i for i in listing.listed if i.name in wanted])
-    tags = _read_tags(client, listing.judged, progress, tagger, denied)
-    live = RegionInventory(client.region, {}, 0)
-    return image.observe(Reading(client, desired, True, frozenset), live, listing, tags)
 
 
 def _read_tags(

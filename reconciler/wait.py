@@ -93,9 +93,14 @@ def _waiting(item: AppliedItem, items: dict[Key, AppliedItem]) -> bool:
         return False
     if item.kind is Kind.IMAGE and item.copy_from is None:
         return item.action in (Action.CREATE, Action.CONFLICT)
-    waited = image_key(kind_of(item).waits_for(item))
-    image = items.get(waited) if waited else None
+    image = _image_of(item, items)
     return image is not None and image.result is not Result.FAILED
+
+
+def _image_of(item: AppliedItem, items: dict[Key, AppliedItem]) -> AppliedItem | None:
+    """The image item `item` waits for, if it waits for one this run plans."""
+    waited = image_key(kind_of(item).waits_for(item))
+    return items.get(waited) if waited else None
 
 
 def _refresh_images(client: RegionClient, items: dict[Key, AppliedItem]) -> None:
@@ -165,8 +170,7 @@ def _run_dependents(
     for item in items.values():
         if item.result is not Result.DEFERRED or item.next_run:
             continue
-        waited = image_key(kind_of(item).waits_for(item))
-        image = items.get(waited) if waited else None
+        image = _image_of(item, items)
         if image is not None and image.state == "AVAILABLE" and image.result is not Result.FAILED:
             ready.append(PlanItem(**item.model_dump(include=set(PlanItem.model_fields))))
     if ready:

@@ -24,8 +24,9 @@ from reconciler.aws import (
     arn_kind_and_id,
     resource_arn,
 )
-from reconciler.inventory import discover, read_images
-from reconciler.plan import Action
+from reconciler.inventory import discover, read_region
+from reconciler.kinds.base import Reading
+from reconciler.plan import Action, Desired
 from reconciler.run import PlanOptions, build_plan
 from tests.fidelity import Fidelity, FidelityConfig
 from tests.inprocess import REGION, spec
@@ -180,7 +181,9 @@ def test_read_images_reads_every_judged_images_tags_in_one_call_after_the_listin
     reader = clients.tag_reader(REGION)
     assert reader is not None
     calls = count_calls(reader)
-    inv = read_images(clients.region(REGION), None, tagger=reader)
+    inv = read_region(
+        Reading(clients.region(REGION), Desired(()), False, frozenset), lambda: reader
+    )
     assert calls == {"arns": 1}
     assert inv.images["ours"].tags == {**OWN, "team": "a"}
     assert inv.images["theirs"].tags == {"team": "b"}
@@ -199,7 +202,9 @@ def test_an_image_listed_without_its_owner_account_is_read_with_describe_tags(
     described: list[str] = []
     real_tags = region.tags
     monkeypatch.setattr(region, "tags", lambda i: described.append(i) or real_tags(i))
-    inv = read_images(region, None, tagger=clients.tag_reader(REGION))
+    inv = read_region(
+        Reading(region, Desired(()), False, frozenset), lambda: clients.tag_reader(REGION)
+    )
     assert described == [listed[0]["ImageId"]]
     assert inv.images["img"].tags == {"team": "a"}
 
