@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, TypeVar
 from reconciler.aws import in_parallel
 from reconciler.errors import Interrupted
 from reconciler.kinds import KINDS, ApplyContext, kind_of, module
-from reconciler.kinds.image import CREATE_ERRORS, bundles_phrase, create_now
+from reconciler.kinds.creating import AWS_FAILURES
+from reconciler.kinds.image import CREATE_ERRORS, bundles_phrase, create_now, resource_id
 from reconciler.plan import Action, Kind, Plan, PlanItem, Replan
 from reconciler.results import (
     Applied,
@@ -146,6 +147,20 @@ def run_ready(
             raise AssertionError(f"items wait for each other: {[i.key for i in later]}")
         _run_round(ready, results, clients, ctx, report)
         todo = later
+
+
+def reread(clients: Clients, replan: Replan) -> Callable[[PlanItem], PlanItem]:
+    """How to plan an existing resource's item again from its tags read afresh
+    (DescribeTags, the authoritative read); the item as it was if they can't be read."""
+
+    def again(item: PlanItem) -> PlanItem:
+        try:
+            tags = clients.region(item.region).tags(resource_id(item))
+        except AWS_FAILURES:
+            return item
+        return replan(item, tags) if tags is not None else item
+
+    return again
 
 
 def image_key(waited: tuple[str, str] | None) -> Key | None:

@@ -272,25 +272,20 @@ def _exit_with(code: int | None, **_: Any) -> None:
 def validate(specs_dir: str, allow_empty: bool, fmt: str, quiet: bool, no_color: bool) -> int:
     """Check the specs offline: no AWS access, credentials or region needed."""
     from reconciler.errors import SpecError
-    from reconciler.render.escape import terminal_safe
-    from reconciler.render.problems import github_annotation, render_problems
-    from reconciler.specs import load_specs
+    from reconciler.render.problems import render_problems
+    from reconciler.specs import check_specs
 
-    try:
-        spec_set = load_specs(Path(specs_dir), allow_empty=allow_empty, shown_root=specs_dir)
-    except SpecError as err:
-        render_problems(err.problems, fmt, sys.stdout if fmt != "text" else sys.stderr)
+    report = check_specs(Path(specs_dir), allow_empty=allow_empty, shown_root=specs_dir)
+    # Text is read by a person: every line on stderr. The other formats are one result on
+    # stdout (warnings on stderr too, so that a CI log shows them).
+    out = sys.stderr if fmt == "text" else sys.stdout
+    render_problems(report.problems, fmt, out, warnings=report.warnings, diagnostics=sys.stderr)
+    if report.spec_set is None:
         if fmt == "text":
-            click.echo(str(err), err=True)
+            click.echo(str(SpecError(report.problems)), err=True)
         return 1
-    for w in spec_set.warnings:  # on stderr in every format: stdout stays one document
-        line = f"{w.file}:{w.line}:{w.column}: {w.field}: warning: {w.message}"
-        click.echo(terminal_safe(line), err=True)
-        if fmt == "github":  # and as an annotation on the spec's line
-            click.echo(github_annotation(w, level="warning"))
-    if fmt in ("json", "sarif"):
-        render_problems((), fmt, sys.stdout)
-    elif fmt == "text" and not quiet:
+    if fmt == "text" and not quiet:
+        spec_set = report.spec_set
         files = {s.file for s in spec_set.specs} | {b.file for b in spec_set.bundles}
         count = len(spec_set.specs) + len(spec_set.bundles)
         click.echo(f"Success! {count} specs in {len(files)} files are valid.")
@@ -667,6 +662,7 @@ def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[tuple[st
 
     It is applied exactly as recorded: its own --prune/--replace-failed choices; passing
     one it was saved without is refused before any change."""
+    from reconciler.apply import reread
     from reconciler.errors import PlanFileError
     from reconciler.planfile import load_plan, settle
 
@@ -688,7 +684,7 @@ def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[tuple[st
         recapture_failed=saved.replace_failed,
     )
     fresh, replan = run.plan(options)
-    plan, converged = settle(saved, fresh)
+    plan, converged = settle(saved, fresh, reread(run.clients, replan))
     click.echo(
         f"Applying the saved plan {path} (checked against the live state: current).", err=True
     )

@@ -3,7 +3,11 @@
 The reviewed plan is the approval, as in Terraform: applying it performs no action that it
 did not list. So before any change, the saved plan is compared with a fresh one: if the
 specs changed, or the live state now calls for other actions, it is refused as stale and
-the difference is explained. A planned create whose image now exists counts as converged.
+the difference is explained. A planned create whose resource now exists and is owned (another
+run made it) counts as converged; one that exists without the ownership tag makes the plan
+stale, since adopting it was never reviewed. A saved plan deletes exactly the deletions it
+showed: an unmanaged resource it showed kept, deleted or listed that now calls for
+something else makes it stale too.
 
 The file is the contract's plan document plus a checksum of its content, so a corrupt or
 hand-edited file is refused rather than applied.
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,7 @@ from deepdiff import DeepDiff
 from pydantic import ValidationError
 
 from reconciler.errors import PlanFileError, StalePlanError
-from reconciler.plan import FORMAT_VERSION, Action, Kind, Plan, PlanItem
+from reconciler.plan import FORMAT_VERSION, Action, Kind, Plan, PlanItem, Unmanaged
 
 CHECKSUM_KEY = "plan_checksum"
 
@@ -88,12 +92,17 @@ def load_plan(path: Path) -> Plan:
 Key = tuple[str, str, str]  # an item's (kind, region, name)
 
 
-def settle(saved: Plan, fresh: Plan) -> tuple[Plan, frozenset[Key]]:
+def settle(
+    saved: Plan, fresh: Plan, reread: Callable[[PlanItem], PlanItem] | None = None
+) -> tuple[Plan, frozenset[Key]]:
     """The plan to apply, and the keys (kind, region, name) of planned creates that now
     exist.
 
     Raises StalePlanError, before any change, when the specs changed or the live state
-    calls for actions other than those reviewed.
+    calls for actions other than those reviewed. `reread` plans an item again from its
+    resource's tags read afresh (DescribeTags): a planned create now met by a resource
+    the tagging API shows unowned may be one another run has just made and tagged, which
+    that eventually consistent API does not show yet.
     """
     if saved.specs_digest != fresh.specs_digest:
         raise StalePlanError(
@@ -101,6 +110,8 @@ def settle(saved: Plan, fresh: Plan) -> tuple[Plan, frozenset[Key]]:
             f"({saved.specs_digest[:19]}… → {fresh.specs_digest[:19]}…)",
             hint="run `reconciler plan --out FILE` again and review the new plan",
         )
+    if reread is not None:
+        fresh = _reread_raced_creates(saved, fresh, reread)
     fresh_items = {i.key: i for i in fresh.items}
     converged = frozenset(
         key
@@ -118,13 +129,24 @@ def settle(saved: Plan, fresh: Plan) -> tuple[Plan, frozenset[Key]]:
     return fresh, converged
 
 
+def _reread_raced_creates(saved: Plan, fresh: Plan, reread: Callable[[PlanItem], PlanItem]) -> Plan:
+    planned_creates = {i.key for i in saved.items if i.action is Action.CREATE}
+    items = tuple(
+        reread(i) if i.key in planned_creates and i.action is Action.ADOPT else i
+        for i in fresh.items
+    )
+    return fresh.model_copy(update={"items": items})
+
+
 def _created_meanwhile(saved: PlanItem, fresh: PlanItem) -> bool:
-    """A planned create whose image or bundle now exists as declared (even if its tags still
-    need writing). One in conflict (another description, or ERROR) or blocked is not: the
-    live state then calls for other actions, and the plan is stale."""
-    usable = fresh.action in (Action.NO_OP, Action.UPDATE_TAGS, Action.ADOPT)
+    """A planned create whose image or bundle now exists as declared and owned (another run
+    of this reconciler made it), even if its tags still need writing. One without the
+    ownership tag is not: adopting it was never reviewed. Nor is one in conflict (another
+    description, or ERROR) or blocked: the live state then calls for other actions, and
+    the plan is stale."""
+    usable = fresh.action in (Action.NO_OP, Action.UPDATE_TAGS)
     made = fresh.bundle_id if fresh.kind is Kind.BUNDLE else fresh.image_id
-    return saved.action is Action.CREATE and usable and made is not None
+    return saved.action is Action.CREATE and usable and fresh.owned is True and made is not None
 
 
 def _keys(plan: Plan) -> list[Key]:
@@ -152,11 +174,23 @@ def _decisions(plan: Plan, *, skip: frozenset[Key]) -> dict[str, Any]:
         for i in plan.items
         if i.key not in skip
     }
+    # Each unmanaged resource with what the plan decided for it: a saved plan deletes exactly
+    # the deletions it showed, so one it showed kept (or listed) that would now be deleted,
+    # or the reverse, is a decision nobody reviewed.
+    deleted = set(plan.deletions)
     items["(unmanaged)"] = sorted(
-        f"{u.kind.value} {u.region}/{u.name} {u.resource_id}" for u in plan.unmanaged
+        f"{u.kind.value} {u.region}/{u.name} {u.resource_id}: {_fate(plan, u, deleted)}"
+        for u in plan.unmanaged
     )
     items["(deletions)"] = {"prune": plan.prune, "replace_failed": plan.replace_failed}
     return items
+
+
+def _fate(plan: Plan, u: Unmanaged, deleted: set[Unmanaged]) -> str:
+    if u in deleted:
+        return "delete"
+    kept = plan.kept_by(u)
+    return f"kept while {', '.join(kept)} use it" if kept else "listed"
 
 
 def _shown(item: PlanItem) -> str:

@@ -1,0 +1,166 @@
+"""Promises kept at the edges (issue 17), end to end: the real command in a subprocess
+against the local endpoint (`reconciler.emulator`), watched at the server.
+
+- A saved plan deletes exactly the deletions it showed: an image it showed kept is never
+  deleted because the bundle that kept it went away meanwhile (the plan is stale).
+- A saved plan's create met by an image nobody owns is stale (adoption was never reviewed);
+  met by an owned one it is converged.
+- `apply --wait` ends at once when a capture fails: what waited on it fails, naming it.
+- A bundle on the `image_id` of a PENDING image makes no call until it is AVAILABLE.
+- Sharing with the image's own account is an error before any change; one failed grant
+  does not stop the item's other grants and revocations.
+- Bundles the tagging API leaves out are read with DescribeTags.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reconciler import OWNERSHIP_TAG_KEY
+from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir, out_of_band
+from tests.fidelity import LocalEndpoint
+
+OWN = {OWNERSHIP_TAG_KEY: "true"}
+WS_A = "ws-0a1b2c3d4"
+COPY_REGION = "us-east-1"
+
+
+def image_doc(name: str, source: str = WS_A, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "description": f"Image {name}", "source_workspace_id": source, **extra}
+
+
+def bundle_doc(name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "bundle",
+        "name": name,
+        "description": f"Bundle {name}",
+        "compute_type": "STANDARD",
+        "user_volume_gib": 50,
+        **extra,
+    }
+
+
+def results(outcome: Outcome) -> dict[tuple[str, str, str], tuple[str, str | None]]:
+    return {
+        (i["kind"], i["region"], i["name"]): (i["result"], i["error"])
+        for i in outcome.json()["items"]
+    }
+
+
+def changing(endpoint: LocalEndpoint) -> list[str]:
+    return [c.operation for c in endpoint.calls.changing()]
+
+
+def image_names(endpoint: LocalEndpoint, region: str = REGION) -> set[str]:
+    return {i["name"] for i in endpoint.fidelity.images(region)}
+
+
+# --- 2. a saved plan never deletes what it showed kept ------------------------------------
+
+
+def test_a_saved_prune_plan_that_kept_an_image_is_stale_once_its_bundle_is_gone(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, tmp_path: Path
+) -> None:
+    # img-old: owned, no spec; console-b: a bundle made in the console (not owned) on it.
+    old = endpoint.fidelity.add_image(REGION, "img-old", "Image img-old", tags=OWN)
+    console_b = endpoint.fidelity.add_bundle(REGION, "console-b", old)
+    current = endpoint.fidelity.add_image(REGION, "img-new", "Image img-new", tags=OWN)
+    specs_dir.write(
+        "a.yaml",
+        image_doc("img-new"),
+        bundle_doc("standard", image="img-new"),
+    )
+    endpoint.fidelity.add_bundle(
+        REGION, "standard", current, description="Bundle standard", tags=OWN
+    )
+    plan_file = tmp_path / "p.json"
+    plan = run_reconciler(
+        "plan", specs_dir, "--prune", "--out", plan_file, endpoint=endpoint, check_exit=0
+    )
+    assert "kept while bundle console-b uses it" in plan.stdout
+
+    out_of_band(endpoint).delete_workspace_bundle(BundleId=console_b)
+    endpoint.calls.clear()
+    applied = run_reconciler(
+        "apply", specs_dir, "--plan-file", plan_file, "--format", "json", endpoint=endpoint
+    )
+    assert applied.code == 1, applied
+    assert "saved plan is stale" in applied.stderr
+    assert "img-old" in applied.stderr
+    assert changing(endpoint) == []
+    assert "img-old" in image_names(endpoint)
+
+
+def test_a_saved_prune_plan_deletes_what_it_showed_when_nothing_moved(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, tmp_path: Path
+) -> None:
+    """The other side of the staleness rule: the reviewed deletion is carried out."""
+    endpoint.fidelity.add_image(REGION, "img-old", "Image img-old", tags=OWN)
+    endpoint.fidelity.add_image(REGION, "img-new", "Image img-new", tags=OWN)
+    specs_dir.write("a.yaml", image_doc("img-new"))
+    plan_file = tmp_path / "p.json"
+    run_reconciler(
+        "plan", specs_dir, "--prune", "--out", plan_file, endpoint=endpoint, check_exit=0
+    )
+    applied = run_reconciler(
+        "apply", specs_dir, "--plan-file", plan_file, "--format", "json", endpoint=endpoint
+    )
+    assert applied.code == 0, applied
+    assert [u["result"] for u in applied.json()["unmanaged"]] == ["deleted"]
+    assert image_names(endpoint) == {"img-new"}
+
+
+# --- 3. a saved plan's create met by an image nobody owns ---------------------------------
+
+
+def _save_create_plan(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run: RunReconciler, plan_file: Path
+) -> None:
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    specs_dir.write("a.yaml", image_doc("golden"), bundle_doc("standard", image="golden"))
+    run("plan", specs_dir, "--out", plan_file, endpoint=endpoint, check_exit=0)
+    saved = json.loads(plan_file.read_text(encoding="utf-8"))
+    assert {(i["kind"], i["action"]) for i in saved["items"]} == {
+        ("image", "create"),
+        ("bundle", "create"),
+    }
+
+
+def test_a_saved_create_met_by_an_unowned_image_is_stale(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "p.json"
+    _save_create_plan(endpoint, specs_dir, run_reconciler, plan_file)
+    endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags={"team": "other"})
+    endpoint.calls.clear()
+
+    applied = run_reconciler(
+        "apply", specs_dir, "--plan-file", plan_file, "--format", "json", endpoint=endpoint
+    )
+    assert applied.code == 1, applied
+    assert "saved plan is stale" in applied.stderr
+    assert "adopt" in applied.stderr
+    assert changing(endpoint) == []
+    assert endpoint.fidelity.bundles(REGION) == []
+
+
+def test_a_saved_create_met_by_an_owned_image_converges_even_before_the_tagging_api_shows_it(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "p.json"
+    _save_create_plan(endpoint, specs_dir, run_reconciler, plan_file)
+    # Another run made the image, tagged at creation; the tagging API lags behind it.
+    endpoint.fidelity.stale_tags(3600)
+    endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    endpoint.calls.clear()
+
+    applied = run_reconciler(
+        "apply", specs_dir, "--plan-file", plan_file, "--format", "json", endpoint=endpoint
+    )
+    assert applied.code == 0, applied
+    done = results(applied)
+    assert done[("image", REGION, "golden")][0] == "converged"
+    assert done[("bundle", REGION, "standard")][0] == "created"
+    assert endpoint.calls.count("CreateWorkspaceImage") == 0
