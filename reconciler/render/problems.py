@@ -24,20 +24,58 @@ SRCROOT = "%SRCROOT%"
 
 
 def render_problems(
-    problems: Iterable[SpecProblem], fmt: str, out: TextIO, *, root: str | None = None
+    problems: Iterable[SpecProblem],
+    fmt: str,
+    out: TextIO,
+    *,
+    root: str | None = None,
+    warnings: Iterable[SpecProblem] = (),
+    diagnostics: TextIO | None = None,
 ) -> None:
-    """`root`: the folder relative paths are relative to, for SARIF (default: the working
-    directory, which in Actions is the checkout)."""
+    """Problems and warnings of the specs in `fmt`, the result to `out`: compiler-style
+    lines in text, annotations in github, one document in json and sarif.
+
+    `diagnostics` (stderr) also gets each warning as a line in the formats that write a
+    document or annotations, so that a CI log shows it. `root`: the folder relative paths
+    are relative to, for SARIF (default: the working directory, which in Actions is the
+    checkout)."""
+    problems, warnings = list(problems), list(warnings)
     if fmt == "json":
-        out.write(json.dumps([problem_dict(p) for p in problems], indent=2) + "\n")
+        out.write(json.dumps(validation_document(problems, warnings), indent=2) + "\n")
     elif fmt == "sarif":
-        out.write(json.dumps(sarif(problems, root=root), indent=2) + "\n")
+        out.write(json.dumps(sarif(problems, root=root, warnings=warnings), indent=2) + "\n")
     elif fmt == "github":
         for p in problems:
             out.write(github_annotation(p) + "\n")
+        for w in warnings:
+            out.write(github_annotation(w, level="warning") + "\n")
     else:
-        for p in problems:
-            out.write(terminal_safe(str(p)) + "\n")
+        for line in [*map(str, problems), *map(warning_line, warnings)]:
+            out.write(terminal_safe(line) + "\n")
+        return
+    if diagnostics is not None:
+        for w in warnings:
+            diagnostics.write(terminal_safe(warning_line(w)) + "\n")
+
+
+def warning_line(w: SpecProblem) -> str:
+    """`file:line:col: field: warning: message`, as compilers print a warning."""
+    where = f"{w.file}:{w.line}:{w.column}" if w.line else w.file
+    return f"{where}: {w.field}: warning: {w.message}"
+
+
+def validation_document(
+    problems: Iterable[SpecProblem], warnings: Iterable[SpecProblem]
+) -> dict[str, Any]:
+    """validate's JSON: `{"format_version", "problems", "warnings"}`, versioned as the
+    other commands' documents are (imported here: only `--format json` pays for it)."""
+    from reconciler.plan import FORMAT_VERSION
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "problems": [problem_dict(p) for p in problems],
+        "warnings": [problem_dict(w) for w in warnings],
+    }
 
 
 def problem_dict(p: SpecProblem) -> dict[str, Any]:
@@ -104,29 +142,38 @@ def rule_id(problem: SpecProblem) -> str:
     return ".".join(kept) or "spec"
 
 
-def _rule(rule: str) -> dict[str, Any]:
+def _rule(rule: str, level: str) -> dict[str, Any]:
     text = _FIXED_RULES.get(rule, f"An invalid `{rule}` field")
+    if level == "warning":
+        rule, text = f"{rule}-warning", f"A valid `{rule}` field that a plan may still refuse"
     return {
         "id": rule,
         "shortDescription": {"text": text},
         "helpUri": INFORMATION_URI,
-        "defaultConfiguration": {"level": "error"},
+        "defaultConfiguration": {"level": level},
     }
 
 
-def sarif(problems: Iterable[SpecProblem], *, root: str | None = None) -> dict[str, Any]:
-    """One run, one result per problem, with the file, line and column; the rules those
-    results use, in the order they first appear."""
-    rules: dict[str, int] = {}
+def sarif(
+    problems: Iterable[SpecProblem],
+    *,
+    root: str | None = None,
+    warnings: Iterable[SpecProblem] = (),
+) -> dict[str, Any]:
+    """One run, one result per problem (level `error`) and per warning (level `warning`),
+    with the file, line and column; the rules those results use, in the order they first
+    appear. A warning's rule is its own (`name-warning`): a rule has one level."""
+    rules: dict[tuple[str, str], int] = {}
     results = []
-    for p in problems:
+    found = [*((p, "error") for p in problems), *((w, "warning") for w in warnings)]
+    for p, level in found:
         rule = rule_id(p)
-        index = rules.setdefault(rule, len(rules))
+        index = rules.setdefault((rule, level), len(rules))
         results.append(
             {
-                "ruleId": rule,
+                "ruleId": rule if level == "error" else f"{rule}-warning",
                 "ruleIndex": index,
-                "level": "error",
+                "level": level,
                 "message": {"text": f"{p.field}: {p.message}"},
                 "locations": [{"physicalLocation": _physical(p, root)}],
             }
@@ -136,7 +183,7 @@ def sarif(problems: Iterable[SpecProblem], *, root: str | None = None) -> dict[s
         "version": __version__,
         "semanticVersion": __version__,
         "informationUri": INFORMATION_URI,
-        "rules": [_rule(r) for r in rules],
+        "rules": [_rule(rule, level) for rule, level in rules],
     }
     return {
         "$schema": SARIF_SCHEMA,

@@ -32,7 +32,7 @@ from reconciler.specs.models import (
     ImageSpecDocument,
     Spec,
 )
-from reconciler.specs.validate import validate_document
+from reconciler.specs.validate import unknown_compute_type, validate_document
 from reconciler.specs.yamlload import Document, Position, load_documents
 
 
@@ -93,13 +93,35 @@ class _Inherited:
     ignore_tag_prefixes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class SpecReport:
+    """What `validate` shows: every problem and every warning of one read of the specs,
+    and the spec set when there is no problem. Checks across files run over the documents
+    that parsed, so one run reports them with the problems within documents."""
+
+    problems: tuple[SpecProblem, ...]
+    warnings: tuple[SpecProblem, ...]
+    spec_set: SpecSet | None
+
+
 def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None = None) -> SpecSet:
     """Read and validate every spec under `root`. Raises SpecError with every problem."""
+    report = check_specs(root, allow_empty=allow_empty, shown_root=shown_root)
+    if report.spec_set is None:
+        raise SpecError(report.problems)
+    return report.spec_set
+
+
+def check_specs(
+    root: Path, *, allow_empty: bool = False, shown_root: str | None = None
+) -> SpecReport:
+    """Read and validate every spec under `root`: the problems (sorted by file and line)
+    and the warnings, both of the whole folder."""
     shown = shown_root if shown_root is not None else str(root)
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
         problem = SpecProblem(shown, 0, 0, "<folder>", f"specs folder {what}; pass SPECS_DIR")
-        raise SpecError([problem])
+        return SpecReport((problem,), (), None)
     collected = _Collected()
     digest = hashlib.sha256()
     for relative, data in _read_files(root, shown, collected.problems):
@@ -116,21 +138,34 @@ def load_specs(root: Path, *, allow_empty: bool = False, shown_root: str | None 
     if not specs and not bundles and not problems and not allow_empty:
         message = "holds no spec; add one, or pass --allow-empty to retire every image and bundle"
         problems.append(SpecProblem(shown, 0, 0, "<folder>", message))
+    warnings = tuple(
+        sorted(
+            [
+                *region_collision_warnings(specs, shown_root=shown),
+                *bundle_collision_warnings(bundles, shown_root=shown),
+                *_compute_type_warnings(collected.bundles, shown),
+            ]
+        )
+    )
     if problems:
-        raise SpecError(problems)
-    warnings = [
-        *region_collision_warnings(specs, shown_root=shown),
-        *bundle_collision_warnings(bundles, shown_root=shown),
-    ]
+        return SpecReport(tuple(sorted(problems)), warnings, None)
     root_defaults = collected.defaults.get("")
     regions = tuple(root_defaults.body.regions or ()) if root_defaults else ()
-    return SpecSet(
-        tuple(specs),
-        "sha256:" + digest.hexdigest(),
-        tuple(sorted(warnings)),
-        regions,
-        tuple(bundles),
+    spec_set = SpecSet(
+        tuple(specs), "sha256:" + digest.hexdigest(), warnings, regions, tuple(bundles)
     )
+    return SpecReport((), warnings, spec_set)
+
+
+def _compute_type_warnings(
+    bundles: list[_Declared[BundleSpecDocument]], shown: str
+) -> Iterator[SpecProblem]:
+    """A compute type the installed botocore doesn't list: a typo, or newer than it."""
+    for declared in bundles:
+        message = unknown_compute_type(declared.doc.compute_type)
+        if message is not None:
+            where = declared.source.where(("compute_type",))
+            yield _problem(join_shown(shown, declared.file), where, "compute_type", message)
 
 
 def _offline_problems(

@@ -4,15 +4,16 @@ The limits come from the botocore service model (`CreateWorkspaceImage`,
 `CreateWorkspaceBundle`, `UpdateWorkspaceImagePermission` and the `Tag` shape), so that a
 spec that validates is a request the service accepts. They are written out here rather
 than read from botocore, which validation must not import (it works offline and fast); a
-test compares them with botocore's model. The same models generate the JSON Schema that
-editors use (`reconciler schema`).
+test compares them with botocore's model. Compute types are the exception: AWS adds them
+often, so their names come from the installed botocore's model file (`service_model`).
+The same models generate the JSON Schema that editors use (`reconciler schema`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -43,33 +44,19 @@ ACCOUNT_PATTERN = r"^[0-9]{12}$"
 USER_VOLUME_GIB = (10, 2000)
 ROOT_VOLUME_GIB = (80, 2000)
 
-# botocore's `Compute` enum (ComputeType.Name), in its order.
-ComputeTypeName = Literal[
-    "VALUE",
-    "STANDARD",
-    "PERFORMANCE",
-    "POWER",
-    "GRAPHICS",
-    "POWERPRO",
-    "GENERALPURPOSE_4XLARGE",
-    "GENERALPURPOSE_8XLARGE",
-    "GRAPHICSPRO",
-    "GRAPHICS_G4DN",
-    "GRAPHICSPRO_G4DN",
-    "GRAPHICS_G6_XLARGE",
-    "GRAPHICS_G6_2XLARGE",
-    "GRAPHICS_G6_4XLARGE",
-    "GRAPHICS_G6_8XLARGE",
-    "GRAPHICS_G6_16XLARGE",
-    "GRAPHICS_GR6_4XLARGE",
-    "GRAPHICS_GR6_8XLARGE",
-    "GRAPHICS_G6F_LARGE",
-    "GRAPHICS_G6F_XLARGE",
-    "GRAPHICS_G6F_2XLARGE",
-    "GRAPHICS_G6F_4XLARGE",
-    "GRAPHICS_GR6F_4XLARGE",
-]
-COMPUTE_TYPES: tuple[str, ...] = get_args(ComputeTypeName)
+# A compute type's name, well formed: botocore's `Compute` enum lists upper-case names of
+# letters, digits and _ (STANDARD, GRAPHICS_G4DN). The names themselves are not copied
+# here: AWS adds some every few months, and the installed botocore's model says which it
+# knows (`service_model`); a name it doesn't know is a warning, never a release of this tool.
+COMPUTE_TYPE_PATTERN = r"^[A-Z][A-Z0-9_]*$"
+ComputeTypeName = Annotated[str, Field(min_length=1, max_length=64, pattern=COMPUTE_TYPE_PATTERN)]
+# For editors: a few long-standing names (a test checks that botocore lists them).
+COMPUTE_EXAMPLES = ["STANDARD", "PERFORMANCE", "POWER", "POWERPRO", "GRAPHICS_G4DN"]
+_COMPUTE_HELP = (
+    "The service's ComputeType name, such as STANDARD, PERFORMANCE, POWER or GRAPHICS_G4DN: "
+    "upper-case letters, digits and _. validate warns about a name the installed botocore's "
+    "WorkSpaces model doesn't list (a typo, or a type newer than that botocore)."
+)
 
 # The values a document's `kind` may take; without `kind`, a document is an image spec.
 KINDS = ("image", "bundle")
@@ -209,7 +196,7 @@ class BundleSpecDocument(_Document):
         default=None,
         description="An image no spec manages, by id. Exactly one of image and image_id.",
     )
-    compute_type: ComputeTypeName = Field(description="The service's ComputeType name.")
+    compute_type: ComputeTypeName = Field(description=_COMPUTE_HELP, examples=COMPUTE_EXAMPLES)
     user_volume_gib: Annotated[int, Field(ge=USER_VOLUME_GIB[0], le=USER_VOLUME_GIB[1])] = Field(
         description="User volume size in GiB, a whole number."
     )

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from reconciler.specs.models import (
-    COMPUTE_TYPES,
     KINDS,
     MAX_DECLARED_TAGS,
     ROOT_VOLUME_GIB,
@@ -27,6 +26,7 @@ from reconciler.specs.models import (
     DefaultsDocument,
     ImageSpecDocument,
 )
+from reconciler.specs.service_model import botocore_version, known_compute_types
 from reconciler.specs.yamlload import Document, NonString, Path, Position, dotted
 
 # Names people reach for that difflib alone would not map to ours.
@@ -216,6 +216,8 @@ def _message(
 ) -> str:
     kind, value = error["type"], error["input"]
     non_string = doc.non_strings.get(path)
+    if path == ("compute_type",) and kind in _COMPUTE_ERRORS:
+        return _compute_type_message(value, non_string)
     if kind == "string_type" and non_string is not None:
         if non_string.kind == "null":
             return "is empty (YAML null); give it a value, or quote an empty string: ''"
@@ -225,8 +227,6 @@ def _message(
         )
     if path and path[-1] in _VOLUMES and kind in _NUMBER_ERRORS:
         return _volume_message(str(path[-1]), kind, value, non_string)
-    if kind == "literal_error" and path == ("compute_type",):
-        return _compute_type_message(value)
     if kind in ("string_type", "dict_type", "list_type", "model_type"):
         wanted = {
             "string_type": "a string",
@@ -259,12 +259,35 @@ def _volume_message(field: str, kind: str, value: Any, non_string: NonString | N
     return f"expected {wanted}, got {_kind_of(value)}"
 
 
-def _compute_type_message(value: Any) -> str:
+_COMPUTE_ERRORS = ("string_type", "string_pattern_mismatch", "string_too_short", "string_too_long")
+_COMPUTE_RULE = "a compute type name: upper-case letters, digits and _, such as STANDARD"
+
+
+def _compute_type_message(value: Any, non_string: NonString | None) -> str:
+    """A value that can't be a compute type name: the rule, with the name it likely meant
+    among those the installed botocore knows."""
     if not isinstance(value, str):
-        return f"expected a compute type name such as STANDARD, got {_kind_of(value)}"
-    guess = _closest(value, COMPUTE_TYPES)
-    hint = f"did you mean '{guess}'?" if guess else f"one of {', '.join(COMPUTE_TYPES)}"
-    return f"{_shown(value)} is not a compute type; {hint}"
+        got = f"the YAML {non_string.kind} {non_string.raw}" if non_string else _kind_of(value)
+        return f"expected {_COMPUTE_RULE}, got {got}"
+    guess = _closest(value, known_compute_types() or ())
+    hint = f"; did you mean '{guess}'?" if guess else ""
+    return f"{_shown(value)} is not valid: expected {_COMPUTE_RULE}{hint}"
+
+
+def unknown_compute_type(name: str) -> str | None:
+    """The warning for a well-formed compute type name that the installed botocore's model
+    doesn't list; None when it lists it, or when there is no model to ask."""
+    known = known_compute_types()
+    if known is None or name in known:
+        return None
+    guess = _closest(name, known)
+    typo = f"a typo (did you mean '{guess}'?), or " if guess else "a typo, or "
+    return (
+        f"{_shown(name)} is not among the compute types of the installed botocore "
+        f"({botocore_version()}): {typo}a type newer than it; upgrade boto3 "
+        "(pip install -U boto3) and validate again. The service refuses a name it doesn't "
+        "know when apply creates the bundle"
+    )
 
 
 def _closest(word: str, choices: tuple[str, ...]) -> str | None:

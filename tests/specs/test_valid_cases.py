@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
+from reconciler.plan import FORMAT_VERSION
 from reconciler.specs import BundleSpec, Spec, SpecSet, load_specs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,7 +186,7 @@ VALID = {
     "bundle-and-image-share-a-name": {
         "a.yaml": spec() + "---\n" + bundle(name="finance-win11"),
     },
-    "every-compute-type-name": {
+    "long-standing-compute-type-names": {
         "a.yaml": spec()
         + "".join(
             "---\n" + bundle(name=f"b{i}").replace("STANDARD", compute)
@@ -204,11 +205,11 @@ def test_valid_case_is_accepted(files: dict[str, str], tmp_path: Path) -> None:
     assert "Success!" in stdout
 
 
-def test_valid_json_format_prints_an_empty_list(tmp_path: Path) -> None:
+def test_valid_json_format_prints_a_document_without_problems(tmp_path: Path) -> None:
     specs_dir = write_tree(tmp_path / "specs", {"a.yaml": spec()})
     code, stdout, _ = validate(specs_dir, "--format", "json")
     assert code == 0
-    assert json.loads(stdout) == []
+    assert json.loads(stdout) == {"format_version": FORMAT_VERSION, "problems": [], "warnings": []}
 
 
 def test_quiet_prints_nothing(tmp_path: Path) -> None:
