@@ -1,10 +1,12 @@
 """Make moto's WorkSpaces backend answer like the real Amazon WorkSpaces service.
 
-moto 5.2.1 (``moto/workspaces``) differs from the real service in ways that matter to an
-image reconciler. While :func:`installed` is active, this module closes these gaps by
-setting methods on ``moto.workspaces.responses.WorkSpacesResponse``. The class is shared by
-``mock_aws()`` and by a moto server running in the same process, so one patch covers both.
-On exit every attribute is restored exactly (deleted again if moto had none).
+moto (``moto/workspaces``, 5.2.1 and later) differs from the real service in ways that
+matter to an image reconciler. While :func:`installed` is active, this module closes these
+gaps by setting methods on moto's WorkSpaces response class, through
+:mod:`~reconciler.emulator.moto_adapter` (the only module that knows moto's names). The
+class is shared by ``mock_aws()`` and by a moto server running in the same process, so one
+patch covers both, whatever the wire format (json-1.1 or smithy-rpc-v2-cbor). On exit every
+attribute is restored exactly (deleted again if moto had none).
 
 Gaps closed (moto behaviour -> real behaviour):
 
@@ -32,8 +34,8 @@ Gaps closed (moto behaviour -> real behaviour):
 * DeleteWorkspaceImage of an image a bundle uses answers ResourceAssociatedException with
   the message the real service was recorded answering (Cloud Custodian's placebo data).
 
-State is kept per account and region, on moto's own backend objects
-(``workspaces_backends[account_id][region]``), so a moto reset also resets it.
+State is kept per account and region, attached to moto's own backend objects
+(:func:`~reconciler.emulator.moto_adapter.attached`), so a moto reset also resets it.
 """
 
 from __future__ import annotations
@@ -44,30 +46,33 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from moto.core.exceptions import JsonRESTError
-from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.core.utils import unix_time
-from moto.moto_api._internal import mock_random
-from moto.workspaces.exceptions import (
+from . import moto_adapter as adapter
+from . import tagging
+from .errors import (
     InvalidParameterValuesException,
+    InvalidResourceStateException,
+    ResourceAlreadyExistsException,
+    ResourceAssociatedException,
+    ResourceLimitExceededException,
     ResourceNotFoundException,
+    ResourceUnavailableException,
+    UnrecognizedClientException,
     ValidationException,
 )
-from moto.workspaces.models import (
-    Workspace,
-    WorkspaceImage,
-    WorkSpacesBackend,
-    workspaces_backends,
-)
-from moto.workspaces.responses import WorkSpacesResponse
+from .moto_adapter import DEFAULT_ACCOUNT_ID, Backend, Reply, Response
+from .tagging import TAGGING_PAGE_SIZE, TaggingSwitches
 
-from . import tagging
-from .tagging import TAGGING_PAGE_SIZE, TaggingSwitches, UnrecognizedClientException
+__all__ = [
+    "InvalidResourceStateException",
+    "ResourceAssociatedException",
+    "ResourceLimitExceededException",
+    "ResourceUnavailableException",
+]
 
 PAGE_SIZE = 25
 """Largest page of DescribeWorkspaceImages / DescribeWorkspaces, and their default."""
@@ -86,43 +91,6 @@ BUNDLE_IN_USE_BY_IMAGE = (
 """DeleteWorkspaceImage's ResourceAssociatedException message, as recorded from AWS."""
 
 _STATE_ATTR = "_fidelity_state"
-_MISSING = object()
-
-
-class InvalidResourceStateException(JsonRESTError):
-    """The real service's error for a resource in the wrong state (absent from moto)."""
-
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("InvalidResourceStateException", message)
-
-
-class ResourceAssociatedException(JsonRESTError):
-    """DeleteWorkspaceImage on an image a bundle uses (absent from moto)."""
-
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("ResourceAssociatedException", message)
-
-
-class ResourceLimitExceededException(JsonRESTError):
-    """Image quota or tag limit reached (absent from moto)."""
-
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("ResourceLimitExceededException", message)
-
-
-class ResourceUnavailableException(JsonRESTError):
-    """A copy, share or bundle of an image that is not AVAILABLE (absent from moto)."""
-
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("ResourceUnavailableException", message)
 
 
 @dataclass(frozen=True)
@@ -174,7 +142,7 @@ class Bundle:
     user_storage: str  # GiB, as the API spells capacities: a string
     root_storage: str
     tags: list[dict[str, str]] = field(default_factory=list)
-    created: float = field(default_factory=unix_time)
+    created: float = field(default_factory=time.time)
     updated: float | None = None
     state: str = "AVAILABLE"
     bundle_type: str = "REGULAR"
@@ -218,17 +186,9 @@ class _RegionState:
     copy_sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # -> region, id
 
 
-def _state(backend: WorkSpacesBackend) -> _RegionState:
-    """Fidelity state of one backend; stored on it so that a moto reset clears it too."""
-    state = backend.__dict__.get(_STATE_ATTR)
-    if state is None:
-        state = _RegionState()
-        setattr(backend, _STATE_ATTR, state)
-    return state
-
-
-def _all_backends() -> list[WorkSpacesBackend]:
-    return [b for acct in list(workspaces_backends.values()) for b in list(acct.values())]
+def _state(backend: Backend) -> _RegionState:
+    """Fidelity state of one backend; attached to it so that a moto reset clears it too."""
+    return adapter.attached(backend, _STATE_ATTR, _RegionState)
 
 
 # --- helpers shared by the patched operations and the test hooks -----------------------
@@ -242,7 +202,7 @@ def _tags_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-def _find_resource(backend: WorkSpacesBackend, resource_id: str) -> Any:
+def _find_resource(backend: Backend, resource_id: str) -> Any:
     """The image, WorkSpace, directory or custom bundle with that id;
     ResourceNotFoundException if none (AMAZON's public bundles are not the account's).
 
@@ -251,7 +211,7 @@ def _find_resource(backend: WorkSpacesBackend, resource_id: str) -> Any:
     tables: tuple[dict[str, Any], ...] = (
         backend.workspace_images,
         backend.workspaces,
-        backend.workspace_directories,
+        adapter.directories(backend),
         _state(backend).bundles,
     )
     for table in tables:
@@ -260,7 +220,7 @@ def _find_resource(backend: WorkSpacesBackend, resource_id: str) -> Any:
     raise ResourceNotFoundException(f"The resource {resource_id} could not be found.")
 
 
-def _check_image_quota(backend: WorkSpacesBackend, quota: int) -> None:
+def _check_image_quota(backend: Backend, quota: int) -> None:
     """ResourceLimitExceededException when the account owns ``quota`` images there."""
     owned = [i for i in backend.workspace_images.values() if i.owner_account == backend.account_id]
     if len(owned) >= quota:
@@ -278,22 +238,17 @@ def new_bundle_id(taken: dict[str, Any]) -> str:
     Drawn from moto's seedable random, like moto's own ids.
     """
     while True:
-        bundle_id = "wsb-" + "".join(mock_random.choice(_BUNDLE_ID_CHARS) for _ in range(9))
+        bundle_id = adapter.random_id("wsb-", _BUNDLE_ID_CHARS, 9)
         if bundle_id not in taken:
             return bundle_id
 
 
-def _bundle_uses(backend: WorkSpacesBackend, image_id: str) -> bool:
+def _bundle_uses(backend: Backend, image_id: str) -> bool:
     """Whether a custom bundle, or the :meth:`Fidelity.associate_bundle` hook, uses it."""
     state = _state(backend)
     return image_id in state.bundle_images or any(
         b.image_id == image_id for b in state.bundles.values()
     )
-
-
-def _image_desc(image: WorkspaceImage) -> dict[str, Any]:
-    """An image as DescribeWorkspaceImages shows it: no empty ErrorCode/ErrorMessage."""
-    return {k: v for k, v in image.to_desc_dict().items() if v not in ("", [], None)}
 
 
 def _encode_token(operation: str, offset: int) -> str:
@@ -332,7 +287,7 @@ def _page(
     return items[offset:end], next_token
 
 
-def _finish(backend: WorkSpacesBackend, image_id: str, state: str, code: str, msg: str) -> None:
+def _finish(backend: Backend, image_id: str, state: str, code: str, msg: str) -> None:
     """End a capture: the image takes ``state``, a SUSPENDED source is AVAILABLE again."""
     image = backend.workspace_images[image_id]
     capture = _state(backend).captures.pop(image_id, None)
@@ -346,7 +301,7 @@ def _finish(backend: WorkSpacesBackend, image_id: str, state: str, code: str, ms
 
 
 def _start_capture(
-    backend: WorkSpacesBackend,
+    backend: Backend,
     image_id: str,
     source_id: str | None,
     seconds: float,
@@ -365,8 +320,8 @@ def _tick() -> None:
     """Complete every capture or copy whose ``capture_seconds`` have elapsed (lazy
     transition), as its planned outcome (AVAILABLE unless :meth:`Fidelity.fail_copies`)."""
     now = time.monotonic()
-    for backend in _all_backends():
-        state = backend.__dict__.get(_STATE_ATTR)
+    for backend in adapter.backends():
+        state = adapter.peek(backend, _STATE_ATTR)
         if state is None:
             continue
         for image_id, capture in list(state.captures.items()):
@@ -381,14 +336,16 @@ def _tick() -> None:
 
 
 def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
-    """The functions set on WorkSpacesResponse, as closures over the installed handle."""
-    original_call_action = WorkSpacesResponse.call_action
+    """The functions set on moto's WorkSpaces response class, as closures over the
+    installed handle."""
+    original_call_action = adapter.original(Response, "call_action")
 
-    def call_action(self: WorkSpacesResponse) -> Any:
+    def call_action(self: Response) -> Any:
         """Serialise WorkSpaces calls (the server is threaded), run lazy transitions and
         record tag history for the tagging API's stale mode."""
-        if handle.tagging.disabled(self.region, workspaces=True):
-            raise UnrecognizedClientException()
+        _, region = adapter.caller(self)
+        if handle.tagging.disabled(region, workspaces=True):
+            return adapter.error_reply(self, UnrecognizedClientException())
         with handle.lock:
             _tick()
             try:
@@ -396,9 +353,9 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             finally:
                 tagging.record_tags()
 
-    def describe_workspace_images(self: WorkSpacesResponse) -> str:
+    def describe_workspace_images(self: Response) -> Reply:
         """Honours ImageIds, ImageType, MaxResults and NextToken (moto pages nothing)."""
-        params = json.loads(self.body)
+        params = adapter.params(self)
         image_ids = params.get("ImageIds")
         image_type = params.get("ImageType")
         if image_ids is not None and len(image_ids) > MAX_IDS:
@@ -408,7 +365,7 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
                 f"1 validation error detected: Value '{image_type}' at 'imageType' failed to "
                 "satisfy constraint: Member must satisfy enum value set: [OWNED, SHARED]"
             )
-        backend = self.workspaces_backend
+        backend = adapter.workspaces_backend(self)
         images = [
             i
             for i in backend.workspace_images.values()
@@ -417,97 +374,101 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             and (image_type != "SHARED" or i.owner_account != backend.account_id)
         ]
         page, token = _page(images, "DescribeWorkspaceImages", params, "MaxResults")
-        reply: dict[str, Any] = {"Images": [_image_desc(i) for i in page]}
+        reply: dict[str, Any] = {"Images": [adapter.describe_image(i) for i in page]}
         if token:
             reply["NextToken"] = token
-        return json.dumps(reply)
+        return adapter.reply(reply)
 
-    def describe_workspaces(self: WorkSpacesResponse) -> str:
+    def describe_workspaces(self: Response) -> Reply:
         """Pages at 25 (Limit, NextToken) and refuses more than 25 WorkspaceIds."""
-        params = json.loads(self.body)
+        params = adapter.params(self)
         ids = params.get("WorkspaceIds")
         if ids is not None and len(ids) > MAX_IDS:
             raise InvalidParameterValuesException(
                 f"The WorkspaceIds parameter accepts at most {MAX_IDS} values."
             )
-        found = self.workspaces_backend.describe_workspaces(
-            workspace_ids=ids,
-            directory_id=params.get("DirectoryId"),
-            user_name=params.get("UserName"),
-            bundle_id=params.get("BundleId"),
+        found = adapter.find_workspaces(
+            adapter.workspaces_backend(self),
+            ids,
+            params.get("DirectoryId"),
+            params.get("UserName"),
+            params.get("BundleId"),
         )
         page, token = _page(found, "DescribeWorkspaces", params, "Limit")
-        reply: dict[str, Any] = {"Workspaces": [w.to_dict_pending() for w in page]}
+        reply: dict[str, Any] = {"Workspaces": [adapter.describe_workspace(w) for w in page]}
         if token:
             reply["NextToken"] = token
-        return json.dumps(reply)
+        return adapter.reply(reply)
 
-    def create_tags(self: WorkSpacesResponse) -> str:
+    def create_tags(self: Response) -> Reply:
         """Adds or overwrites tags on images, WorkSpaces and directories (moto: no-op on
         images, duplicate keys elsewhere); more than 50 -> ResourceLimitExceededException."""
-        params = json.loads(self.body)
-        resource = _find_resource(self.workspaces_backend, params["ResourceId"])
+        params = adapter.params(self)
+        resource = _find_resource(adapter.workspaces_backend(self), params["ResourceId"])
         tags = _tags_dict(resource.tags)
         tags.update(_tags_dict(params.get("Tags")))
         if len(tags) > TAG_LIMIT:
             raise ResourceLimitExceededException(f"A resource can have at most {TAG_LIMIT} tags.")
         resource.tags = _tags_list(tags)
-        return "{}"
+        return adapter.reply()
 
-    def delete_tags(self: WorkSpacesResponse) -> str:
+    def delete_tags(self: Response) -> Reply:
         """DeleteTags, missing from moto: removes the given keys (absent keys are ignored)."""
-        params = json.loads(self.body)
-        resource = _find_resource(self.workspaces_backend, params["ResourceId"])
+        params = adapter.params(self)
+        resource = _find_resource(adapter.workspaces_backend(self), params["ResourceId"])
         drop = set(params.get("TagKeys") or [])
         resource.tags = [t for t in resource.tags or [] if t["Key"] not in drop]
-        return "{}"
+        return adapter.reply()
 
-    def describe_tags(self: WorkSpacesResponse) -> str:
+    def describe_tags(self: Response) -> Reply:
         """Like the real service, omits TagList when the resource has no tag."""
-        params = json.loads(self.body)
-        resource = _find_resource(self.workspaces_backend, params["ResourceId"])
-        return json.dumps({"TagList": resource.tags} if resource.tags else {})
+        params = adapter.params(self)
+        resource = _find_resource(adapter.workspaces_backend(self), params["ResourceId"])
+        return adapter.reply({"TagList": list(resource.tags)} if resource.tags else {})
 
-    def create_workspace_image(self: WorkSpacesResponse) -> str:
+    def create_workspace_image(self: Response) -> Reply:
         """Real checks and lifecycle, in this order: WorkSpace missing ->
         ResourceNotFoundException; name taken in the region -> ResourceAlreadyExistsException
-        (both raised by moto); quota reached -> ResourceLimitExceededException; WorkSpace
-        not AVAILABLE -> InvalidResourceStateException. The new image is PENDING and its
+        (moto's messages); quota reached -> ResourceLimitExceededException; WorkSpace not
+        AVAILABLE -> InvalidResourceStateException. The new image is PENDING and its
         source SUSPENDED until the capture ends (moto: AVAILABLE at once)."""
-        params = json.loads(self.body)
-        backend = self.workspaces_backend
-        name, workspace_id = params.get("Name"), params.get("WorkspaceId")
+        params = adapter.params(self)
+        backend = adapter.workspaces_backend(self)
+        name = _valid_name(params.get("Name"))
+        workspace_id = str(params.get("WorkspaceId") or "")
         source = backend.workspaces.get(workspace_id)
-        name_taken = any(i.name == name for i in backend.workspace_images.values())
-        if source is not None and not name_taken:
-            _check_image_quota(backend, handle.config.image_quota)
-            if source.state != "AVAILABLE":
-                raise InvalidResourceStateException(
-                    f"The WorkSpace {workspace_id} is in state {source.state}; an image can "
-                    "only be created from a WorkSpace in state AVAILABLE."
-                )
-        created = backend.create_workspace_image(
-            name=name,
-            description=params.get("Description"),
-            workspace_id=workspace_id,
-            tags=list(params.get("Tags") or []),
-        )
-        image = backend.workspace_images[created["ImageId"]]
-        image.state = "PENDING"
+        if source is None:
+            raise ResourceNotFoundException(
+                "The specified WorkSpace cannot be found. Confirm that the workspace exists "
+                "in your AWS account, and try again."
+            )
+        if any(i.name == name for i in backend.workspace_images.values()):
+            raise ResourceAlreadyExistsException(
+                "A WorkSpace image with the same name exists in the destination Region. "
+                "Provide a unique destination image name, and try again."
+            )
+        _check_image_quota(backend, handle.config.image_quota)
+        if source.state != "AVAILABLE":
+            raise InvalidResourceStateException(
+                f"The WorkSpace {workspace_id} is in state {source.state}; an image can "
+                "only be created from a WorkSpace in state AVAILABLE."
+            )
+        description, tags = params.get("Description") or "", list(params.get("Tags") or [])
+        image = adapter.new_image(backend, name, description, tags, "PENDING")
         _start_capture(backend, image.image_id, workspace_id, handle.config.capture_seconds)
-        return json.dumps(image.to_dict())
+        return adapter.reply(adapter.describe_image(image))
 
-    def delete_workspace_image(self: WorkSpacesResponse) -> str:
+    def delete_workspace_image(self: Response) -> Reply:
         """DeleteWorkspaceImage, missing from moto. An unknown id succeeds (idempotent);
         PENDING or shared with another account -> InvalidResourceStateException; used by
         a custom bundle (or marked by :meth:`Fidelity.associate_bundle`) ->
         ResourceAssociatedException with the recorded message."""
-        params = json.loads(self.body)
-        backend = self.workspaces_backend
+        params = adapter.params(self)
+        backend = adapter.workspaces_backend(self)
         image_id = params["ImageId"]
         image = backend.workspace_images.get(image_id)
         if image is None:
-            return "{}"
+            return adapter.reply()
         if image.state == "PENDING":
             raise InvalidResourceStateException(
                 f"The image {image_id} is in state PENDING and cannot be deleted until "
@@ -522,7 +483,7 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             )
         del backend.workspace_images[image_id]
         _state(backend).captures.pop(image_id, None)
-        return "{}"
+        return adapter.reply()
 
     # lifecycle builds on this module's helpers, so it is imported when installing, not at
     # the top (a module-level import would be circular)
@@ -539,6 +500,12 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         "delete_workspace_image": delete_workspace_image,
         **lifecycle_patches(handle),
     }
+
+
+def _valid_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidParameterValuesException("The Name parameter is required.")
+    return name
 
 
 # --- the handle and its test hooks ------------------------------------------------------
@@ -607,9 +574,9 @@ class Fidelity:
     # --- WorkSpaces ---
 
     @staticmethod
-    def backend(region: str, account_id: str = DEFAULT_ACCOUNT_ID) -> WorkSpacesBackend:
+    def backend(region: str, account_id: str = DEFAULT_ACCOUNT_ID) -> Backend:
         """moto's WorkSpaces backend for that account and region."""
-        return workspaces_backends[account_id][region]
+        return adapter.backend(region, account_id)
 
     def _image_backend(self, where: tuple[str, ...], account_id: str) -> tuple[Any, str]:
         if len(where) == 2:
@@ -619,7 +586,7 @@ class Fidelity:
             return backend, where[1]
         if len(where) != 1:
             raise TypeError("expected (region, image_id) or (image_id,)")
-        for backend in _all_backends():
+        for backend in adapter.backends():
             if backend.account_id == account_id and where[0] in backend.workspace_images:
                 return backend, where[0]
         raise ValueError(f"no image {where[0]} in account {account_id}")
@@ -636,18 +603,7 @@ class Fidelity:
         """Insert a WorkSpace with a chosen id, no directory needed (moto needs a
         registered directory and picks the id itself), built from ``bundle_id``."""
         with self.lock:
-            workspace = Workspace(
-                workspace={
-                    "DirectoryId": "d-0000000000",
-                    "BundleId": bundle_id,
-                    "UserName": f"user-{workspace_id}",
-                },
-                running_mode="ALWAYS_ON",
-                error_code="",
-                error_msg="",
-            )
-            workspace.workspace_id = workspace_id
-            workspace.state = state
+            workspace = adapter.new_workspace(workspace_id, state, bundle_id, "d-0000000000")
             self.backend(region, account_id).workspaces[workspace_id] = workspace
             return workspace_id
 
@@ -681,13 +637,12 @@ class Fidelity:
             backend = self.backend(region, account_id)
             if any(i.name == name for i in backend.workspace_images.values()):
                 raise ValueError(f"an image named {name!r} already exists in {region}")
-            image = WorkspaceImage(name, description, _tags_list(tags or {}), account_id)
-            image.state = state
+            image = adapter.new_image(backend, name, description, _tags_list(tags or {}), state)
             image.error_code = error_code or ""
             image.error_message = error_message or ""
             if created is not None:
-                image.created = created.timestamp() if isinstance(created, datetime) else created
-            backend.workspace_images[image.image_id] = image
+                epoch = created.timestamp() if isinstance(created, datetime) else created
+                adapter.set_created(image, epoch)
             if state == "PENDING":
                 _start_capture(
                     backend, image.image_id, source_workspace_id, self.config.capture_seconds
@@ -899,7 +854,7 @@ class Fidelity:
                 ]:
                     del backend.workspaces[ws_id]
                 return None
-            ws_id = workspace_id or f"ws-{mock_random.get_random_hex(9)}"
+            ws_id = workspace_id or f"ws-{adapter.random_hex(9)}"
             return self.add_workspace(region, ws_id, account_id=account_id, bundle_id=bundle_id)
 
     def image_tags(
@@ -940,33 +895,29 @@ _active: Fidelity | None = None
 
 @contextmanager
 def installed(config: FidelityConfig | None = None) -> Iterator[Fidelity]:
-    """Install the fidelity layer on moto's WorkSpacesResponse class; restore it on exit.
+    """Install the fidelity layer on moto's WorkSpaces and tagging API response classes;
+    restore them on exit.
 
     Works with ``mock_aws()`` and with a moto server in the same process, in any nesting
-    order. Only one installation may be active at a time.
+    order. Only one installation may be active at a time. A moto that can't serve the
+    installed botocore is refused at once (:func:`~.moto_adapter.check_compatible`).
     """
     global _active
-    with _install_lock:
-        if _active is not None:
-            raise RuntimeError("the WorkSpaces fidelity layer is already installed")
-        handle = Fidelity(config or FidelityConfig())
-        patches = _patches(handle)
-        saved = {name: WorkSpacesResponse.__dict__.get(name, _MISSING) for name in patches}
-        for name, function in patches.items():
-            setattr(WorkSpacesResponse, name, function)
-        tagging_patches = tagging.TaggingPatches(handle)
-        tagging_patches.__enter__()
-        _active = handle
-    try:
-        yield handle
-    finally:
+    adapter.check_compatible()
+    with ExitStack() as stack:
         with _install_lock:
-            tagging_patches.__exit__(None, None, None)
-            for name, original in saved.items():
-                if original is _MISSING:
-                    delattr(WorkSpacesResponse, name)
-                else:
-                    setattr(WorkSpacesResponse, name, original)
-            for backend in _all_backends():
-                backend.__dict__.pop(_STATE_ATTR, None)
-            _active = None
+            if _active is not None:
+                raise RuntimeError("the WorkSpaces fidelity layer is already installed")
+            handle = Fidelity(config or FidelityConfig())
+            stack.callback(_uninstalled)
+            stack.enter_context(adapter.patched(Response, _patches(handle)))
+            stack.enter_context(tagging.installed(handle))
+            _active = handle
+        yield handle
+
+
+def _uninstalled() -> None:
+    global _active
+    with _install_lock:
+        adapter.detach(_STATE_ATTR)
+        _active = None

@@ -1,7 +1,7 @@
-"""Copies, sharing and bundles: the WorkSpaces operations moto 5.2.1 lacks or gets wrong.
+"""Copies, sharing and bundles: the WorkSpaces operations moto lacks or gets wrong.
 
 :func:`lifecycle_patches` gives the methods :func:`reconciler.emulator.layer.installed` sets on
-``WorkSpacesResponse`` next to its own (and restores on exit). State lives on the layer's
+moto's WorkSpaces response class next to its own (and restores on exit). State lives on the layer's
 per-region state (``_RegionState``), so a moto reset clears it; the bundle store is its
 ``bundles``, the one :mod:`reconciler.emulator.tagging` serves under
 ``arn:aws:workspaces:<region>:<account>:workspacebundle/<id>``. Test hooks are on
@@ -79,7 +79,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
 import time
 from collections.abc import Callable
@@ -87,22 +86,20 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 from botocore.model import ServiceModel
-from moto.core.utils import unix_time
-from moto.workspaces.exceptions import (
+
+from . import moto_adapter as adapter
+from .errors import (
     InvalidParameterValuesException,
     ResourceAlreadyExistsException,
+    ResourceAssociatedException,
+    ResourceLimitExceededException,
     ResourceNotFoundException,
+    ResourceUnavailableException,
     ValidationException,
 )
-from moto.workspaces.models import WorkspaceImage, WorkSpacesBackend, workspaces_backends
-from moto.workspaces.responses import WorkSpacesResponse
-
 from .layer import (
     MAX_IDS,
     Bundle,
-    ResourceAssociatedException,
-    ResourceLimitExceededException,
-    ResourceUnavailableException,
     _check_image_quota,
     _page,
     _start_capture,
@@ -112,6 +109,7 @@ from .layer import (
 
 if TYPE_CHECKING:
     from .layer import Fidelity, _RegionState
+    from .moto_adapter import Backend, Image, Reply, Response
 
 PUBLIC_OWNER = "AMAZON"
 """``Owner`` of the public bundles (DescribeWorkspaceBundles ``Owner=AMAZON``)."""
@@ -245,7 +243,7 @@ def public_bundles(region: str) -> list[dict[str, Any]]:
 # --- the operations ----------------------------------------------------------------------
 
 
-def _image(backend: WorkSpacesBackend, image_id: str) -> WorkspaceImage:
+def _image(backend: Backend, image_id: str) -> Image:
     image = backend.workspace_images.get(image_id)
     if image is None:
         raise ResourceNotFoundException(
@@ -254,7 +252,7 @@ def _image(backend: WorkSpacesBackend, image_id: str) -> WorkspaceImage:
     return image
 
 
-def _require_available(image: WorkspaceImage, doing: str) -> None:
+def _require_available(image: Image, doing: str) -> None:
     if image.state != "AVAILABLE":
         raise ResourceUnavailableException(
             f"The image {image.image_id} is {image.state}; only an AVAILABLE image can be {doing}."
@@ -285,11 +283,10 @@ def _copy_outcome(state: _RegionState, name: str) -> tuple[str, str, str]:
     return "AVAILABLE", "", ""
 
 
-def _source_backend(account_id: str, region: str) -> WorkSpacesBackend:
-    backends = workspaces_backends[account_id]
-    if region not in backends.regions:
+def _source_backend(account_id: str, region: str) -> Backend:
+    if not adapter.has_region(region, account_id):
         raise InvalidParameterValuesException(f"The SourceRegion {region} is not a valid Region.")
-    return backends[region]
+    return adapter.backend(region, account_id)
 
 
 def _check_bundle_name(state: _RegionState, name: str, reuse_seconds: float) -> None:
@@ -304,13 +301,14 @@ def _check_bundle_name(state: _RegionState, name: str, reuse_seconds: float) -> 
 
 
 def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
-    """The functions set on WorkSpacesResponse, as closures over the installed handle."""
+    """The functions set on moto's WorkSpaces response class, as closures over the
+    installed handle."""
     config = handle.config
 
-    def copy_workspace_image(self: WorkSpacesResponse) -> str:
+    def copy_workspace_image(self: Response) -> Reply:
         """CopyWorkspaceImage, as the module docstring describes."""
-        params = json.loads(self.body)
-        backend = self.workspaces_backend
+        params = adapter.params(self)
+        backend = adapter.workspaces_backend(self)
         name = _valid(params.get("Name"), "WorkspaceImageName", "name")
         description = params.get("Description")
         if description is not None:
@@ -325,26 +323,25 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             )
         _check_image_quota(backend, config.image_quota)
         _require_available(source, "copied")
-        image = WorkspaceImage(
+        image = adapter.new_image(
+            backend,
             name,
             description or source.description,
             list(params.get("Tags") or []),
-            backend.account_id,
+            "PENDING",
         )
-        image.operating_system = dict(source.operating_system)
+        image.operating_system = dict(source.operating_system or {})
         image.required_tenancy = source.required_tenancy
-        image.state = "PENDING"
-        backend.workspace_images[image.image_id] = image
         state = _state(backend)
         state.copy_sources[image.image_id] = (source_region, source_id)
         outcome = _copy_outcome(state, name)
         _start_capture(backend, image.image_id, None, config.capture_seconds, outcome)
-        return json.dumps({"ImageId": image.image_id})
+        return adapter.reply({"ImageId": image.image_id})
 
-    def update_workspace_image_permission(self: WorkSpacesResponse) -> str:
+    def update_workspace_image_permission(self: Response) -> Reply:
         """Grant or revoke one account's copy permission (module docstring)."""
-        params = json.loads(self.body)
-        backend = self.workspaces_backend
+        params = adapter.params(self)
+        backend = adapter.workspaces_backend(self)
         image_id = _valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
         account = _valid(params.get("SharedAccountId"), "AwsAccount", "sharedAccountId")
         allow = params.get("AllowCopyImage")
@@ -361,25 +358,25 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             image.image_permissions.append(permission)
         if not allow and permission in image.image_permissions:
             image.image_permissions.remove(permission)
-        return "{}"
+        return adapter.reply()
 
-    def describe_workspace_image_permissions(self: WorkSpacesResponse) -> str:
+    def describe_workspace_image_permissions(self: Response) -> Reply:
         """Pages at 25 (MaxResults, NextToken); unknown image -> ResourceNotFoundException."""
-        params = json.loads(self.body)
+        params = adapter.params(self)
         image_id = _valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
-        image = _image(self.workspaces_backend, image_id)
+        image = _image(adapter.workspaces_backend(self), image_id)
         page, token = _page(
             list(image.image_permissions), "DescribeWorkspaceImagePermissions", params, "MaxResults"
         )
         reply: dict[str, Any] = {"ImageId": image_id, "ImagePermissions": page}
         if token:
             reply["NextToken"] = token
-        return json.dumps(reply)
+        return adapter.reply(reply)
 
-    def create_workspace_bundle(self: WorkSpacesResponse) -> str:
+    def create_workspace_bundle(self: Response) -> Reply:
         """CreateWorkspaceBundle, as the module docstring describes."""
-        params = json.loads(self.body)
-        backend = self.workspaces_backend
+        params = adapter.params(self)
+        backend = adapter.workspaces_backend(self)
         name = _valid(params.get("BundleName"), "WorkspaceBundleName", "bundleName")
         description = _valid(
             params.get("BundleDescription"), "WorkspaceBundleDescription", "bundleDescription"
@@ -411,12 +408,12 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             tags=list(params.get("Tags") or []),
         )
         state.bundles[bundle.bundle_id] = bundle
-        return json.dumps({"WorkspaceBundle": bundle.to_dict()})
+        return adapter.reply({"WorkspaceBundle": bundle.to_dict()})
 
-    def describe_workspace_bundles(self: WorkSpacesResponse) -> str:
+    def describe_workspace_bundles(self: Response) -> Reply:
         """BundleIds or Owner, pages of 25 (module docstring)."""
-        params = json.loads(self.body)
-        backend = self.workspaces_backend
+        params = adapter.params(self)
+        backend = adapter.workspaces_backend(self)
         ids, owner = params.get("BundleIds"), params.get("Owner")
         own = list(_state(backend).bundles.values())
         if ids is not None and owner is not None:
@@ -438,23 +435,23 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         reply: dict[str, Any] = {"Bundles": [b.to_dict() for b in page]}
         if token:
             reply["NextToken"] = token
-        return json.dumps(reply)
+        return adapter.reply(reply)
 
-    def update_workspace_bundle(self: WorkSpacesResponse) -> str:
+    def update_workspace_bundle(self: Response) -> Reply:
         """Changes only the bundle's image, which must be AVAILABLE."""
-        params = json.loads(self.body)
-        backend = self.workspaces_backend
+        params = adapter.params(self)
+        backend = adapter.workspaces_backend(self)
         bundle = _custom_bundle(_state(backend), params.get("BundleId"), backend.region_name)
         image_id = _valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
         _require_available(_image(backend, image_id), "used by a bundle")
         bundle.image_id = image_id
-        bundle.updated = unix_time()
-        return "{}"
+        bundle.updated = time.time()
+        return adapter.reply()
 
-    def delete_workspace_bundle(self: WorkSpacesResponse) -> str:
+    def delete_workspace_bundle(self: Response) -> Reply:
         """Refused while a WorkSpace uses the bundle; its name stays taken for a while."""
-        params = json.loads(self.body)
-        backend = self.workspaces_backend
+        params = adapter.params(self)
+        backend = adapter.workspaces_backend(self)
         state = _state(backend)
         bundle = _custom_bundle(state, params.get("BundleId"), backend.region_name)
         users = [
@@ -470,7 +467,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             )
         del state.bundles[bundle.bundle_id]
         state.deleted_bundle_names[bundle.name] = time.monotonic()
-        return "{}"
+        return adapter.reply()
 
     return {
         "copy_workspace_image": copy_workspace_image,

@@ -1,11 +1,11 @@
 """A local WorkSpaces and Resource Groups Tagging API endpoint: moto's server plus the
 fidelity layer and middleware.
 
-Built like ``moto.moto_server.threaded_moto_server.ThreadedMotoServer`` (werkzeug
-``make_server`` around ``DomainDispatcherApplication(create_backend_app)``, threaded, in a
-daemon thread), with :class:`~reconciler.emulator.middleware.FidelityMiddleware` around the
-app so that tests can pace, delay, break and count calls as the real service and network
-would. ``reconciler demo`` serves it unpaced and without faults.
+Built like moto's ``ThreadedMotoServer`` (werkzeug ``make_server`` around moto's WSGI app,
+:func:`~reconciler.emulator.moto_adapter.server_app`, threaded, in a daemon thread), with
+:class:`~reconciler.emulator.middleware.FidelityMiddleware` around the app so that tests
+can pace, delay, break and count calls as the real service and network would.
+``reconciler demo`` serves it unpaced and without faults.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from . import moto_adapter as adapter
 from .layer import Fidelity, FidelityConfig, installed
 from .middleware import CallRecorder, Faults, FidelityMiddleware
 
@@ -72,7 +72,7 @@ def local_endpoint(
     """
     calls = CallRecorder()
     faults = faults if faults is not None else Faults()
-    app = DomainDispatcherApplication(create_backend_app)
+    app = adapter.server_app()
     middleware = FidelityMiddleware(
         app, calls, faults, pace=pace, tagging_pace=tagging_pace, latency=latency
     )

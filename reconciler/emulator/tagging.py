@@ -1,9 +1,10 @@
 """Make moto's Resource Groups Tagging API answer like the real one for WorkSpaces resources.
 
-moto 5.2.1 (``moto/resourcegroupstaggingapi``) differs from the real service in ways that
-matter to a reconciler reading tags in bulk. While :func:`~reconciler.emulator.layer.installed` is
-active, this module's patches are set on ``ResourceGroupsTaggingAPIResponse`` (shared by
-``mock_aws()`` and an in-process moto server, so they hold for every wire format).
+moto (``moto/resourcegroupstaggingapi``, 5.2.1 and later) differs from the real service in
+ways that matter to a reconciler reading tags in bulk. While
+:func:`~reconciler.emulator.layer.installed` is active, this module's patches are set on
+moto's tagging API response class through :mod:`~reconciler.emulator.moto_adapter` (shared
+by ``mock_aws()`` and an in-process moto server, so they hold for every wire format).
 
 Gaps closed (moto behaviour -> real behaviour):
 
@@ -61,17 +62,18 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from moto.core.exceptions import JsonRESTError
-from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.resourcegroupstaggingapi.responses import ResourceGroupsTaggingAPIResponse
-from moto.utilities.utils import get_partition
-from moto.workspaces.models import WorkSpacesBackend, workspaces_backends
+from . import moto_adapter as adapter
+from .errors import AccessDeniedException, InvalidParameterException, UnrecognizedClientException
+from .moto_adapter import DEFAULT_ACCOUNT_ID, Backend, Reply, TaggingResponse
 
 if TYPE_CHECKING:
     from .layer import Fidelity
+
+__all__ = ["AccessDeniedException", "InvalidParameterException", "UnrecognizedClientException"]
 
 MAX_ARNS = 100
 """Most ARNs one GetResources call accepts (ResourceARNList)."""
@@ -84,35 +86,6 @@ _TAG_LIMIT = 50
 _HISTORY_ATTR = "_fidelity_tag_history"
 _LAYER_STATE_ATTR = "_fidelity_state"  # layer._STATE_ATTR; not imported to avoid a cycle
 _WORKSPACES_TYPES = ("workspace", "directory", "workspaceimage", "workspacebundle")
-
-
-class InvalidParameterException(JsonRESTError):
-    """The tagging API's error for a malformed request."""
-
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("InvalidParameterException", message)
-
-
-class AccessDeniedException(JsonRESTError):
-    """A role without the permission for the call."""
-
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("AccessDeniedException", message)
-
-
-class UnrecognizedClientException(JsonRESTError):
-    """Any call in an opt-in region the account has not enabled."""
-
-    code = 400
-
-    def __init__(self) -> None:
-        super().__init__(
-            "UnrecognizedClientException", "The security token included in the request is invalid."
-        )
 
 
 def image_arn(
@@ -166,23 +139,31 @@ def _tags_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
     return {t["Key"]: t.get("Value", "") for t in tags or []}
 
 
-def _bundle_store(backend: WorkSpacesBackend) -> dict[str, Any]:
+def _bundle_store(backend: Backend) -> dict[str, Any]:
     """The custom bundles: ``backend.workspace_bundles`` if set, else the layer's store
-    (moto 5.2.1 has no bundles)."""
+    (moto has no bundles)."""
     store = getattr(backend, "workspace_bundles", None)
     if store is None:
-        store = getattr(backend.__dict__.get(_LAYER_STATE_ATTR), "bundles", None)
+        store = getattr(adapter.peek(backend, _LAYER_STATE_ATTR), "bundles", None)
     return store if isinstance(store, dict) else {}
 
 
-def _resources(backend: WorkSpacesBackend) -> Iterator[tuple[str, str, Any]]:
+def partition(region: str) -> str:
+    """The ARN partition of a region."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def _resources(backend: Backend) -> Iterator[tuple[str, str, Any]]:
     """(resource type, ARN, object) of every WorkSpaces resource the account owns there."""
     region, account = backend.region_name, backend.account_id
-    partition = get_partition(region)
-    prefix = f"arn:{partition}:workspaces:{region}:{account}"
+    prefix = f"arn:{partition(region)}:workspaces:{region}:{account}"
     for workspace_id, workspace in backend.workspaces.items():
         yield "workspace", f"{prefix}:workspace/{workspace_id}", workspace
-    for directory_id, directory in backend.workspace_directories.items():
+    for directory_id, directory in adapter.directories(backend).items():
         yield "directory", f"{prefix}:directory/{directory_id}", directory
     for image_id, image in backend.workspace_images.items():
         if getattr(image, "owner_account", account) == account:
@@ -191,21 +172,13 @@ def _resources(backend: WorkSpacesBackend) -> Iterator[tuple[str, str, Any]]:
         yield "workspacebundle", f"{prefix}:workspacebundle/{bundle_id}", bundle
 
 
-def _created(resource: Any) -> float | None:
-    created = getattr(resource, "created", None)
-    return float(created) if isinstance(created, int | float) else None
-
-
-def _history(backend: WorkSpacesBackend) -> dict[str, list[_Entry]]:
+def _history(backend: Backend) -> dict[str, list[_Entry]]:
     """Tag history of one backend; kept on it so that a moto reset clears it too."""
-    history = backend.__dict__.get(_HISTORY_ATTR)
-    if history is None:
-        history = {}
-        setattr(backend, _HISTORY_ATTR, history)
+    history: dict[str, list[_Entry]] = adapter.attached(backend, _HISTORY_ATTR, dict)
     return history
 
 
-def _record_backend(backend: WorkSpacesBackend, now: float) -> None:
+def _record_backend(backend: Backend, now: float) -> None:
     history = _history(backend)
     seen: set[str] = set()
     for _, arn, resource in _resources(backend):
@@ -213,7 +186,7 @@ def _record_backend(backend: WorkSpacesBackend, now: float) -> None:
         tags = _tags_dict(getattr(resource, "tags", None))
         entries = history.setdefault(arn, [])
         if not entries:
-            created = _created(resource)
+            created = adapter.created_at(resource)
             entries.append(_Entry(min(now, created) if created is not None else now, tags))
         elif entries[-1].tags != tags:
             entries.append(_Entry(now, tags))
@@ -225,15 +198,12 @@ def _record_backend(backend: WorkSpacesBackend, now: float) -> None:
 def record_tags() -> None:
     """Snapshot every WorkSpaces resource's tags (call after anything that may change them)."""
     now = time.time()
-    for account in list(workspaces_backends.values()):
-        for backend in list(account.values()):
-            _record_backend(backend, now)
+    for backend in adapter.backends():
+        _record_backend(backend, now)
 
 
 def forget_history() -> None:
-    for account in list(workspaces_backends.values()):
-        for backend in list(account.values()):
-            backend.__dict__.pop(_HISTORY_ATTR, None)
+    adapter.detach(_HISTORY_ATTR)
 
 
 @dataclass(frozen=True)
@@ -244,7 +214,7 @@ class _Seen:
     ever_tagged: bool
 
 
-def _as_of(backend: WorkSpacesBackend, when: float) -> list[_Seen]:
+def _as_of(backend: Backend, when: float) -> list[_Seen]:
     """The resources of ``backend`` that existed at ``when``, with their tags then."""
     types = {arn: rtype for rtype, arn, _ in _resources(backend)}
     seen: list[_Seen] = []
@@ -343,56 +313,53 @@ def _mapping(seen: _Seen) -> dict[str, Any]:
     return {"ResourceARN": seen.arn, "Tags": [{"Key": k, "Value": v} for k, v in seen.tags.items()]}
 
 
-def _others(
-    response: ResourceGroupsTaggingAPIResponse, params: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _others(response: TaggingResponse, params: dict[str, Any]) -> list[dict[str, Any]]:
     """moto's own answer for every non-WorkSpaces resource the query covers."""
     type_filters = [
         f for f in params.get("ResourceTypeFilters") or [] if f.split(":")[0] != "workspaces"
     ]
     if params.get("ResourceTypeFilters") and not type_filters:
         return []
-    found = response.backend._get_resources_generator(
-        tag_filters=params.get("TagFilters") or [], resource_type_filters=type_filters
-    )
+    found = adapter.other_tagged_resources(response, params.get("TagFilters") or [], type_filters)
     return [r for r in found if r["ResourceARN"].split(":")[2] != "workspaces"]
 
 
-def _workspaces_backend(account: str, region: str) -> WorkSpacesBackend | None:
-    backends = workspaces_backends[account]
-    return backends[region] if region in backends.regions else None
+def _workspaces_backend(response: TaggingResponse) -> Backend | None:
+    account, region = adapter.caller(response)
+    return adapter.backend(region, account) if adapter.has_region(region, account) else None
 
 
 def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
-    """The functions set on ResourceGroupsTaggingAPIResponse, closing over the handle."""
-    original_tag = ResourceGroupsTaggingAPIResponse.tag_resources
-    original_untag = ResourceGroupsTaggingAPIResponse.untag_resources
+    """The functions set on moto's tagging API response class, closing over the handle."""
+    original_tag = adapter.original(TaggingResponse, "tag_resources")
+    original_untag = adapter.original(TaggingResponse, "untag_resources")
     switches = handle.tagging
 
-    def visible(response: ResourceGroupsTaggingAPIResponse) -> list[_Seen]:
-        backend = _workspaces_backend(response.current_account, response.region)
+    def visible(response: TaggingResponse) -> list[_Seen]:
+        backend = _workspaces_backend(response)
         if backend is None:
             return []
         record_tags()
         return _as_of(backend, time.time() - switches.stale_seconds)
 
-    def get_resources(self: ResourceGroupsTaggingAPIResponse) -> str:
+    def get_resources(self: TaggingResponse) -> Reply:
         """GetResources as the module docstring describes."""
-        if switches.disabled(self.region):
+        account, region = adapter.caller(self)
+        if switches.disabled(region):
             raise UnrecognizedClientException()
-        if switches.denied(self.region):
+        if switches.denied(region):
             raise AccessDeniedException(
-                f"User: arn:aws:sts::{self.current_account}:assumed-role/reconciler is not "
+                f"User: arn:aws:sts::{account}:assumed-role/reconciler is not "
                 "authorized to perform: tag:GetResources because no identity-based policy "
                 "allows the tag:GetResources action"
             )
-        params = json.loads(self.body or "{}")
+        params = adapter.params(self)
         with handle.lock:
             if params.get("ResourceARNList") is not None:
                 wanted = _check_arn_list(params)
                 by_arn = {s.arn: s for s in visible(self) if s.tags or s.ever_tagged}
                 found = [_mapping(by_arn[a]) for a in dict.fromkeys(wanted) if a in by_arn]
-                return json.dumps({"ResourceTagMappingList": found, "PaginationToken": ""})
+                return adapter.reply({"ResourceTagMappingList": found, "PaginationToken": ""})
             size = _page_size(params, handle.config.tagging_page_size)
             type_filters = list(params.get("ResourceTypeFilters") or [])
             tag_filters = list(params.get("TagFilters") or [])
@@ -405,16 +372,17 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             ]
             items += _others(self, params)
             page, token = _page(items, params, size)
-            return json.dumps({"ResourceTagMappingList": page, "PaginationToken": token})
+            return adapter.reply({"ResourceTagMappingList": page, "PaginationToken": token})
 
     def write_tags(
-        self: ResourceGroupsTaggingAPIResponse,
-        original: Callable[[ResourceGroupsTaggingAPIResponse], str],
+        self: TaggingResponse,
+        original: Callable[..., Any],
         change: Callable[[dict[str, str]], dict[str, str]],
-    ) -> str:
-        if switches.disabled(self.region):
+    ) -> Reply:
+        _, region = adapter.caller(self)
+        if switches.disabled(region):
             raise UnrecognizedClientException()
-        params = json.loads(self.body or "{}")
+        params = adapter.params(self)
         arns = list(params.get("ResourceARNList") or [])
         if not 1 <= len(arns) <= MAX_TAG_ARNS:
             raise InvalidParameterException(
@@ -423,7 +391,7 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         ours = [a for a in arns if str(a).split(":")[2:3] == ["workspaces"]]
         failed: dict[str, Any] = {}
         with handle.lock:
-            backend = _workspaces_backend(self.current_account, self.region)
+            backend = _workspaces_backend(self)
             table = {arn: r for _, arn, r in _resources(backend)} if backend else {}
             for arn in ours:
                 resource = table.get(arn)
@@ -438,18 +406,18 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             record_tags()
         rest = [a for a in arns if a not in ours]
         if rest:
-            self.body = json.dumps({**params, "ResourceARNList": rest})
-            failed.update(json.loads(original(self)).get("FailedResourcesMap") or {})
-        return json.dumps({"FailedResourcesMap": failed})
+            answer = adapter.call_original(self, original, {**params, "ResourceARNList": rest})
+            failed.update(answer.get("FailedResourcesMap") or {})
+        return adapter.reply({"FailedResourcesMap": failed})
 
-    def tag_resources(self: ResourceGroupsTaggingAPIResponse) -> str:
+    def tag_resources(self: TaggingResponse) -> Reply:
         """TagResources: a WorkSpaces ARN's tags are added or overwritten in place."""
-        new = {str(k): str(v) for k, v in (json.loads(self.body or "{}").get("Tags") or {}).items()}
+        new = {str(k): str(v) for k, v in (adapter.params(self).get("Tags") or {}).items()}
         return write_tags(self, original_tag, lambda tags: {**tags, **new})
 
-    def untag_resources(self: ResourceGroupsTaggingAPIResponse) -> str:
+    def untag_resources(self: TaggingResponse) -> Reply:
         """UntagResources: the keys are removed from a WorkSpaces ARN's tags."""
-        drop = set(json.loads(self.body or "{}").get("TagKeys") or [])
+        drop = set(adapter.params(self).get("TagKeys") or [])
         return write_tags(
             self, original_untag, lambda tags: {k: v for k, v in tags.items() if k not in drop}
         )
@@ -465,26 +433,12 @@ def _failure(message: str) -> dict[str, Any]:
     return {"StatusCode": 400, "ErrorCode": "InvalidParameterException", "ErrorMessage": message}
 
 
-_MISSING = object()
-
-
-class TaggingPatches:
-    """Set the tagging patches on ResourceGroupsTaggingAPIResponse; restore them on exit."""
-
-    def __init__(self, handle: Fidelity) -> None:
-        self._patches = _patches(handle)
-        self._saved: dict[str, Any] = {}
-
-    def __enter__(self) -> None:
-        cls = ResourceGroupsTaggingAPIResponse
-        self._saved = {name: cls.__dict__.get(name, _MISSING) for name in self._patches}
-        for name, function in self._patches.items():
-            setattr(cls, name, function)
-
-    def __exit__(self, *exc: object) -> None:
-        for name, original in self._saved.items():
-            if original is _MISSING:
-                delattr(ResourceGroupsTaggingAPIResponse, name)
-            else:
-                setattr(ResourceGroupsTaggingAPIResponse, name, original)
+@contextmanager
+def installed(handle: Fidelity) -> Iterator[None]:
+    """Set the tagging patches on moto's tagging API response class; restore them (and
+    forget the tag history) on exit."""
+    try:
+        with adapter.patched(TaggingResponse, _patches(handle)):
+            yield
+    finally:
         forget_history()
