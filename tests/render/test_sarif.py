@@ -161,3 +161,23 @@ def test_validate_prints_sarif_for_invalid_specs(tmp_path: Path) -> None:
     }
     assert physical["region"] == {"startLine": 5, "startColumn": 9}
     assert result["ruleId"] == "tags"
+
+
+def test_warnings_are_results_at_level_warning_under_rules_of_their_own() -> None:
+    warning = SpecProblem("specs/c.yaml", 1, 1, "name", "has no region here and is declared ...")
+    document = sarif(
+        [*PROBLEMS[:1], SpecProblem("specs/a.yaml", 1, 1, "name", "bad")], warnings=[warning]
+    )
+    (run,) = document["runs"]
+    levels = [(r["ruleId"], r["level"]) for r in run["results"]]
+    assert levels == [("tags", "error"), ("name", "error"), ("name-warning", "warning")]
+    rules = run["tool"]["driver"]["rules"]
+    assert [(r["id"], r["defaultConfiguration"]["level"]) for r in rules] == [
+        ("tags", "error"),
+        ("name", "error"),
+        ("name-warning", "warning"),
+    ]
+    assert run["results"][2]["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 1,
+        "startColumn": 1,
+    }
