@@ -15,6 +15,10 @@ Properties, for every example:
 3. An image without the ownership tag is never deleted, and never retagged except by a
    planned `adopt` of that very image (which then carries the declared tags and ours).
    Owned images are deleted only by `--prune`, and only if listed as unmanaged.
+4. A saved plan deletes exactly the deletions it showed, never one more: when the
+   unmanaged resources change between plan and apply (kept, deleted, appeared, gone, made
+   again under their name), one that now calls for another decision makes it stale.
+   (Pure: `make_plan` and `planfile.settle`, no account.)
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
@@ -377,3 +382,156 @@ def test_no_image_is_deleted_unless_the_plan_showed_it_and_it_is_owned_at_the_ca
             event("delete")
             assert image_id in shown, f"deleted, not shown as a deletion: {image_id}"
             assert owned, f"deleted without the ownership tag at the call: {image_id}"
+
+
+# --- saved plans whose unmanaged resources change between plan and apply -------------------
+#
+# Pure: plans made by `make_plan` from two live states (the one reviewed, the one met at
+# apply), the reviewed one saved and loaded as `plan --out` and `apply --plan-file` do, then
+# `planfile.settle`. The rule: a saved plan deletes exactly the deletions it showed, never
+# one more; an unmanaged resource it showed deleted, kept or listed (or did not show at all)
+# that now calls for something else makes it stale, before any change.
+
+UNMANAGED_IMAGES = ["old-0", "old-1", "old-2"]  # owned images no image spec declares
+HAND_MADE = ["console-0", "console-1"]  # bundles without the ownership tag: they keep images
+OUR_BUNDLES = ["orphan-0"]  # owned bundles no spec declares: pruned first, they keep nothing
+DECLARED = "std"  # a declared bundle on `old-0` (its first id), by image_id
+PLAN_DIGEST = "sha256:" + "5" * 64
+PLAN_NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+
+# An image: absent (None) or (version, owned); a new version is the name made again (a new
+# id). A bundle: absent, or (the image name it uses, version); a bundle on an absent image
+# uses an id that no longer exists.
+image_states = st.sampled_from([None, (1, True), (1, True), (2, True), (1, False)])
+bundle_states = st.sampled_from(
+    [None, *((image, version) for image in UNMANAGED_IMAGES for version in (1, 2))]
+)
+World = dict[str, Any]
+
+
+def world_entries() -> dict[str, st.SearchStrategy[Any]]:
+    bundles = [*HAND_MADE, *OUR_BUNDLES, DECLARED]
+    return {
+        **dict.fromkeys(UNMANAGED_IMAGES, image_states),
+        **dict.fromkeys(bundles, bundle_states),
+    }
+
+
+@st.composite
+def changed_worlds(draw: st.DrawFn) -> tuple[World, World]:
+    """The live state reviewed, and the one met at apply: each entry as it was, or not."""
+    entries = world_entries()
+    before = {name: draw(strategy) for name, strategy in entries.items()}
+    after = {
+        name: draw(st.one_of(st.just(before[name]), strategy)) for name, strategy in entries.items()
+    }
+    return before, after
+
+
+def _image_id(name: str, version: int) -> str:
+    return f"wsi-{UNMANAGED_IMAGES.index(name)}{version:08d}"
+
+
+def _bundle_id(name: str, version: int) -> str:
+    return f"wsb-{sorted(world_entries()).index(name)}{version:08d}"
+
+
+def _used_image(world: World, name: str) -> str:
+    found = world[name]
+    return _image_id(name, found[0]) if found else f"wsi-9{UNMANAGED_IMAGES.index(name):08d}"
+
+
+def plan_world(world: World, prune: bool) -> Plan:
+    from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory
+    from reconciler.plan import make_plan
+    from reconciler.specs import BundleSpec
+
+    images = {
+        name: LiveImage(
+            _image_id(name, state[0]), name, "Image", "AVAILABLE", OWN if state[1] else {}
+        )
+        for name, state in world.items()
+        if name in UNMANAGED_IMAGES and state is not None
+    }
+    bundles = {
+        name: LiveBundle(
+            _bundle_id(name, state[1]),
+            name,
+            f"Bundle {name}",
+            _used_image(world, state[0]),
+            "STANDARD",
+            50,
+            80,
+            "AVAILABLE",
+            {} if name in HAND_MADE else OWN,
+        )
+        for name, state in world.items()
+        if name not in UNMANAGED_IMAGES and state is not None
+    }
+    declared = BundleSpec(
+        name=DECLARED, description=f"Bundle {DECLARED}", image=None,
+        image_id=_image_id("old-0", 1), compute_type="STANDARD", user_volume_gib=50,
+        root_volume_gib=None, region=REGION, tags={}, ignore_tag_keys=frozenset(),
+        ignore_tag_prefixes=(), file="bundles.yaml", line=1, image_line=3,
+    )  # fmt: skip
+    live = RegionInventory(
+        REGION, images, len(images), sources={}, bundles=bundles, bundle_count=len(bundles)
+    )
+    return make_plan(
+        [], Inventory({REGION: live}), specs_digest=PLAN_DIGEST, default_region=REGION,
+        image_quota=40, now=PLAN_NOW, prune=prune, bundles=[declared],
+    )  # fmt: skip
+
+
+def fates(plan: Plan) -> dict[tuple[str, str, str], str]:
+    """What the plan decided for each unmanaged resource, by (kind, region, id): with
+    --prune, deleted or kept (by a bundle that will still use it); without, listed."""
+    deleted = set(plan.deletions)
+    return {
+        u.key: ("delete" if u in deleted else "keep") if plan.prune else "list"
+        for u in plan.unmanaged
+    }
+
+
+def saved_and_loaded(plan: Plan) -> Plan:
+    from reconciler.planfile import load_plan, save_plan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "plan.json"
+        save_plan(plan, path)
+        return load_plan(path)
+
+
+# The issue's finding: the plan showed old-0 kept while a bundle made by hand used it; the
+# bundle is deleted; the saved plan must not delete old-0.
+_KEPT_THEN_FREE = (
+    {"old-0": (1, True), "old-1": None, "old-2": None, "console-0": ("old-0", 1),
+     "console-1": None, "orphan-0": None, DECLARED: None},
+    {"old-0": (1, True), "old-1": None, "old-2": None, "console-0": None,
+     "console-1": None, "orphan-0": None, DECLARED: None},
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@example(worlds=_KEPT_THEN_FREE, prune=True)
+@given(worlds=changed_worlds(), prune=st.booleans())
+def test_a_saved_plan_deletes_exactly_what_it_showed_or_is_stale(
+    worlds: tuple[World, World], prune: bool
+) -> None:
+    from reconciler.errors import StalePlanError
+    from reconciler.planfile import settle
+
+    before, after = worlds
+    saved = saved_and_loaded(plan_world(before, prune))
+    fresh = plan_world(after, prune)
+    shown, now = fates(saved), fates(fresh)
+    for key in sorted(set(shown) | set(now)):
+        event(f"{key[0]}: {shown.get(key, 'absent')} -> {now.get(key, 'absent')}")
+
+    try:
+        settled, _ = settle(saved, fresh)
+    except StalePlanError:
+        assert before != after, "an unchanged account makes no saved plan stale"
+        return
+    assert shown == now, "a resource now calls for another decision, and the plan was applied"
+    assert {u.key for u in settled.deletions} == {u.key for u in saved.deletions}
