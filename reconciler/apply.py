@@ -61,6 +61,12 @@ Key = tuple[str, str, str]
 W = TypeVar("W")
 R = TypeVar("R")
 STARTED, SENT = "started", "sent"  # when an interruption stopped a piece of work
+IN_FLIGHT = "in flight"  # its call was in flight, and was abandoned
+# An abandoned create is settled by name by the next run, so it is never made twice.
+ABANDONED = (
+    "interrupted while its call was in flight; the call was abandoned, its outcome is "
+    "unknown: run apply again to settle it"
+)
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ def run_ready(
                 if image.state == "AVAILABLE" and image.image_id and _usable(image):
                     ready.append((item, image.image_id))
                 else:
-                    results[item.key] = _not_ready(item, image)
+                    results[item.key] = not_ready(item, image)
                     _tell(report, results[item.key])
         if not ready and len(later) == len(todo):  # a cycle: impossible by construction
             raise AssertionError(f"items wait for each other: {[i.key for i in later]}")
@@ -186,7 +192,7 @@ def _usable(image: AppliedItem) -> bool:
 AGAIN = "; run apply again later, or use --wait"
 
 
-def _not_ready(item: PlanItem, image: AppliedItem) -> AppliedItem:
+def not_ready(item: PlanItem, image: AppliedItem) -> AppliedItem:
     """An item whose image is not AVAILABLE (yet): failed, skipped or deferred, saying why."""
     what = f"{'copy' if image.copy_from else 'image'} {image.name} ({image.region})"
     if image.result is Result.FAILED or image.state == "ERROR":
@@ -223,7 +229,8 @@ def _run_round(
 
     def stopped(pair: tuple[PlanItem, str | None], why: str) -> AppliedItem:
         tail = " started" if why == STARTED else "'s call was sent"
-        done = item_result(pair[0], Result.SKIPPED, f"interrupted before this item{tail}")
+        error = ABANDONED if why == IN_FLIGHT else f"interrupted before this item{tail}"
+        done = item_result(pair[0], Result.SKIPPED, error)
         _tell(report, done)
         return done
 
@@ -272,6 +279,8 @@ def _delete_all(
 
     def stopped(u: AppliedUnmanaged, why: str) -> AppliedUnmanaged:
         what = "started" if why == STARTED else "was sent"
+        if why == IN_FLIGHT:
+            return unmanaged_result(u, Result.SKIPPED, ABANDONED)
         return unmanaged_result(u, Result.SKIPPED, f"interrupted before this deletion {what}")
 
     done = by_region(clients, doomed, lambda u: u.region, lambda u, c: delete(u, c, ctx), stopped)
@@ -287,7 +296,8 @@ def by_region(
 ) -> list[R]:
     """`run` each piece of work through its region's paced pool, regions in parallel. Once
     interrupted, none is started: `stopped(work, STARTED)`; one whose call was about to be
-    sent when the signal came: `stopped(work, SENT)`."""
+    sent when the signal came: `stopped(work, SENT)`; one whose call was still in flight
+    IN_FLIGHT_GRACE after it, abandoned: `stopped(work, IN_FLIGHT)`."""
 
     def region_work(region: str) -> list[R]:
         client = clients.region(region)
@@ -300,7 +310,10 @@ def by_region(
             except Interrupted:
                 return stopped(w, SENT)
 
-        return client.map(one, [w for w in work if region_of(w) == region])
+        def abandoned(w: W, started: bool) -> R:
+            return stopped(w, IN_FLIGHT if started else STARTED)
+
+        return client.map(one, [w for w in work if region_of(w) == region], abandoned)
 
     done = in_parallel(region_work, sorted({region_of(w) for w in work}))
     return [r for results in done.values() for r in results]

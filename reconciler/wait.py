@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from reconciler.apply import Key, Report, image_key, run_ready
+from reconciler.apply import Key, Report, image_key, not_ready, run_ready
 from reconciler.aws import PAGE_SIZE, Clients, RegionClient
 from reconciler.kinds import KINDS, ApplyContext, kind_of
-from reconciler.kinds.image import create_now
+from reconciler.kinds.image import create_now, error_detail
 from reconciler.plan import Action, Kind, Plan, PlanItem, Replan
 from reconciler.results import Applied, AppliedItem, Result
 
@@ -56,6 +56,7 @@ def wait_for_captures(
     ctx = ApplyContext(plan=plan, replan=replan, go_now=go_now)
     start, gap = clock(), FIRST_POLL
     while True:
+        _fail_what_waits_on_failures(items, done)
         waiting = [i for i in items.values() if _waiting(i, items)]
         if report:
             report(waiting, clock() - start)
@@ -72,6 +73,31 @@ def wait_for_captures(
             _start_deferred(client, items, ctx, done)
         _run_dependents(plan, items, clients, ctx, done)
     return WaitOutcome(_with(applied, items, clients), ())
+
+
+def _fail_what_waits_on_failures(items: dict[Key, AppliedItem], done: Report | None) -> None:
+    """Items deferred until an image is AVAILABLE whose image failed (a capture or a copy in
+    ERROR, or an item that failed before it) can never run: failed now, naming the image,
+    down the chain (a bundle on a copy of a failed capture too), so the wait ends."""
+    while True:
+        doomed = [
+            (item, image)
+            for item in items.values()
+            if item.result is Result.DEFERRED
+            and not item.next_run
+            and (image := _image_of(item, items)) is not None
+            and image.result is Result.FAILED
+        ]
+        if not doomed:
+            return
+        for item, image in doomed:
+            items[item.key] = not_ready(_planned(item), image)
+            if done:
+                done(items[item.key])
+
+
+def _planned(item: AppliedItem) -> PlanItem:
+    return PlanItem(**item.model_dump(include=set(PlanItem.model_fields)))
 
 
 def _capturing(item: AppliedItem) -> bool:
@@ -114,8 +140,7 @@ def _refresh_images(client: RegionClient, items: dict[Key, AppliedItem]) -> None
             state = image.get("State", item.state)
             update: dict[str, object] = {"state": state}
             if state == "ERROR":
-                reasons = (image.get("ErrorCode"), image.get("ErrorMessage"))
-                detail = ": ".join(x for x in reasons if x) or "no error detail"
+                detail = error_detail(image) or "no error detail"
                 made = "copy" if item.copy_from else "capture"
                 update |= {"result": Result.FAILED, "error": f"{made} ended in ERROR ({detail})"}
             items[item.key] = item.model_copy(update=update)
@@ -172,7 +197,7 @@ def _run_dependents(
             continue
         image = _image_of(item, items)
         if image is not None and image.state == "AVAILABLE" and image.result is not Result.FAILED:
-            ready.append(PlanItem(**item.model_dump(include=set(PlanItem.model_fields))))
+            ready.append(_planned(item))
     if ready:
         run_ready(plan, ready, items, clients, ctx, done)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
@@ -164,7 +164,7 @@ def _existing(
     base = _item(spec, region, image=image, now=now, copy_from=copy_from)
     what = "copy" if copy_from else "image"
     if image.state == "ERROR":
-        detail = ": ".join(x for x in (image.error_code, image.error_message) if x)
+        detail = ": ".join(dict.fromkeys(x for x in (image.error_code, image.error_message) if x))
         if not image.owned:
             # Another team's image of the same name, perhaps: never deleted by this tool.
             reason = (
@@ -785,16 +785,31 @@ def read_sources(
 
 def live_image(image: Mapping[str, Any], tags: Tags) -> LiveImage:
     created = image.get("Created")
+    code, detail = image.get("ErrorCode") or None, error_detail(image)
+    if detail == code:
+        detail = ""
     return LiveImage(
         image_id=image["ImageId"],
         name=image.get("Name", ""),
         description=image.get("Description", ""),
         state=image.get("State", ""),
         tags=tags,
-        created=created if isinstance(created, datetime) else None,
-        error_code=image.get("ErrorCode") or None,
-        error_message=image.get("ErrorMessage") or None,
+        # botocore hands timestamps in the machine's local zone (tzlocal): held in UTC, as
+        # every time the reconciler prints is labelled.
+        created=created.astimezone(timezone.utc) if isinstance(created, datetime) else None,
+        error_code=code,
+        error_message=(detail.removeprefix(f"{code}: ") if code else detail) or None,
     )
+
+
+def error_detail(image: Mapping[str, Any]) -> str:
+    """What the service says went wrong with an image in ERROR: `ErrorCode` and
+    `ErrorMessage`, and the entries of `ErrorDetails` (newer answers may carry only those)."""
+    parts = [image.get("ErrorCode"), image.get("ErrorMessage")]
+    for detail in image.get("ErrorDetails") or ():
+        if isinstance(detail, Mapping):
+            parts += [detail.get("ErrorCode"), detail.get("ErrorMessage")]
+    return ": ".join(dict.fromkeys(str(p) for p in parts if p))
 
 
 KIND = KindModule(

@@ -15,11 +15,23 @@ against the local endpoint (`reconciler.emulator`), watched at the server.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir, out_of_band
+from tests.e2e.conftest import (
+    REGION,
+    ROOT,
+    Outcome,
+    RunReconciler,
+    SpecsDir,
+    out_of_band,
+    reconciler_env,
+)
 from tests.fidelity import LocalEndpoint
 
 OWN = {OWNERSHIP_TAG_KEY: "true"}
@@ -164,3 +176,74 @@ def test_a_saved_create_met_by_an_owned_image_converges_even_before_the_tagging_
     assert done[("image", REGION, "golden")][0] == "converged"
     assert done[("bundle", REGION, "standard")][0] == "created"
     assert endpoint.calls.count("CreateWorkspaceImage") == 0
+
+
+# --- 4. apply --wait ends when a capture fails --------------------------------------------
+
+
+def _start(args: list[str], endpoint: LocalEndpoint) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *args, "--api-rate", "0"],
+        env=reconciler_env(endpoint),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def _until(found: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for the endpoint")
+
+
+def test_wait_fails_what_waits_on_a_failed_capture_at_once_and_ends(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir
+) -> None:
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    specs_dir.write(
+        "a.yaml",
+        image_doc("golden", copies=[COPY_REGION], share_with=["111122223333"]),
+        bundle_doc("standard", image="golden"),
+        bundle_doc("standard-us", image="golden", region=COPY_REGION),
+    )
+    started = time.monotonic()
+    run = _start(
+        ["apply", str(specs_dir), "--auto-approve", "--wait", "--wait-timeout", "600",
+         "--format", "json"],
+        endpoint,
+    )  # fmt: skip
+    try:
+        pending = _until(lambda: [i for i in endpoint.fidelity.images(REGION)])
+        endpoint.fidelity.finish_capture(
+            REGION, pending[0]["id"], state="ERROR", error_code="CaptureFailed",
+            error_message="disk full",
+        )  # fmt: skip
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    elapsed = time.monotonic() - started
+    assert run.returncode == 1, stderr
+    assert elapsed < 30, f"the wait went on for {elapsed:.0f} s after the capture failed"
+    done = {(i["kind"], i["region"], i["name"]): i for i in json.loads(stdout)["items"]}
+    capture = done[("image", REGION, "golden")]
+    assert capture["result"] == "failed"
+    assert "CaptureFailed: disk full" in capture["error"]
+    for key in [
+        ("image", COPY_REGION, "golden"),
+        ("share", REGION, "golden"),
+        ("share", COPY_REGION, "golden"),
+        ("bundle", REGION, "standard"),
+        ("bundle", COPY_REGION, "standard-us"),
+    ]:
+        assert done[key]["result"] == "failed", done[key]
+        assert f"golden ({REGION}) failed" in done[key]["error"], done[key]
+    assert endpoint.calls.count("CopyWorkspaceImage") == 0
+    assert endpoint.calls.count("CreateWorkspaceBundle") == 0
+    assert endpoint.calls.count("UpdateWorkspaceImagePermission") == 0
