@@ -51,4 +51,6 @@ def test_creation_times_are_held_in_utc_whatever_zone_botocore_gave() -> None:
     assert (created.hour, created.minute) == (10, 0)
     local = datetime(2026, 11, 1, 12, 0, tzinfo=tzlocal())
     again = live_image({**LISTED, "Created": local}, {}).created
-    assert again == local and again is not None and again.utcoffset() == timedelta(0)
+    assert again == local
+    assert again is not None
+    assert again.utcoffset() == timedelta(0)
