@@ -502,18 +502,16 @@ def saved_and_loaded(plan: Plan) -> Plan:
         return load_plan(path)
 
 
-# The finding: the plan showed old-0 kept while a bundle made by hand used it; the
-# bundle is deleted; the saved plan must not delete old-0.
-_KEPT_THEN_FREE = (
-    {"old-0": (1, True), "old-1": None, "old-2": None, "console-0": ("old-0", 1),
-     "console-1": None, "orphan-0": None, DECLARED: None},
-    {"old-0": (1, True), "old-1": None, "old-2": None, "console-0": None,
-     "console-1": None, "orphan-0": None, DECLARED: None},
-)  # fmt: skip
+# The finding: the plan showed old-1 kept while a bundle made by hand used it; the
+# bundle is deleted; the saved plan must not delete old-1. (And the reverse: shown deleted,
+# now in use.)
+_KEPT = {**dict.fromkeys(world_entries()), "old-1": (1, True), "console-0": ("old-1", 1)}
+_FREE = {**_KEPT, "console-0": None}
 
 
 @settings(max_examples=300, deadline=None)
-@example(worlds=_KEPT_THEN_FREE, prune=True)
+@example(worlds=(_KEPT, _FREE), prune=True)
+@example(worlds=(_FREE, _KEPT), prune=True)
 @given(worlds=changed_worlds(), prune=st.booleans())
 def test_a_saved_plan_deletes_exactly_what_it_showed_or_is_stale(
     worlds: tuple[World, World], prune: bool
