@@ -1,8 +1,9 @@
 """How fast `reconciler validate` and `reconciler --help` are, against the issue's targets.
 
-Generates N small, realistic spec files (one spec each) spread over about 50 folders, each
-folder with its own defaults document, in a temporary directory; then times, as separate
-processes and in wall time:
+Generates N small, realistic spec files (one image spec each, and every tenth file a bundle
+spec too, so that the compute type names are read from botocore's model) spread over about
+50 folders, each folder with its own defaults document, in a temporary directory; then
+times, as separate processes and in wall time:
 
 - `reconciler validate DIR -q`: best and median of 3 runs (target: 2,000 files < 0.5 s,
   10,000 files < 2 s);
@@ -31,6 +32,7 @@ from pathlib import Path
 TARGETS = {2000: 0.5, 10000: 2.0}  # files -> seconds of wall time
 HELP_TARGET = 0.3
 REGIONS = ["eu-west-1", "us-east-1", "us-west-2", "eu-central-1", "ap-southeast-2"]
+COMPUTE_TYPES = ["STANDARD", "PERFORMANCE", "POWER", "GRAPHICS_G4DN"]
 TEAMS = ["finance", "engineering", "sales", "support", "research", "legal", "hr", "ops"]
 
 # Runs the real entry point in this interpreter, then reports what it imported.
@@ -66,6 +68,18 @@ def spec_text(index: int, team: str) -> str:
     )
 
 
+def bundle_text(index: int, team: str) -> str:
+    return (
+        "---\n"
+        "kind: bundle\n"
+        f"name: {team}-standard-{index:05d}\n"
+        f"description: {team.capitalize()} desktop {index}\n"
+        f"image: {team}-win11-{index:05d}\n"
+        f"compute_type: {COMPUTE_TYPES[index % len(COMPUTE_TYPES)]}\n"
+        "user_volume_gib: 50\n"
+    )
+
+
 def defaults_text(folder: int) -> str:
     team = TEAMS[folder % len(TEAMS)]
     return (
@@ -92,7 +106,8 @@ def generate(root: Path, files: int, folders: int) -> None:
     for index in range(files):
         folder = index % folders
         team = TEAMS[folder % len(TEAMS)]
-        (paths[folder] / f"image-{index:05d}.yaml").write_text(spec_text(index, team))
+        text = spec_text(index, team) + (bundle_text(index, team) if index % 10 == 0 else "")
+        (paths[folder] / f"image-{index:05d}.yaml").write_text(text)
 
 
 def timed(args: list[str], runs: int) -> tuple[float, float]:
