@@ -19,9 +19,10 @@ What differs between them, and how each is met here:
   ``ServiceException``; the emulator's errors derive from :class:`ServiceError` (a
   ``ServiceException``), which moto serialises in the request's wire format in every
   supported release.
-* Requests: recent botocore speaks smithy-rpc-v2-cbor to WorkSpaces and the tagging API.
-  :func:`params` reads the parameters moto parsed (CBOR or JSON) when the response class
-  parses them, else the JSON body. :func:`check_compatible` refuses, with what to do, a
+* Requests: WorkSpaces and the tagging API offer smithy-rpc-v2-cbor too, and a botocore
+  that prefers it would send CBOR (1.44 still picks json-1.1). :func:`params` reads the
+  parameters moto parsed (CBOR or JSON) when the response class parses them, else the JSON
+  body. :func:`check_compatible` refuses, with what to do, a
   moto that can't read the wire format the installed botocore sends.
 * Objects: the backend's ``create_workspace_image`` / ``describe_workspace_images``
   returned dicts and now return ``WorkspaceImage`` objects, and an image's ``created`` was
@@ -156,16 +157,16 @@ def parses_cbor() -> bool:
 def botocore_protocol(service: str) -> str:
     """The wire format the installed botocore sends to ``service``."""
     model = botocore.session.get_session().get_service_model(service)
-    protocols = model.metadata.get("protocols") or [model.metadata["protocol"]]
-    supported = ("smithy-rpc-v2-cbor", "json", "rest-json", "query", "ec2", "rest-xml")
-    return next((p for p in protocols if p in supported), str(protocols[0]))
+    # botocore picks the first protocol of its own priority list that the service offers
+    # (json before smithy-rpc-v2-cbor in 1.44); older releases know only ``protocol``
+    return str(getattr(model, "resolved_protocol", None) or model.protocol)
 
 
 def check_compatible() -> None:
     """:class:`IncompatibleMoto` when moto is older than :data:`MOTO_FLOOR`, or can't read
-    the CBOR requests the installed botocore sends to WorkSpaces (moto 5.2.1 with botocore
-    1.44 or later, for instance): say so at once, rather than serve an endpoint whose every
-    answer the client can't read."""
+    the CBOR requests the installed botocore would send (a botocore that prefers
+    smithy-rpc-v2-cbor with moto 5.2.1, which has no CBOR parser): say so at once, rather
+    than serve an endpoint whose every answer the client can't read."""
     installed = moto_version()
     hint = "pip install --upgrade 'moto[server]' (or 'workspaces-image-reconciler[demo]')"
     if _release(installed) < _release(MOTO_FLOOR):

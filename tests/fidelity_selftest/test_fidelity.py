@@ -9,8 +9,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 from moto import mock_aws
-from moto.workspaces.responses import WorkSpacesResponse
 
+from reconciler.emulator.moto_adapter import Response as WorkSpacesResponse
 from tests.fidelity import (
     Faults,
     FidelityConfig,

@@ -12,8 +12,8 @@ import boto3.session
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.workspaces.responses import WorkSpacesResponse
 
+from reconciler.emulator.moto_adapter import Response as WorkSpacesResponse
 from tests.fidelity import (
     BUNDLE_IN_USE_BY_IMAGE,
     PUBLIC_OWNER,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.resourcegroupstaggingapi.responses import ResourceGroupsTaggingAPIResponse
 
+from reconciler.emulator.moto_adapter import TaggingResponse as ResourceGroupsTaggingAPIResponse
 from tests.fidelity import (
     Faults,
     FidelityConfig,
