@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 from reconciler.aws import in_parallel
 from reconciler.errors import Interrupted
 from reconciler.kinds import KINDS, ApplyContext, kind_of, module
+from reconciler.kinds.base import ImageById, Waited
 from reconciler.kinds.creating import AWS_FAILURES
 from reconciler.kinds.image import CREATE_ERRORS, bundles_phrase, create_now, resource_id
 from reconciler.plan import Action, Kind, Plan, PlanItem, Replan
@@ -134,16 +135,20 @@ def run_ready(
         later: list[PlanItem] = []
         for item in todo:
             settled = _settled(plan, item, clients)
-            waited = image_key(kind_of(item).waits_for(item)) if settled is None else None
+            waited = kind_of(item).waits_for(item) if settled is None else None
+            key = image_key(waited)
+            if settled is None and waited is not None and key not in planned:
+                # An image no item of the plan makes: as planned, or as --wait polled it.
+                settled = outside_not_ready(item)
             if settled is not None:
                 results[item.key] = settled
                 _tell(report, settled)
-            elif waited is None or waited not in planned:
+            elif key is None or key not in planned:
                 ready.append((item, item.image_id if waited else None))
-            elif waited not in results:
+            elif key not in results:
                 later.append(item)
             else:
-                image = results[waited]
+                image = results[key]
                 if image.state == "AVAILABLE" and image.image_id and _usable(image):
                     ready.append((item, image.image_id))
                 else:
@@ -169,9 +174,26 @@ def reread(clients: Clients, replan: Replan) -> Callable[[PlanItem], PlanItem]:
     return again
 
 
-def image_key(waited: tuple[str, str] | None) -> Key | None:
-    """The plan key of the image an item waits for, (region, name)."""
-    return (Kind.IMAGE.value, waited[0], waited[1]) if waited else None
+def image_key(waited: Waited | None) -> Key | None:
+    """The plan key of the image an item waits for by (region, name); None for one waited
+    for by its id (no item of the plan makes it)."""
+    if waited is None or isinstance(waited, ImageById):
+        return None
+    return (Kind.IMAGE.value, waited[0], waited[1])
+
+
+def outside_not_ready(item: PlanItem) -> AppliedItem | None:
+    """The result of an item whose image no item of the plan makes, judged by that image's
+    state (`image_state`: as planned, or as `apply --wait` last polled it); None once it is
+    AVAILABLE. No call is sent for an image that isn't: the service refuses it."""
+    state = item.image_state
+    if state in (None, "AVAILABLE"):
+        return None
+    what = f"image {item.image_id} ({item.region})"
+    if state == "ERROR":
+        return item_result(item, Result.FAILED, f"its {what} is in ERROR")
+    why = f"waits for its {what} to be AVAILABLE ({state})"
+    return item_result(item, Result.DEFERRED, why + AGAIN)
 
 
 def _settled(plan: Plan, item: PlanItem, clients: Clients) -> AppliedItem | None:

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from reconciler.apply import Key, Report, image_key, not_ready, run_ready
+from reconciler.apply import Key, Report, image_key, not_ready, outside_not_ready, run_ready
 from reconciler.aws import PAGE_SIZE, Clients, RegionClient
 from reconciler.kinds import KINDS, ApplyContext, kind_of
+from reconciler.kinds.base import ImageById
 from reconciler.kinds.image import create_now, error_detail
 from reconciler.plan import Action, Kind, Plan, PlanItem, Replan
 from reconciler.results import Applied, AppliedItem, Result
@@ -80,20 +81,30 @@ def _fail_what_waits_on_failures(items: dict[Key, AppliedItem], done: Report | N
     ERROR, or an item that failed before it) can never run: failed now, naming the image,
     down the chain (a bundle on a copy of a failed capture too), so the wait ends."""
     while True:
-        doomed = [
-            (item, image)
+        doomed = {
+            item.key: failed
             for item in items.values()
             if item.result is Result.DEFERRED
             and not item.next_run
-            and (image := _image_of(item, items)) is not None
-            and image.result is Result.FAILED
-        ]
+            and (failed := _failed_by(item, items)) is not None
+        }
         if not doomed:
             return
-        for item, image in doomed:
-            items[item.key] = not_ready(_planned(item), image)
+        for key, failed in doomed.items():
+            items[key] = failed
             if done:
-                done(items[item.key])
+                done(failed)
+
+
+def _failed_by(item: AppliedItem, items: dict[Key, AppliedItem]) -> AppliedItem | None:
+    """The item failed, if the image it waits for failed; else None."""
+    if _outside(item) is not None:
+        outcome = outside_not_ready(_planned(item))
+        return outcome if outcome is not None and outcome.result is Result.FAILED else None
+    image = _image_of(item, items)
+    if image is None or image.result is not Result.FAILED:
+        return None
+    return not_ready(_planned(item), image)
 
 
 def _planned(item: AppliedItem) -> PlanItem:
@@ -119,8 +130,16 @@ def _waiting(item: AppliedItem, items: dict[Key, AppliedItem]) -> bool:
         return False
     if item.kind is Kind.IMAGE and item.copy_from is None:
         return item.action in (Action.CREATE, Action.CONFLICT)
+    if _outside(item) is not None:
+        return item.image_state != "ERROR"
     image = _image_of(item, items)
     return image is not None and image.result is not Result.FAILED
+
+
+def _outside(item: AppliedItem) -> str | None:
+    """The id of the image an item waits for that no item of the plan makes."""
+    waited = kind_of(item).waits_for(item)
+    return waited.image_id if isinstance(waited, ImageById) else None
 
 
 def _image_of(item: AppliedItem, items: dict[Key, AppliedItem]) -> AppliedItem | None:
@@ -130,20 +149,32 @@ def _image_of(item: AppliedItem, items: dict[Key, AppliedItem]) -> AppliedItem |
 
 
 def _refresh_images(client: RegionClient, items: dict[Key, AppliedItem]) -> None:
-    pending = [i for i in items.values() if i.region == client.region and _capturing(i)]
-    by_id = {i.image_id: i for i in pending}
-    ids = sorted(i for i in by_id if i)
+    """The state of the images in progress in the region: those this run made or found
+    PENDING, and those that deferred items wait for by id (in the same calls, 25 ids each).
+    """
+    mine = [i for i in items.values() if i.region == client.region]
+    by_id = {i.image_id: i for i in mine if _capturing(i)}
+    waiting: dict[str, list[AppliedItem]] = {}
+    for item in mine:
+        if item.result is Result.DEFERRED and not item.next_run and (found := _outside(item)):
+            waiting.setdefault(found, []).append(item)
+    ids = sorted({i for i in by_id if i} | set(waiting))
     for start in range(0, len(ids), PAGE_SIZE):
         reply = client.reads.describe_workspace_images(ImageIds=ids[start : start + PAGE_SIZE])
         for image in reply.get("Images", []):
-            item = by_id[image["ImageId"]]
-            state = image.get("State", item.state)
+            for dependent in waiting.get(image["ImageId"], ()):
+                state = image.get("State", dependent.image_state)
+                items[dependent.key] = dependent.model_copy(update={"image_state": state})
+            made_here = by_id.get(image["ImageId"])
+            if made_here is None:
+                continue
+            state = image.get("State", made_here.state)
             update: dict[str, object] = {"state": state}
             if state == "ERROR":
                 detail = error_detail(image) or "no error detail"
-                made = "copy" if item.copy_from else "capture"
+                made = "copy" if made_here.copy_from else "capture"
                 update |= {"result": Result.FAILED, "error": f"{made} ended in ERROR ({detail})"}
-            items[item.key] = item.model_copy(update=update)
+            items[made_here.key] = made_here.model_copy(update=update)
 
 
 def _start_deferred(
@@ -196,7 +227,9 @@ def _run_dependents(
         if item.result is not Result.DEFERRED or item.next_run:
             continue
         image = _image_of(item, items)
-        if image is not None and image.state == "AVAILABLE" and image.result is not Result.FAILED:
+        if (
+            image is not None and image.state == "AVAILABLE" and image.result is not Result.FAILED
+        ) or (_outside(item) is not None and item.image_state == "AVAILABLE"):
             ready.append(_planned(item))
     if ready:
         run_ready(plan, ready, items, clients, ctx, done)

@@ -27,6 +27,19 @@ ImageKey = tuple[str, str]
 
 
 @dataclass(frozen=True)
+class ImageById:
+    """An image no item of the plan makes (a bundle's `image_id`), waited for by its id: the
+    engine judges it by the state the item was planned with (`image_state`), which
+    `apply --wait` polls."""
+
+    region: str
+    image_id: str
+
+
+Waited = ImageKey | ImageById
+
+
+@dataclass(frozen=True)
 class Reading:
     """What the generic reader (`inventory.read_region`) hands a kind in one region."""
 
@@ -93,7 +106,7 @@ class KindModule:
     # The item planned again from its resource's tags read just before a change.
     replan: Callable[[PlanItem, Mapping[str, str] | None, Desired, Settings], PlanItem]
     # The image the item needs AVAILABLE before its change, if any.
-    waits_for: Callable[[PlanItem], ImageKey | None]
+    waits_for: Callable[[PlanItem], Waited | None]
     apply: Callable[[PlanItem, RegionClient, ApplyContext], AppliedItem]
     delete: Callable[[Unmanaged, RegionClient, ApplyContext], AppliedUnmanaged] | None = None
     # Which of this kind's items may go now (the others are deferred by `apply`).

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.aws import BUNDLE_RESOURCE, PAGE_SIZE, error_code, short_error
 from reconciler.kinds import creating, ownership
-from reconciler.kinds.base import ApplyContext, ImageKey, KindModule, Listed, Listing, Reading
+from reconciler.kinds.base import (
+    ApplyContext,
+    ImageById,
+    KindModule,
+    Listed,
+    Listing,
+    Reading,
+    Waited,
+)
 from reconciler.kinds.image import confirm, live_image, retag, with_unseen
 from reconciler.kinds.ownership import Ownership
 from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, Tags
@@ -264,12 +272,15 @@ def replan(
     return _existing(spec, item.region, bundle, target, RegionInventory(item.region, {}, 0))
 
 
-def waits_for(item: PlanItem) -> ImageKey | None:
+def waits_for(item: PlanItem) -> Waited | None:
     """A create or an image change needs the declared image AVAILABLE in the bundle's
-    region; a bundle naming an `image_id` waits on nothing the plan makes."""
+    region: the image spec's item, or the image an `image_id` names (one the plan does not
+    make: a PENDING one is waited for by its id)."""
     moves = item.action is Action.CREATE or item.image_id != item.image_before
-    if item.image_name is None or not moves:
+    if not moves:
         return None
+    if item.image_name is None:
+        return ImageById(item.region, item.image_id) if item.image_id else None
     return (item.region, item.image_name)
 
 

@@ -247,3 +247,49 @@ def test_wait_fails_what_waits_on_a_failed_capture_at_once_and_ends(
     assert endpoint.calls.count("CopyWorkspaceImage") == 0
     assert endpoint.calls.count("CreateWorkspaceBundle") == 0
     assert endpoint.calls.count("UpdateWorkspaceImagePermission") == 0
+
+
+# --- 5. a bundle on the image_id of a PENDING image ---------------------------------------
+
+
+def test_a_bundle_on_a_pending_image_id_waits_for_it_without_a_call(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    pending = endpoint.fidelity.add_image(REGION, "ext", "Image ext", tags={}, state="PENDING")
+    specs_dir.write("b.yaml", bundle_doc("standard", image_id=pending))
+
+    first = run_reconciler(
+        "apply", specs_dir, "--auto-approve", "--format", "json", "--detailed-exitcode",
+        endpoint=endpoint,
+    )  # fmt: skip
+    assert first.code == 2, first
+    ((result, error),) = results(first).values()
+    assert result == "deferred"
+    assert f"image {pending} ({REGION}) to be AVAILABLE (PENDING)" in (error or "")
+    assert endpoint.calls.count("CreateWorkspaceBundle") == 0
+
+    endpoint.calls.clear()
+    run = _start(
+        ["apply", str(specs_dir), "--auto-approve", "--wait", "--wait-timeout", "120",
+         "--format", "json"],
+        endpoint,
+    )  # fmt: skip
+    try:
+        time.sleep(1.5)  # the run is waiting: its first poll comes after 2 s
+        assert run.poll() is None, "apply --wait ended while the image was PENDING"
+        endpoint.fidelity.finish_capture(REGION, pending)
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stderr
+    # The wait named what it waited for (it used to say "nothing left to wait for" at once).
+    assert stderr.startswith("waiting for 1 item"), stderr
+    assert f"waits for its image {pending} ({REGION}) to be AVAILABLE" in stderr
+    ((result, error),) = {
+        i["name"]: (i["result"], i["error"]) for i in json.loads(stdout)["items"]
+    }.values()
+    assert (result, error) == ("created", None)
+    (made,) = endpoint.fidelity.bundles(REGION)
+    assert made["image_id"] == pending
+    creates = [c for c in endpoint.calls.all() if c.operation == "CreateWorkspaceBundle"]
+    assert [c.status for c in creates] == [200]
