@@ -10,7 +10,7 @@ Supported: moto :data:`MOTO_FLOOR` up to the newest release (5.2.6 when this was
 What differs between them, and how each is met here:
 
 * Replies: moto 5.2.1 answered WorkSpaces calls with JSON strings built by
-  ``to_dict`` / ``to_desc_dict`` / ``to_dict_pending``; 5.2.2+ builds them in the response
+  ``to_dict`` / ``to_desc_dict`` / ``to_dict_pending``; 5.2.6 builds them in the response
   classes and returns ``ActionResult`` objects, which moto serialises in the request's
   wire format (json-1.1 or smithy-rpc-v2-cbor). The emulator builds every reply itself
   (:func:`describe_image`, :func:`describe_workspace`) and returns :func:`reply`, an

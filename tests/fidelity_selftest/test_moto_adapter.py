@@ -53,6 +53,19 @@ def test_a_moto_below_the_floor_is_refused_with_what_to_do(monkeypatch: pytest.M
     assert "pip install --upgrade" in err.value.hint
 
 
+def test_installing_the_emulator_on_a_moto_it_cannot_serve_fails_before_patching(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = dict(adapter.Response.__dict__)
+    monkeypatch.setattr(adapter, "moto_version", lambda: "5.1.0")
+    with pytest.raises(IncompatibleMoto), installed():
+        pass
+    assert dict(adapter.Response.__dict__) == before
+    monkeypatch.undo()
+    with installed():  # and the layer is free to install again
+        pass
+
+
 def test_a_moto_without_cbor_is_refused_when_botocore_would_send_cbor(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
