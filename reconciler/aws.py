@@ -24,6 +24,13 @@ that is not there is not waited on. Per call, at most:
 A run's first calls (each region's listing, the tag discovery) run side by side and come
 before any other, so these are also the bounds of a whole run against such an endpoint.
 
+An interruption never waits for these bounds. No call runs in the main thread, which only
+waits (`until_stopped`): Python runs signal handlers there alone, and a thread blocked in a
+socket read sees no signal until the read ends. Once the run's `stop` is set, no call is
+started or retried (no "Retrying" line either), and calls still in flight are abandoned, not
+awaited: at once for reads, after IN_FLIGHT_GRACE for apply's changes, whose answers the
+summary reports. An abandoned create is safe: the next run settles it by name.
+
 WorkSpaces lists images and bundles without their tags. `TagReader` reads them in bulk
 through the Resource Groups Tagging API (`tag:GetResources`, up to 100 ARNs a call, on that
 API's own pace and bucket), and finds the regions that hold owned resources; where the role
@@ -39,7 +46,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,6 +86,14 @@ MAX_BACKOFF = 20.0  # seconds; botocore's standard cap on one wait
 # tries, 1 s and 2 s later, not ten tries over two minutes of backoff.
 UNREACHABLE_WAITS = (1.0, 2.0)
 UNREACHABLE_ATTEMPTS = len(UNREACHABLE_WAITS) + 1
+# Once interrupted, apply's calls in flight get this long to answer (a create that answers is
+# reported made); then they are abandoned, with the rest of the run, so that an interrupted
+# run ends within about 2 seconds even while calls hang.
+IN_FLIGHT_GRACE = 1.0
+# What a step of apply gets after a signal to abandon its calls and return its results.
+STEP_GRACE = IN_FLIGHT_GRACE + 0.5
+# How often a thread that waits for others looks at the run's stop event.
+STOP_POLL = 0.05
 # Error codes botocore's standard retry mode treats as transient, besides 5xx statuses.
 TRANSIENT_CODES = frozenset(
     {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
@@ -225,7 +241,8 @@ class RetryPolicy:
     are off in every client): whether and when a failed attempt is tried again.
 
     Each retry is announced through `notify` as it happens (call, region, why, attempt n
-    of m, the wait), and an interruption ends the wait at once.
+    of m, the wait), and an interruption ends the wait at once. Once interrupted, nothing is
+    retried or announced.
     """
 
     def __init__(
@@ -253,6 +270,8 @@ class RetryPolicy:
         failure = classify(response, caught_exception, self.read_timeout)
         if failure is None or attempts >= failure.attempts:
             return None
+        if self.stop.is_set():
+            raise Interrupted("interrupted; no new call was started")
         wait = self.wait(failure, attempts)
         call = getattr(operation, "name", "a call")
         self.notify(
@@ -318,9 +337,16 @@ class RegionClient:
         for client in (reads, creates):
             pace(client, self.bucket, stop, THROTTLE_CODES)
 
-    def map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
-        """fn over items through this region's pool, in order; stops early when interrupted."""
-        return list(self.pool.map(fn, items))
+    def map(
+        self,
+        fn: Callable[[Any], T],
+        items: Sequence[Any],
+        abandoned: Callable[[Any, bool], T] | None = None,
+    ) -> list[T]:
+        """fn over items through this region's pool, results in order. Once interrupted, the
+        calls in flight are abandoned (see `gather`): `abandoned(item, started)` stands for
+        the result of each item not done; without it, Interrupted is raised."""
+        return gather([self.pool.submit(fn, item) for item in items], items, self.stop, abandoned)
 
     def images(self) -> Iterator[WorkspaceImageTypeDef]:
         """Every image the account owns in this region, 25 a page."""
@@ -363,7 +389,8 @@ class RegionClient:
         return found
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        # Never waits: after an interruption a thread may still hang in an abandoned call.
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class TaggingDenied(Exception):
@@ -488,7 +515,10 @@ class Clients:
     ) -> None:
         self.settings = settings
         self.stop = stop or threading.Event()
-        self.notify = notify
+        self._notify = notify
+        # Held while a note is printed and while the stop is set, so that no note (a retry,
+        # say) is printed after the line that says the run was interrupted.
+        self._notes = threading.Lock()
         # Set once tag:GetResources is refused: every later tag read goes one at a time.
         self.tagging_denied = False
         self._taggers: dict[str, TagReader] = {}
@@ -505,6 +535,21 @@ class Clients:
         self.endpoints = configured_endpoints(settings.endpoint_url, self.session._session)
         self._regions: dict[str, RegionClient] = {}
         self._lock = threading.Lock()
+
+    def notify(self, note: str) -> None:
+        """A note for stderr; none once the run is interrupted."""
+        with self._notes:
+            if not self.stop.is_set():
+                self._notify(note)
+
+    def interrupt(self, say: Callable[[], None]) -> None:
+        """Stop the run: no new call, no retry, no note; `say` (the first time only) says so,
+        after every note printed before it."""
+        with self._notes:
+            first = not self.stop.is_set()
+            self.stop.set()
+            if first:
+                say()
 
     @property
     def default_region(self) -> str | None:
@@ -620,6 +665,75 @@ class Clients:
     def close(self) -> None:
         for client in self._regions.values():
             client.close()
+
+
+def gather(
+    futures: Sequence[Future[T]],
+    items: Sequence[Any],
+    stop: threading.Event,
+    abandoned: Callable[[Any, bool], T] | None = None,
+) -> list[T]:
+    """The results of `futures` (one per item), in order; the first failure is raised, as
+    Executor.map does. Once `stop` is set, the work not done is abandoned: without
+    `abandoned`, at once, by raising Interrupted; with it, after IN_FLIGHT_GRACE (calls in
+    flight may answer meanwhile), `abandoned(item, started)` standing for each result
+    (`started`: its work was running, so its call may have been sent)."""
+    grace = IN_FLIGHT_GRACE if abandoned is not None else 0.0
+    deadline: float | None = None
+    results: list[T] = []
+    try:
+        for item, future in zip(items, futures, strict=True):
+            while not future.done():
+                if deadline is None and stop.is_set():
+                    deadline = time.monotonic() + grace
+                left = STOP_POLL if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wait_for_futures([future], timeout=min(STOP_POLL, left))
+            if future.cancel():  # queued, never started
+                results.append(_abandon(abandoned, item, started=False))
+            elif future.done():
+                results.append(future.result())
+            else:
+                results.append(_abandon(abandoned, item, started=True))
+    finally:
+        for future in futures:
+            future.cancel()
+    return results
+
+
+def _abandon(abandoned: Callable[[Any, bool], T] | None, item: Any, *, started: bool) -> T:
+    if abandoned is None:
+        raise Interrupted("interrupted; calls in flight were abandoned")
+    return abandoned(item, started)
+
+
+def until_stopped(work: Callable[[], T], stop: threading.Event, grace: float = 0.0) -> T:
+    """work() in a thread of its own, while the calling (main) thread waits and watches
+    `stop`: a main thread blocked in a call, or joining a pool whose thread hangs in one,
+    would see a signal only when the call ends. Once `stop` is set, work gets `grace`
+    seconds more to end, then it is abandoned with its calls in flight: Interrupted."""
+    outcome: Future[T] = Future()
+
+    def run() -> None:
+        outcome.set_running_or_notify_cancel()
+        try:
+            outcome.set_result(work())
+        except BaseException as err:  # handed to the waiting thread, which raises it
+            outcome.set_exception(err)
+
+    # A daemon thread: interpreter exit does not wait for it (the CLI ends an interrupted
+    # process without joining the pools' threads either).
+    threading.Thread(target=run, name="run", daemon=True).start()
+    deadline: float | None = None
+    while not outcome.done():
+        if deadline is None and stop.is_set():
+            deadline = time.monotonic() + grace
+        left = STOP_POLL if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            raise Interrupted("interrupted; calls in flight were abandoned")
+        wait_for_futures([outcome], timeout=min(STOP_POLL, left))
+    return outcome.result()
 
 
 def in_parallel(fn: Callable[[str], T], regions: Sequence[str]) -> dict[str, T]:

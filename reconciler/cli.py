@@ -31,10 +31,13 @@ if TYPE_CHECKING:  # types only: the modules themselves are imported where neede
     from reconciler.progress import ProgressLine
     from reconciler.results import Applied, AppliedItem
     from reconciler.run import PlanOptions
+    from reconciler.wait import WaitOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 _verbose = [0]  # read by main() when an unexpected exception escapes
+_interrupted = [False]  # set by SIGINT/SIGTERM; main() then exits 130, whatever the outcome
 
 
 def _set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> int:
@@ -317,18 +320,32 @@ class _Run:
         self.clients: Clients = Clients(aws, notify=lambda line: self.progress.note(line))
 
     def plan(self, options: PlanOptions | None = None) -> tuple[Plan, Replan]:
+        from reconciler.errors import Interrupted
         from reconciler.progress import ProgressLine
         from reconciler.run import build_plan
 
         try:
-            with _stop_on_signals(self.clients.stop):
-                return build_plan(options or self.options, self.clients, self.progress)
+            # A plan finished after the signal is still an interrupted run (exit 130).
+            planned = self.until_stopped(
+                lambda: build_plan(options or self.options, self.clients, self.progress)
+            )
+            if self.clients.stop.is_set():
+                raise Interrupted("interrupted; nothing was changed")
+            return planned
         finally:
             self.progress.close()
             # A fresh line for the next phase (apply's progress).
             self.progress = ProgressLine(
                 sys.stderr, live=sys.stderr.isatty(), enabled=not self.out.quiet
             )
+
+    def until_stopped(self, work: Callable[[], T], grace: float = 0.0) -> T:
+        """work() with SIGINT/SIGTERM stopping it: calls still in flight `grace` seconds
+        after the signal are abandoned (aws.until_stopped), and Interrupted is raised."""
+        from reconciler.aws import until_stopped
+
+        with _stop_on_signals(self.clients):
+            return until_stopped(work, self.clients.stop, grace)
 
     def close(self) -> None:
         self.clients.close()
@@ -533,6 +550,7 @@ def apply(
 ) -> int:
     """Create missing images and reconcile tags, as the plan shows."""
     from reconciler.apply import ApplyOptions, apply_changes, apply_deletions
+    from reconciler.aws import STEP_GRACE
 
     _no_prune_with_target(prune, options)
     if plan_file and options.targets:
@@ -557,25 +575,30 @@ def apply(
             render_plan(result, preview, color=out.color)
         if asks and not _confirm():
             return 1
-        with _stop_on_signals(run.clients.stop):
-            applied = apply_changes(
+        # Each step gets STEP_GRACE after a signal: its calls in flight are abandoned after
+        # IN_FLIGHT_GRACE and reported so (apply.by_region), then it returns its results.
+        changed = run.until_stopped(
+            lambda: apply_changes(
                 result,
                 run.clients,
                 ApplyOptions(converged, replan=replan),
                 report=_apply_progress(run.progress, result),
-            )
-            run.progress.close()
-            pending: tuple[AppliedItem, ...] = ()
-            if wait:
-                applied, pending = _wait(applied, run, wait_timeout, out, replan)
-            # Deletions last: bundles moved to their new image first free the old one.
-            applied = apply_deletions(applied, run.clients)
+            ),
+            STEP_GRACE,
+        )
+        run.progress.close()
+        pending: tuple[AppliedItem, ...] = ()
+        if wait:
+            changed, pending = _wait(changed, run, wait_timeout, out, replan)
+        # Deletions last: bundles moved to their new image first free the old one.
+        applied = _interruptible_step(run, lambda: apply_deletions(changed, run.clients), changed)
     finally:
         run.close()
     if out.fmt == "text":
         click.echo("")
     _emit(applied, out, run.options.specs_dir)
     if applied.interrupted:
+        _say_abandoned(applied)
         return 130
     if pending:
         names = ", ".join(
@@ -588,6 +611,33 @@ def apply(
     if applied.failed:
         return 1
     return 2 if detailed_exitcode and applied.work_left else 0
+
+
+def _interruptible_step(run: _Run, work: Callable[[], Applied], before: Applied) -> Applied:
+    """A step of apply after the changes; abandoned by a signal, the results `before` it
+    stand, marked interrupted (the summary is printed all the same)."""
+    from reconciler.aws import STEP_GRACE
+    from reconciler.errors import Interrupted
+
+    try:
+        return run.until_stopped(work, STEP_GRACE)
+    except Interrupted:
+        return before.model_copy(update={"interrupted": True})
+
+
+def _say_abandoned(applied: Applied) -> None:
+    """After an interrupted apply, on stderr: what became of the calls in flight."""
+    from reconciler.apply import ABANDONED
+
+    errors = [i.error for i in applied.items] + [u.error for u in applied.unmanaged]
+    count = errors.count(ABANDONED)
+    if count:
+        click.echo(
+            f"Interrupted: {count} call{'s' if count > 1 else ''} in flight abandoned, "
+            "outcome unknown; run apply again to settle (a create is found by its name, "
+            "never made twice).",
+            err=True,
+        )
 
 
 def _apply_progress(progress: ProgressLine, plan: Plan) -> Callable[[AppliedItem], None]:
@@ -613,15 +663,17 @@ def _wait(
     applied: Applied, run: _Run, timeout: float, out: Output, replan: Replan
 ) -> tuple[Applied, tuple[AppliedItem, ...]]:
     """--wait; an error while polling still reports what was applied, then the error."""
-    from reconciler.errors import ReconcilerError
+    from reconciler.aws import STEP_GRACE
+    from reconciler.errors import Interrupted, ReconcilerError
     from reconciler.progress import WaitProgress
     from reconciler.run import aws_errors
     from reconciler.wait import wait_for_captures
 
     progress = WaitProgress(sys.stderr, live=sys.stderr.isatty(), enabled=not out.quiet)
-    try:
+
+    def wait() -> WaitOutcome:
         with aws_errors():
-            outcome = wait_for_captures(
+            return wait_for_captures(
                 applied,
                 run.clients,
                 timeout=timeout,
@@ -629,6 +681,18 @@ def _wait(
                 replan=replan,
                 done=_waited_item_line(out),
             )
+
+    try:
+        outcome = run.until_stopped(wait, STEP_GRACE)
+    except Interrupted:
+        # A poll hung: abandoned. What ran while waiting was said on stderr as it ended.
+        progress.close()
+        click.echo(
+            "Interrupted while waiting: the calls in flight were abandoned, outcome unknown; "
+            "run apply again to settle them.",
+            err=True,
+        )
+        return applied.model_copy(update={"interrupted": True}), ()
     except ReconcilerError as err:
         progress.close()
         err.message = f"while waiting, after the changes above were made: {err.message}"
@@ -718,14 +782,17 @@ def _confirm() -> bool:
 
 
 @contextmanager
-def _stop_on_signals(stop: Any) -> Iterator[None]:
-    """SIGINT/SIGTERM: start no new call, let the ones in flight finish, then report."""
+def _stop_on_signals(clients: Clients) -> Iterator[None]:
+    """SIGINT/SIGTERM stop the run: no new call, no retry; the main thread, which only
+    waits meanwhile (aws.until_stopped), then abandons the calls still in flight."""
     import signal
 
+    def say() -> None:
+        click.echo("\nInterrupted: starting no new calls, abandoning those in flight.", err=True)
+
     def handler(signum: int, frame: Any) -> None:
-        if not stop.is_set():
-            click.echo("\nInterrupted: finishing calls in flight, starting no new ones.", err=True)
-        stop.set()
+        _interrupted[0] = True
+        clients.interrupt(say)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -736,40 +803,24 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
 
 
 @cli.command()
-@click.option(
-    "--serve",
-    is_flag=True,
-    help="Instead, serve the endpoint (seeded with the demo's source WorkSpaces) until "
-    "Ctrl-C, for your own commands: prints its URL first, then the environment to export.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    help="With --serve: listen on 127.0.0.1:PORT (default: a free port).",
-)
-@click.option(
-    "--write-specs",
-    type=click.Path(file_okay=False, path_type=Path),
-    metavar="DIR",
-    help="With --serve: also write the demo's specs to DIR (a new or empty folder).",
-)
-def demo(serve: bool, port: int | None, write_specs: Path | None) -> int:
-    """Run plan, apply and drift against an embedded local endpoint (no AWS account).
+def demo() -> int:
+    """Run plan, apply and drift against an embedded local endpoint (no AWS account)."""
+    from reconciler.demo import run_demo
 
-    With --serve, serve that endpoint until interrupted (exit 130), for the README's
-    worked rollout or commands of your own.
-    """
-    if not serve and (port is not None or write_specs is not None):
-        raise click.UsageError("--port and --write-specs go with --serve")
-    from reconciler.demo import run_demo, serve_demo
-
-    return serve_demo(port or 0, write_specs) if serve else run_demo()
+    return run_demo()
 
 
 def main() -> None:
     """Entry point: run the command and map every outcome to an exit code, in one place."""
+    import signal
+
     from reconciler.errors import ReconcilerError, SpecError
 
+    _interrupted[0] = False
+    # Outside a run's calls (_stop_on_signals), SIGTERM ends the command as Ctrl-C does: the
+    # default would kill it unreported (exit -15).
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _raise_interrupt)
     try:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -798,7 +849,22 @@ def main() -> None:
         click.echo(f"Error: unexpected {type(err).__name__}: {err}", err=True)
         click.echo("  hint: run again with -v for the traceback, and report it", err=True)
         code = 1
+    if _interrupted[0] or code == 130:
+        # Also when the work happened to end after the signal. Threads may still hang in
+        # abandoned calls, and interpreter exit joins the pools' threads (for up to the read
+        # timeout): leave at once, the output flushed.
+        from contextlib import suppress
+
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+                stream.flush()
+        os._exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    _interrupted[0] = True
+    raise KeyboardInterrupt
 
 
 def _no_color(flag: bool) -> bool:

@@ -134,7 +134,7 @@ def test_a_signal_mid_apply_starts_no_new_call_prints_the_summary_and_exits_130(
 
     assert code == 130, (stdout, stderr)
     assert ended - signalled < 5  # it stopped at once, not at the end of the run
-    assert "Interrupted: finishing calls in flight, starting no new ones." in stderr
+    assert "Interrupted: starting no new calls, abandoning those in flight." in stderr
     # No call was sent after the signal; the ones in flight were answered at once.
     assert max(arrivals) < signalled + 0.2, (max(arrivals) - signalled, arrivals)
     assert max(c.time for c in endpoint.calls.all()) < signalled + 1.0
