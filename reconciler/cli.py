@@ -803,11 +803,34 @@ def _stop_on_signals(clients: Clients) -> Iterator[None]:
 
 
 @cli.command()
-def demo() -> int:
-    """Run plan, apply and drift against an embedded local endpoint (no AWS account)."""
-    from reconciler.demo import run_demo
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Instead, serve the endpoint (seeded with the demo's source WorkSpaces) until "
+    "Ctrl-C, for your own commands: prints its URL first, then the environment to export.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="With --serve: listen on 127.0.0.1:PORT (default: a free port).",
+)
+@click.option(
+    "--write-specs",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="With --serve: also write the demo's specs to DIR (a new or empty folder).",
+)
+def demo(serve: bool, port: int | None, write_specs: Path | None) -> int:
+    """Run plan, apply and drift against an embedded local endpoint (no AWS account).
 
-    return run_demo()
+    With --serve, serve that endpoint until interrupted (exit 130), for the README's
+    worked rollout or commands of your own.
+    """
+    if not serve and (port is not None or write_specs is not None):
+        raise click.UsageError("--port and --write-specs go with --serve")
+    from reconciler.demo import run_demo, serve_demo
+
+    return serve_demo(port or 0, write_specs) if serve else run_demo()
 
 
 def main() -> None:
