@@ -25,7 +25,10 @@ sends); every other request passes through.
   requests.
 
 Errors use the json-1.1 protocol's format botocore parses:
-``{"__type": "Code", "message": "..."}`` with ``x-amzn-ErrorType: Code``.
+``{"__type": "Code", "message": "..."}`` with ``x-amzn-ErrorType: Code``. Both APIs also
+offer smithy-rpc-v2-cbor, which botocore does not choose today (1.44 resolves json-1.1);
+moto would answer such requests (see ``moto_adapter``), but this middleware would pass them
+through unpaced and unrecorded, so a botocore that switches needs it taught the format.
 """
 
 from __future__ import annotations
