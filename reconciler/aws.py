@@ -535,6 +535,7 @@ class Clients:
         self.endpoints = configured_endpoints(settings.endpoint_url, self.session._session)
         self._regions: dict[str, RegionClient] = {}
         self._lock = threading.Lock()
+        self._account: str | None = None
 
     def notify(self, note: str) -> None:
         """A note for stderr; none once the run is interrupted."""
@@ -612,6 +613,16 @@ class Clients:
                 "tag:GetResources to the role (see the README's IAM policy) for faster runs "
                 "that also find owned images in every region"
             )
+
+    def account(self) -> str:
+        """The caller's account id: sts:GetCallerIdentity (which needs no permission), once a
+        run, in the default region (or us-east-1), through --endpoint-url like every API."""
+        with self._lock:
+            if self._account is None:
+                region = self.default_region or "us-east-1"
+                sts = self._service_client("sts", region, retries=True)
+                self._account = str(sts.get_caller_identity()["Account"])
+            return self._account
 
     def partition(self, region: str) -> str:
         """The region's partition (aws, aws-cn, aws-us-gov, ...), from botocore's data."""

@@ -38,6 +38,7 @@ from reconciler.specs import (
     load_specs,
     plan_time_problems,
 )
+from reconciler.specs.checks import own_account_problems
 from reconciler.specs.discover import join_shown
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def build_plan(
     listed = () if options.targets else spec_set.regions
     _check_region_names(specs, bundles, listed, clients, options.specs_dir)
     _check_regions(spec_set, specs, bundles, default_region, options.specs_dir)
+    _check_own_account(specs, clients, options.specs_dir)
     desired = Desired(tuple(specs), tuple(bundles), default_region)
     named = _named_regions(desired) | {default_region} | set(listed)
     regions = sorted(r for r in named if r is not None)
@@ -255,6 +257,18 @@ def _check_regions(
         return
     # The whole set, not only a --target run's specs: a collision is an error either way.
     problems = plan_time_problems(spec_set, default_region=default_region, shown_root=root)
+    if problems:
+        raise SpecError(problems)
+
+
+def _check_own_account(specs: Sequence[Spec], clients: Clients, root: str) -> None:
+    """No spec shares its image with the account it lives in: an error before any change,
+    found with one sts:GetCallerIdentity, made only when a spec shares with an account."""
+    if not any(s.share_with for s in specs):
+        return
+    with aws_errors():
+        account = clients.account()
+    problems = own_account_problems(specs, account, root)
     if problems:
         raise SpecError(problems)
 

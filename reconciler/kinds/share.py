@@ -112,18 +112,30 @@ def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedIte
         refused = _not_owned(client, image_id)
         if refused:
             return item_result(item, Result.FAILED, refused)
+    # Each account is its own call: one refused (an account outside the organisation, say)
+    # does not keep the others from their grants and revocations.
     done: list[str] = []
+    failed: list[str] = []
     for change in item.share_changes:
+        if client.stop.is_set():
+            failed.append(f"{_signed(change)}: not sent, interrupted")
+            continue
         try:
             client.reads.update_workspace_image_permission(
                 ImageId=image_id, AllowCopyImage=change.after, SharedAccountId=change.account
             )
         except creating.AWS_FAILURES as err:
-            made = f" (done: {', '.join(done)})" if done else ""
-            message = f"{short_error(err)} for account {change.account}{made}"
-            return item_result(item, Result.FAILED, message, image_id=image_id)
-        done.append(("+" if change.after else "-") + change.account)
+            failed.append(f"{_signed(change)}: {short_error(err)}")
+            continue
+        done.append(_signed(change))
+    if failed:
+        made = f"; done: {', '.join(done)}" if done else ""
+        return item_result(item, Result.FAILED, "; ".join(failed) + made, image_id=image_id)
     return item_result(item, Result.SHARING_UPDATED, image_id=image_id)
+
+
+def _signed(change: ShareChange) -> str:
+    return ("+" if change.after else "-") + change.account
 
 
 def _not_owned(client: RegionClient, image_id: str) -> str | None:

@@ -281,3 +281,31 @@ def _regions_of(spec: Spec, default_region: str | None, shown_root: str) -> str:
 
 def _bundle_problem(bundle: BundleSpec, shown_root: str, message: str) -> SpecProblem:
     return SpecProblem(join_shown(shown_root, bundle.file), bundle.image_line, 1, "image", message)
+
+
+# ---------------------------------------------------------------------------------------
+# Sharing with the image's own account
+# ---------------------------------------------------------------------------------------
+
+
+def own_account_problems(specs: Iterable[Spec], account: str, shown_root: str) -> list[SpecProblem]:
+    """`share_with` naming the account the image lives in (the caller's): the service
+    refuses to share an image with its owner, so every apply would fail there. Reported at
+    the list that applies, once for a defaults list that many specs share."""
+    seen: set[tuple[str, int]] = set()
+    problems = []
+    for spec in specs:
+        if account not in (spec.share_with or ()):
+            continue
+        file = join_shown(shown_root, spec.share_with_file or spec.file)
+        line = spec.share_with_line or spec.line
+        if (file, line) in seen:
+            continue
+        seen.add((file, line))
+        message = (
+            f"lists {account}, the account that image '{spec.name}' lives in (the one these "
+            "credentials belong to); an image is not shared with its own account: remove it "
+            "from share_with"
+        )
+        problems.append(SpecProblem(file, line, 1, "share_with", message))
+    return problems

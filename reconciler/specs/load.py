@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.specs.checks import (
@@ -282,10 +282,7 @@ def _resolve(declared: _Declared[ImageSpecDocument], defaults: dict[str, _Defaul
     chain = _chain(declared.folder, defaults)
     inherited = _inherit(doc.region, doc.tags, chain)
     copies, copies_file, copies_line = _copies(declared, doc, chain)
-    share_with = doc.share_with
-    if share_with is None:  # lists are not merged: the nearest one written wins
-        written = (d.body.share_with for d in reversed(chain) if d.body.share_with is not None)
-        share_with = next(written, None)
+    share_with, share_file, share_line = _nearest(declared, doc, chain, "share_with")
     return Spec(
         name=doc.name,
         description=doc.description,
@@ -297,25 +294,40 @@ def _resolve(declared: _Declared[ImageSpecDocument], defaults: dict[str, _Defaul
         file=declared.file,
         line=declared.source.position.line,
         copies=copies,
-        share_with=None if share_with is None else tuple(share_with),
+        share_with=share_with,
         copies_file=copies_file,
         copies_line=copies_line,
+        share_with_file=share_file,
+        share_with_line=share_line,
     )
 
 
 def _copies(
     declared: _Declared[ImageSpecDocument], doc: ImageSpecDocument, chain: list[_Defaults]
 ) -> tuple[tuple[str, ...], str, int]:
-    """The copies list that applies, and where it is written: the spec's own, else the
-    nearest folder's (lists are not merged)."""
-    if doc.copies is not None:
-        line = declared.source.where(("copies",), key=True).line
-        return tuple(doc.copies), declared.file, line
+    """The copies list that applies, and where it is written."""
+    copies, file, line = _nearest(declared, doc, chain, "copies")
+    return copies or (), file, line
+
+
+def _nearest(
+    declared: _Declared[ImageSpecDocument],
+    doc: ImageSpecDocument,
+    chain: list[_Defaults],
+    key: Literal["copies", "share_with"],
+) -> tuple[tuple[str, ...] | None, str, int]:
+    """A list that applies to the spec (None: none is written), and where it is written: the
+    spec's own, else the nearest folder's (lists are not merged)."""
+    own: list[str] | None = getattr(doc, key)
+    if own is not None:
+        line = declared.source.where((key,), key=True).line
+        return tuple(own), declared.file, line
     for d in reversed(chain):
-        if d.body.copies is not None:
-            line = d.source.where(("defaults", "copies"), key=True).line
-            return tuple(d.body.copies), d.relative, line
-    return (), "", 0
+        written: list[str] | None = getattr(d.body, key)
+        if written is not None:
+            line = d.source.where(("defaults", key), key=True).line
+            return tuple(written), d.relative, line
+    return None, "", 0
 
 
 def _resolve_bundle(

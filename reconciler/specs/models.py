@@ -278,6 +278,9 @@ class Spec(_IgnoresTags):
     # document's, relative like `file`), for the problems found once the region is known.
     copies_file: str = ""
     copies_line: int = 0
+    # Where the `share_with` list that applies is written, likewise.
+    share_with_file: str = ""
+    share_with_line: int = 0
 
 
 @dataclass(frozen=True)

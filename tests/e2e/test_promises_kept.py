@@ -293,3 +293,64 @@ def test_a_bundle_on_a_pending_image_id_waits_for_it_without_a_call(
     assert made["image_id"] == pending
     creates = [c for c in endpoint.calls.all() if c.operation == "CreateWorkspaceBundle"]
     assert [c.status for c in creates] == [200]
+
+
+# --- 6. sharing with the image's own account; one refused grant -------------------------
+
+OWN_ACCOUNT = "123456789012"  # moto's account for the test credentials
+PARTNER_1 = "111122223333"
+PARTNER_2 = "444455556666"
+PARTNER_3 = "777788889999"
+
+
+def test_sharing_with_the_images_own_account_is_an_error_before_any_change(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    specs_dir.write("defaults.yaml", {"defaults": {"share_with": [PARTNER_1, OWN_ACCOUNT]}})
+    specs_dir.write("team/a.yaml", image_doc("golden"), image_doc("silver", source="ws-0b1b2c3d4"))
+    for command in (["plan"], ["apply", "--auto-approve"]):
+        outcome = run_reconciler(*command, specs_dir, endpoint=endpoint)
+        assert outcome.code == 1, outcome
+        # Once, at the defaults list both specs share, with file, line and field.
+        assert outcome.stderr.count(f"lists {OWN_ACCOUNT}") == 1, outcome.stderr
+        assert "defaults.yaml:2:1: share_with:" in outcome.stderr, outcome.stderr
+    assert changing(endpoint) == []
+    assert endpoint.fidelity.images(REGION) == []
+
+
+def test_sharing_with_the_images_own_account_in_the_spec_is_named_there(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    specs_dir.write("a.yaml", image_doc("golden", share_with=[OWN_ACCOUNT]))
+    outcome = run_reconciler("plan", specs_dir, "--format", "json", endpoint=endpoint)
+    assert outcome.code == 1, outcome
+    (problem,) = outcome.json()["error"]["problems"]
+    assert (problem["file"].endswith("a.yaml"), problem["line"], problem["field"]) == (
+        True,
+        4,
+        "share_with",
+    )
+    assert OWN_ACCOUNT in problem["message"]
+
+
+def test_one_refused_grant_does_not_stop_the_others_nor_the_revocations(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    image = endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    endpoint.fidelity.set_shared_accounts(REGION, image, [PARTNER_3])
+    specs_dir.write("a.yaml", image_doc("golden", share_with=[PARTNER_1, PARTNER_2]))
+    endpoint.faults.error_for(
+        "UpdateWorkspaceImagePermission",
+        "InvalidParameterValuesException",
+        when=lambda body: body["SharedAccountId"] == PARTNER_1,
+    )
+    outcome = run_reconciler(
+        "apply", specs_dir, "--auto-approve", "--format", "json", endpoint=endpoint
+    )
+    assert outcome.code == 1, outcome
+    result, error = results(outcome)[("share", REGION, "golden")]
+    assert result == "failed"
+    assert f"+{PARTNER_1}: InvalidParameterValuesException" in (error or "")
+    assert f"done: +{PARTNER_2}, -{PARTNER_3}" in (error or "")
+    assert set(endpoint.fidelity.shared_accounts(REGION, image)) == {PARTNER_2}
