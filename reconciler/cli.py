@@ -471,11 +471,16 @@ def _emit_error(err: ReconcilerError, out: Output) -> None:
     type=click.Path(dir_okay=False),
     help="Save the plan, for `apply --plan-file`.",
 )
-@click.option("--prune", is_flag=True, help="Also plan deleting owned images no spec declares.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also plan deleting the owned bundles and images (copies too) that no spec declares; "
+    "an image a bundle still uses is kept.",
+)
 @click.option(
     "--replace-failed",
     is_flag=True,
-    help="Also plan deleting owned images in ERROR and capturing them again.",
+    help="Also plan deleting owned images and copies in ERROR and making them again.",
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending.")
 def plan(
@@ -517,9 +522,17 @@ def _no_prune_with_target(prune: bool, options: PlanOptions) -> None:
     type=click.Path(dir_okay=False, exists=False),
     help="Apply this saved plan, as reviewed (its --prune/--replace-failed included).",
 )
-@click.option("--prune", is_flag=True, help="Delete owned images that no spec declares.")
 @click.option(
-    "--replace-failed", is_flag=True, help="Delete owned images in ERROR and capture them again."
+    "--prune",
+    is_flag=True,
+    help="Also delete the owned bundles and images (copies too) that no spec declares, "
+    "bundles first, an image's sharing revoked before it goes; an image a bundle still uses "
+    "is kept.",
+)
+@click.option(
+    "--replace-failed",
+    is_flag=True,
+    help="Delete owned images and copies in ERROR and make them again.",
 )
 @click.option(
     "--wait",
@@ -548,7 +561,12 @@ def apply(
     wait_timeout: float,
     detailed_exitcode: bool,
 ) -> int:
-    """Create missing images and reconcile tags, as the plan shows."""
+    """Make the account match the specs, as the plan shows.
+
+    Captures images, copies them to other regions, shares them with accounts, creates
+    bundles and moves them to new images, and reconciles tags; with --prune, also deletes
+    what no spec declares.
+    """
     from reconciler.apply import ApplyOptions, apply_changes, apply_deletions
     from reconciler.aws import STEP_GRACE
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ReconcilerError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -272,6 +272,8 @@ def _started_emulator() -> Iterator[LocalEndpoint]:
             endpoint = stack.enter_context(
                 local_endpoint(FidelityConfig(capture_seconds=CAPTURE_SECONDS))
             )
+        except ReconcilerError:
+            raise  # the emulator's own diagnosis (a moto it can't run on) says it best
         except Exception as err:
             raise _emulator_fault("failed to start", err) from err
         yield endpoint

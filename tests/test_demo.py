@@ -11,9 +11,16 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from reconciler.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = "reconciler apply --auto-approve --wait specs"
@@ -98,3 +105,68 @@ def test_the_rollout_is_applied_and_the_last_plan_has_no_changes(
     assert last == "reconciler plan --detailed-exitcode specs"
     assert exit_code(output) == 0
     assert "No changes." in output, output
+
+
+# --- an emulator that fails says so, naming moto, not the network ------------------------------
+
+
+class _Answers500(BaseHTTPRequestHandler):
+    """What a moto release the emulator can't run on answers: 500 to every call."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b"<h1>Internal Server Error</h1>"
+        self.send_response(500)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def broken_emulator() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers500)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_emulator_that_answers_errors_is_named_at_once_not_the_network(
+    broken_emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.demo import _check_emulator_answers
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as raised:
+        _check_emulator_answers(broken_emulator)
+    assert time.monotonic() - started < 5  # one call, no retries
+    said = str(raised.value)
+    assert "embedded WorkSpaces emulator (moto " in said, said
+    assert f"does not answer DescribeWorkspaces at {broken_emulator}" in said, said
+    assert "not your network or credentials" in said, said
+
+
+def test_an_emulator_that_fails_to_start_is_named_with_moto(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import reconciler.emulator
+    from reconciler.demo import run_demo
+
+    @contextmanager
+    def fails(*args: object, **kwargs: object) -> Iterator[None]:
+        # What an incompatible moto does: an internal name is gone.
+        raise AttributeError("'WorkspaceImage' object has no attribute 'to_desc_dict'")
+        yield
+
+    monkeypatch.setattr(reconciler.emulator, "local_endpoint", fails)
+    with pytest.raises(ConfigError) as raised:
+        run_demo()
+    said = str(raised.value)
+    assert "embedded WorkSpaces emulator (moto " in said, said
+    assert "failed to start: AttributeError: 'WorkspaceImage'" in said, said
+    assert "not your network" in said, said
