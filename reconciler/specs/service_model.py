@@ -68,7 +68,7 @@ def _model_file() -> Path | None:
         versions = sorted((p for p in service.iterdir() if p.is_dir()), reverse=True)
     except OSError:
         return None
-    for folder in versions:  # API versions are dates: the newest sorts last
+    for folder in versions:  # API versions are dates: the newest first
         for name in _MODEL_FILES:
             if (folder / name).is_file():
                 return folder / name

@@ -106,6 +106,16 @@ def test_the_warning_is_in_the_json_document(tmp_path: Path) -> None:
     assert "did you mean 'STANDARD'?" in warning["message"]
 
 
+def test_the_newest_api_version_of_the_model_is_read(tmp_path: Path) -> None:
+    site = fake_botocore(tmp_path, FUTURE)
+    older = site / "botocore" / "data" / "workspaces" / "2014-01-01"
+    older.mkdir()
+    (older / "service-2.json").write_text(json.dumps({"shapes": {"Compute": {"enum": ["VALUE"]}}}))
+    proc = validate(tmp_path, "GRAPHICS_G9_48XLARGE", site=site)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
 def test_without_a_botocore_model_any_well_formed_name_passes(tmp_path: Path) -> None:
     proc = validate(tmp_path, "GRAPHICS_G9_48XLARGE", site=fake_botocore(tmp_path, None))
     assert proc.returncode == 0, proc.stderr
