@@ -16,9 +16,11 @@ region, so every call counts):
   - ceil(J/100) GetResources with a list of ARNs, J being the images the plan must judge
     (all M, or those a `--target` run names), read after the listing;
   - ceil(C/25) DescribeWorkspaces, C being the distinct sources of images to create;
-  - only where specs declare bundles or owned bundles were found: max(1, ceil(B/25))
-    DescribeWorkspaceBundles, B being the account's bundles there; their tags come in the
-    same GetResources calls as the images' (ceil((J+B)/100) in all);
+  - only where specs declare bundles or owned images or bundles were found:
+    max(1, ceil(B/25)) DescribeWorkspaceBundles, B being the account's bundles there; their
+    tags come in the same GetResources calls as the images' (ceil((J+B)/100) in all), and
+    one DescribeTags for each bundle that answer leaves out (real answers have left out
+    bundles that had tags);
   - only for images whose spec declares `share_with`, and that are AVAILABLE there:
     max(1, ceil(P/25)) DescribeWorkspaceImagePermissions each, P being its accounts;
   - ceil(K/25) DescribeWorkspaceImages by id, K being the `image_id`s that bundle specs
@@ -219,5 +221,7 @@ def _tags_in_bulk(
         if denied:
             denied()
         return {}
-    # Only tagged resources are answered: one left out has no tags (or is gone).
-    return {i: found.get(arn, {}) for i, arn in arns.items()}
+    # Only tagged resources are answered: one left out has no tags (or is gone), unless its
+    # kind is one the API has been seen to leave out: the caller reads that one itself.
+    untagged = {r.resource_id for r in resources if r.absent_is_untagged}
+    return {i: found.get(arn, {}) for i, arn in arns.items() if arn in found or i in untagged}

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from reconciler import OWNERSHIP_TAG_KEY
-from reconciler.apply import Result, apply_plan
+from reconciler.apply import ApplyOptions, Result, apply_plan
 from reconciler.aws import Clients
 from reconciler.plan import Plan
 from reconciler.run import PlanOptions, build_plan
@@ -170,3 +170,54 @@ def test_a_copy_the_service_finds_unavailable_is_deferred(
     assert result is Result.DEFERRED
     assert "ResourceUnavailableException" in (error or "")
     assert fidelity.images(AWAY) == []
+
+
+def test_a_bundle_planned_for_adoption_that_is_owned_when_read_again_is_moved(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    """The tagging API showed the bundle unowned (it lags, or leaves bundles out), so the
+    plan says adopt, and the image change; DescribeTags just before the change shows it
+    owned: the fresh read is the truth, and the move the plan showed is made."""
+    old = fidelity.add_image(REGION, "old", "Image old", tags=OWN)
+    new = fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    bundle = fidelity.add_bundle(REGION, "standard", old, description="Bundle standard", tags={})
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text(
+        "---\n".join(
+            yaml.safe_dump(d, sort_keys=False)
+            for d in (image_doc("golden"), bundle_doc("standard", "golden"))
+        ),
+        encoding="utf-8",
+    )
+    plan, replan = build_plan(PlanOptions(specs_dir=str(specs)), clients)
+    (item,) = [i for i in plan.items if i.kind.value == "bundle"]
+    assert (item.action.value, item.image_before, item.image_id) == ("adopt", old, new)
+    clients.region(REGION).reads.create_tags(
+        ResourceId=bundle, Tags=[{"Key": OWNERSHIP_TAG_KEY, "Value": "true"}]
+    )
+
+    applied = apply_plan(plan, clients, ApplyOptions(replan=replan))
+    (done,) = [i for i in applied.items if i.kind.value == "bundle"]
+    assert (done.result, done.error) == (Result.IMAGE_UPDATED, None)
+    (live,) = fidelity.bundles(REGION)
+    assert live["image_id"] == new
+    assert live["tags"] == OWN
+
+
+def test_a_bundle_planned_as_owned_that_lost_its_ownership_tag_is_not_moved(
+    fidelity: Fidelity, clients: Clients, tmp_path: Path
+) -> None:
+    """The other way is never taken: a reviewed move of an owned bundle is not carried out
+    as an adoption nobody reviewed."""
+    old = fidelity.add_image(REGION, "old", "Image old", tags=OWN)
+    fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    bundle = fidelity.add_bundle(REGION, "standard", old, description="Bundle standard", tags=OWN)
+    plan = plan_of(tmp_path, clients, image_doc("golden"), bundle_doc("standard", "golden"))
+    clients.region(REGION).reads.delete_tags(ResourceId=bundle, TagKeys=[OWNERSHIP_TAG_KEY])
+    _, replan = build_plan(PlanOptions(specs_dir=str(tmp_path / "specs")), clients)
+    applied = apply_plan(plan, clients, ApplyOptions(replan=replan))
+    (done,) = [i for i in applied.items if i.kind.value == "bundle"]
+    assert done.result is Result.FAILED
+    assert "now calls for adopt" in (done.error or "")
+    assert fidelity.bundles(REGION)[0]["image_id"] == old

@@ -552,6 +552,13 @@ class Fidelity:
             else:
                 self.tagging.disabled_regions.pop(region, None)
 
+    def leave_out_of_tagging(self, *resource_types: str) -> None:
+        """GetResources leaves resources of these ARN types (``workspacebundle``) out of
+        every answer, tagged or not, as real answers recorded by Cloud Custodian did for
+        bundles; DescribeTags still shows their tags. No argument: none left out."""
+        with self.lock:
+            self.tagging.left_out = set(resource_types)
+
     def stale_tags(self, seconds: float) -> None:
         """GetResources serves tags as they were ``seconds`` ago (0: current); a resource
         created less than ``seconds`` ago is absent. DescribeTags stays current."""

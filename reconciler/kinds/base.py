@@ -61,6 +61,10 @@ class Listed:
     name: str
     account: str | None  # the owner account, to build its ARN from
     raw: Mapping[str, Any]
+    # Whether the tagging API's silence about it means it has no tags. Not so for bundles:
+    # real answers have left out bundles that had tags, so one left out is read with
+    # DescribeTags (bundles are few: at most 50 a region).
+    absent_is_untagged: bool = True
 
 
 @dataclass(frozen=True)

@@ -433,14 +433,16 @@ def delete(u: Unmanaged, client: RegionClient, ctx: ApplyContext) -> AppliedUnma
 
 def list_bundles(reading: Reading) -> Listing | None:
     """The account's own bundles in the region (DescribeWorkspaceBundles without `Owner`),
-    only where specs declare bundles or discovery found owned ones: a specs folder without
-    bundles makes no bundle call."""
+    where specs declare bundles or discovery found owned images or bundles: a bundle whose
+    spec was removed is found even if the tagging API leaves bundles out (it has been seen
+    to), wherever the reconciler has been at work. A region with neither makes no bundle
+    call."""
     region, desired = reading.client.region, reading.desired
     declared = {b.name for b in desired.bundles if desired.region_of(b) == region}
-    if not declared and (reading.targeted or BUNDLE_RESOURCE not in reading.found()):
+    if not declared and (reading.targeted or not reading.found()):
         return None
     listed = [
-        Listed(BUNDLE_RESOURCE, b["BundleId"], b.get("Name", ""), b.get("Owner"), b)
+        Listed(BUNDLE_RESOURCE, b["BundleId"], b.get("Name", ""), b.get("Owner"), b, False)
         for b in reading.client.pages("describe_workspace_bundles", "Bundles")
     ]
     judged = [b for b in listed if b.name in declared] if reading.targeted else listed

@@ -652,8 +652,18 @@ def confirm(
             None,
             reason="already as declared when its tags were read again just before the change",
         )
-    same = fresh.action is item.action or (
-        item.action in (Action.ADOPT, Action.UPDATE_IMAGE) and fresh.action is Action.UPDATE_TAGS
+    # The fresh read is the truth: an adoption whose resource turns out to be owned already
+    # is carried out as the change its tags call for, when the plan showed that change (a
+    # bundle's move to its image, a retag).
+    same = (
+        fresh.action is item.action
+        or (
+            item.action in (Action.ADOPT, Action.UPDATE_IMAGE)
+            and fresh.action is Action.UPDATE_TAGS
+        )
+        or (
+            item.action is Action.ADOPT and fresh.action is Action.UPDATE_IMAGE and item.moves_image
+        )
     )
     if not same:
         return item_result(

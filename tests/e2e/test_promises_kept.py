@@ -354,3 +354,72 @@ def test_one_refused_grant_does_not_stop_the_others_nor_the_revocations(
     assert f"+{PARTNER_1}: InvalidParameterValuesException" in (error or "")
     assert f"done: +{PARTNER_2}, -{PARTNER_3}" in (error or "")
     assert set(endpoint.fidelity.shared_accounts(REGION, image)) == {PARTNER_2}
+
+
+# --- 7. bundles the tagging API leaves out ------------------------------------------------
+
+
+def test_the_emulator_can_leave_bundles_out_of_the_tagging_api_as_real_answers_did(
+    endpoint: LocalEndpoint,
+) -> None:
+    import boto3
+
+    image = endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    bundle = endpoint.fidelity.add_bundle(REGION, "standard", image, tags=OWN)
+    endpoint.fidelity.leave_out_of_tagging("workspacebundle")
+    tagging = boto3.client(
+        "resourcegroupstaggingapi",
+        region_name=REGION,
+        endpoint_url=endpoint.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    arns = [
+        endpoint.fidelity.image_arn(REGION, image),
+        endpoint.fidelity.bundle_arn(REGION, bundle),
+    ]
+    answered = tagging.get_resources(ResourceARNList=arns)["ResourceTagMappingList"]
+    assert [m["ResourceARN"] for m in answered] == arns[:1]
+    described = out_of_band(endpoint).describe_tags(ResourceId=bundle)["TagList"]
+    assert {t["Key"]: t["Value"] for t in described} == OWN
+
+
+def test_a_converged_bundle_the_tagging_api_leaves_out_is_no_op_and_drift_clears(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    image = endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    endpoint.fidelity.add_bundle(
+        REGION, "standard", image, description="Bundle standard", tags={**OWN, "team": "t"}
+    )
+    endpoint.fidelity.leave_out_of_tagging("workspacebundle")
+    specs_dir.write(
+        "a.yaml", image_doc("golden"), bundle_doc("standard", image="golden", tags={"team": "t"})
+    )
+    endpoint.calls.clear()
+    plan = run_reconciler("plan", specs_dir, "--format", "json", endpoint=endpoint)
+    assert plan.code == 0, plan
+    actions = {(i["kind"], i["name"]): i["action"] for i in plan.json()["items"]}
+    assert actions == {("image", "golden"): "no-op", ("bundle", "standard"): "no-op"}
+    # The bundle's tags came from one DescribeTags; the image's from the tagging API.
+    assert endpoint.calls.count("DescribeTags") == 1
+    run_reconciler("drift", specs_dir, endpoint=endpoint, check_exit=0)
+
+
+def test_an_owned_bundle_whose_spec_was_removed_is_found_where_owned_images_live(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    """No bundle spec at all and bundles absent from the tagging API: the bundle is still
+    listed (owned images live in the region) and read with DescribeTags."""
+    image = endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    endpoint.fidelity.add_bundle(REGION, "retired", image, tags=OWN)
+    endpoint.fidelity.leave_out_of_tagging("workspacebundle")
+    specs_dir.write("a.yaml", image_doc("golden"))
+    drift = run_reconciler("drift", specs_dir, "--format", "json", endpoint=endpoint)
+    assert drift.code == 2, drift
+    assert [(u["kind"], u["name"]) for u in drift.json()["unmanaged"]] == [("bundle", "retired")]
+    pruned = run_reconciler(
+        "apply", specs_dir, "--auto-approve", "--prune", "--format", "json", endpoint=endpoint
+    )
+    assert pruned.code == 0, pruned
+    assert endpoint.fidelity.bundles(REGION) == []
+    assert "golden" in image_names(endpoint)
