@@ -5,7 +5,8 @@ lacks"): each test fails when its guard is removed.
   (`Plan.replaces`) by decision, so a saved plan is never a licence for a deletion nobody
   reviewed (a, b);
 - `Plan.deletions` leaves out the images a bundle keeps (c);
-- `apply.in_use` keeps an image in use while a bundle's move off it has not happened (d);
+- `apply.in_use` keeps an image in use while a bundle's move off it, or its deletion, has
+  not happened (d);
 - `make_plan` with targets lists no unmanaged resources (f).
 
 The end-to-end side of the same guards, as a user meets them, is in
@@ -195,6 +196,30 @@ def test_a_bundle_whose_move_did_not_happen_still_keeps_its_old_image_in_use(
 
 def test_a_bundle_moved_to_its_new_image_frees_the_old_one() -> None:
     assert in_use(_applied(Result.IMAGE_UPDATED), ()) == {(REGION, NEW): ("b",)}
+
+
+def _pruned() -> Applied:
+    """`orphan` (owned, no spec) uses `old`: --prune deletes orphan, then old."""
+    orphan = AppliedUnmanaged(
+        kind=Kind.BUNDLE, name="orphan", region=REGION, image_id=OLD, bundle_id="wsb-1"
+    )
+    old = AppliedUnmanaged(name="old", region=REGION, image_id=OLD, used_by=("orphan",))
+    return Applied(specs_digest=DIGEST, items=(), unmanaged=(orphan, old), prune=True)
+
+
+@pytest.mark.parametrize("result", [Result.FAILED, Result.SKIPPED])
+def test_a_bundle_whose_deletion_did_not_happen_still_keeps_its_image_in_use(
+    result: Result,
+) -> None:
+    applied = _pruned()
+    orphan = applied.unmanaged[0].model_copy(update={"result": result})
+    assert in_use(applied, [orphan]) == {(REGION, OLD): ("orphan",)}
+
+
+def test_a_deleted_bundle_frees_its_image() -> None:
+    applied = _pruned()
+    orphan = applied.unmanaged[0].model_copy(update={"result": Result.DELETED})
+    assert in_use(applied, [orphan]) == {}
 
 
 # --- (f) a --target plan judges only its targets ------------------------------------------

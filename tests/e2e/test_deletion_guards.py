@@ -6,7 +6,8 @@ removed.
 (b) a saved --replace-failed plan that left an unowned ERROR image alone is stale once the
     image carries the ownership tag;
 (c) `plan --prune --detailed-exitcode` does not count an image a bundle keeps as a change;
-(d) a bundle whose move off an image is deferred still keeps that image;
+(d) a bundle whose move off an image is deferred, or whose deletion failed, still keeps
+    that image;
 (e) apply deletes only the deletions the plan showed, also when the bundle that kept an
     image failed to be created.
 
@@ -203,6 +204,34 @@ def test_prune_keeps_the_image_a_bundle_still_uses_when_its_move_off_it_is_defer
     assert "bundle std still uses it" in (why or "")
     assert endpoint.calls.count("DeleteWorkspaceImage") == 0
     assert changing(endpoint) == []
+    assert "old" in images(endpoint)
+
+
+def test_prune_keeps_the_image_of_a_bundle_whose_deletion_failed(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    """`orphan` (ours, no spec) uses `old`: --prune deletes orphan, then old. When orphan's
+    deletion fails, old is kept (orphan still uses it), not sent to a refused deletion."""
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    endpoint.fidelity.add_image(REGION, "keep", "Image keep", tags=OWN)
+    old = endpoint.fidelity.add_image(REGION, "old", "Image old", tags=OWN)
+    endpoint.fidelity.add_bundle(REGION, "orphan", old, tags=OWN)
+    specs_dir.write("images.yaml", specs_dir.image("keep", WS_A))
+    shown = run_reconciler("plan", specs_dir, "--prune", endpoint=endpoint, check_exit=0)
+    assert re.search(rf"- delete +old \({REGION}\) {old}", shown.stdout), shown.stdout
+    endpoint.faults.error_for("DeleteWorkspaceBundle", "AccessDeniedException")
+    endpoint.calls.clear()
+
+    done = run_reconciler(
+        "apply", specs_dir, "--prune", "--auto-approve", "--format", "json", endpoint=endpoint
+    )
+    assert done.code == 1, done  # the bundle's deletion failed
+    gone = unmanaged(done)
+    assert gone["orphan"][0] == "failed"
+    result, why = gone["old"]
+    assert result == "unchanged"
+    assert "bundle orphan still uses it" in (why or "")
+    assert endpoint.calls.count("DeleteWorkspaceImage") == 0
     assert "old" in images(endpoint)
 
 
