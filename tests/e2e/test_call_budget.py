@@ -83,6 +83,10 @@ def budget(region: Region, *, denied: bool = False, home: bool = True) -> dict[s
     else:
         discovery = max(1, math.ceil(region.owned / 100))  # a page per 100 owned
         expected["GetResources"] = discovery + math.ceil(region.images / 100)
+        # Where discovery found owned images, the account's bundles are listed (one page:
+        # none here), so that a bundle whose spec was removed is found even when the
+        # tagging API leaves bundles out.
+        expected["DescribeWorkspaceBundles"] = 1 if region.owned else 0
     return {operation: count for operation, count in expected.items() if count}
 
 
