@@ -144,9 +144,10 @@ def _created_meanwhile(saved: PlanItem, fresh: PlanItem) -> bool:
     ownership tag is not: adopting it was never reviewed. Nor is one in conflict (another
     description, or ERROR) or blocked: the live state then calls for other actions, and
     the plan is stale."""
+    # Not `adopt`: that is what a resource without the ownership tag calls for.
     usable = fresh.action in (Action.NO_OP, Action.UPDATE_TAGS)
     made = fresh.bundle_id if fresh.kind is Kind.BUNDLE else fresh.image_id
-    return saved.action is Action.CREATE and usable and fresh.owned is True and made is not None
+    return saved.action is Action.CREATE and usable and made is not None
 
 
 def _keys(plan: Plan) -> list[Key]:
