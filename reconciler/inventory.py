@@ -36,6 +36,7 @@ nothing for it, as for an untagged image), as DescribeTags' "not found" leaves i
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -166,12 +167,27 @@ def read_region(
     if before_tags:
         before_tags()
     judged = [r for listing in listings.values() if listing for r in listing.judged]
-    tags = _read_tags(client, judged, progress, tagger(), denied)
+    tags = _read_tags(client, _with_owners(judged, reading.account), progress, tagger(), denied)
     inv = RegionInventory(client.region, {}, 0)
     for kind in kinds:
         if kind.observe:
             inv = kind.observe(reading, inv, listings[kind.kind], tags)
     return inv
+
+
+def _with_owners(
+    resources: Sequence[Listed], account: Callable[[], str] | None
+) -> Sequence[Listed]:
+    """The resources, each with the account that owns it: a listing that names none (older
+    answers lack `OwnerAccountId`) lists the caller's own, so their ARNs are the caller's
+    account's. Without the caller's account they are read one at a time, as before."""
+    if account is None or all(r.account for r in resources):
+        return resources
+    try:
+        caller = account()
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        return resources
+    return [r if r.account else dataclasses.replace(r, account=caller) for r in resources]
 
 
 def _read_tags(

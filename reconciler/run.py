@@ -150,6 +150,7 @@ def read_inventory(
                 targeted,
                 lambda: found().types_in(region),
                 recapture_failed,
+                clients.account,
             )
             try:
                 return read_region(

@@ -192,9 +192,43 @@ def test_read_images_reads_every_judged_images_tags_in_one_call_after_the_listin
     assert inv.image_count == 3
 
 
+def test_images_listed_without_their_owner_account_are_read_in_bulk_as_the_callers(
+    fidelity: Fidelity, clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Older DescribeWorkspaceImages answers lack `OwnerAccountId`: the listing is of the
+    caller's own images, so the caller's account (one sts:GetCallerIdentity) builds their
+    ARNs, and their tags come in bulk, not one DescribeTags each."""
+    fidelity.add_image(REGION, "img", tags={"team": "a"})
+    fidelity.add_image(REGION, "other", tags={**OWN})
+    region = clients.region(REGION)
+    listed = [{k: v for k, v in i.items() if k != "OwnerAccountId"} for i in region.images()]
+    monkeypatch.setattr(region, "images", lambda: iter(listed))
+    described: list[str] = []
+    real_tags = region.tags
+    monkeypatch.setattr(region, "tags", lambda i: described.append(i) or real_tags(i))
+    asked: list[str] = []
+
+    def account() -> str:
+        asked.append("GetCallerIdentity")
+        return clients.account()
+
+    reader = clients.tag_reader(REGION)
+    assert reader is not None
+    calls = count_calls(reader)
+    inv = read_region(
+        Reading(region, Desired(()), False, frozenset, account=account), lambda: reader
+    )
+    assert described == []
+    assert calls == {"arns": 1}
+    assert asked == ["GetCallerIdentity"]
+    assert inv.images["img"].tags == {"team": "a"}
+    assert inv.images["other"].tags == OWN
+
+
 def test_an_image_listed_without_its_owner_account_is_read_with_describe_tags(
     fidelity: Fidelity, clients: Clients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Without the caller's account (a reader given none), one DescribeTags each."""
     fidelity.add_image(REGION, "img", tags={"team": "a"})
     region = clients.region(REGION)
     listed = [{k: v for k, v in i.items() if k != "OwnerAccountId"} for i in region.images()]

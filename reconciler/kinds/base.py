@@ -50,6 +50,9 @@ class Reading:
     # owned resources in this region; waits for discovery. Empty for a --target run.
     found: Callable[[], Collection[str]]
     recapture_failed: bool = False
+    # The caller's account id (sts:GetCallerIdentity, once a run), to build the ARN of a
+    # resource whose listing names no owner (older answers lack `OwnerAccountId`).
+    account: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
