@@ -1,7 +1,7 @@
 """Interrupts are prompt, end to end: the real `reconciler` command, signalled while its calls
 hang (an endpoint that accepts connections and never answers, or one that answers slowly),
-exits 130 within 2 seconds; calls in flight are abandoned, not awaited, and nothing is
-retried once interrupted. A run whose work ends after the signal still exits 130.
+exits 130 within 2 seconds (within 1 while only reads are in flight); calls in flight are
+abandoned, not awaited, and nothing is retried once interrupted. A run whose work ends after the signal still exits 130.
 
 Each run's read timeout is 8 s (RECONCILER_READ_TIMEOUT): a run that waited for its calls
 would take at least that long, far beyond the 2 s promised, while a failing test stays short.
@@ -27,6 +27,9 @@ from tests.e2e.test_concurrency_and_signals import finish, start, wait_for
 from tests.fidelity import LocalEndpoint
 
 PROMPT = 2.0  # seconds from the signal to the exit: the contract's "within about 2 seconds"
+# While only reads are in flight nothing waits for them (about 0.2 s measured on a loaded
+# machine); apply's changes get a second to answer before they are abandoned.
+READS_DROPPED = 1.0
 HUNG = {"RECONCILER_READ_TIMEOUT": "8"}
 
 
@@ -154,7 +157,7 @@ def test_a_signal_while_every_call_hangs_exits_130_within_2_seconds(
     code, stdout, stderr, took = interrupt(process, signum)
 
     assert code == 130, (stdout, stderr)
-    assert took < PROMPT, (took, stderr)
+    assert took < READS_DROPPED, (took, stderr)
     nothing_retried_after_the_interruption(stderr)
     if command == "plan-json":  # the error document, as for any run that stops
         assert "interrupted" in json.loads(stdout)["error"]["message"], stdout
@@ -179,7 +182,7 @@ def test_a_signal_while_the_calls_answer_slowly_exits_130_within_2_seconds(
     code, stdout, stderr, took = interrupt(process, signal.SIGINT)
 
     assert code == 130, (stdout, stderr)
-    assert took < PROMPT, (took, stderr)
+    assert took < READS_DROPPED, (took, stderr)
     assert stdout == ""  # no plan: it was interrupted
     nothing_retried_after_the_interruption(stderr)
 
@@ -201,7 +204,7 @@ def test_a_run_whose_last_call_answers_after_the_signal_still_exits_130(
     code, stdout, stderr, took = interrupt(process, signal.SIGINT)
 
     assert code == 130, (stdout, stderr)
-    assert took < PROMPT, (took, stderr)
+    assert took < READS_DROPPED, (took, stderr)
     assert "img" not in stdout
 
 
