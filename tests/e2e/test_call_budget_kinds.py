@@ -14,7 +14,9 @@ A plan reads, per region it reads (the budget documented in `reconciler/inventor
 - only for an image whose spec declares `share_with` and that is AVAILABLE there:
   max(1, ceil(P/25)) DescribeWorkspaceImagePermissions (P: the accounts it is shared with);
 - ceil(K/25) DescribeWorkspaceImages by id (K: the `image_id`s of bundle specs that the owned
-  listing did not show).
+  listing did not show);
+- once a run, when a spec declares `share_with`: one sts:GetCallerIdentity (the check that
+  no image is shared with its own account).
 
 A copy region is read like any other. Apply reads exactly what plan reads, then makes the
 documented calls of each item (see each test). A specs folder without bundles, copies and
@@ -106,9 +108,13 @@ class Reads:
         return Counter({(op, region): n for op, n in counts.items() if n})
 
 
-def plan_budget(reads: Mapping[str, Reads]) -> Calls:
-    """Every call of a plan: the regions read, and discovery's one call everywhere else."""
+def plan_budget(reads: Mapping[str, Reads], *, sharing: bool = False) -> Calls:
+    """Every call of a plan: the regions read, and discovery's one call everywhere else;
+    with `sharing` (a spec declares `share_with`), one sts:GetCallerIdentity in the default
+    region (the own-account check)."""
     calls: Calls = Counter({("GetResources", r): 1 for r in WORKSPACES_REGIONS if r not in reads})
+    if sharing:
+        calls[("GetCallerIdentity", REGION)] = 1
     for region, read in reads.items():
         calls.update(read.calls(region))
     return calls
@@ -344,7 +350,7 @@ def test_a_plan_makes_exactly_the_documented_calls_per_operation_and_region(
         "plan", specs_dir, "--image-quota", "1000", "--format", "json",
         endpoint=endpoint, check_exit=0,
     )  # fmt: skip
-    assert received(endpoint) == plan_budget(reads)
+    assert received(endpoint) == plan_budget(reads, sharing=case.shared is not None)
     assert endpoint.calls.throttled() == 0
     # The calls were the plan's reads of what the case seeded, not of something else.
     kinds = Counter(i["kind"] for i in plan.json()["items"])
@@ -384,7 +390,7 @@ def test_a_share_update_is_one_tag_read_and_one_call_per_account_changed(
     )
     reads = {REGION: Reads(images=1, owned=1, shares=(2,))}
     # +2 -1: the fresh DescribeTags (still owned?), then one call per account.
-    assert received(endpoint) == plan_budget(reads) + changes(
+    assert received(endpoint) == plan_budget(reads, sharing=True) + changes(
         ("DescribeTags", REGION, 1), ("UpdateWorkspaceImagePermission", REGION, 3)
     )
 

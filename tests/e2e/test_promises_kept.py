@@ -354,6 +354,18 @@ def test_one_refused_grant_does_not_stop_the_others_nor_the_revocations(
     assert f"+{PARTNER_1}: InvalidParameterValuesException" in (error or "")
     assert f"done: +{PARTNER_2}, -{PARTNER_3}" in (error or "")
     assert set(endpoint.fidelity.shared_accounts(REGION, image)) == {PARTNER_2}
+    # The own-account check costs one sts:GetCallerIdentity a run, only with share_with.
+    assert endpoint.calls.count("GetCallerIdentity") == 1
+
+
+def test_specs_without_share_with_ask_sts_nothing(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    specs_dir.write("a.yaml", image_doc("golden"))
+    run_reconciler("plan", specs_dir, endpoint=endpoint, check_exit=0)
+    assert endpoint.calls.count("GetCallerIdentity") == 0
+    assert endpoint.calls.count("DescribeWorkspaceImages") == 1  # STS calls are recorded
 
 
 # --- 7. bundles the tagging API leaves out ------------------------------------------------
