@@ -703,11 +703,12 @@ def _wait(
     try:
         outcome = run.until_stopped(wait, STEP_GRACE)
     except Interrupted:
-        # A poll hung: abandoned. What ran while waiting was said on stderr as it ended.
+        # Stopped, or abandoned in a poll that hung. What ran while waiting was said on
+        # stderr as it ended; the summary shows the results from before the wait.
         progress.close()
         click.echo(
-            "Interrupted while waiting: the calls in flight were abandoned, outcome unknown; "
-            "run apply again to settle them.",
+            "Interrupted while waiting (what ran meanwhile is listed above); a call still in "
+            "flight was abandoned, its outcome unknown: run apply again to settle it.",
             err=True,
         )
         return applied.model_copy(update={"interrupted": True}), ()

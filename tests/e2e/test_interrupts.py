@@ -1,7 +1,8 @@
 """Interrupts are prompt, end to end: the real `reconciler` command, signalled while its calls
 hang (an endpoint that accepts connections and never answers, or one that answers slowly),
 exits 130 within 2 seconds (within 1 while only reads are in flight); calls in flight are
-abandoned, not awaited, and nothing is retried once interrupted. A run whose work ends after the signal still exits 130.
+abandoned, not awaited, and nothing is retried once interrupted. A run whose work ends after
+the signal still exits 130.
 
 Each run's read timeout is 8 s (RECONCILER_READ_TIMEOUT): a run that waited for its calls
 would take at least that long, far beyond the 2 s promised, while a failing test stays short.
@@ -272,3 +273,30 @@ def test_a_create_that_answers_soon_after_the_signal_is_reported_created(
     assert "  created      img (eu-west-1)" in stdout, stdout
     assert "Apply interrupted: 1 created." in stdout
     assert "abandoned" not in stdout
+
+
+def test_a_signal_while_a_poll_of_wait_hangs_prints_the_summary_and_exits_130(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir
+) -> None:
+    """apply --wait: the capture is made, then the poll of its state hangs. The signal:
+    exit 130 within 2 s with the summary, the wait's poll abandoned."""
+    endpoint.fidelity.add_workspace(REGION, source(0))
+    specs_dir.write("images.yaml", specs_dir.image("img", source(0)))
+    creates = arrivals(endpoint, "CreateWorkspaceImage")
+    reads = arrivals(endpoint, "DescribeWorkspaceImages")
+    process = start(
+        endpoint, "apply", str(specs_dir), "--auto-approve", "--wait", "--api-rate", "0"
+    )
+    wait_for(lambda: bool(creates), what="the capture")
+    endpoint.faults.set("DescribeWorkspaceImages", slow_rate=1.0, slow_seconds=60.0)
+    wait_for(lambda: len(reads) >= 2, what="the first poll")  # after the plan's listing
+    time.sleep(0.3)
+
+    code, stdout, stderr, took = interrupt(process, signal.SIGINT)
+
+    assert code == 130, (stdout, stderr)
+    assert took < PROMPT, (took, stderr)
+    assert "  created      img (eu-west-1)" in stdout, stdout
+    assert "Apply interrupted: 1 created." in stdout
+    assert "Interrupted while waiting" in stderr
+    nothing_retried_after_the_interruption(stderr)
