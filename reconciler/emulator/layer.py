@@ -54,6 +54,7 @@ from typing import Any
 from . import moto_adapter as adapter
 from . import tagging
 from .errors import (
+    AccessDeniedException,
     InvalidParameterValuesException,
     InvalidResourceStateException,
     ResourceAlreadyExistsException,
@@ -64,7 +65,7 @@ from .errors import (
     UnrecognizedClientException,
     ValidationException,
 )
-from .moto_adapter import DEFAULT_ACCOUNT_ID, Backend, Reply, Response
+from .moto_adapter import DEFAULT_ACCOUNT_ID, Backend, Image, Reply, Response
 from .tagging import TAGGING_PAGE_SIZE, TaggingSwitches
 
 __all__ = [
@@ -184,6 +185,7 @@ class _RegionState:
     deleted_bundle_names: dict[str, float] = field(default_factory=dict)  # -> monotonic
     copy_failures: list[_CopyFailure] = field(default_factory=list)
     copy_sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # -> region, id
+    copy_source_accounts: dict[str, str] = field(default_factory=dict)  # -> owner account
 
 
 def _state(backend: Backend) -> _RegionState:
@@ -227,6 +229,47 @@ def _check_image_quota(backend: Backend, quota: int) -> None:
         raise ResourceLimitExceededException(
             f"You have reached the limit of {quota} images in {backend.region_name}."
         )
+
+
+def shared_with(backend: Backend) -> list[Image]:
+    """The images other accounts share with the backend's account in its region (their
+    UpdateWorkspaceImagePermission grants), in the order the owners' backends and images
+    were made: what the recipient sees with ``ImageType=SHARED``. A share is within one
+    region; the image stays in its owner's backend, so revoking it hides it again and
+    never touches the recipient's copies."""
+    account, region = backend.account_id, backend.region_name
+    grant = {"SharedAccountId": account}
+    return [
+        image
+        for owner in adapter.backends()
+        if owner.region_name == region and owner.account_id != account
+        for image in list(owner.workspace_images.values())
+        if image.owner_account == owner.account_id and grant in image.image_permissions
+    ]
+
+
+def shared_image(backend: Backend, image_id: str) -> Image | None:
+    """The image ``image_id`` if another account shares it with the backend's account."""
+    return next((i for i in shared_with(backend) if i.image_id == image_id), None)
+
+
+def not_the_owner(image: Image, doing: str) -> AccessDeniedException:
+    """The refusal of an owner's operation on an image only shared with the caller.
+
+    AccessDeniedException, not ResourceNotFoundException: the caller does see the image
+    (DescribeWorkspaceImages lists it, with its owner's OwnerAccountId), so "not found"
+    would contradict the service's own read; the model documents AccessDeniedException
+    ("The user is not authorized to access a resource") for every such operation
+    (UpdateWorkspaceImagePermission, DescribeWorkspaceImagePermissions,
+    DeleteWorkspaceImage, CreateWorkspaceBundle, UpdateWorkspaceBundle). Tags are the
+    exception: CreateTags / DeleteTags / DescribeTags document only
+    ResourceNotFoundException, which is what they answer (the image is no resource of the
+    caller's account)."""
+    return AccessDeniedException(
+        f"The image {image.image_id} is shared with your account by account "
+        f"{image.owner_account}; only its owner can {doing} it. Copy it into your account "
+        "with CopyWorkspaceImage to use it as your own."
+    )
 
 
 _BUNDLE_ID_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -354,7 +397,8 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
                 tagging.record_tags()
 
     def describe_workspace_images(self: Response) -> Reply:
-        """Honours ImageIds, ImageType, MaxResults and NextToken (moto pages nothing)."""
+        """Honours ImageIds, ImageType, MaxResults and NextToken (moto pages nothing), and
+        lists the images other accounts share with the caller (moto: never)."""
         params = adapter.params(self)
         image_ids = params.get("ImageIds")
         image_type = params.get("ImageType")
@@ -366,13 +410,16 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
                 "satisfy constraint: Member must satisfy enum value set: [OWNED, SHARED]"
             )
         backend = adapter.workspaces_backend(self)
-        images = [
-            i
-            for i in backend.workspace_images.values()
-            if (image_ids is None or i.image_id in image_ids)
-            and (image_type != "OWNED" or i.owner_account == backend.account_id)
-            and (image_type != "SHARED" or i.owner_account != backend.account_id)
-        ]
+        # the account's own images, then those other accounts share with it (each with its
+        # owner's OwnerAccountId): ImageType=OWNED the first, SHARED the second, none both
+        owned = list(backend.workspace_images.values())
+        if image_type == "OWNED":
+            pool = owned
+        elif image_type == "SHARED":
+            pool = shared_with(backend)
+        else:
+            pool = owned + shared_with(backend)
+        images = [i for i in pool if image_ids is None or i.image_id in image_ids]
         page, token = _page(images, "DescribeWorkspaceImages", params, "MaxResults")
         reply: dict[str, Any] = {"Images": [adapter.describe_image(i) for i in page]}
         if token:
@@ -460,14 +507,18 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
 
     def delete_workspace_image(self: Response) -> Reply:
         """DeleteWorkspaceImage, missing from moto. An unknown id succeeds (idempotent);
-        PENDING or shared with another account -> InvalidResourceStateException; used by
-        a custom bundle (or marked by :meth:`Fidelity.associate_bundle`) ->
+        PENDING or shared with another account -> InvalidResourceStateException; an image
+        another account shares with the caller -> AccessDeniedException; used by a custom
+        bundle (or marked by :meth:`Fidelity.associate_bundle`) ->
         ResourceAssociatedException with the recorded message."""
         params = adapter.params(self)
         backend = adapter.workspaces_backend(self)
         image_id = params["ImageId"]
         image = backend.workspace_images.get(image_id)
         if image is None:
+            shared = shared_image(backend, image_id)
+            if shared is not None:
+                raise not_the_owner(shared, "delete")
             return adapter.reply()
         if image.state == "PENDING":
             raise InvalidResourceStateException(
@@ -753,6 +804,27 @@ class Fidelity:
         with self.lock:
             backend, image_id = self._image_backend((region, image_id), account_id)
             return _state(backend).copy_sources.get(image_id)
+
+    def copied_from_account(
+        self, region: str, image_id: str, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> str | None:
+        """The account that owned the source of an image CopyWorkspaceImage made (the
+        caller's own, or the one that shared it); None for any other image."""
+        with self.lock:
+            backend, image_id = self._image_backend((region, image_id), account_id)
+            return _state(backend).copy_source_accounts.get(image_id)
+
+    def shared_images(
+        self, region: str, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> list[dict[str, Any]]:
+        """The images other accounts share with ``account_id`` in ``region``, as it sees
+        them with ``ImageType=SHARED``: id, name, state, owner (the owner's account)."""
+        with self.lock:
+            _tick()
+            return [
+                {"id": i.image_id, "name": i.name, "state": i.state, "owner": i.owner_account}
+                for i in shared_with(self.backend(region, account_id))
+            ]
 
     def shared_accounts(
         self, region: str, image_id: str, account_id: str = DEFAULT_ACCOUNT_ID

@@ -71,8 +71,23 @@ Choices where the real behaviour is unknown (no recording, no documentation foun
 * A bundle stays AVAILABLE through UpdateWorkspaceBundle; updating to its current image is
   accepted. Public bundles can't be tagged, updated or deleted (ResourceNotFoundException).
 
-Not covered: the consumer's side of a share (ImageType=SHARED in the other account, copying
-a shared image), BYOL, CreateUpdatedWorkspaceImage.
+The recipient's side of a share (several accounts: see ``moto_adapter`` for how a request
+finds its account):
+
+* DescribeWorkspaceImages lists the images other accounts share with the caller in its
+  region, each with its owner's ``OwnerAccountId``: with ``ImageType=SHARED`` only those,
+  without ImageType after the caller's own, never with ``OWNED``; ``ImageIds`` finds them
+  too. An account the image is not shared with never sees it.
+* CopyWorkspaceImage takes such an image as its source (``SourceImageId`` the owner's id,
+  ``SourceRegion`` the image's region): the copy is the caller's own image (its id, its
+  quota, its tags), PENDING then AVAILABLE like any copy; revoking the share later leaves
+  it alone. A source that exists but is not shared with the caller ->
+  ResourceNotFoundException (:func:`_copy_source` says why).
+* The recipient can't re-share, read the permissions of, delete, or build or update a
+  bundle from a shared image -> AccessDeniedException; nor tag it ->
+  ResourceNotFoundException (:func:`~.layer.not_the_owner` says why each).
+
+Not covered: BYOL, organisation-wide sharing, CreateUpdatedWorkspaceImage.
 """
 
 from __future__ import annotations
@@ -105,6 +120,8 @@ from .layer import (
     _start_capture,
     _state,
     new_bundle_id,
+    not_the_owner,
+    shared_image,
 )
 
 if TYPE_CHECKING:
@@ -243,12 +260,32 @@ def public_bundles(region: str) -> list[dict[str, Any]]:
 # --- the operations ----------------------------------------------------------------------
 
 
-def _image(backend: Backend, image_id: str) -> Image:
+def _image(backend: Backend, image_id: str, doing: str = "change") -> Image:
+    """The account's own image; an image another account only shares with it ->
+    AccessDeniedException (see :func:`~.layer.not_the_owner`), any other ->
+    ResourceNotFoundException."""
     image = backend.workspace_images.get(image_id)
     if image is None:
+        shared = shared_image(backend, image_id)
+        if shared is not None:
+            raise not_the_owner(shared, doing)
         raise ResourceNotFoundException(
             f"The image {image_id} could not be found in {backend.region_name}."
         )
+    return image
+
+
+def _copy_source(backend: Backend, region: str, image_id: str) -> Image:
+    """CopyWorkspaceImage's source: the caller's own image in ``region``, or one another
+    account shares with the caller there. Any other image -> ResourceNotFoundException,
+    also one that exists but is not shared with the caller (or no longer): to the caller it
+    does not exist (DescribeWorkspaceImages does not show it), and the model documents
+    ResourceNotFoundException for a missing source, AccessDeniedException for missing IAM
+    permissions."""
+    source_backend = _source_backend(backend.account_id, region)
+    image = source_backend.workspace_images.get(image_id) or shared_image(source_backend, image_id)
+    if image is None:
+        raise ResourceNotFoundException(f"The image {image_id} could not be found in {region}.")
     return image
 
 
@@ -315,7 +352,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             _valid(description, "WorkspaceImageDescription", "description")
         source_id = _valid(params.get("SourceImageId"), "WorkspaceImageId", "sourceImageId")
         source_region = _valid(params.get("SourceRegion"), "Region", "sourceRegion")
-        source = _image(_source_backend(backend.account_id, source_region), source_id)
+        source = _copy_source(backend, source_region, source_id)
         if any(i.name == name for i in backend.workspace_images.values()):
             raise ResourceAlreadyExistsException(
                 "A WorkSpace image with the same name exists in the destination Region. "
@@ -334,6 +371,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         image.required_tenancy = source.required_tenancy
         state = _state(backend)
         state.copy_sources[image.image_id] = (source_region, source_id)
+        state.copy_source_accounts[image.image_id] = source.owner_account
         outcome = _copy_outcome(state, name)
         _start_capture(backend, image.image_id, None, config.capture_seconds, outcome)
         return adapter.reply({"ImageId": image.image_id})
@@ -347,7 +385,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         allow = params.get("AllowCopyImage")
         if not isinstance(allow, bool):
             raise InvalidParameterValuesException("The AllowCopyImage parameter is required.")
-        image = _image(backend, image_id)
+        image = _image(backend, image_id, "share or unshare")
         if account == backend.account_id:
             raise InvalidParameterValuesException(
                 f"The image {image_id} can't be shared with its own account {account}."
@@ -364,7 +402,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         """Pages at 25 (MaxResults, NextToken); unknown image -> ResourceNotFoundException."""
         params = adapter.params(self)
         image_id = _valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
-        image = _image(adapter.workspaces_backend(self), image_id)
+        image = _image(adapter.workspaces_backend(self), image_id, "read the permissions of")
         page, token = _page(
             list(image.image_permissions), "DescribeWorkspaceImagePermissions", params, "MaxResults"
         )
@@ -387,7 +425,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         root = DEFAULT_ROOT_STORAGE
         if params.get("RootStorage") is not None:
             root = _capacity(params["RootStorage"], "RootStorage", ROOT_STORAGE_GIB)
-        image = _image(backend, image_id)
+        image = _image(backend, image_id, "build a bundle from")
         state = _state(backend)
         _check_bundle_name(state, name, config.bundle_name_reuse_seconds)
         if len(state.bundles) >= config.bundle_quota:
@@ -443,7 +481,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         backend = adapter.workspaces_backend(self)
         bundle = _custom_bundle(_state(backend), params.get("BundleId"), backend.region_name)
         image_id = _valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
-        _require_available(_image(backend, image_id), "used by a bundle")
+        _require_available(_image(backend, image_id, "build a bundle from"), "used by a bundle")
         bundle.image_id = image_id
         bundle.updated = time.time()
         return adapter.reply()

@@ -31,6 +31,14 @@ What differs between them, and how each is met here:
 * The tagging API: ``_get_resources_generator`` yielded dicts and now yields
   ``TaggedResource`` values; :func:`other_tagged_resources` answers mappings either way.
 
+* Accounts: moto serves every account from one endpoint. It picks a request's account
+  from ``MOTO_ACCOUNT_ID``, else the ``x-moto-account-id`` header, else the account whose
+  IAM holds the request's access key; STS AssumeRole makes its key in the role's account
+  (``arn:aws:iam::<account>:role/...``), so a request signed with it acts there.
+  :func:`account_of` answers the same question outside moto (the middleware's pacing and
+  call records) and :func:`credentials_expiry` reads the expiry AssumeRole gave a key;
+  both are the same in every supported release.
+
 The attributes the emulator reads and writes on moto's objects are listed in
 :data:`IMAGE_FIELDS`, :data:`WORKSPACE_FIELDS` and :data:`BACKEND_FIELDS`; the self-tests
 check each one against the installed moto.
@@ -39,7 +47,8 @@ check each one against the installed moto.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -50,9 +59,11 @@ import botocore.session
 from moto.core.exceptions import ServiceException
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
+from moto.iam.models import get_account_id_from
 from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.resourcegroupstaggingapi.responses import ResourceGroupsTaggingAPIResponse
+from moto.sts.models import sts_backends
 from moto.workspaces.models import Workspace, WorkspaceImage, WorkSpacesBackend, workspaces_backends
 from moto.workspaces.responses import WorkSpacesResponse
 
@@ -230,6 +241,38 @@ def directories(store: Backend) -> dict[str, Any]:
     """The registered directories (only their ids and tags are read)."""
     found = getattr(store, "workspace_directories", None)
     return found if isinstance(found, dict) else {}
+
+
+# --- accounts and credentials ---------------------------------------------------------------
+
+ACCOUNT_HEADER = "x-moto-account-id"
+"""The request header moto takes a request's account from (after ``MOTO_ACCOUNT_ID``)."""
+
+
+def account_of(access_key: str, headers: Mapping[str, str] | None = None) -> str:
+    """The account moto serves a request signed with ``access_key`` in, by moto's own rule
+    (``BaseResponse.get_current_account``): ``MOTO_ACCOUNT_ID``, else the
+    ``x-moto-account-id`` header, else the account whose IAM holds the key (AssumeRole's
+    keys are made in the role's account), else moto's default account."""
+    if "MOTO_ACCOUNT_ID" in os.environ:
+        return os.environ["MOTO_ACCOUNT_ID"]
+    for name, value in (headers or {}).items():
+        if name.lower() == ACCOUNT_HEADER:
+            return value
+    return str(get_account_id_from(access_key))
+
+
+def credentials_expiry(access_key: str) -> float | None:
+    """When the credentials AssumeRole handed out with ``access_key`` expire (epoch
+    seconds), or None for a key AssumeRole did not make (moto keeps the expiry and never
+    checks it)."""
+    for account in list(sts_backends.values()):
+        for store in list(account.values()):
+            for role in list(store.assumed_roles):
+                if role.access_key_id == access_key:
+                    expiration: datetime = role.expiration  # naive UTC
+                    return expiration.replace(tzinfo=timezone.utc).timestamp()
+    return None
 
 
 # --- objects --------------------------------------------------------------------------------
