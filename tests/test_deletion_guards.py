@@ -165,6 +165,14 @@ def test_a_plans_deletions_leave_out_an_image_a_declared_bundle_uses() -> None:
     assert not plan.has_changes
 
 
+def test_a_plan_without_prune_deletes_nothing_and_its_unmanaged_images_are_no_change() -> None:
+    plan = plan_of([], [image("old", OLD, OWNED)])
+    assert [u.name for u in plan.unmanaged] == ["old"]
+    assert plan.deletions == ()
+    assert not plan.has_changes
+    assert plan.drifted
+
+
 # --- (d) a bundle whose move off an image did not happen still keeps it ---------------------
 
 

@@ -5,7 +5,8 @@ removed.
 (a) a saved --prune plan whose unmanaged image was made again under its name is stale;
 (b) a saved --replace-failed plan that left an unowned ERROR image alone is stale once the
     image carries the ownership tag;
-(c) `plan --prune --detailed-exitcode` does not count an image a bundle keeps as a change;
+(c) `plan --prune --detailed-exitcode` does not count an image a bundle keeps as a change
+    (nor `plan --detailed-exitcode` an unmanaged image, without --prune);
 (d) a bundle whose move off an image is deferred, or whose deletion failed, still keeps
     that image;
 (e) apply deletes only the deletions the plan showed, also when the bundle that kept an
@@ -170,6 +171,28 @@ def assert_kept_and_nothing_to_do(
     assert "confirmation" not in done.stderr, done
     assert endpoint.calls.count("DeleteWorkspaceImage") == 0
     assert "old" in images(endpoint)
+
+
+def test_without_prune_an_unmanaged_image_is_listed_and_is_no_change(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    """Without --prune nothing is deleted, so an owned image no spec declares is drift
+    (`drift` exits 2), not a change pending: `plan --detailed-exitcode` exits 0, and apply
+    has nothing to ask."""
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    endpoint.fidelity.add_image(REGION, "keep", "Image keep", tags=OWN)
+    endpoint.fidelity.add_image(REGION, "old", "Image old", tags=OWN)
+    specs_dir.write("images.yaml", specs_dir.image("keep", WS_A))
+
+    shown = run_reconciler("plan", specs_dir, "--detailed-exitcode", endpoint=endpoint)
+    assert shown.code == 0, shown
+    assert "old" in shown.stdout
+    assert "- delete" not in shown.stdout
+    run_reconciler("drift", specs_dir, endpoint=endpoint, check_exit=2)
+    done = run_reconciler("apply", specs_dir, endpoint=endpoint)
+    assert done.code == 0, done
+    assert "confirmation" not in done.stderr
+    assert changing(endpoint) == []
 
 
 # --- (d) -------------------------------------------------------------------------------------
