@@ -385,7 +385,11 @@ def _seed(specs: Path, fidelity: Fidelity) -> set[tuple[str, str]]:
     from reconciler.specs import load_specs
 
     specs_read = load_specs(specs).specs
-    sources = {(s.region or DEFAULT_REGION, s.source_workspace_id) for s in specs_read}
+    sources = {
+        (s.region or DEFAULT_REGION, s.source_workspace_id)
+        for s in specs_read
+        if s.source_workspace_id is not None  # an import captures no WorkSpace
+    }
     for region, workspace_id in sorted(sources):
         try:
             fidelity.add_workspace(region, workspace_id)

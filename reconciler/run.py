@@ -38,6 +38,7 @@ from reconciler.specs import (
     load_specs,
     plan_time_problems,
 )
+from reconciler.specs.accounts import not_yet_supported
 from reconciler.specs.checks import own_account_problems
 from reconciler.specs.discover import join_shown
 
@@ -72,6 +73,12 @@ def build_plan(
     Also returns how to plan one item again from tags read just before a change (apply
     confirms every change to an existing resource that way)."""
     spec_set = load(options)
+    if (unsupported := not_yet_supported(spec_set, options.specs_dir)) is not None:
+        raise ConfigError(
+            unsupported,
+            hint="remove accounts:, account: and source_image: to "
+            "manage the run's own account, or upgrade when a release has them",
+        )
     specs, bundles = _targeted(spec_set, options.targets)
     default_region = clients.default_region
     # The default region is read even with no spec in it: an image whose last spec was

@@ -117,7 +117,9 @@ def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) 
     """The image in the spec's own region: captured from its source WorkSpace."""
     image = live.images.get(spec.name)
     if image is None:
-        source = (live.sources or {}).get(spec.source_workspace_id)
+        # An import (no source WorkSpace) is refused before the plan until the engine has
+        # accounts (run.py); `or ""` only keeps the types honest.
+        source = (live.sources or {}).get(spec.source_workspace_id or "")
         return _create_item(spec, region, source)
     judged = _existing(spec, region, image, now=now)
     if judged.action is Action.CONFLICT and image.state == "ERROR" and image.owned:
@@ -240,7 +242,7 @@ def _recapture(item: PlanItem, spec: Spec, region: str, live: RegionInventory) -
     """A failed image as `--replace-failed` would recapture it: with the declared tags, and,
     when its source was read (only for that option), judged as a create would be, so that
     a failed image is never deleted when its source can't capture a new one now."""
-    recapture = _create_item(spec, region, (live.sources or {}).get(spec.source_workspace_id))
+    recapture = _create_item(spec, region, (live.sources or {}).get(spec.source_workspace_id or ""))
     update: dict[str, object] = {"tag_changes": recapture.tag_changes}
     if live.sources is None or spec.source_workspace_id not in live.sources:
         return item.model_copy(update=update)
@@ -771,8 +773,11 @@ def _sources(reading: Reading, live: RegionInventory) -> set[str]:
     return {
         s.source_workspace_id
         for s in own
-        if (image := live.images.get(s.name)) is None
-        or (reading.recapture_failed and image.state == "ERROR" and image.owned)
+        if s.source_workspace_id is not None  # an import has no WorkSpace to describe
+        and (
+            (image := live.images.get(s.name)) is None
+            or (reading.recapture_failed and image.state == "ERROR" and image.owned)
+        )
     }
 
 

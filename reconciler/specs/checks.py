@@ -65,22 +65,27 @@ def _placed(spec: Spec, default_region: str | None) -> Iterator[_Placed]:
 def duplicate_problems(
     specs: Iterable[Spec], *, default_region: str | None, shown_root: str
 ) -> list[SpecProblem]:
-    """A (region, name) that two specs make, each in its own region or as a copy: the
-    service keeps one image per name and region. Without a default region, unset regions
-    match each other."""
-    first: dict[tuple[str | None, str], _Placed] = {}
+    """An (account, region, name) that two specs make, each in its own region or as a copy:
+    the service keeps one image per name and region of an account. Without a default
+    region, unset regions match each other."""
+    first: dict[tuple[str | None, str | None, str], _Placed] = {}
     problems = []
     for spec in specs:
         for placed in _placed(spec, default_region):
-            key = (placed.region, spec.name)
+            key = (spec.account, placed.region, spec.name)
             other = first.setdefault(key, placed)
             if other is not placed:
                 problems.append(_duplicate(placed, other, shown_root))
     return problems
 
 
+def _in(spec: Spec | BundleSpec) -> str:
+    """The account a duplicate is in, when the specs name accounts."""
+    return f" of account {spec.account_name}" if spec.account_name else ""
+
+
 def _duplicate(placed: _Placed, other: _Placed, shown_root: str) -> SpecProblem:
-    spec, region = placed.spec, placed.region or "the default region"
+    spec, region = placed.spec, (placed.region or "the default region") + _in(placed.spec)
     elsewhere = f"{join_shown(shown_root, other.spec.file)}:{other.spec.line}"
     if not placed.is_copy and not other.is_copy:
         message = (
@@ -143,16 +148,17 @@ def region_collision_warnings(specs: Iterable[Spec], *, shown_root: str) -> Iter
     """A name declared with a region (or copied to one) in one place and without a region
     in another: valid, but the two are one image when the default region is that region,
     and plan then fails."""
-    with_region: dict[str, dict[str, _Placed]] = {}
+    with_region: dict[tuple[str | None, str], dict[str, _Placed]] = {}
     without: list[Spec] = []
     for spec in specs:
         if spec.region is None:
             without.append(spec)
         for placed in _placed(spec, None):
             if placed.region is not None:
-                with_region.setdefault(spec.name, {}).setdefault(placed.region, placed)
+                key = (spec.account, spec.name)
+                with_region.setdefault(key, {}).setdefault(placed.region, placed)
     for spec in without:
-        for region, other in sorted(with_region.get(spec.name, {}).items()):
+        for region, other in sorted(with_region.get((spec.account, spec.name), {}).items()):
             if other.spec is spec:
                 continue  # its own copies: copy_region_problems says it at plan time
             elsewhere = f"{join_shown(shown_root, other.spec.file)}:{other.spec.line}"
@@ -182,16 +188,17 @@ def _collision_warning(
 def bundle_duplicate_problems(
     bundles: Iterable[BundleSpec], default_region: str | None, shown_root: str
 ) -> Iterator[SpecProblem]:
-    """A bundle (region, name) declared twice. Without a default region, unset regions
-    match each other."""
-    first: dict[tuple[str | None, str], BundleSpec] = {}
+    """A bundle (account, region, name) declared twice. Without a default region, unset
+    regions match each other."""
+    first: dict[tuple[str | None, str | None, str], BundleSpec] = {}
     for bundle in bundles:
-        key = (bundle.region or default_region, bundle.name)
-        other = first.setdefault(key, bundle)
+        region = bundle.region or default_region
+        other = first.setdefault((bundle.account, region, bundle.name), bundle)
         if other is bundle:
             continue
         message = (
-            f"bundle '{bundle.name}' is declared twice for {key[0] or 'the default region'} "
+            f"bundle '{bundle.name}' is declared twice for {region or 'the default region'}"
+            f"{_in(bundle)} "
             f"(also at {join_shown(shown_root, other.file)}:{other.line}); keep one or rename"
         )
         yield SpecProblem(join_shown(shown_root, bundle.file), bundle.line, 1, "name", message)
@@ -201,15 +208,16 @@ def bundle_collision_warnings(
     bundles: Iterable[BundleSpec], *, shown_root: str
 ) -> Iterator[SpecProblem]:
     """As region_collision_warnings, for bundle names."""
-    with_region: dict[str, dict[str, BundleSpec]] = {}
+    with_region: dict[tuple[str | None, str], dict[str, BundleSpec]] = {}
     without: list[BundleSpec] = []
     for bundle in bundles:
+        key = (bundle.account, bundle.name)
         if bundle.region is None:
             without.append(bundle)
         else:
-            with_region.setdefault(bundle.name, {}).setdefault(bundle.region, bundle)
+            with_region.setdefault(key, {}).setdefault(bundle.region, bundle)
     for bundle in without:
-        for region, other in sorted(with_region.get(bundle.name, {}).items()):
+        for region, other in sorted(with_region.get((bundle.account, bundle.name), {}).items()):
             there = f"declared for {region} at {join_shown(shown_root, other.file)}:{other.line}"
             yield _collision_warning("bundle", bundle.name, there, region, bundle, shown_root)
 
@@ -220,17 +228,24 @@ def bundle_image_problems(
     default_region: str | None,
     shown_root: str,
 ) -> Iterator[SpecProblem]:
-    """A bundle's `image` names an image spec that is in, or copies to, the bundle's
-    region. Where a region is unknown offline, the plan checks it."""
-    by_name: dict[str, list[Spec]] = {}
+    """A bundle's `image` names an image spec of the bundle's own account that is in, or
+    copies to, the bundle's region. Where a region is unknown offline, the plan checks it."""
+    by_name: dict[str | None, dict[str, list[Spec]]] = {}
     for spec in specs:
-        by_name.setdefault(spec.name, []).append(spec)
+        by_name.setdefault(spec.account, {}).setdefault(spec.name, []).append(spec)
     for bundle in bundles:
         if bundle.image is None:
             continue
-        found = by_name.get(bundle.image)
+        own = by_name.get(bundle.account, {})
+        found = own.get(bundle.image)
         if not found:
-            yield _bundle_problem(bundle, shown_root, _no_such_image(bundle.image, by_name))
+            elsewhere = [s for names in by_name.values() for s in names.get(bundle.image, [])]
+            message = (
+                _other_account(bundle, elsewhere[0], shown_root)
+                if elsewhere
+                else _no_such_image(bundle.image, own)
+            )
+            yield _bundle_problem(bundle, shown_root, message)
             continue
         region = bundle.region or default_region
         if region is None or _reaches(found, region, default_region) is not False:
@@ -255,6 +270,18 @@ def _no_such_image(name: str, by_name: dict[str, list[Spec]]) -> str:
     return (
         f"names no image spec: '{name}'; {hint}give the name of an image spec, or "
         "image_id: wsi-... for an image that no spec manages"
+    )
+
+
+def _other_account(bundle: BundleSpec, spec: Spec, shown_root: str) -> str:
+    """A bundle naming an image spec of another account: the service builds a bundle only
+    from an image of the bundle's own account."""
+    where = f"{join_shown(shown_root, spec.file)}:{spec.line}"
+    ours = bundle.account_name or "the run's own account"
+    return (
+        f"image '{bundle.image}' is declared in account {spec.account_name} ({where}), not "
+        f"in {ours}, the bundle's account; a bundle uses an image of its own account: import "
+        f"it into {ours} (an image spec with source_image), or move the bundle"
     )
 
 
@@ -302,10 +329,15 @@ def own_account_problems(specs: Iterable[Spec], account: str, shown_root: str) -
         if (file, line) in seen:
             continue
         seen.add((file, line))
+        which = (
+            f"account {spec.account_name} of the map"
+            if spec.account_name
+            else "the one these credentials belong to"
+        )
+        named = f"{spec.account_name} ({account})" if spec.account_name else account
         message = (
-            f"lists {account}, the account that image '{spec.name}' lives in (the one these "
-            "credentials belong to); an image is not shared with its own account: remove it "
-            "from share_with"
+            f"lists {named}, the account that image '{spec.name}' lives in ({which}); an "
+            "image is not shared with its own account: remove it from share_with"
         )
         problems.append(SpecProblem(file, line, 1, "share_with", message))
     return problems

@@ -13,6 +13,14 @@ from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
 from reconciler.errors import SpecError, SpecProblem
+from reconciler.specs.accounts import (
+    AccountMap,
+    import_problems,
+    map_problems,
+    missing_source_problems,
+    own_account_offline_problems,
+    unresolved_problems,
+)
 from reconciler.specs.checks import (
     bundle_collision_warnings,
     bundle_duplicate_problems,
@@ -25,11 +33,13 @@ from reconciler.specs.discover import ancestors, join_shown, spec_files
 from reconciler.specs.ignored import IgnoreRule, TagDeclaration, ignored_tag_problems, rules_of
 from reconciler.specs.models import (
     MAX_DECLARED_TAGS,
+    Account,
     BundleSpec,
     BundleSpecDocument,
     DefaultsBody,
     DefaultsDocument,
     ImageSpecDocument,
+    SourceImage,
     Spec,
 )
 from reconciler.specs.validate import unknown_compute_type, validate_document
@@ -43,13 +53,16 @@ class SpecSet:
 
     `warnings` are problems that don't stop a run (they have the shape of errors, so that
     they print the same way): validate, which knows no default region, shows them.
-    `regions` is the root defaults' `regions:` list: regions to read besides those named."""
+    `regions` is the root defaults' `regions:` list: regions to read besides those named.
+    `accounts` is the root defaults' `accounts:` map, in file order (empty: the run's own
+    account, as before)."""
 
     specs: tuple[Spec, ...]
     digest: str
     warnings: tuple[SpecProblem, ...] = ()
     regions: tuple[str, ...] = ()
     bundles: tuple[BundleSpec, ...] = ()
+    accounts: tuple[Account, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,9 @@ class _Collected:
     # Names of image specs that failed validation: a bundle naming one is not also told
     # that no such spec exists, nor where it is not.
     invalid_images: set[str] = field(default_factory=set)
+    # Folders whose defaults document failed validation: with the root's, the account map
+    # is unknown, and names it would resolve are not also reported as unknown.
+    invalid_defaults: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -128,12 +144,18 @@ def check_specs(
         digest.update(f"{relative}\0{len(data)}\0".encode())
         digest.update(data)
         _collect_file(relative, data, shown, collected)
-    specs = [_resolve(d, collected.defaults) for d in collected.declared]
-    bundles = [_resolve_bundle(d, collected.defaults) for d in collected.bundles]
+    accounts = _account_map(collected.defaults.get(""), "" in collected.invalid_defaults, shown)
+    resolver = _Resolver(collected.defaults, accounts, shown)
+    specs = [resolver.image(d) for d in collected.declared]
+    bundles = [resolver.bundle(d) for d in collected.bundles]
     problems = collected.problems
+    problems += dict.fromkeys(resolver.problems)  # a defaults list is resolved for each spec
+    problems += map_problems(accounts.accounts, shown)
+    problems += unresolved_problems([*specs, *bundles], accounts, shown)
     problems += _tag_count_problems([*specs, *bundles], collected, shown)
     problems += _ignored_tag_problems(collected, shown)
     problems += _regions_outside_the_root(collected)
+    problems += _accounts_outside_the_root(collected)
     problems += _offline_problems(specs, bundles, collected.invalid_images, shown)
     if not specs and not bundles and not problems and not allow_empty:
         message = "holds no spec; add one, or pass --allow-empty to retire every image and bundle"
@@ -144,6 +166,7 @@ def check_specs(
                 *region_collision_warnings(specs, shown_root=shown),
                 *bundle_collision_warnings(bundles, shown_root=shown),
                 *_compute_type_warnings(collected.bundles, shown),
+                *missing_source_problems(specs, specs, shown, to_create=False),
             ]
         )
     )
@@ -152,7 +175,12 @@ def check_specs(
     root_defaults = collected.defaults.get("")
     regions = tuple(root_defaults.body.regions or ()) if root_defaults else ()
     spec_set = SpecSet(
-        tuple(specs), "sha256:" + digest.hexdigest(), warnings, regions, tuple(bundles)
+        tuple(specs),
+        "sha256:" + digest.hexdigest(),
+        warnings,
+        regions,
+        tuple(bundles),
+        accounts.accounts,
     )
     return SpecReport((), warnings, spec_set)
 
@@ -177,6 +205,8 @@ def _offline_problems(
     yield from bundle_duplicate_problems(bundles, None, shown)
     judged = [b for b in bundles if b.image not in invalid_images]
     yield from bundle_image_problems(judged, specs, None, shown)
+    yield from import_problems(specs, None, shown)
+    yield from own_account_offline_problems(specs, shown)
 
 
 def _regions_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
@@ -189,6 +219,43 @@ def _regions_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
                 "(it lists regions every run reads, not regions of this folder's specs)"
             )
             yield _problem(defaults.file, where, "defaults.regions", message)
+
+
+def _accounts_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
+    """One map of accounts for the whole specs folder, in its root defaults."""
+    for folder, defaults in collected.defaults.items():
+        if folder and defaults.body.accounts is not None:
+            where = defaults.source.where(("defaults", "accounts"), key=True)
+            message = (
+                "is read only in the specs folder's root defaults document; move it there "
+                "(one map of accounts for the whole folder; a folder picks one with account:)"
+            )
+            yield _problem(defaults.file, where, "defaults.accounts", message)
+
+
+def _account_map(root: _Defaults | None, invalid: bool, shown: str) -> AccountMap:
+    """The root defaults' `accounts:`, with where each is written. `invalid`: the root
+    defaults document failed validation, so the map is not known."""
+    if invalid:
+        return AccountMap(unknown=True)
+    if root is None or not root.body.accounts:
+        return AccountMap()
+    accounts = []
+    for name, entry in root.body.accounts.items():
+        path = ("defaults", "accounts", name)
+        accounts.append(
+            Account(
+                name=name,
+                id=entry.id,
+                role=entry.role,
+                external_id=entry.external_id,
+                file=root.relative,
+                line=root.source.where(path, key=True).line,
+                id_line=root.source.where((*path, "id")).line,
+                role_line=root.source.where((*path, "role")).line if entry.role else 0,
+            )
+        )
+    return AccountMap.of(accounts, f"{join_shown(shown, root.relative)}:{root.line}")
 
 
 def _read_files(root: Path, shown: str, problems: list[SpecProblem]) -> Iterator[tuple[str, bytes]]:
@@ -230,6 +297,8 @@ def _collect_file(relative: str, data: bytes, shown: str, out: _Collected) -> No
             _add_defaults(out, folder, defaults)
         elif (name := _image_name(document.data)) is not None:
             out.invalid_images.add(name)
+        elif isinstance(document.data, dict) and "defaults" in document.data:
+            out.invalid_defaults.add(folder)
 
 
 def _image_name(data: object) -> str | None:
@@ -276,83 +345,180 @@ def _inherit(
     return _Inherited(region, tags, frozenset(ignore_keys), tuple(ignore_prefixes))
 
 
-def _resolve(declared: _Declared[ImageSpecDocument], defaults: dict[str, _Defaults]) -> Spec:
-    """The image spec with its folders' defaults applied."""
-    doc = declared.doc
-    chain = _chain(declared.folder, defaults)
-    inherited = _inherit(doc.region, doc.tags, chain)
-    copies, copies_file, copies_line = _copies(declared, doc, chain)
-    share_with, share_file, share_line = _nearest(declared, doc, chain, "share_with")
-    return Spec(
-        name=doc.name,
-        description=doc.description,
-        source_workspace_id=doc.source_workspace_id,
-        region=inherited.region,
-        tags=inherited.tags,
-        ignore_tag_keys=inherited.ignore_tag_keys,
-        ignore_tag_prefixes=inherited.ignore_tag_prefixes,
-        file=declared.file,
-        line=declared.source.position.line,
-        copies=copies,
-        share_with=share_with,
-        copies_file=copies_file,
-        copies_line=copies_line,
-        share_with_file=share_file,
-        share_with_line=share_line,
-    )
+@dataclass(frozen=True)
+class _Written:
+    """A value that applies to a spec, and where it is written: the spec's own document or
+    a defaults document (`prefix` is the path of the value's key there)."""
+
+    value: object
+    source: Document
+    prefix: tuple[str, ...]
+    file: str  # relative to the specs folder
+    shown_file: str
+
+    def line(self, *path: str | int) -> int:
+        return self.at(*path).line
+
+    def at(self, *path: str | int) -> Position:
+        return self.source.where((*self.prefix, *path))
+
+    def key_line(self) -> int:
+        return self.source.where(self.prefix, key=True).line
 
 
-def _copies(
-    declared: _Declared[ImageSpecDocument], doc: ImageSpecDocument, chain: list[_Defaults]
-) -> tuple[tuple[str, ...], str, int]:
-    """The copies list that applies, and where it is written."""
-    copies, file, line = _nearest(declared, doc, chain, "copies")
-    return copies or (), file, line
-
-
-def _nearest(
-    declared: _Declared[ImageSpecDocument],
-    doc: ImageSpecDocument,
+def _written(
+    declared: _Declared[ImageSpecDocument] | _Declared[BundleSpecDocument],
     chain: list[_Defaults],
-    key: Literal["copies", "share_with"],
-) -> tuple[tuple[str, ...] | None, str, int]:
-    """A list that applies to the spec (None: none is written), and where it is written: the
-    spec's own, else the nearest folder's (lists are not merged)."""
-    own: list[str] | None = getattr(doc, key)
+    key: Literal["copies", "share_with", "account"],
+    shown: str,
+) -> _Written | None:
+    """The value of `key` that applies to the spec: its own, else the nearest folder's."""
+    own: object = getattr(declared.doc, key, None)
     if own is not None:
-        line = declared.source.where((key,), key=True).line
-        return tuple(own), declared.file, line
+        file = join_shown(shown, declared.file)
+        return _Written(own, declared.source, (key,), declared.file, file)
     for d in reversed(chain):
-        written: list[str] | None = getattr(d.body, key)
+        written: object = getattr(d.body, key)
         if written is not None:
-            line = d.source.where(("defaults", key), key=True).line
-            return tuple(written), d.relative, line
-    return None, "", 0
+            return _Written(written, d.source, ("defaults", key), d.relative, d.file)
+    return None
 
 
-def _resolve_bundle(
-    declared: _Declared[BundleSpecDocument], defaults: dict[str, _Defaults]
-) -> BundleSpec:
-    """The bundle spec with its folders' defaults applied (region, tags, ignore lists)."""
-    doc = declared.doc
-    inherited = _inherit(doc.region, doc.tags, _chain(declared.folder, defaults))
-    key = "image" if doc.image is not None else "image_id"
-    return BundleSpec(
-        name=doc.name,
-        description=doc.description,
-        image=doc.image,
-        image_id=doc.image_id,
-        compute_type=doc.compute_type,
-        user_volume_gib=doc.user_volume_gib,
-        root_volume_gib=doc.root_volume_gib,
-        region=inherited.region,
-        tags=inherited.tags,
-        ignore_tag_keys=inherited.ignore_tag_keys,
-        ignore_tag_prefixes=inherited.ignore_tag_prefixes,
-        file=declared.file,
-        line=declared.source.position.line,
-        image_line=declared.source.where((key,), key=True).line,
-    )
+@dataclass
+class _Resolver:
+    """Applies the folders' defaults to each spec, and the account map to the accounts it
+    names; what names no account is added to `problems`."""
+
+    defaults: dict[str, _Defaults]
+    accounts: AccountMap
+    shown: str
+    problems: list[SpecProblem] = field(default_factory=list)
+
+    def image(self, declared: _Declared[ImageSpecDocument]) -> Spec:
+        """The image spec with its folders' defaults applied."""
+        doc = declared.doc
+        chain = _chain(declared.folder, self.defaults)
+        inherited = _inherit(doc.region, doc.tags, chain)
+        copies = _written(declared, chain, "copies", self.shown)
+        shared = _written(declared, chain, "share_with", self.shown)
+        share_with, written = self._share_with(shared)
+        account, account_name, account_written = self._account(declared, chain)
+        return Spec(
+            name=doc.name,
+            description=doc.description,
+            source_workspace_id=doc.source_workspace_id,
+            region=inherited.region,
+            tags=inherited.tags,
+            ignore_tag_keys=inherited.ignore_tag_keys,
+            ignore_tag_prefixes=inherited.ignore_tag_prefixes,
+            file=declared.file,
+            line=declared.source.position.line,
+            copies=tuple(copies.value) if copies and isinstance(copies.value, list) else (),
+            share_with=share_with,
+            copies_file=copies.file if copies else "",
+            copies_line=copies.key_line() if copies else 0,
+            share_with_file=shared.file if shared else "",
+            share_with_line=shared.key_line() if shared else 0,
+            share_with_written=written,
+            account=account,
+            account_name=account_name,
+            account_file=account_written.file if account_written else "",
+            account_line=account_written.line() if account_written else 0,
+            source_image=self._source_image(declared),
+        )
+
+    def bundle(self, declared: _Declared[BundleSpecDocument]) -> BundleSpec:
+        """The bundle spec with its folders' defaults applied (region, tags, ignore lists,
+        account)."""
+        doc = declared.doc
+        chain = _chain(declared.folder, self.defaults)
+        inherited = _inherit(doc.region, doc.tags, chain)
+        key = "image" if doc.image is not None else "image_id"
+        account, account_name, account_written = self._account(declared, chain)
+        return BundleSpec(
+            name=doc.name,
+            description=doc.description,
+            image=doc.image,
+            image_id=doc.image_id,
+            compute_type=doc.compute_type,
+            user_volume_gib=doc.user_volume_gib,
+            root_volume_gib=doc.root_volume_gib,
+            region=inherited.region,
+            tags=inherited.tags,
+            ignore_tag_keys=inherited.ignore_tag_keys,
+            ignore_tag_prefixes=inherited.ignore_tag_prefixes,
+            file=declared.file,
+            line=declared.source.position.line,
+            image_line=declared.source.where((key,), key=True).line,
+            account=account,
+            account_name=account_name,
+            account_file=account_written.file if account_written else "",
+            account_line=account_written.line() if account_written else 0,
+        )
+
+    def _account(
+        self,
+        declared: _Declared[ImageSpecDocument] | _Declared[BundleSpecDocument],
+        chain: list[_Defaults],
+    ) -> tuple[str | None, str | None, _Written | None]:
+        written = _written(declared, chain, "account", self.shown)
+        if written is None or not isinstance(written.value, str):
+            return None, None, None
+        ref = self.accounts.named(written.value)
+        if ref.problem is not None:
+            field_name = ".".join(written.prefix)
+            self._add(written.shown_file, written.at(), field_name, ref.problem)
+        return ref.id, ref.name, written
+
+    def _share_with(
+        self, shared: _Written | None
+    ) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+        """The ids of `share_with` (a name of the map resolved to its id), and the entries
+        as written."""
+        if shared is None or not isinstance(shared.value, list):
+            return None, ()
+        ids: list[str] = []
+        first: dict[str, int] = {}
+        for index, entry in enumerate(shared.value):
+            ref = self.accounts.reference(entry)
+            field_name = ".".join((*shared.prefix, str(index)))
+            if ref.id is None:  # names no account: said once, where it is written
+                if ref.problem is not None:
+                    self._add(shared.shown_file, shared.at(index), field_name, ref.problem)
+                ids.append(entry)
+                continue
+            earlier = first.setdefault(ref.id, index)
+            if earlier != index and shared.value[earlier] != entry:
+                message = (
+                    f"'{entry}' is account {ref.id}, listed already as "
+                    f"'{shared.value[earlier]}' (line {shared.line(earlier)}); keep one"
+                )
+                self._add(shared.shown_file, shared.at(index), field_name, message)
+            ids.append(ref.id)
+        return tuple(ids), tuple(shared.value)
+
+    def _source_image(self, declared: _Declared[ImageSpecDocument]) -> SourceImage | None:
+        written = declared.doc.source_image
+        if written is None:
+            return None
+        source = declared.source
+        account_at = source.where(("source_image", "account"))
+        ref = self.accounts.reference(written.account)
+        if ref.problem is not None:
+            file = join_shown(self.shown, declared.file)
+            self._add(file, account_at, "source_image.account", ref.problem)
+        return SourceImage(
+            account=ref.id or written.account,
+            account_name=ref.name,
+            name=written.name,
+            region=written.region,
+            line=source.where(("source_image",), key=True).line,
+            account_line=account_at.line,
+            name_line=source.where(("source_image", "name")).line,
+        )
+
+    def _add(self, file: str, at: Position, field_name: str, message: str) -> None:
+        self.problems.append(_problem(file, at, field_name, message))
 
 
 def _tag_count_problems(

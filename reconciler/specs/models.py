@@ -39,6 +39,15 @@ REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
 # `\d` would also take other scripts' digits, which the service refuses).
 IMAGE_ID_PATTERN = r"^wsi-[0-9a-z]{9,63}$"
 ACCOUNT_PATTERN = r"^[0-9]{12}$"
+# A name of the root defaults' `accounts:` map: [a-z0-9_-] with at least one letter, so that
+# a name is never mistaken for an account id (nor an 11-digit typo of one for a name).
+ACCOUNT_NAME_PATTERN = r"^[0-9_-]*[a-z][a-z0-9_-]*$"
+# Where an account may be given either way (`share_with`, `source_image.account`).
+ACCOUNT_REF_PATTERN = r"^([0-9]{12}|[0-9_-]*[a-z][a-z0-9_-]*)$"
+# STS AssumeRole's `RoleArn` (an IAM role, any partition, with or without a path) and
+# `ExternalId` (2-1224 of [\w+=,.@:/-]; \w written out, as for account ids).
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[a-zA-Z0-9_+=,.@/-]+$"
+EXTERNAL_ID_PATTERN = r"^[a-zA-Z0-9_+=,.@:/-]+$"
 # `CreateWorkspaceBundle` takes the volume sizes as strings; these are the console's and
 # the service's documented bounds, in GiB.
 USER_VOLUME_GIB = (10, 2000)
@@ -77,7 +86,17 @@ RULES = {
     "ignore_tag_prefixes": "a tag key prefix of 1-127 characters",
     "regions": "an AWS region code such as eu-west-1",
     "copies": "an AWS region code such as us-east-1",
-    "share_with": "a 12-digit AWS account id, quoted: '111122223333'",
+    "share_with": "a 12-digit AWS account id, quoted: '111122223333', or the name of an "
+    "account of the root defaults' accounts:",
+    "account": "the name of an account of the root defaults' accounts: (1-64 of a-z, 0-9, _ "
+    "and -, with at least one letter)",
+    "source_account": "the name of an account of the root defaults' accounts:, or a 12-digit "
+    "AWS account id, quoted: '111122223333'",
+    "account_name": "an account name: 1-64 of a-z, 0-9, _ and -, with at least one letter "
+    "(a name is never an account id)",
+    "id": "a 12-digit AWS account id, quoted: '111122223333'",
+    "role": "an IAM role ARN such as arn:aws:iam::111122223333:role/workspaces-reconciler",
+    "external_id": "2-1224 characters of letters, digits and _ + = , . @ : / -",
     "image": "the name of an image spec: 1-64 characters of letters, digits and _ . / ( ) \\ -",
     "image_id": "an image id such as wsi-0a1b2c3d4e (wsi- then 9-63 of [0-9a-z])",
     "bundle_description": "1-255 characters of letters, digits, spaces and _ . / ( ) - "
@@ -103,14 +122,18 @@ Region = Annotated[str, Field(pattern=REGION_PATTERN, max_length=32)]
 BundleDescription = Annotated[str, Field(min_length=1, max_length=255, pattern=DESCRIPTION_PATTERN)]
 ImageId = Annotated[str, Field(pattern=IMAGE_ID_PATTERN)]
 AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
+AccountName = Annotated[str, Field(min_length=1, max_length=64, pattern=ACCOUNT_NAME_PATTERN)]
+AccountRef = Annotated[str, Field(min_length=1, max_length=64, pattern=ACCOUNT_REF_PATTERN)]
+RoleArn = Annotated[str, Field(min_length=20, max_length=2048, pattern=ROLE_ARN_PATTERN)]
+ExternalId = Annotated[str, Field(min_length=2, max_length=1224, pattern=EXTERNAL_ID_PATTERN)]
 _COPIES_HELP = (
     "Regions that get a copy of this image, with the same name, description and declared "
     "tags. Not the image's own region; each region once."
 )
 _SHARE_HELP = (
-    "12-digit account ids, quoted. When present (even []), the whole set of accounts the "
-    "image and each copy are shared with; when absent, sharing is not managed. Each "
-    "account once."
+    "12-digit account ids, quoted, or names of the root defaults' accounts:. When present "
+    "(even []), the whole set of accounts the image and each copy are shared with; when "
+    "absent, sharing is not managed. Each account once."
 )
 TagKey = Annotated[
     str,
@@ -125,6 +148,7 @@ _KEY_SCHEMA = {
     "pattern": TAG_PATTERN,
     "not": {"anyOf": [{"pattern": "^[aA][wW][sS]:"}, {"const": OWNERSHIP_TAG_KEY}]},
 }
+_ACCOUNT_NAME_SCHEMA = {"minLength": 1, "maxLength": 64, "pattern": ACCOUNT_NAME_PATTERN}
 Tags = Annotated[
     dict[TagKey, TagValue],
     Field(max_length=MAX_DECLARED_TAGS, json_schema_extra={"propertyNames": _KEY_SCHEMA}),
@@ -142,6 +166,18 @@ _NOT_NULL = {
     "image": "is empty; give the name of an image spec, or remove the line",
     "image_id": "is empty; give an image id such as wsi-0a1b2c3d4e, or remove the line",
     "root_volume_gib": "is empty; give a whole number of GiB (80-2000), or remove the line",
+    "source_workspace_id": "is empty; give the WorkSpace to capture (ws-...), or import "
+    "with source_image instead",
+    "account": "is empty; give the name of an account of the root defaults' accounts:, or "
+    "remove the line",
+    "accounts": "is empty; name at least one account (name: {id: '111122223333'}), or "
+    "remove the line",
+    "source_image": "is empty; give the image to import (account, name, region), or remove "
+    "the line",
+    "role": "is empty; give the ARN of the role to assume in that account, or remove the "
+    "line to reach it with the run's own credentials",
+    "external_id": "is empty; give the external id the role's trust policy expects, or "
+    "remove the line",
 }
 
 
@@ -152,9 +188,43 @@ class _Document(BaseModel):
     @field_validator(*_NOT_NULL, mode="before", check_fields=False)
     @classmethod
     def _not_null(cls, value: object, info: ValidationInfo) -> object:
-        if value is None and info.field_name is not None:
-            raise ValueError(_NOT_NULL[info.field_name])
+        name = info.field_name
+        # A required field left empty is said by the type check ("is empty (YAML null)").
+        if value is None and name is not None and not cls.model_fields[name].is_required():
+            raise ValueError(_NOT_NULL[name])
         return value
+
+
+_ACCOUNT_HELP = (
+    "The account this spec's resources live in: a name of the root defaults' accounts:. "
+    "Else the folder's defaults (the nearest wins, as for region). Without accounts:, the "
+    "run's own account."
+)
+
+
+class AccountEntry(_Document):
+    """One account of the map: its id, and how the run reaches it."""
+
+    id: AccountId = Field(description=RULES["id"])
+    role: RoleArn | None = Field(
+        default=None,
+        description="The role to assume in this account (STS AssumeRole from the run's own "
+        "credentials); its ARN names this account. Without it, the account is reached with "
+        "the run's own credentials, and id must be theirs.",
+    )
+    external_id: ExternalId | None = Field(
+        default=None, description="Passed to AssumeRole, as the role's trust policy expects."
+    )
+
+
+class SourceImageDocument(_Document):
+    """An image another account shares with this one, to import (copy) into it."""
+
+    account: AccountRef = Field(description=RULES["source_account"])
+    name: Name = Field(description="That account's image of this name, shared with this one.")
+    region: Region | None = Field(
+        default=None, description="The source image's region; default the spec's own region."
+    )
 
 
 class ImageSpecDocument(_Document):
@@ -165,9 +235,17 @@ class ImageSpecDocument(_Document):
     )
     name: Name = Field(description="Image name, unique per region. " + RULES["name"])
     description: Description = Field(description=RULES["description"])
-    source_workspace_id: WorkspaceId = Field(
-        description="The prepared WorkSpace the image is captured from."
+    source_workspace_id: WorkspaceId | None = Field(
+        default=None,
+        description="The prepared WorkSpace the image is captured from. Exactly one of "
+        "source_workspace_id and source_image.",
     )
+    source_image: SourceImageDocument | None = Field(
+        default=None,
+        description="An image another account shares with this one, imported (copied) into "
+        "this spec's account. Exactly one of source_workspace_id and source_image.",
+    )
+    account: AccountName | None = Field(default=None, description=_ACCOUNT_HELP)
     # Optional, but never null: the before-validator above refuses `region:` left empty.
     region: Region | None = Field(
         default=None, description="Else the folder's defaults, else --region or AWS config."
@@ -178,7 +256,7 @@ class ImageSpecDocument(_Document):
         f"At most {MAX_DECLARED_TAGS}: the ownership tag takes the 50th.",
     )
     copies: list[Region] | None = Field(default=None, description=_COPIES_HELP)
-    share_with: list[AccountId] | None = Field(default=None, description=_SHARE_HELP)
+    share_with: list[AccountRef] | None = Field(default=None, description=_SHARE_HELP)
 
 
 class BundleSpecDocument(_Document):
@@ -196,6 +274,7 @@ class BundleSpecDocument(_Document):
         default=None,
         description="An image no spec manages, by id. Exactly one of image and image_id.",
     )
+    account: AccountName | None = Field(default=None, description=_ACCOUNT_HELP)
     compute_type: ComputeTypeName = Field(description=_COMPUTE_HELP, examples=COMPUTE_EXAMPLES)
     user_volume_gib: Annotated[int, Field(ge=USER_VOLUME_GIB[0], le=USER_VOLUME_GIB[1])] = Field(
         description="User volume size in GiB, a whole number."
@@ -221,10 +300,26 @@ class DefaultsBody(_Document):
         description="Image specs only: their copies unless a spec lists its own (lists are "
         "not merged).",
     )
-    share_with: list[AccountId] | None = Field(
+    share_with: list[AccountRef] | None = Field(
         default=None,
         description="Image specs only: the accounts they are shared with unless a spec lists "
         "its own (lists are not merged).",
+    )
+    account: AccountName | None = Field(
+        default=None,
+        description="The account of the specs in this folder and below, unless a nearer "
+        "folder or the spec says another: a name of the root defaults' accounts:.",
+    )
+    accounts: (
+        Annotated[
+            dict[AccountName, AccountEntry],
+            Field(min_length=1, json_schema_extra={"propertyNames": _ACCOUNT_NAME_SCHEMA}),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Only in the specs folder's root defaults: the accounts the specs manage, "
+        "by the name specs use. When present, every spec resolves to one of them.",
     )
     ignore_tag_keys: list[TagKey] | None = Field(
         default=None, description="Live tag keys never reported nor touched."
@@ -258,13 +353,40 @@ class _IgnoresTags:
 
 
 @dataclass(frozen=True)
+class Account:
+    """One account of the root defaults' `accounts:` map."""
+
+    name: str
+    id: str  # 12 digits
+    role: str | None
+    external_id: str | None
+    file: str  # relative to the specs folder, with forward slashes
+    line: int  # of its name in the map
+    id_line: int = 0
+    role_line: int = 0
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """What an import copies: an image another account shares with the spec's account."""
+
+    account: str  # 12 digits, whether written as a name of the map or as an id
+    account_name: str | None  # the map's name for it; None for an account outside the map
+    name: str
+    region: str | None  # as written; None: the importing spec's own region
+    line: int  # of the `source_image:` key, in the spec's file
+    account_line: int = 0  # of its `account:`
+    name_line: int = 0  # of its `name:`
+
+
+@dataclass(frozen=True)
 class Spec(_IgnoresTags):
     """An image spec with its folder's defaults applied: the desired state of one image
     and of its copies."""
 
     name: str
     description: str
-    source_workspace_id: str
+    source_workspace_id: str | None  # None for an import (`source_image`)
     region: str | None
     tags: Mapping[str, str]
     ignore_tag_keys: frozenset[str]
@@ -281,6 +403,18 @@ class Spec(_IgnoresTags):
     # Where the `share_with` list that applies is written, likewise.
     share_with_file: str = ""
     share_with_line: int = 0
+    # The entries of `share_with` as written (a name of the map or an id), one for each id
+    # of `share_with`, for messages that name the account as the user wrote it.
+    share_with_written: tuple[str, ...] = ()
+    # The account the image lives in: its 12-digit id and its name in the map; both None
+    # when the specs declare no `accounts:` (the run's own account).
+    account: str | None = None
+    account_name: str | None = None
+    # Where the `account:` that applies is written (the spec's file or a defaults
+    # document's); "" and 0 when none is.
+    account_file: str = ""
+    account_line: int = 0
+    source_image: SourceImage | None = None  # an import; else source_workspace_id is set
 
 
 @dataclass(frozen=True)
@@ -301,6 +435,12 @@ class BundleSpec(_IgnoresTags):
     file: str  # relative to the specs folder, with forward slashes
     line: int
     image_line: int  # of the `image:` or `image_id:` key
+    # As for Spec: the account's id and name (None without `accounts:`), and where the
+    # `account:` that applies is written.
+    account: str | None = None
+    account_name: str | None = None
+    account_file: str = ""
+    account_line: int = 0
 
 
 def _not_nullable(properties: dict[str, Any], name: str) -> None:
@@ -327,11 +467,11 @@ def _portable(node: Any) -> Any:
     return PORTABLE_TAG_PATTERN if node == TAG_PATTERN else node
 
 
-def _exactly_one_image(bundle: dict[str, Any]) -> None:
-    """A bundle names its image by spec name or by id: one of the two, never both."""
-    bundle["oneOf"] = [
-        {"required": ["image"], "not": {"required": ["image_id"]}},
-        {"required": ["image_id"], "not": {"required": ["image"]}},
+def _exactly_one(definition: dict[str, Any], first: str, second: str) -> None:
+    """A document gives one of two fields, never both (a bundle's image, an image's source)."""
+    definition["oneOf"] = [
+        {"required": [first], "not": {"required": [second]}},
+        {"required": [second], "not": {"required": [first]}},
     ]
 
 
@@ -343,7 +483,8 @@ def json_schema() -> dict[str, Any]:
     for definition in schema.get("$defs", {}).values():
         for name in _NOT_NULL:
             _not_nullable(definition.get("properties", {}), name)
-    _exactly_one_image(schema["$defs"]["BundleSpecDocument"])
+    _exactly_one(schema["$defs"]["BundleSpecDocument"], "image", "image_id")
+    _exactly_one(schema["$defs"]["ImageSpecDocument"], "source_workspace_id", "source_image")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/workspaces-image-reconciler/schema/spec.json",

@@ -21,10 +21,12 @@ from reconciler.specs.models import (
     ROOT_VOLUME_GIB,
     RULES,
     USER_VOLUME_GIB,
+    AccountEntry,
     BundleSpecDocument,
     DefaultsBody,
     DefaultsDocument,
     ImageSpecDocument,
+    SourceImageDocument,
 )
 from reconciler.specs.service_model import botocore_version, known_compute_types
 from reconciler.specs.yamlload import Document, NonString, Path, Position, dotted
@@ -48,6 +50,14 @@ _SYNONYMS = {
     "shared_with": "share_with",
     "accounts": "share_with",
     "type": "kind",
+    "account_id": "account",
+    "aws_account": "account",
+    "owner": "account",
+    "import": "source_image",
+    "import_from": "source_image",
+    "shared_image": "source_image",
+    "role_arn": "role",
+    "externalid": "external_id",
 }
 # A bundle's own meanings for the same words.
 _BUNDLE_SYNONYMS = {
@@ -101,7 +111,7 @@ def validate_document(doc: Document) -> tuple[BaseModel | None, list[Issue]]:
     model, kind_issue = _model_for(doc, data)
     if model is None:
         return None, [kind_issue] if kind_issue else []
-    image_issues = _image_choice(doc, data) if model is BundleSpecDocument else []
+    choice = _choice(doc, data, model)
     try:
         validated = model.model_validate(data)
     except ValidationError as err:
@@ -111,11 +121,15 @@ def validate_document(doc: Document) -> tuple[BaseModel | None, list[Issue]]:
         issues = [_issue(doc, model, e) for e in errors]
     else:
         repeated = list(_repeated_entries(doc, data))
-        return (None, image_issues + repeated) if image_issues else (validated, repeated)
+        return (None, choice + repeated) if choice else (validated, repeated)
     # "unknown field 'Name'; did you mean 'name'?" already explains the missing 'name'.
     suggested = {i.suggests for i in issues if i.suggests}
-    issues = [i for i in issues if not (i.message.startswith("required") and i.field in suggested)]
-    return None, issues + image_issues + list(_repeated_entries(doc, data))
+    issues = [
+        i
+        for i in issues + choice
+        if not (i.message.startswith("required") and i.field in suggested)
+    ]
+    return None, issues + list(_repeated_entries(doc, data))
 
 
 def _model_for(doc: Document, data: dict[str, Any]) -> tuple[type[BaseModel] | None, Issue | None]:
@@ -137,6 +151,34 @@ def _model_for(doc: Document, data: dict[str, Any]) -> tuple[type[BaseModel] | N
         f"did you mean '{guess}'?" if guess else "write kind: image (the default) or kind: bundle"
     )
     return None, Issue(where, "kind", f"unknown kind {_shown(kind)}; {hint}")
+
+
+def _choice(doc: Document, data: dict[str, Any], model: type[BaseModel]) -> list[Issue]:
+    """The fields of which a document gives exactly one."""
+    if model is BundleSpecDocument:
+        return _image_choice(doc, data)
+    if model is ImageSpecDocument:
+        return _source_choice(doc, data)
+    return []
+
+
+def _source_choice(doc: Document, data: dict[str, Any]) -> list[Issue]:
+    """An image has one source: a WorkSpace to capture, or another account's image to
+    import."""
+    if "source_workspace_id" in data and "source_image" in data:
+        message = (
+            "give either source_workspace_id (a WorkSpace to capture) or source_image (an "
+            "image another account shares, to import), not both; remove one of the two"
+        )
+        return [Issue(doc.where(("source_image",), key=True), "source_image", message)]
+    if "source_workspace_id" not in data and "source_image" not in data:
+        message = (
+            "required: source_workspace_id (the WorkSpace to capture, ws-...) or "
+            "source_image (an image another account shares with this one, to import); add "
+            "one of the two"
+        )
+        return [Issue(doc.position, "source_workspace_id", message)]
+    return []
 
 
 def _image_choice(doc: Document, data: dict[str, Any]) -> list[Issue]:
@@ -300,6 +342,10 @@ def _closest(word: str, choices: tuple[str, ...]) -> str | None:
 
 
 def _rule(model: type[BaseModel], path: Path, is_key: bool) -> str:
+    if is_key and "accounts" in path:
+        return RULES["account_name"]
+    if path[-2:] == ("source_image", "account"):
+        return RULES["source_account"]
     if is_key or (path and path[-2:-1] == ("ignore_tag_keys",)):
         return RULES["tag_key"]
     if "tags" in path:
@@ -314,7 +360,13 @@ def _rule(model: type[BaseModel], path: Path, is_key: bool) -> str:
 
 
 def _fields(model: type[BaseModel], path: Path) -> list[str]:
-    return list((DefaultsBody if len(path) > 1 else model).model_fields)
+    """The fields known where the last key of `path` stands."""
+    parents = path[:-1]
+    if parents[:2] == ("defaults", "accounts") and len(parents) == 3:
+        return list(AccountEntry.model_fields)
+    if parents == ("source_image",):
+        return list(SourceImageDocument.model_fields)
+    return list((DefaultsBody if parents else model).model_fields)
 
 
 def _guess(model: type[BaseModel], path: Path) -> str | None:
@@ -334,9 +386,9 @@ def _unknown(model: type[BaseModel], path: Path, guess: str | None) -> str:
     key = str(path[-1])
     if model is DefaultsDocument and len(path) == 1:
         return f"unknown field '{key}': a defaults document holds only 'defaults:'"
-    if model is ImageSpecDocument and key in _BUNDLE_ONLY:
+    if model is ImageSpecDocument and len(path) == 1 and key in _BUNDLE_ONLY:
         return f"unknown field '{key}' for an image spec; a bundle spec starts with 'kind: bundle'"
-    if model is BundleSpecDocument and key in _IMAGE_ONLY:
+    if model is BundleSpecDocument and len(path) == 1 and key in _IMAGE_ONLY:
         return (
             f"unknown field '{key}' for a bundle spec; it belongs in the image spec that "
             "the bundle's image: names"

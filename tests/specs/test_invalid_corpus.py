@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -749,6 +750,453 @@ FORMAT_2_CASES = [
 ]
 
 
+# Many accounts: the account map (root defaults), `account:` and imports (`source_image`).
+# MAP's lines: accounts 3, images 4, its id 5, its role 6, finance 7, its id 8.
+MAP = (
+    "defaults:\n"
+    "  region: eu-west-1\n"
+    "  accounts:\n"
+    "    images:\n"
+    "      id: '111111111111'\n"
+    "      role: arn:aws:iam::111111111111:role/workspaces-reconciler\n"
+    "    finance:\n"
+    "      id: '222222222222'\n"
+)
+# The images account's image, shared with finance: name 1, ..., account 4, share_with 5.
+SOURCE = spec("account: images\nshare_with: [finance]\n")
+
+
+def map_with(old: str, new: str) -> str:
+    """MAP with one line changed (the line keeps its place)."""
+    assert old in MAP
+    return MAP.replace(old, new)
+
+
+def imported(extra: str = "", *, source: str = "images", name: str = NAME) -> str:
+    """An import into finance: name 1, description 2, account 3, source_image 4, its account
+    5, its name 6; `extra` lines start at line 7 (more of source_image when indented)."""
+    return (
+        f"name: {NAME}\ndescription: {DESCRIPTION}\naccount: finance\n"
+        f"source_image:\n  account: {source}\n  name: {name}\n" + extra
+    )
+
+
+def accounts_case(
+    files: dict[str, str | bytes | Link], file: str, line: int, field: str, message: str, id: str
+) -> Any:
+    return pytest.param(Case(files, file, line, field, message), id=id)
+
+
+ACCOUNT_CASES = [
+    # --- the map ----------------------------------------------------------------------
+    accounts_case(
+        {"defaults.yaml": map_with("'111111111111'", "'11111111111'"), "a.yaml": SOURCE},
+        "defaults.yaml",
+        5,
+        "defaults.accounts.images.id",
+        "12-digit",
+        "accounts-id-11-digits",
+    ),
+    accounts_case(
+        {"defaults.yaml": map_with("'111111111111'", "111111111111"), "a.yaml": SOURCE},
+        "defaults.yaml",
+        5,
+        "defaults.accounts.images.id",
+        "quote it: '111111111111'",
+        "accounts-id-unquoted",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP + "    copy:\n      id: '222222222222'\n", "a.yaml": SOURCE},
+        "defaults.yaml",
+        10,
+        "defaults.accounts.copy.id",
+        "account id '222222222222' is also named 'finance' (line 7)",
+        "accounts-two-names-one-id",
+    ),
+    accounts_case(
+        {"defaults.yaml": map_with("iam::111111111111", "iam::333333333333"), "a.yaml": SOURCE},
+        "defaults.yaml",
+        6,
+        "defaults.accounts.images.role",
+        "the role's ARN names account 333333333333, not 111111111111",
+        "accounts-role-of-another-account",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": map_with(
+                "arn:aws:iam::111111111111:role/workspaces-reconciler", "workspaces-reconciler"
+            ),
+            "a.yaml": SOURCE,
+        },
+        "defaults.yaml",
+        6,
+        "defaults.accounts.images.role",
+        "an IAM role ARN such as",
+        "accounts-role-not-an-arn",
+    ),
+    accounts_case(
+        {"defaults.yaml": map_with("      role:", "      rol:"), "a.yaml": SOURCE},
+        "defaults.yaml",
+        6,
+        "defaults.accounts.images.rol",
+        "did you mean 'role'",
+        "accounts-unknown-key-rol",
+    ),
+    accounts_case(
+        {"defaults.yaml": map_with("    images:", "    Images:"), "a.yaml": SOURCE},
+        "defaults.yaml",
+        4,
+        "defaults.accounts.Images",
+        "expected an account name",
+        "accounts-name-upper-case",
+    ),
+    accounts_case(
+        {"defaults.yaml": map_with("    images:", "    '111122223333':"), "a.yaml": spec()},
+        "defaults.yaml",
+        4,
+        "defaults.accounts.111122223333",
+        "a name is never an account id",
+        "accounts-name-all-digits",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP + "      external_id: x\n", "a.yaml": SOURCE},
+        "defaults.yaml",
+        9,
+        "defaults.accounts.finance.external_id",
+        "2-1224 characters",
+        "accounts-external-id-too-short",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": MAP + "    audit:\n      external_id: audit-2026\n",
+            "a.yaml": SOURCE,
+        },
+        "defaults.yaml",
+        10,
+        "defaults.accounts.audit.id",
+        "required",
+        "accounts-entry-without-id",
+    ),
+    accounts_case(
+        {"defaults.yaml": "defaults:\n  accounts:\n", "a.yaml": spec()},
+        "defaults.yaml",
+        2,
+        "defaults.accounts",
+        "is empty; name at least one account",
+        "accounts-null",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": MAP,
+            "team/defaults.yaml": "defaults:\n  account: images\n  accounts:\n"
+            "    audit: {id: '333333333333'}\n",
+            "team/a.yaml": spec(),
+        },
+        "team/defaults.yaml",
+        3,
+        "defaults.accounts",
+        "only in the specs folder's root defaults",
+        "accounts-outside-the-root-defaults",
+    ),
+    # --- account: -----------------------------------------------------------------------
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": spec("account: financ\n")},
+        "a.yaml",
+        4,
+        "account",
+        "names no account of the map: 'financ'; did you mean 'finance'?",
+        "account-unknown-name",
+    ),
+    accounts_case(
+        {"a.yaml": spec("account: finance\n")},
+        "a.yaml",
+        4,
+        "account",
+        "the specs declare no accounts: map",
+        "account-without-a-map",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": MAP,
+            "team/defaults.yaml": "defaults:\n  account: imges\n",
+            "team/a.yaml": spec(),
+        },
+        "team/defaults.yaml",
+        2,
+        "defaults.account",
+        "did you mean 'images'?",
+        "defaults-account-unknown-name",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": spec("account: '222222222222'\n")},
+        "a.yaml",
+        4,
+        "account",
+        "expected the name of an account",
+        "account-given-by-id",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": spec("account:\n")},
+        "a.yaml",
+        4,
+        "account",
+        "is empty; give the name of an account",
+        "account-null",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": "# no account\n" + spec(name="b")},
+        "b.yaml",
+        2,
+        "account",
+        "resolves to no account: the specs declare accounts (finance, images)",
+        "spec-resolving-to-no-account",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": bundle()},
+        "b.yaml",
+        1,
+        "account",
+        "resolves to no account",
+        "bundle-resolving-to-no-account",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": bundle("account: finnce\n")},
+        "b.yaml",
+        7,
+        "account",
+        "did you mean 'finance'?",
+        "bundle-account-unknown-name",
+    ),
+    # --- identity: (account, region, name) ----------------------------------------------
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": SOURCE},
+        "b.yaml",
+        1,
+        "name",
+        "declared twice for eu-west-1 of account images (also at specs/a.yaml:1)",
+        "name-twice-in-one-account-and-region",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": MAP,
+            "a.yaml": SOURCE,
+            "b.yaml": spec("account: finance\nregion: us-east-1\n")
+            + "---\n"
+            + spec("account: finance\ncopies: [us-east-1]\n"),
+        },
+        "b.yaml",
+        11,
+        "copies",
+        ONE_PER_REGION,
+        "copy-onto-a-name-of-the-same-account",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": bundle("account: finance\n")},
+        "b.yaml",
+        4,
+        "image",
+        "image 'finance-win11' is declared in account images "
+        "(specs/a.yaml:1), not in finance, the bundle's account",
+        "bundle-image-of-another-account",
+    ),
+    # --- share_with -----------------------------------------------------------------------
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": spec("account: images\nshare_with: [images]\n")},
+        "a.yaml",
+        5,
+        "share_with",
+        "lists images (111111111111), the account that image 'finance-win11' lives in",
+        "share_with-own-account-by-name",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": spec("account: images\nshare_with: ['111111111111']\n")},
+        "a.yaml",
+        5,
+        "share_with",
+        "an image is not shared with its own account",
+        "share_with-own-account-by-id",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": MAP + "  share_with: [finance, images]\n",
+            "a.yaml": spec("account: images\n"),
+        },
+        "defaults.yaml",
+        9,
+        "share_with",
+        "lists images (111111111111)",
+        "defaults-share_with-own-account",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": spec("account: images\nshare_with: [financ]\n")},
+        "a.yaml",
+        5,
+        "share_with.0",
+        "did you mean 'finance'?",
+        "share_with-unknown-name",
+    ),
+    accounts_case(
+        {"a.yaml": spec("share_with: [finance]\n")},
+        "a.yaml",
+        4,
+        "share_with.0",
+        "the specs declare no accounts: map",
+        "share_with-name-without-a-map",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": MAP,
+            "a.yaml": spec("account: images\nshare_with: [finance, '222222222222']\n"),
+        },
+        "a.yaml",
+        5,
+        "share_with.1",
+        "is account 222222222222, listed already as 'finance'",
+        "share_with-name-and-id-of-one-account",
+    ),
+    # --- source_image -----------------------------------------------------------------
+    accounts_case(
+        {
+            "defaults.yaml": MAP,
+            "a.yaml": SOURCE,
+            "b.yaml": imported(f"source_workspace_id: {WORKSPACE}\n"),
+        },
+        "b.yaml",
+        4,
+        "source_image",
+        "not both",
+        "both-sources",
+    ),
+    accounts_case(
+        {"a.yaml": f"name: {NAME}\ndescription: {DESCRIPTION}\n"},
+        "a.yaml",
+        1,
+        "source_workspace_id",
+        "or source_image (an image another account shares",
+        "neither-source",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": imported(source="finance")},
+        "b.yaml",
+        5,
+        "source_image.account",
+        "names finance (222222222222), the account image 'finance-win11' lives in",
+        "source_image-from-its-own-account",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": imported(source="'222222222222'")},
+        "b.yaml",
+        5,
+        "source_image.account",
+        "an import copies an image that another account shares",
+        "source_image-from-its-own-account-by-id",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": imported(source="imagse")},
+        "b.yaml",
+        5,
+        "source_image.account",
+        "did you mean 'images'?",
+        "source_image-account-unknown-name",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": imported(source="'11111111111'")},
+        "b.yaml",
+        5,
+        "source_image.account",
+        "or a 12-digit AWS account id",
+        "source_image-account-11-digits",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": imported(source="111111111111")},
+        "b.yaml",
+        5,
+        "source_image.account",
+        "quote it",
+        "source_image-account-unquoted",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": imported("  acount: x\n")},
+        "b.yaml",
+        7,
+        "source_image.acount",
+        "did you mean 'account'",
+        "source_image-unknown-key",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": MAP,
+            "a.yaml": SOURCE,
+            "b.yaml": f"name: {NAME}\ndescription: {DESCRIPTION}\naccount: finance\n"
+            "source_image:\n  account: images\n",
+        },
+        "b.yaml",
+        5,
+        "source_image.name",
+        "required",
+        "source_image-without-name",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": MAP,
+            "b.yaml": f"name: {NAME}\ndescription: {DESCRIPTION}\naccount: finance\n"
+            "source_image:\n",
+        },
+        "b.yaml",
+        4,
+        "source_image",
+        "is empty; give the image to import",
+        "source_image-null",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": imported("  region: eu-west-1x\n")},
+        "b.yaml",
+        7,
+        "source_image.region",
+        "an AWS region code",
+        "source_image-bad-region",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": imported("  region: ap-southeast-2\n")},
+        "b.yaml",
+        4,
+        "source_image",
+        "image 'finance-win11' of account images is not in "
+        "ap-southeast-2, the source region (specs/a.yaml:1: eu-west-1)",
+        "source_image-region-where-the-source-is-not",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": SOURCE, "b.yaml": imported("region: us-east-1\n")},
+        "b.yaml",
+        4,
+        "source_image",
+        "is not in us-east-1, the source region",
+        "source_image-default-region-is-the-importing-spec-s",
+    ),
+    accounts_case(
+        {
+            "defaults.yaml": MAP,
+            "a.yaml": spec("account: images\nshare_with: []\n"),
+            "b.yaml": imported(),
+        },
+        "b.yaml",
+        4,
+        "source_image",
+        "is not shared with finance (222222222222) in eu-west-1: "
+        "its share_with (specs/a.yaml:1: eu-west-1) does not list it; add finance to that list",
+        "source_image-not-shared-with-the-importing-account",
+    ),
+    accounts_case(
+        {"defaults.yaml": MAP, "a.yaml": spec("account: images\n"), "b.yaml": imported()},
+        "b.yaml",
+        4,
+        "source_image",
+        "manages no sharing; add share_with: [finance] to it",
+        "source_image-whose-spec-does-not-manage-sharing",
+    ),
+]
+
+
 CASES = [
     # --- required fields -------------------------------------------------------------
     pytest.param(
@@ -1450,6 +1898,7 @@ CASES = [
         id="specs-folder-with-only-defaults",
     ),
     *FORMAT_2_CASES,
+    *ACCOUNT_CASES,
 ]
 
 ALL_CASES = {p.id: p.values[0] for p in CASES}
