@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -113,7 +114,11 @@ def test_the_rollout_is_applied_and_the_last_plan_has_no_changes(
 class _Answers500(BaseHTTPRequestHandler):
     """What a moto release the emulator can't run on answers: 500 to every call."""
 
+    calls: ClassVar[list[str]] = []
+
     def do_POST(self) -> None:
+        # The operation is in X-Amz-Target (JSON protocol) or the path (smithy-rpc-v2-cbor).
+        self.calls.append(f"{self.headers.get('X-Amz-Target', '')} {self.path}")
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = b"<h1>Internal Server Error</h1>"
         self.send_response(500)
@@ -127,6 +132,7 @@ class _Answers500(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def broken_emulator() -> Iterator[str]:
+    _Answers500.calls.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers500)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -144,7 +150,9 @@ def test_an_emulator_that_answers_errors_is_named_at_once_not_the_network(
     started = time.monotonic()
     with pytest.raises(ConfigError) as raised:
         _check_emulator_answers(broken_emulator)
-    assert time.monotonic() - started < 5  # one call, no retries
+    assert time.monotonic() - started < 5
+    (call,) = _Answers500.calls  # one call, no retry
+    assert "DescribeWorkspaces" in call, call
     said = str(raised.value)
     assert "embedded WorkSpaces emulator (moto " in said, said
     assert f"does not answer DescribeWorkspaces at {broken_emulator}" in said, said

@@ -7,12 +7,15 @@ the way the README says to: with the environment it prints.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,14 +52,24 @@ class Served:
         """Send ``signum``; return the exit code, the seconds until exit, and stderr."""
         sent = time.monotonic()
         self.process.send_signal(signum)
-        code = self.process.wait(timeout=30)
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
         took = time.monotonic() - sent
         assert self.process.stderr is not None
         return code, took, self.process.stderr.read()
 
 
-def serve(*args: str, cwd: Path) -> Served:
-    """Start `reconciler demo --serve ARGS`; return once it printed its environment."""
+def _as_a_shell_starts_it_with_ampersand() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a non-interactive shell's `cmd &` does this
+
+
+def serve(*args: str, cwd: Path, background: bool = False) -> Served:
+    """Start `reconciler demo --serve ARGS`; return once it printed its environment.
+    ``background``: with SIGINT ignored, as a script's `reconciler demo --serve &` starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     process = subprocess.Popen(
@@ -67,20 +80,29 @@ def serve(*args: str, cwd: Path) -> Served:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_a_shell_starts_it_with_ampersand if background else None,
     )
-    assert process.stdout is not None
-    lines: list[str] = []
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:  # a thread, so that a server that prints too little fails, not hangs
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+
+    threading.Thread(target=read, daemon=True).start()
+    printed: list[str] = []
     deadline = time.monotonic() + START_TIMEOUT
-    while len(lines) < 6 and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:  # it ended
-            break
-        lines.append(line.rstrip("\n"))
-    if len(lines) < 6:
+    with contextlib.suppress(queue.Empty):
+        while len(printed) < 6:
+            printed.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+    if len(printed) < 6:
         process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"demo --serve printed {lines!r}, then ended or hung; stderr:\n{err}")
-    return Served(process, lines)
+        process.wait()
+        assert process.stderr is not None
+        pytest.fail(
+            f"demo --serve printed {printed!r}, then nothing; stderr:\n{process.stderr.read()}"
+        )
+    return Served(process, printed)
 
 
 @pytest.fixture
@@ -141,11 +163,17 @@ def test_a_plan_with_the_printed_environment_reads_the_served_endpoint(
 # --- stopping ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_stops_it_with_130_within_2_seconds(tmp_path: Path, signum: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "background"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["SIGINT", "SIGTERM", "SIGINT-started-with-&"],
+)
+def test_a_signal_stops_it_with_130_within_2_seconds(
+    tmp_path: Path, signum: int, background: bool
+) -> None:
     port = free_port()
-    running = serve("--port", str(port), cwd=tmp_path)
-    assert running.url == f"http://127.0.0.1:{port}"
+    running = serve("--port", str(port), cwd=tmp_path, background=background)
+    assert running.url == f"http://127.0.0.1:{port}", running.stop()
     code, took, stderr = running.stop(signum)
     assert code == 130, stderr
     assert took < 2, f"{took:.2f} s"
@@ -174,16 +202,22 @@ def test_a_taken_port_is_an_error_naming_it(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["demo", "--port", "8080"], "--port and --write-specs go with --serve"),
-        (["demo", "--serve", "--write-specs", "."], "not an empty folder"),
+        (["demo", "--serve", "--write-specs", "full"], "not an empty folder"),
         (["demo", "--serve", "--port", "0"], "0 is not in the range 1<=x<=65535"),
     ],
     ids=["port-without-serve", "specs-into-a-full-folder", "port-0"],
 )
-def test_wrong_options_exit_1_before_serving(args: list[str], message: str) -> None:
-    done = run([sys.executable, "-m", "reconciler", *args], dict(os.environ), ROOT)
+def test_wrong_options_exit_1_before_serving(args: list[str], message: str, tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    mine = tmp_path / "full" / "images.yaml"
+    mine.write_text("# mine\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = run([sys.executable, "-m", "reconciler", *args], env, tmp_path)
     assert done.returncode == 1, done.stderr
     assert message in done.stderr
     assert done.stdout == ""
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["images.yaml"]
+    assert mine.read_text() == "# mine\n"
 
 
 # --- the README's worked rollout, as written ---------------------------------------------------
