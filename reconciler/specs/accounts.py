@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.errors import SpecProblem
-from reconciler.specs.checks import own_account_problems
 from reconciler.specs.discover import join_shown
 from reconciler.specs.models import ACCOUNT_PATTERN, Account, BundleSpec, Spec
 
@@ -162,20 +161,6 @@ def unresolved_problems(
                 "folder"
             )
             yield SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "account", message)
-
-
-def own_account_offline_problems(specs: Sequence[Spec], shown_root: str) -> list[SpecProblem]:
-    """`share_with` naming the image's own account, where the specs say which it is (with
-    a map); without one, the plan asks STS (`own_account_problems` with the caller's)."""
-    by_account: dict[str, list[Spec]] = {}
-    for spec in specs:
-        if spec.account is not None and spec.share_with:
-            by_account.setdefault(spec.account, []).append(spec)
-    return [
-        problem
-        for account, owned in by_account.items()
-        for problem in own_account_problems(owned, account, shown_root)
-    ]
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.errors import SpecProblem
+from reconciler.specs.accounts import import_problems
 from reconciler.specs.discover import join_shown
 from reconciler.specs.models import BundleSpec, Spec
 
@@ -30,12 +31,14 @@ def plan_time_problems(
 ) -> list[SpecProblem]:
     """The problems that show once the default region is known: an unset region that
     equals a copy region, a name then declared twice for a region, a bundle then outside
-    its image's regions. Every one names the file, line and field, as validate does."""
+    its image's regions, an import's source then not in (or not shared in) its region.
+    Every one names the file, line and field, as validate does."""
     return [
         *duplicate_problems(spec_set.specs, default_region=default_region, shown_root=shown_root),
         *copy_region_problems(spec_set.specs, default_region, shown_root),
         *bundle_duplicate_problems(spec_set.bundles, default_region, shown_root),
         *bundle_image_problems(spec_set.bundles, spec_set.specs, default_region, shown_root),
+        *import_problems(spec_set.specs, default_region, shown_root),
     ]
 
 
@@ -341,3 +344,17 @@ def own_account_problems(specs: Iterable[Spec], account: str, shown_root: str) -
         )
         problems.append(SpecProblem(file, line, 1, "share_with", message))
     return problems
+
+
+def own_account_offline_problems(specs: Sequence[Spec], shown_root: str) -> list[SpecProblem]:
+    """`share_with` naming the image's own account, where the specs say which it is (with
+    a map); without one, the plan asks STS (`own_account_problems` with the caller's)."""
+    by_account: dict[str, list[Spec]] = {}
+    for spec in specs:
+        if spec.account is not None and spec.share_with:
+            by_account.setdefault(spec.account, []).append(spec)
+    return [
+        problem
+        for account, owned in by_account.items()
+        for problem in own_account_problems(owned, account, shown_root)
+    ]

@@ -18,7 +18,6 @@ from reconciler.specs.accounts import (
     import_problems,
     map_problems,
     missing_source_problems,
-    own_account_offline_problems,
     unresolved_problems,
 )
 from reconciler.specs.checks import (
@@ -27,6 +26,7 @@ from reconciler.specs.checks import (
     bundle_image_problems,
     copy_region_problems,
     duplicate_problems,
+    own_account_offline_problems,
     region_collision_warnings,
 )
 from reconciler.specs.discover import ancestors, join_shown, spec_files
