@@ -33,6 +33,19 @@ the real service too, with hooks on the handle::
     f.fail_copies("us-east-1")                 # the next copy there ends in ERROR
     f.shared_accounts("eu-west-1", image_id)   # ["111122223333", ...]
 
+Several accounts, one endpoint: credentials from the endpoint's STS ``AssumeRole`` act in
+the role's account (moto's own rule, see ``moto_adapter.account_of``); every hook takes
+``account_id``; the endpoint paces and records calls per account and region::
+
+    creds = sts.assume_role(RoleArn="arn:aws:iam::222222222222:role/x",
+                            RoleSessionName="run")["Credentials"]
+    f.set_shared_accounts("eu-west-1", image_id, ["222222222222"], account_id="111111111111")
+    f.shared_images("eu-west-1", "222222222222")   # [{"id", "name", "state", "owner"}]
+    ep.calls.by_account()                          # {"222222222222": 7, ...}
+    ep.calls.roles_assumed()                       # {"222222222222": 1}
+    ep.faults.error_for("AssumeRole", "AccessDenied", status=403,
+                        when=lambda q: ":222222222222:" in q["RoleArn"])
+
 See ``layer`` (service behaviour), ``lifecycle`` (copies, sharing, bundles), ``tagging``
 (the tagging API), ``middleware`` (network and throttling) and ``server``.
 """

@@ -33,6 +33,11 @@ Gaps closed (moto behaviour -> real behaviour):
   :meth:`~Fidelity.fail_copies`, :meth:`~Fidelity.copied_from`).
 * DeleteWorkspaceImage of an image a bundle uses answers ResourceAssociatedException with
   the message the real service was recorded answering (Cloud Custodian's placebo data).
+* moto serves each account apart and never shows one account another's images ->
+  DescribeWorkspaceImages lists the images other accounts share with the caller
+  (``ImageType=SHARED``, or none), CopyWorkspaceImage copies them, and the owner's
+  operations on them are refused (:mod:`reconciler.emulator.lifecycle` lists each);
+  :meth:`Fidelity.shared_images` and :meth:`Fidelity.copied_from_account` show them.
 
 State is kept per account and region, attached to moto's own backend objects
 (:func:`~reconciler.emulator.moto_adapter.attached`), so a moto reset also resets it.
@@ -411,14 +416,17 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             )
         backend = adapter.workspaces_backend(self)
         # the account's own images, then those other accounts share with it (each with its
-        # owner's OwnerAccountId): ImageType=OWNED the first, SHARED the second, none both
-        owned = list(backend.workspace_images.values())
+        # owner's OwnerAccountId): ImageType=OWNED the first, SHARED the second, none both.
+        # An image a test planted in the account's backend with another owner (the way to
+        # fake a shared image before accounts were served) counts as shared, as before.
+        here = list(backend.workspace_images.values())
         if image_type == "OWNED":
-            pool = owned
+            pool = [i for i in here if i.owner_account == backend.account_id]
         elif image_type == "SHARED":
-            pool = shared_with(backend)
+            planted = [i for i in here if i.owner_account != backend.account_id]
+            pool = planted + shared_with(backend)
         else:
-            pool = owned + shared_with(backend)
+            pool = here + shared_with(backend)
         images = [i for i in pool if image_ids is None or i.image_id in image_ids]
         page, token = _page(images, "DescribeWorkspaceImages", params, "MaxResults")
         reply: dict[str, Any] = {"Images": [adapter.describe_image(i) for i in page]}
@@ -565,7 +573,9 @@ def _valid_name(name: Any) -> str:
 class Fidelity:
     """Handle yielded by :func:`installed`: test hooks acting directly on moto's backend.
 
-    Every hook takes ``account_id`` (default moto's ``123456789012``). Hooks that name an
+    Every hook takes ``account_id`` (default moto's ``123456789012``) and acts in that
+    account only; an account's backend is made on first use (no account needs declaring:
+    AssumeRole into any ``arn:aws:iam::<account>:role/...`` reaches it). Hooks that name an
     image accept either ``(region, image_id)`` or only ``(image_id)``; image ids are
     unique, so without a region the image is searched in every region of the account.
     """

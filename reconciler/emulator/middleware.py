@@ -9,13 +9,26 @@ moto server's WSGI app and reproduces those for WorkSpaces requests (header
 (``X-Amz-Target: ResourceGroupsTaggingAPI_20170126.<Operation>``, json-1.1, what botocore
 sends); every other request passes through.
 
-* :class:`CallRecorder`: region, operation, time, throttled, status of each call. The
-  region is read from the SigV4 credential scope; the Authorization header itself is never
+* :class:`CallRecorder`: account, region, operation, time, throttled, status of each call.
+  The region is read from the SigV4 credential scope, the account from the access key
+  (``identify``: the server passes moto's own rule, so a key AssumeRole handed out counts
+  in the role's account, as moto serves it); the Authorization header itself is never
   stored.
-* Pacing: a token bucket per region; an empty bucket answers ThrottlingException without
-  calling moto. The tagging API has its own pace (``tagging_pace``, buckets of its own per
-  region, default unpaced) and answers ``ThrottledException``, the throttling error its
-  model declares (botocore's retry handler knows both codes).
+* Pacing: a token bucket per account and region, as the real service throttles; an empty
+  bucket answers ThrottlingException without calling moto. The tagging API has its own
+  pace (``tagging_pace``, buckets of its own per account and region, default unpaced) and
+  answers ``ThrottledException``, the throttling error its model declares (botocore's retry
+  handler knows both codes).
+* Expiry: a WorkSpaces or tagging call signed with AssumeRole credentials past their
+  expiry (``expiry``, from moto's STS, which never checks it) answers
+  ``ExpiredTokenException`` ("The security token included in the request is expired"),
+  as AWS does; so a client that does not refresh its credentials fails as it would.
+* STS calls (query protocol: AssumeRole, GetCallerIdentity, ...) are recorded
+  (``Call.api == "sts"``; AssumeRole with the role's ARN, ``Call.role_arn``), unpaced.
+  :meth:`Faults.error_for` and :meth:`Faults.fail_once` name STS operations exactly
+  (``"AssumeRole"``, never matched by ``"*"``; ``when`` sees the query's parameters), and
+  an STS error is answered in the query protocol's XML (e.g. ``AccessDenied``, 403, for
+  a role that does not trust the caller).
 * Tagging calls are recorded (``Call.api == "tagging"``, operation e.g. ``GetResources``).
   Faults target them by operation name (``"GetResources"``) or ``"tagging:*"``; ``"*"``
   still means every WorkSpaces operation only, and tagging calls draw from a random
@@ -43,11 +56,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
 
 TARGET_PREFIX = "WorkspacesService."
 TAGGING_TARGET_PREFIX = "ResourceGroupsTaggingAPI_20170126."
@@ -61,8 +75,15 @@ delayed by ``slow_seconds`` (to exceed a client read timeout)."""
 
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
 _SERVICE = re.compile(r"Credential=[^/,\s]+/\d{8}/[a-z0-9-]+/sts/")
+_KEY = re.compile(r"Credential=([^/,\s]+)/")
+_EXPIRED = "The security token included in the request is expired"
+_STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 _JSON = "application/x-amz-json-1.1"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Identify = Callable[[str, Mapping[str, str]], str]
+"""(access key, request headers) -> the account the request acts in."""
+Expiry = Callable[[str], float | None]
+"""access key -> when its credentials expire (epoch seconds), None if they don't."""
 
 
 def _seeded(seed: int) -> random.Random:
@@ -73,7 +94,8 @@ def _seeded(seed: int) -> random.Random:
 @dataclass(frozen=True)
 class Call:
     """One request. ``status`` is 0 when the connection was reset unanswered; ``api`` is
-    "workspaces" or "tagging"."""
+    "workspaces", "tagging" or "sts"; ``account`` is the account the call acted in (whose
+    credentials signed it); ``role_arn`` is the role an AssumeRole call asked for."""
 
     region: str
     operation: str
@@ -81,6 +103,14 @@ class Call:
     throttled: bool
     status: int
     api: str = "workspaces"
+    account: str = ""
+    role_arn: str = ""
+
+    @property
+    def role_account(self) -> str:
+        """The account of the role an AssumeRole call asked for ("" for other calls)."""
+        parts = self.role_arn.split(":")
+        return parts[4] if len(parts) > 5 else ""
 
 
 class CallRecorder:
@@ -109,9 +139,10 @@ class CallRecorder:
         *,
         throttled: bool | None = None,
         api: str | None = None,
+        account: str | None = None,
     ) -> int:
-        """Number of calls, optionally only of one operation, region, throttled-ness or api
-        ("workspaces" or "tagging")."""
+        """Number of calls, optionally only of one operation, region, throttled-ness, api
+        ("workspaces", "tagging" or "sts") or account (the one the call acted in)."""
         return sum(
             1
             for c in self.all()
@@ -119,6 +150,27 @@ class CallRecorder:
             and (region is None or c.region == region)
             and (throttled is None or c.throttled == throttled)
             and (api is None or c.api == api)
+            and (account is None or c.account == account)
+        )
+
+    def by_account(self, *, api: str | None = None, operation: str | None = None) -> dict[str, int]:
+        """Calls per account they acted in, optionally only of one api or operation."""
+        return dict(
+            Counter(
+                c.account
+                for c in self.all()
+                if api in (None, c.api) and operation in (None, c.operation)
+            )
+        )
+
+    def roles_assumed(self) -> dict[str, int]:
+        """Answered (HTTP 200) AssumeRole calls per account of the role assumed."""
+        return dict(
+            Counter(
+                c.role_account
+                for c in self.all()
+                if c.api == "sts" and c.operation == "AssumeRole" and c.status == 200
+            )
         )
 
     def throttled(self, region: str | None = None) -> int:
@@ -242,6 +294,24 @@ class Faults:
             self._once.clear()
             self._rules.clear()
 
+    def decide_sts(self, operation: str, params: dict[str, Any]) -> Decision | None:
+        """The one-shot fault or error rule naming this STS operation exactly, if any (STS
+        calls draw no random numbers and match no wildcard, so adding them changed no
+        WorkSpaces sequence). Only "error", "throttle" and "error_before" apply."""
+        with self._lock:
+            for index, (op, kind, _) in enumerate(self._once):
+                if op == operation and kind in ("throttle", "error_before"):
+                    del self._once[index]
+                    return Decision(kind)
+            for rule in list(self._rules):
+                if rule.operation == operation and _matches(rule.when, params):
+                    if rule.times is not None:
+                        rule.times -= 1
+                        if rule.times <= 0:
+                            self._rules.remove(rule)
+                    return Decision("error", rule.code, rule.message, rule.status)
+        return None
+
     def decide(
         self, operation: str, body: dict[str, Any], *, tagging: bool = False
     ) -> Decision | None:
@@ -299,6 +369,20 @@ def region_of(authorization: str) -> str:
     return match.group(1) if match else "unknown"
 
 
+def access_key_of(authorization: str) -> str:
+    """The access key id of a SigV4 Authorization header ("" if none)."""
+    match = _KEY.search(authorization)
+    return match.group(1) if match else ""
+
+
+def _unknown_account(access_key: str, headers: Mapping[str, str]) -> str:
+    return "unknown"
+
+
+def _never_expires(access_key: str) -> float | None:
+    return None
+
+
 def _read_body(environ: dict[str, Any]) -> bytes:
     """Read the request body and put it back for moto."""
     stream = environ.get("wsgi.input")
@@ -327,6 +411,8 @@ class _Request:
     api: str
     operation: str
     region: str
+    account: str
+    role_arn: str = ""
 
     @property
     def throttle_code(self) -> str:
@@ -337,7 +423,16 @@ class _Request:
         return "InternalServiceException" if self.api == "tagging" else "InternalServerError"
 
     def done(self, throttled: bool, status: int) -> Call:
-        return Call(self.region, self.operation, time.monotonic(), throttled, status, self.api)
+        return Call(
+            self.region,
+            self.operation,
+            time.monotonic(),
+            throttled,
+            status,
+            self.api,
+            self.account,
+            self.role_arn,
+        )
 
 
 class FidelityMiddleware:
@@ -352,8 +447,16 @@ class FidelityMiddleware:
         pace: tuple[float, int] | None = None,
         tagging_pace: tuple[float, int] | None = None,
         latency: float = 0.0,
+        identify: Identify = _unknown_account,
+        expiry: Expiry = _never_expires,
     ) -> None:
+        """``identify`` names the account of a request (default: "unknown" for every
+        request, one bucket per region), ``expiry`` when a key's credentials expire (default:
+        never); the served emulator passes moto's (``moto_adapter.account_of`` and
+        ``credentials_expiry``)."""
         self.app = app
+        self.identify = identify
+        self.expiry = expiry
         self.calls = calls if calls is not None else CallRecorder()
         self.faults = faults if faults is not None else Faults()
         self.latency = latency
@@ -362,16 +465,16 @@ class FidelityMiddleware:
             "workspaces": pace,
             "tagging": tagging_pace,
         }
-        self._buckets: dict[tuple[str, str], _TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str], _TokenBucket] = {}
 
     def set_pace(self, pace: tuple[float, int] | None) -> None:
-        """(calls per second, burst) per region of the WorkSpaces API, or None for no
-        pacing; its buckets refill."""
+        """(calls per second, burst) per account and region of the WorkSpaces API, or None
+        for no pacing; its buckets refill."""
         self._set_pace("workspaces", pace)
 
     def set_tagging_pace(self, pace: tuple[float, int] | None) -> None:
-        """(calls per second, burst) per region of the tagging API, or None; its buckets
-        refill."""
+        """(calls per second, burst) per account and region of the tagging API, or None;
+        its buckets refill."""
         self._set_pace("tagging", pace)
 
     def _set_pace(self, api: str, pace: tuple[float, int] | None) -> None:
@@ -380,15 +483,29 @@ class FidelityMiddleware:
             for key in [k for k in self._buckets if k[0] == api]:
                 del self._buckets[key]
 
-    def _take_token(self, api: str, region: str) -> bool:
+    def _take_token(self, call: _Request) -> bool:
         with self._lock:
-            pace = self._paces[api]
+            pace = self._paces[call.api]
             if pace is None:
                 return True
-            bucket = self._buckets.get((api, region))
+            key = (call.api, call.account, call.region)
+            bucket = self._buckets.get(key)
             if bucket is None:
-                bucket = self._buckets[(api, region)] = _TokenBucket(*pace)
+                bucket = self._buckets[key] = _TokenBucket(*pace)
             return bucket.take()
+
+    def _who(self, environ: dict[str, Any]) -> tuple[str, str, str]:
+        """(access key, account, region) of a request."""
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        key = access_key_of(authorization)
+        headers = {}
+        if "HTTP_X_MOTO_ACCOUNT_ID" in environ:
+            headers["x-moto-account-id"] = str(environ["HTTP_X_MOTO_ACCOUNT_ID"])
+        return key, self.identify(key, headers), region_of(authorization)
+
+    def _expired(self, access_key: str) -> bool:
+        expires = self.expiry(access_key) if access_key else None
+        return expires is not None and time.time() >= expires
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -398,11 +515,14 @@ class FidelityMiddleware:
             api, op = "tagging", target[len(TAGGING_TARGET_PREFIX) :]
         else:
             return self._other(environ, start_response)
-        call = _Request(api, op, region_of(environ.get("HTTP_AUTHORIZATION", "")))
+        key, account, region = self._who(environ)
+        call = _Request(api, op, region, account)
         body = _read_body(environ)
         if self.latency > 0:
             time.sleep(self.latency)
-        if not self._take_token(api, call.region):
+        if self._expired(key):
+            return self._error(start_response, call, 400, "ExpiredTokenException", _EXPIRED)
+        if not self._take_token(call):
             return self._error(start_response, call, 400, call.throttle_code)
         decision = self.faults.decide(op, _parse(body), tagging=api == "tagging")
         kind = decision.kind if decision else None
@@ -429,14 +549,22 @@ class FidelityMiddleware:
 
     def _other(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """Any other API passes through untouched; STS calls (query protocol, e.g.
-        GetCallerIdentity) are recorded too (``Call.api == "sts"``), so that a test counts
-        every call a run makes at the server."""
+        GetCallerIdentity, AssumeRole) are recorded too (``Call.api == "sts"``), so that a
+        test counts every call a run makes at the server, and may be refused by
+        :meth:`Faults.error_for` (answered in the query protocol's XML)."""
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if _SERVICE.search(authorization) is None:
             return self.app(environ, start_response)
         body = _read_body(environ)
-        operation = parse_qs(body.decode("utf-8", "replace")).get("Action", ["unknown"])[0]
-        call = _Request("sts", operation, region_of(authorization))
+        query = parse_qs(body.decode("utf-8", "replace"))
+        params = {name: values[0] for name, values in query.items() if values}
+        operation = params.get("Action", "unknown")
+        _, account, region = self._who(environ)
+        role = params.get("RoleArn", "") if operation.startswith("AssumeRole") else ""
+        call = _Request("sts", operation, region, account, role)
+        decision = self.faults.decide_sts(operation, params)
+        if decision is not None:
+            return self._sts_error(start_response, call, decision)
         status, headers, payload = self._run(environ)
         self.calls.record(call.done(False, int(status.split()[0])))
         start_response(status, headers)
@@ -480,6 +608,34 @@ class FidelityMiddleware:
                 ("Content-Type", _JSON),
                 ("x-amzn-ErrorType", code),
                 ("x-amzn-RequestId", str(uuid.uuid4())),
+                ("Content-Length", str(len(payload))),
+            ],
+        )
+        return [payload]
+
+    def _sts_error(
+        self, start_response: Callable[..., Any], call: _Request, decision: Decision
+    ) -> list[bytes]:
+        """Answer an STS (query protocol) error instead of moto's reply."""
+        if decision.kind == "throttle":
+            status, code, message = 400, "Throttling", "Rate exceeded"
+        elif decision.kind == "error_before":
+            status, code, message = 500, "InternalFailure", "Internal error"
+        else:
+            status, code, message = decision.status, decision.code, decision.message
+        self.calls.record(call.done(decision.kind == "throttle", status))
+        kind = "Receiver" if status >= 500 else "Sender"
+        request_id = str(uuid.uuid4())
+        payload = (
+            f'<ErrorResponse xmlns="{_STS_NAMESPACE}"><Error><Type>{kind}</Type>'
+            f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [
+                ("Content-Type", "text/xml"),
+                ("x-amzn-RequestId", request_id),
                 ("Content-Length", str(len(payload))),
             ],
         )

@@ -64,17 +64,25 @@ def local_endpoint(
 ) -> Iterator[LocalEndpoint]:
     """Serve WorkSpaces on http://127.0.0.1:<free port> with moto state reset on entry.
 
-    ``pace`` is (calls per second, burst) per region, e.g. (2, 5); ``tagging_pace`` is the
-    same for the Resource Groups Tagging API, which the same URL serves (buckets of its own,
-    default unpaced); ``latency`` seconds are added to every WorkSpaces and tagging call;
-    ``faults`` may be prepared beforehand or changed later
+    ``pace`` is (calls per second, burst) per account and region, e.g. (2, 5); the account
+    is the one moto serves the request in (a key from STS AssumeRole: the role's account);
+    ``tagging_pace`` is the same for the Resource Groups Tagging API, which the same URL
+    serves (buckets of its own, default unpaced); ``latency`` seconds are added to every
+    WorkSpaces and tagging call; ``faults`` may be prepared beforehand or changed later
     through ``endpoint.faults``. The server stops and the layer is uninstalled on exit.
     """
     calls = CallRecorder()
     faults = faults if faults is not None else Faults()
     app = adapter.server_app()
     middleware = FidelityMiddleware(
-        app, calls, faults, pace=pace, tagging_pace=tagging_pace, latency=latency
+        app,
+        calls,
+        faults,
+        pace=pace,
+        tagging_pace=tagging_pace,
+        latency=latency,
+        identify=adapter.account_of,
+        expiry=adapter.credentials_expiry,
     )
     server = make_server("127.0.0.1", 0, middleware, threaded=True, request_handler=_QuietHandler)
     url = f"http://127.0.0.1:{server.server_port}"

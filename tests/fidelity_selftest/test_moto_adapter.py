@@ -260,3 +260,54 @@ def test_tag_resources_hands_other_services_arns_to_moto() -> None:
         # moto's own answer for the queue (it tags no SQS queue this way), ours for the image
         assert list(answer["FailedResourcesMap"]) == [queue]
         assert f.image_tags(REGION, image_id) == {"team": "a"}
+
+
+# --- accounts: which account moto serves a request in ----------------------------------------
+
+
+def test_an_assumed_roles_key_belongs_to_the_roles_account_until_its_expiry() -> None:
+    with mock_aws():
+        sts = boto3.client("sts", region_name=REGION)
+        answer = sts.assume_role(
+            RoleArn="arn:aws:iam::222222222222:role/x", RoleSessionName="run", DurationSeconds=900
+        )
+        key = answer["Credentials"]["AccessKeyId"]
+        # moto makes the key in the role's account's IAM: requests signed with it act there
+        assert adapter.account_of(key) == "222222222222"
+        expiry = adapter.credentials_expiry(key)
+        assert expiry == pytest.approx(answer["Credentials"]["Expiration"].timestamp(), abs=1)
+        assert expiry == pytest.approx(time.time() + 900, abs=60)
+        assert adapter.account_of("testing") == adapter.DEFAULT_ACCOUNT_ID == ACCOUNT
+        assert adapter.credentials_expiry("testing") is None
+
+
+def test_account_of_follows_motos_order_env_then_header_then_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with mock_aws():
+        key = boto3.client("sts", region_name=REGION).assume_role(
+            RoleArn="arn:aws:iam::222222222222:role/x", RoleSessionName="run"
+        )["Credentials"]["AccessKeyId"]
+        assert adapter.account_of(key, {"X-Moto-Account-Id": "333333333333"}) == "333333333333"
+        monkeypatch.setenv("MOTO_ACCOUNT_ID", "444444444444")
+        assert adapter.account_of(key, {"x-moto-account-id": "333333333333"}) == "444444444444"
+
+
+def test_moto_serves_a_request_signed_with_an_assumed_role_in_the_roles_account() -> None:
+    with mock_aws(), installed() as f:
+        image = f.add_image(REGION, "golden", tags={"k": "v"}, account_id="222222222222")
+        creds = boto3.client("sts", region_name=REGION).assume_role(
+            RoleArn="arn:aws:iam::222222222222:role/x", RoleSessionName="run"
+        )["Credentials"]
+        ws = boto3.client(
+            "workspaces",
+            region_name=REGION,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        assert [i["ImageId"] for i in ws.describe_workspace_images()["Images"]] == [image]
+        assert ws.describe_tags(ResourceId=image)["TagList"] == [{"Key": "k", "Value": "v"}]
+        assert adapter.backend(REGION, "222222222222").workspace_images[image].name == "golden"
+        base = boto3.client("workspaces", region_name=REGION)  # the base credentials
+        assert base.describe_workspace_images()["Images"] == []
