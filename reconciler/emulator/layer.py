@@ -391,8 +391,8 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
     def call_action(self: Response) -> Any:
         """Serialise WorkSpaces calls (the server is threaded), run lazy transitions and
         record tag history for the tagging API's stale mode."""
-        _, region = adapter.caller(self)
-        if handle.tagging.disabled(region, workspaces=True):
+        account, region = adapter.caller(self)
+        if handle.tagging.disabled(region, account, workspaces=True):
             return adapter.error_reply(self, UnrecognizedClientException())
         with handle.lock:
             _tick()
@@ -587,31 +587,43 @@ class Fidelity:
 
     # --- the Resource Groups Tagging API (see reconciler.emulator.tagging) ---
 
-    def deny_tagging(self, denied: bool = True, *, region: str | None = None) -> None:
+    def deny_tagging(
+        self,
+        denied: bool = True,
+        *,
+        region: str | None = None,
+        account_id: str | None = None,
+    ) -> None:
         """GetResources answers AccessDeniedException (a role without tag:GetResources),
-        in every region (``region=None``) or in one. ``deny_tagging(False)`` with no region
-        lifts every denial; with a region, only that region's."""
+        in every region (``region=None``) or in one, of every account (``account_id=None``)
+        or of one. ``deny_tagging(False)`` with neither lifts every denial; with a region
+        or an account, only the denial set with the same ones."""
         with self.tagging.lock:
-            if region is None:
-                self.tagging.deny_all = denied
-                if not denied:
-                    self.tagging.denied_regions.clear()
-            elif denied:
-                self.tagging.denied_regions.add(region)
+            denials = self.tagging.denials
+            if denied:
+                denials.add((account_id, region))
+            elif region is None and account_id is None:
+                denials.clear()
             else:
-                self.tagging.denied_regions.discard(region)
+                denials.discard((account_id, region))
 
     def disable_region(
-        self, region: str, disabled: bool = True, *, workspaces: bool = True
+        self,
+        region: str,
+        disabled: bool = True,
+        *,
+        workspaces: bool = True,
+        account_id: str | None = None,
     ) -> None:
-        """Make ``region`` answer like an opt-in region the account has not enabled:
+        """Make ``region`` answer like an opt-in region the account has not enabled (one
+        account's, or every account's with ``account_id=None``):
         UnrecognizedClientException to every tagging API call and, unless
         ``workspaces=False``, to every WorkSpaces call too."""
         with self.tagging.lock:
             if disabled:
-                self.tagging.disabled_regions[region] = workspaces
+                self.tagging.disabled_regions[(account_id, region)] = workspaces
             else:
-                self.tagging.disabled_regions.pop(region, None)
+                self.tagging.disabled_regions.pop((account_id, region), None)
 
     def leave_out_of_tagging(self, *resource_types: str) -> None:
         """GetResources leaves resources of these ARN types (``workspacebundle``) out of

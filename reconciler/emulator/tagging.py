@@ -109,24 +109,29 @@ def bundle_arn(
 class TaggingSwitches:
     """What the tests set on the tagging API through the :class:`Fidelity` handle."""
 
-    deny_all: bool = False
-    denied_regions: set[str] = field(default_factory=set)
-    disabled_regions: dict[str, bool] = field(default_factory=dict)  # region -> WorkSpaces too
+    # (account, region) pairs, None meaning any: a role without tag:GetResources, and an
+    # opt-in region not enabled (-> whether WorkSpaces is refused too); both are per account
+    # in AWS (each account has its roles and enables its regions)
+    denials: set[tuple[str | None, str | None]] = field(default_factory=set)
+    disabled_regions: dict[tuple[str | None, str], bool] = field(default_factory=dict)
     stale_seconds: float = 0.0
     # Resource types GetResources leaves out though they carry tags, as Cloud Custodian's
     # recorded real answers did for bundles (tests/data/placebo, the workspaces bundle tests).
     left_out: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def denied(self, region: str) -> bool:
+    def denied(self, region: str, account: str) -> bool:
         with self.lock:
-            return self.deny_all or region in self.denied_regions
+            return any(a in (None, account) and r in (None, region) for a, r in self.denials)
 
-    def disabled(self, region: str, *, workspaces: bool = False) -> bool:
+    def disabled(self, region: str, account: str, *, workspaces: bool = False) -> bool:
         with self.lock:
-            if region not in self.disabled_regions:
-                return False
-            return self.disabled_regions[region] or not workspaces
+            found = [
+                refuses_workspaces
+                for (a, r), refuses_workspaces in self.disabled_regions.items()
+                if r == region and a in (None, account)
+            ]
+            return bool(found) and (any(found) or not workspaces)
 
 
 # --- the WorkSpaces resources and their tag history --------------------------------------
@@ -349,9 +354,9 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
     def get_resources(self: TaggingResponse) -> Reply:
         """GetResources as the module docstring describes."""
         account, region = adapter.caller(self)
-        if switches.disabled(region):
+        if switches.disabled(region, account):
             raise UnrecognizedClientException()
-        if switches.denied(region):
+        if switches.denied(region, account):
             raise AccessDeniedException(
                 f"User: arn:aws:sts::{account}:assumed-role/reconciler is not "
                 "authorized to perform: tag:GetResources because no identity-based policy "
@@ -383,8 +388,8 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         original: Callable[..., Any],
         change: Callable[[dict[str, str]], dict[str, str]],
     ) -> Reply:
-        _, region = adapter.caller(self)
-        if switches.disabled(region):
+        account, region = adapter.caller(self)
+        if switches.disabled(region, account):
             raise UnrecognizedClientException()
         params = adapter.params(self)
         arns = list(params.get("ResourceARNList") or [])

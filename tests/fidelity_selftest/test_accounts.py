@@ -427,6 +427,11 @@ def test_assume_role_is_refused_for_one_role_as_sts_answers() -> None:
         assert env.ep.calls.roles_assumed() == {IMAGES: 1}
         refused = [c for c in env.ep.calls.all() if c.status == 403]
         assert [(c.operation, c.role_account) for c in refused] == [("AssumeRole", WORKLOAD)]
+        env.ep.faults.fail_once("AssumeRole", "throttle")
+        with pytest.raises(ClientError) as err:
+            assume(env, IMAGES, config=NO_RETRY)
+        assert error_code(err) == "Throttling"
+        assert env.ep.calls.count("AssumeRole", throttled=True) == 1
 
 
 def test_calls_with_expired_assumed_role_credentials_are_refused() -> None:
@@ -450,3 +455,24 @@ def test_calls_with_expired_assumed_role_credentials_are_refused() -> None:
         assert error_code(err) == "ExpiredTokenException"
         client(env, assume(env, WORKLOAD)).describe_workspace_images()  # fresh ones work
         env.client().describe_workspace_images()  # base credentials never expire
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tagging_denials_and_disabled_regions_can_be_one_accounts(mode: str) -> None:
+    with accounts(mode) as env:
+        f = env.fidelity
+        f.deny_tagging(account_id=WORKLOAD)
+        f.disable_region(OTHER_REGION, account_id=WORKLOAD)
+        workload, other = assume(env, WORKLOAD), assume(env, IMAGES)
+        with pytest.raises(ClientError) as err:
+            client(env, workload, service="resourcegroupstaggingapi").get_resources()
+        assert error_code(err) == "AccessDeniedException"
+        with pytest.raises(ClientError) as err:
+            client(env, workload, OTHER_REGION).describe_workspace_images()
+        assert error_code(err) == "UnrecognizedClientException"
+        client(env, other, service="resourcegroupstaggingapi").get_resources()
+        client(env, other, OTHER_REGION).describe_workspace_images()
+        f.deny_tagging(False, account_id=WORKLOAD)
+        client(env, workload, service="resourcegroupstaggingapi").get_resources()
+        f.disable_region(OTHER_REGION, False, account_id=WORKLOAD)
+        client(env, workload, OTHER_REGION).describe_workspace_images()
