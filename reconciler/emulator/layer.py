@@ -632,6 +632,14 @@ class Fidelity:
         with self.lock:
             self.tagging.left_out = set(resource_types)
 
+    def freeze_tags(self) -> None:
+        """GetResources serves tags as they are now, whatever changes after (an eventually
+        consistent API at its laziest), until :meth:`stale_tags` is called; DescribeTags
+        stays current. Unlike a lag of some seconds, it holds however slow the test runs."""
+        with self.lock:
+            tagging.record_tags()
+            self.tagging.frozen_at = time.time()
+
     def stale_tags(self, seconds: float) -> None:
         """GetResources serves tags as they were ``seconds`` ago (0: current); a resource
         created less than ``seconds`` ago is absent. DescribeTags stays current."""
@@ -640,6 +648,7 @@ class Fidelity:
         with self.lock:
             tagging.record_tags()
             self.tagging.stale_seconds = float(seconds)
+            self.tagging.frozen_at = None
 
     @staticmethod
     def image_arn(region: str, image_id: str, account_id: str = DEFAULT_ACCOUNT_ID) -> str:

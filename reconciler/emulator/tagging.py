@@ -115,6 +115,8 @@ class TaggingSwitches:
     denials: set[tuple[str | None, str | None]] = field(default_factory=set)
     disabled_regions: dict[tuple[str | None, str], bool] = field(default_factory=dict)
     stale_seconds: float = 0.0
+    # time.time() the tagging API's view was frozen at (None: it follows stale_seconds).
+    frozen_at: float | None = None
     # Resource types GetResources leaves out though they carry tags, as Cloud Custodian's
     # recorded real answers did for bundles (tests/data/placebo, the workspaces bundle tests).
     left_out: set[str] = field(default_factory=set)
@@ -348,7 +350,10 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         if backend is None:
             return []
         record_tags()
-        seen = _as_of(backend, time.time() - switches.stale_seconds)
+        frozen = switches.frozen_at
+        seen = _as_of(
+            backend, frozen if frozen is not None else time.time() - switches.stale_seconds
+        )
         return [s for s in seen if s.rtype not in switches.left_out]
 
     def get_resources(self: TaggingResponse) -> Reply:

@@ -9,7 +9,6 @@ receive no change for that resource. SECURITY.md, promises 1 and 9, names these 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from reconciler import OWNERSHIP_TAG_KEY
@@ -31,9 +30,8 @@ def _save_then_disown(
     API still serving the tag as it was."""
     plan_file = specs.path.parent / "plan.json"
     run("plan", specs, "--out", plan_file, *plan_args, endpoint=endpoint, check_exit=0)
-    time.sleep(1.5)
+    endpoint.fidelity.freeze_tags()
     out_of_band(endpoint).delete_tags(ResourceId=resource_id, TagKeys=[OWNERSHIP_TAG_KEY])
-    endpoint.fidelity.stale_tags(1.0)
     return plan_file
 
 

@@ -77,9 +77,8 @@ def test_replace_failed_confirms_ownership_just_before_the_delete(
     # The tag goes between the review and the apply, and the tagging API (eventually
     # consistent) still serves it: the fresh plan agrees with the saved one, so only the
     # read just before the call can keep the image.
-    time.sleep(1.5)
+    endpoint.fidelity.freeze_tags()
     _delete_tag(endpoint, failed, OWNERSHIP_TAG_KEY)
-    endpoint.fidelity.stale_tags(1.0)
     done = run_reconciler("apply", "--plan-file", plan_file, specs_dir, endpoint=endpoint)
     assert done.code == 1
     assert "no longer carries the ownership tag" in done.stdout, done
