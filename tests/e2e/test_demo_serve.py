@@ -178,7 +178,10 @@ def test_a_signal_stops_it_with_130_within_2_seconds(
     assert code == 130, stderr
     assert took < 2, f"{took:.2f} s"
     assert "Traceback" not in stderr
-    with socket.socket() as again:  # the port is free again
+    with socket.socket() as again:  # the port is free again: nothing listens there
+        # A connection of the test's may linger in TIME_WAIT; Linux refuses the bind with
+        # SO_REUSEADDR only while a socket still listens on the port.
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))
 
 

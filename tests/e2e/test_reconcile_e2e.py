@@ -544,7 +544,7 @@ def test_image_created_by_someone_else_between_plan_and_apply_is_not_duplicated(
     run_reconciler("plan", specs_dir, "--detailed-exitcode", endpoint=endpoint, check_exit=0)
 
 
-def test_saved_plan_whose_create_now_exists_counts_it_converged_and_does_nothing_more(
+def test_saved_plan_whose_create_met_an_image_made_in_the_console_is_stale(
     endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler, tmp_path: Path
 ) -> None:
     endpoint.fidelity.add_workspace(REGION, WS_A)
@@ -560,17 +560,18 @@ def test_saved_plan_whose_create_now_exists_counts_it_converged_and_does_nothing
         REGION, "console-made", description="Image console-made", tags={"made-in": "console"}
     )
 
-    # The contract: a planned create whose image now exists counts as converged; a saved
-    # plan performs no action that it did not list (so no adoption: that needs a new plan).
+    # The contract: a planned create met by an image without the ownership tag makes the
+    # saved plan stale (adopting it was never reviewed); nothing at all is changed, not even
+    # the other item's create. An owned one would count as converged (test_saved_plans).
     applied = run_reconciler(
-        "apply", specs_dir, "--plan-file", saved, "--format", "json",
-        endpoint=endpoint, check_exit=0,
-    )  # fmt: skip
-    assert results(applied) == {"console-made": ("converged", None), "mine": ("created", None)}
-    assert [c.operation for c in endpoint.calls.changing()] == ["CreateWorkspaceImage"]
-    assert set(images(endpoint)) == {"console-made", "mine"}
+        "apply", specs_dir, "--plan-file", saved, "--format", "json", endpoint=endpoint
+    )
+    assert applied.code == 1, applied
+    assert "saved plan is stale" in applied.stderr
+    assert '"create" to "adopt"' in applied.stderr
+    assert [c.operation for c in endpoint.calls.changing()] == []
+    assert set(images(endpoint)) == {"console-made"}
     assert endpoint.fidelity.image_tags(REGION, console) == {"made-in": "console"}
-    assert images(endpoint)["mine"]["tags"] == OWN
 
 
 @pytest.mark.parametrize(
