@@ -154,8 +154,7 @@ def check_specs(
     problems += unresolved_problems([*specs, *bundles], accounts, shown)
     problems += _tag_count_problems([*specs, *bundles], collected, shown)
     problems += _ignored_tag_problems(collected, shown)
-    problems += _regions_outside_the_root(collected)
-    problems += _accounts_outside_the_root(collected)
+    problems += _root_only_outside_the_root(collected)
     problems += _offline_problems(specs, bundles, collected.invalid_images, shown)
     if not specs and not bundles and not problems and not allow_empty:
         message = "holds no spec; add one, or pass --allow-empty to retire every image and bundle"
@@ -209,28 +208,26 @@ def _offline_problems(
     yield from own_account_offline_problems(specs, shown)
 
 
-def _regions_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
-    """`regions:` says which regions a run reads: one list, in the root defaults only."""
-    for folder, defaults in collected.defaults.items():
-        if folder and defaults.body.regions is not None:
-            where = defaults.source.where(("defaults", "regions"), key=True)
-            message = (
-                "is read only in the specs folder's root defaults document; move it there "
-                "(it lists regions every run reads, not regions of this folder's specs)"
-            )
-            yield _problem(defaults.file, where, "defaults.regions", message)
+# What the root defaults alone may say, and why: one list, one map, for the whole folder.
+_ROOT_ONLY = {
+    "regions": "it lists regions every run reads, not regions of this folder's specs",
+    "accounts": "one map of accounts for the whole folder; a folder picks one with account:",
+}
 
 
-def _accounts_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
-    """One map of accounts for the whole specs folder, in its root defaults."""
+def _root_only_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
+    """`regions:` and `accounts:` are read in the specs folder's root defaults only."""
     for folder, defaults in collected.defaults.items():
-        if folder and defaults.body.accounts is not None:
-            where = defaults.source.where(("defaults", "accounts"), key=True)
-            message = (
-                "is read only in the specs folder's root defaults document; move it there "
-                "(one map of accounts for the whole folder; a folder picks one with account:)"
-            )
-            yield _problem(defaults.file, where, "defaults.accounts", message)
+        if not folder:
+            continue
+        for key, why in _ROOT_ONLY.items():
+            if getattr(defaults.body, key) is not None:
+                where = defaults.source.where(("defaults", key), key=True)
+                message = (
+                    f"is read only in the specs folder's root defaults document; move it "
+                    f"there ({why})"
+                )
+                yield _problem(defaults.file, where, f"defaults.{key}", message)
 
 
 def _account_map(root: _Defaults | None, invalid: bool, shown: str) -> AccountMap:
