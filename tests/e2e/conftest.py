@@ -210,3 +210,20 @@ def out_of_band(endpoint: LocalEndpoint, region: str = REGION) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def image_doc(name: str, source: str = "ws-0a1b2c3d4", **extra: Any) -> dict[str, Any]:
+    """An image spec document: a capture of `source`, described after its name."""
+    return {"name": name, "description": f"Image {name}", "source_workspace_id": source, **extra}
+
+
+def bundle_doc(name: str, **fields: Any) -> dict[str, Any]:
+    """A bundle spec document; `fields` give its image (image= or image_id=) and the rest."""
+    return {
+        "kind": "bundle",
+        "name": name,
+        "description": f"Bundle {name}",
+        "compute_type": "STANDARD",
+        "user_volume_gib": 50,
+        **fields,
+    }

@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir
+from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir, bundle_doc, image_doc
 from tests.e2e.test_call_budget import (
     OTHER_REGION,
     WORKSPACES_REGIONS,
@@ -130,22 +130,6 @@ def changes(*calls: tuple[str, str, int]) -> Calls:
 
 
 # --- specs and live state ----------------------------------------------------------------
-
-
-def image_doc(name: str, source: str = WS_GOLDEN, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "description": f"Image {name}", "source_workspace_id": source, **extra}
-
-
-def bundle_doc(name: str, **target: Any) -> dict[str, Any]:
-    """A bundle spec; `target` is image=<spec name> or image_id=<id>, and any other field."""
-    return {
-        "kind": "bundle",
-        "name": name,
-        "description": f"Bundle {name}",
-        "compute_type": "STANDARD",
-        "user_volume_gib": 50,
-        **target,
-    }
 
 
 def accounts(count: int) -> list[str]:

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import OWNERSHIP_TAG_KEY
-from tests.e2e.conftest import REGION, Outcome, RunReconciler, SpecsDir, out_of_band
+from tests.e2e.conftest import (
+    REGION,
+    Outcome,
+    RunReconciler,
+    SpecsDir,
+    bundle_doc,
+    out_of_band,
+)
 from tests.fidelity import LocalEndpoint
 
 OWN = {OWNERSHIP_TAG_KEY: "true"}
@@ -39,17 +46,6 @@ def images(endpoint: LocalEndpoint) -> dict[str, dict[str, Any]]:
 
 def changing(endpoint: LocalEndpoint) -> list[str]:
     return [c.operation for c in endpoint.calls.changing()]
-
-
-def bundle_doc(name: str, **image: str) -> dict[str, Any]:
-    return {
-        "kind": "bundle",
-        "name": name,
-        "description": f"Bundle {name}",
-        **image,
-        "compute_type": "STANDARD",
-        "user_volume_gib": 50,
-    }
 
 
 def unmanaged(outcome: Outcome) -> dict[str, tuple[str, str | None]]:

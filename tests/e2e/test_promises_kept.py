@@ -29,6 +29,8 @@ from tests.e2e.conftest import (
     Outcome,
     RunReconciler,
     SpecsDir,
+    bundle_doc,
+    image_doc,
     out_of_band,
     reconciler_env,
 )
@@ -37,21 +39,6 @@ from tests.fidelity import LocalEndpoint
 OWN = {OWNERSHIP_TAG_KEY: "true"}
 WS_A = "ws-0a1b2c3d4"
 COPY_REGION = "us-east-1"
-
-
-def image_doc(name: str, source: str = WS_A, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "description": f"Image {name}", "source_workspace_id": source, **extra}
-
-
-def bundle_doc(name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "kind": "bundle",
-        "name": name,
-        "description": f"Bundle {name}",
-        "compute_type": "STANDARD",
-        "user_volume_gib": 50,
-        **extra,
-    }
 
 
 def results(outcome: Outcome) -> dict[tuple[str, str, str], tuple[str, str | None]]:
