@@ -73,6 +73,8 @@ def build_plan(
     Also returns how to plan one item again from tags read just before a change (apply
     confirms every change to an existing resource that way)."""
     spec_set = load(options)
+    for warning in spec_set.warnings:  # what validate warns of, said by every run too
+        clients.notify(f"{_at(warning)}: {warning.field}: warning: {warning.message}")
     if (unsupported := not_yet_supported(spec_set, options.specs_dir)) is not None:
         raise ConfigError(
             unsupported,
@@ -279,6 +281,10 @@ def _check_own_account(specs: Sequence[Spec], clients: Clients, root: str) -> No
     problems = own_account_problems(specs, account, root)
     if problems:
         raise SpecError(problems)
+
+
+def _at(problem: SpecProblem) -> str:
+    return f"{problem.file}:{problem.line}:{problem.column}" if problem.line else problem.file
 
 
 def _all(specs: Sequence[Spec], bundles: Sequence[BundleSpec]) -> list[Spec | BundleSpec]:

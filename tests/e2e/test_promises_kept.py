@@ -422,3 +422,23 @@ def test_an_owned_bundle_whose_spec_was_removed_is_found_where_owned_images_live
     assert pruned.code == 0, pruned
     assert endpoint.fidelity.bundles(REGION) == []
     assert "golden" in image_names(endpoint)
+
+
+# --- what validate warns of, plan says too ------------------------------------------------
+
+
+def test_plan_says_on_stderr_what_validate_warns_of(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    endpoint.fidelity.add_workspace(COPY_REGION, WS_A)
+    # One name with a region and without one: valid (the default region is another), but
+    # one image if the default region ever becomes us-east-1.
+    specs_dir.write("a.yaml", image_doc("golden", region=COPY_REGION))
+    specs_dir.write("b.yaml", image_doc("golden"))
+    validated = run_reconciler("validate", specs_dir, endpoint=None, check_exit=0)
+    (warning,) = [line for line in validated.stderr.splitlines() if ": warning: " in line]
+    planned = run_reconciler("plan", specs_dir, "--format", "json", endpoint=endpoint)
+    assert planned.code == 0, planned
+    assert warning in planned.stderr.splitlines()
+    assert planned.json()["format_version"] == 2  # stdout stays one document
