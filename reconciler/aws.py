@@ -538,6 +538,7 @@ class Clients:
         self._regions: dict[str, RegionClient] = {}
         self._lock = threading.Lock()
         self._account: str | None = None
+        self._account_lock = threading.Lock()
 
     def notify(self, note: str) -> None:
         """A note for stderr; none once the run is interrupted."""
@@ -619,7 +620,8 @@ class Clients:
     def account(self) -> str:
         """The caller's account id: sts:GetCallerIdentity (which needs no permission), once a
         run, in the default region (or us-east-1), through --endpoint-url like every API."""
-        with self._lock:
+        # A lock of its own: the call must not hold up the region clients' lock.
+        with self._account_lock:
             if self._account is None:
                 region = self.default_region or "us-east-1"
                 sts = self._service_client("sts", region, retries=True)

@@ -32,6 +32,7 @@ from reconciler.kinds import replanner
 from reconciler.kinds.base import Reading
 from reconciler.live import Inventory, Progress, RegionInventory
 from reconciler.plan import Desired, Plan, Replan, Settings, make_plan
+from reconciler.render.problems import warning_line
 from reconciler.specs import (
     Spec,
     SpecSet,
@@ -74,7 +75,7 @@ def build_plan(
     confirms every change to an existing resource that way)."""
     spec_set = load(options)
     for warning in spec_set.warnings:  # what validate warns of, said by every run too
-        clients.notify(f"{_at(warning)}: {warning.field}: warning: {warning.message}")
+        clients.notify(warning_line(warning))
     if (unsupported := not_yet_supported(spec_set, options.specs_dir)) is not None:
         raise ConfigError(
             unsupported,
@@ -281,10 +282,6 @@ def _check_own_account(specs: Sequence[Spec], clients: Clients, root: str) -> No
     problems = own_account_problems(specs, account, root)
     if problems:
         raise SpecError(problems)
-
-
-def _at(problem: SpecProblem) -> str:
-    return f"{problem.file}:{problem.line}:{problem.column}" if problem.line else problem.file
 
 
 def _all(specs: Sequence[Spec], bundles: Sequence[BundleSpec]) -> list[Spec | BundleSpec]:

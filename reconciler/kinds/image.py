@@ -800,9 +800,9 @@ def read_sources(
 
 def live_image(image: Mapping[str, Any], tags: Tags) -> LiveImage:
     created = image.get("Created")
-    code, detail = image.get("ErrorCode") or None, error_detail(image)
-    if detail == code:
-        detail = ""
+    code = image.get("ErrorCode") or None
+    # error_detail starts with the code: the message is what follows it.
+    message = error_detail(image).removeprefix(code or "").removeprefix(": ") or None
     return LiveImage(
         image_id=image["ImageId"],
         name=image.get("Name", ""),
@@ -813,7 +813,7 @@ def live_image(image: Mapping[str, Any], tags: Tags) -> LiveImage:
         # every time the reconciler prints is labelled.
         created=created.astimezone(timezone.utc) if isinstance(created, datetime) else None,
         error_code=code,
-        error_message=(detail.removeprefix(f"{code}: ") if code else detail) or None,
+        error_message=message,
     )
 
 

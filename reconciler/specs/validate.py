@@ -165,37 +165,42 @@ def _choice(doc: Document, data: dict[str, Any], model: type[BaseModel]) -> list
 def _source_choice(doc: Document, data: dict[str, Any]) -> list[Issue]:
     """An image has one source: a WorkSpace to capture, or another account's image to
     import."""
-    if "source_workspace_id" in data and "source_image" in data:
-        message = (
-            "give either source_workspace_id (a WorkSpace to capture) or source_image (an "
-            "image another account shares, to import), not both; remove one of the two"
-        )
-        return [Issue(doc.where(("source_image",), key=True), "source_image", message)]
-    if "source_workspace_id" not in data and "source_image" not in data:
-        message = (
-            "required: source_workspace_id (the WorkSpace to capture, ws-...) or "
-            "source_image (an image another account shares with this one, to import); add "
-            "one of the two"
-        )
-        return [Issue(doc.position, "source_workspace_id", message)]
-    return []
+    return _one_of(
+        doc,
+        data,
+        ("source_workspace_id", "source_image"),
+        both="give either source_workspace_id (a WorkSpace to capture) or source_image (an "
+        "image another account shares, to import), not both; remove one of the two",
+        neither="required: source_workspace_id (the WorkSpace to capture, ws-...) or "
+        "source_image (an image another account shares with this one, to import); add "
+        "one of the two",
+    )
 
 
 def _image_choice(doc: Document, data: dict[str, Any]) -> list[Issue]:
     """A bundle names its image one way: by the spec's name, or by id for an image that
     no spec manages."""
-    if "image" in data and "image_id" in data:
-        message = (
-            "give either image (the name of an image spec) or image_id, not both; "
-            "remove one of the two lines"
-        )
-        return [Issue(doc.where(("image_id",), key=True), "image_id", message)]
-    if "image" not in data and "image_id" not in data:
-        message = (
-            "required: image (the name of an image spec) or image_id (wsi-..., for an "
-            "image that no spec manages); add one of the two"
-        )
-        return [Issue(doc.position, "image", message)]
+    return _one_of(
+        doc,
+        data,
+        ("image", "image_id"),
+        both="give either image (the name of an image spec) or image_id, not both; "
+        "remove one of the two lines",
+        neither="required: image (the name of an image spec) or image_id (wsi-..., for an "
+        "image that no spec manages); add one of the two",
+    )
+
+
+def _one_of(
+    doc: Document, data: dict[str, Any], keys: tuple[str, str], *, both: str, neither: str
+) -> list[Issue]:
+    """Exactly one of two keys: both are reported at the second key's line, neither at the
+    document's, under the first key."""
+    first, second = keys
+    if first in data and second in data:
+        return [Issue(doc.where((second,), key=True), second, both)]
+    if first not in data and second not in data:
+        return [Issue(doc.position, first, neither)]
     return []
 
 
