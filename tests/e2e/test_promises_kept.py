@@ -442,3 +442,23 @@ def test_plan_says_on_stderr_what_validate_warns_of(
     assert planned.code == 0, planned
     assert warning in planned.stderr.splitlines()
     assert planned.json()["format_version"] == 2  # stdout stays one document
+
+
+def test_prune_never_deletes_a_bundle_nobody_owns_that_the_tagging_api_leaves_out(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    """Bundles left out of the tagging API are read with DescribeTags, never taken for
+    untagged owned ones: a hand-made bundle and another team's stay, watched at the server."""
+    image = endpoint.fidelity.add_image(REGION, "golden", "Image golden", tags=OWN)
+    endpoint.fidelity.add_bundle(REGION, "hand-made", image)
+    endpoint.fidelity.add_bundle(REGION, "theirs", image, tags={"team": "other"})
+    endpoint.fidelity.leave_out_of_tagging("workspacebundle")
+    specs_dir.write("a.yaml", image_doc("golden"))
+    pruned = run_reconciler(
+        "apply", specs_dir, "--auto-approve", "--prune", "--format", "json", endpoint=endpoint
+    )
+    assert pruned.code == 0, pruned
+    assert pruned.json()["unmanaged"] == []
+    assert changing(endpoint) == []
+    assert endpoint.calls.count("DescribeTags") == 2  # each bundle read, once
+    assert {b["name"] for b in endpoint.fidelity.bundles(REGION)} == {"hand-made", "theirs"}
