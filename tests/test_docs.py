@@ -5,7 +5,9 @@ from __future__ import annotations
 import filecmp
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -155,13 +157,26 @@ def actions_the_code_calls() -> set[str]:
     return found
 
 
+MANY_ACCOUNTS_IAM = "\n### Many accounts: the base role and the target roles\n"
+
+
+def json_blocks(text: str) -> list[dict[str, Any]]:
+    return [json.loads(block) for block in re.findall(r"```json\n(.+?)\n```", text, re.S)]
+
+
+def statement_actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
 def iam_policies() -> list[set[str]]:
-    """The actions of each policy in the README's IAM section, in order."""
-    policies = []
-    for block in re.findall(r"```json\n(.+?)\n```", section("## IAM"), re.S):
-        document = json.loads(block)
-        policies.append({a for s in document["Statement"] for a in s["Action"]})
-    return policies
+    """The actions of each per-command policy in the README's IAM section (the part before
+    the many-accounts roles), in order."""
+    per_command = section("## IAM").split(MANY_ACCOUNTS_IAM, 1)[0]
+    return [
+        {a for s in document["Statement"] for a in statement_actions(s)}
+        for document in json_blocks(per_command)
+    ]
 
 
 def test_the_iam_policies_list_exactly_the_actions_the_code_calls():
@@ -251,3 +266,138 @@ def test_security_names_only_tests_that_exist():
             assert re.search(rf"^def {test}\(", file.read_text(encoding="utf-8"), re.M), (
                 f"SECURITY.md names {path}::{test}, which does not exist"
             )
+
+
+# --- many accounts: the README's map, its IAM and the matrix template agree --------------
+
+# The IAM prefix of each service whose actions the README names, and botocore's name for it.
+BOTOCORE_SERVICES = {"workspaces": "workspaces", "tag": "resourcegroupstaggingapi", "sts": "sts"}
+MATRIX_TEMPLATE = ROOT / ".github/workflows/apply-matrix.yml"
+
+
+def example_account_map() -> dict[str, dict[str, str]]:
+    """The `accounts:` of the root defaults in the README's many-accounts example."""
+    import yaml
+
+    many = section("### Many accounts: the account map and imports")
+    example = re.findall(r"```yaml\n(.+?)\n```", many, re.S)[0]
+    (defaults,) = [d for d in yaml.safe_load_all(example) if "defaults" in d]
+    accounts: dict[str, dict[str, str]] = defaults["defaults"]["accounts"]
+    return accounts
+
+
+def many_accounts_iam() -> str:
+    return section("## IAM").split(MANY_ACCOUNTS_IAM, 1)[1]
+
+
+def test_every_iam_action_the_readme_names_is_in_botocores_model():
+    import botocore.session
+
+    iam = section("## IAM")
+    named = {a for d in json_blocks(iam) for s in d["Statement"] for a in statement_actions(s)}
+    prose = re.sub(r"```.*?```", "", iam, flags=re.S)
+    named |= set(re.findall(rf"`((?:{'|'.join(BOTOCORE_SERVICES)}):\w+)`", prose))
+    assert {
+        "sts:AssumeRole",
+        "workspaces:CopyWorkspaceImage",
+        "workspaces:UpdateWorkspaceImagePermission",
+        "workspaces:DescribeWorkspaceImagePermissions",
+    } <= named, "the scan must see the many-accounts actions, or it proves nothing"
+    session = botocore.session.get_session()
+    unknown = []
+    for action in sorted(named):
+        prefix, operation = action.split(":")
+        model = session.get_service_model(BOTOCORE_SERVICES[prefix])
+        if operation not in model.operation_names:
+            unknown.append(action)
+    assert not unknown, f"the README's IAM names actions botocore does not know: {unknown}"
+
+
+def test_the_base_role_only_assumes_the_example_maps_roles():
+    base, _trust = json_blocks(many_accounts_iam())
+    (statement,) = base["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement_actions(statement) == {"sts:AssumeRole"}
+    roles = sorted(account["role"] for account in example_account_map().values())
+    assert sorted(statement["Resource"]) == roles
+
+
+def test_the_target_roles_table_names_only_actions_of_the_apply_policy():
+    table = "\n".join(line for line in many_accounts_iam().splitlines() if line.startswith("|"))
+    named = set(re.findall(r"`(workspaces:\w+)`", table))
+    assert "workspaces:CopyWorkspaceImage" in named
+    _plan_and_drift, apply, _apply_with_deletions = iam_policies()
+    assert named <= apply, f"not in the apply policy: {sorted(named - apply)}"
+
+
+def test_the_trust_policy_example_names_the_session_name_and_the_maps_external_id():
+    from reconciler.reach import SESSION_NAME
+
+    _base, trust = json_blocks(many_accounts_iam())
+    (statement,) = trust["Statement"]
+    assert statement_actions(statement) == {"sts:AssumeRole"}
+    assert re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+", statement["Principal"]["AWS"])
+    conditions = statement["Condition"]["StringEquals"]
+    assert conditions["sts:RoleSessionName"] == SESSION_NAME
+    external_ids = {a["external_id"] for a in example_account_map().values() if "external_id" in a}
+    assert conditions["sts:ExternalId"] in external_ids
+
+
+def test_the_layout_has_a_folder_per_account_of_the_example_map():
+    many = section("### Many accounts: the account map and imports")
+    blocks = re.findall(r"^```(\w*)\n(.*?)\n```$", many, re.S | re.M)
+    (tree,) = [body for language, body in blocks if not language and body.startswith("specs/\n")]
+    folders = set(re.findall(r"── (\w[\w-]*)/", tree))
+    assert folders == set(example_account_map())
+
+
+@dataclass(frozen=True)
+class MatrixRun:
+    """One job of the matrix template as it runs, with its matrix entry's values in place."""
+
+    job_id: str
+    job: dict[str, Any]
+    given: dict[str, str]  # the reconciler step's `with:`
+    concurrency_group: str
+
+
+def matrix_runs() -> list[MatrixRun]:
+    import yaml
+
+    workflow = yaml.safe_load(MATRIX_TEMPLATE.read_text(encoding="utf-8"))
+    assert workflow["permissions"] == {}
+    runs = []
+    for job_id, job in workflow["jobs"].items():
+        (step,) = [s for s in job["steps"] if "workspaces-image-reconciler@" in s.get("uses", "")]
+        for entry in job.get("strategy", {}).get("matrix", {}).get("include", [{}]):
+
+            def resolve(text: str, entry: dict[str, str] = entry) -> str:
+                return re.sub(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", lambda m: entry[m[1]], text)
+
+            given = {key: resolve(str(value)) for key, value in step["with"].items()}
+            runs.append(MatrixRun(job_id, job, given, resolve(job["concurrency"]["group"])))
+    return runs
+
+
+def test_the_matrix_template_applies_every_account_of_the_example_map_in_one_job():
+    runs = matrix_runs()
+    accounts: list[str] = []
+    for run in runs:
+        assert run.given["command"] == "apply", run.job_id
+        args = run.given["args"].split()
+        assert "--auto-approve" in args, run.job_id
+        assert "--account" in args, run.job_id
+        accounts += [args[i + 1] for i, a in enumerate(args) if a == "--account"]
+        assert "specs" not in run.given, "each job applies the whole specs folder"
+        assert run.job["concurrency"]["cancel-in-progress"] is False
+        assert run.job["permissions"] == {"contents": "read", "id-token": "write"}, run.job_id
+        assert "${{ vars.RECONCILER_BASE_ROLE_ARN }}" in str(run.job["steps"]), "one base role"
+    assert sorted(accounts) == sorted(example_account_map()), "each account in one job"
+    labels = [run.given["label"] for run in runs]
+    assert all(labels), labels
+    assert len(set(labels)) == len(labels), "each job keeps its own report and marker"
+    groups = [run.concurrency_group for run in runs]
+    assert len(set(groups)) == len(groups), groups
+    first = [run.job_id for run in runs if "--account images" in run.given["args"]]
+    assert first == ["images"], "the images account's job shares before the imports"
+    assert {run.job.get("needs") for run in runs if run.job_id != "images"} == {"images"}
