@@ -28,7 +28,7 @@ from reconciler.kinds import KINDS, ApplyContext, kind_of, module
 from reconciler.kinds.base import ImageById, Waited
 from reconciler.kinds.creating import AWS_FAILURES
 from reconciler.kinds.image import CREATE_ERRORS, bundles_phrase, create_now, resource_id
-from reconciler.plan import Action, Kind, Plan, PlanItem, Replan
+from reconciler.plan import Action, Key, Kind, Plan, PlanItem, Replan, Unmanaged
 from reconciler.results import (
     Applied,
     AppliedItem,
@@ -48,6 +48,7 @@ __all__ = [
     "AppliedItem",
     "AppliedUnmanaged",
     "ApplyOptions",
+    "Key",
     "Report",
     "Result",
     "apply_changes",
@@ -58,7 +59,6 @@ __all__ = [
 ]
 
 Report = Callable[[AppliedItem], None]
-Key = tuple[str, str, str]
 W = TypeVar("W")
 R = TypeVar("R")
 STARTED, SENT = "started", "sent"  # when an interruption stopped a piece of work
@@ -72,8 +72,8 @@ ABANDONED = (
 
 @dataclass(frozen=True)
 class ApplyOptions:
-    # Keys (kind, region, name) of planned creates of a saved plan whose resource was
-    # created meanwhile: reported converged without a call.
+    # Keys (kind, account, region, name) of planned creates of a saved plan whose resource
+    # was created meanwhile: reported converged without a call.
     converged: frozenset[Key] = frozenset()
     # How to plan an item again from tags read just before changing it. None: any
     # difference from the planned tags stops the change.
@@ -136,7 +136,7 @@ def run_ready(
         for item in todo:
             settled = _settled(plan, item, clients)
             waited = kind_of(item).waits_for(item) if settled is None else None
-            key = image_key(waited)
+            key = waited_key(waited)
             if settled is None and waited is not None and key not in planned:
                 # An image no item of the plan makes: as planned, or as --wait polled it.
                 settled = outside_not_ready(item)
@@ -144,20 +144,38 @@ def run_ready(
                 results[item.key] = settled
                 _tell(report, settled)
             elif key is None or key not in planned:
-                ready.append((item, item.image_id if waited else None))
+                ready.append((item, outside_id(item, waited)))
             elif key not in results:
                 later.append(item)
+            elif (image_id := ready_image(results[key])) is not None:
+                ready.append((item, image_id))
             else:
-                image = results[key]
-                if image.state == "AVAILABLE" and image.image_id and _usable(image):
-                    ready.append((item, image.image_id))
-                else:
-                    results[item.key] = not_ready(item, image)
-                    _tell(report, results[item.key])
+                results[item.key] = not_ready(item, results[key])
+                _tell(report, results[item.key])
         if not ready and len(later) == len(todo):  # a cycle: impossible by construction
             raise AssertionError(f"items wait for each other: {[i.key for i in later]}")
         _run_round(ready, results, clients, ctx, report)
         todo = later
+
+
+def ready_image(waited: AppliedItem) -> str | None:
+    """The id of the image an item may use now that what it waited for is settled, else
+    None: an image AVAILABLE; for an import, its source once shared with its account (its
+    share item done, or shared already)."""
+    if not _usable(waited) or not waited.image_id:
+        return None
+    if waited.kind is Kind.SHARE:  # the service shares only AVAILABLE images
+        shared_now = waited.result is Result.SHARING_UPDATED
+        shared = waited.result is Result.UNCHANGED and waited.image_state == "AVAILABLE"
+        return waited.image_id if shared_now or shared else None
+    return waited.image_id if waited.state == "AVAILABLE" else None
+
+
+def outside_id(item: PlanItem, waited: Waited | None) -> str | None:
+    """The id of the image an item uses that no item of the plan makes."""
+    if isinstance(waited, ImageById):
+        return waited.image_id
+    return item.image_id if waited else None
 
 
 def reread(clients: Clients, replan: Replan) -> Callable[[PlanItem], PlanItem]:
@@ -166,7 +184,7 @@ def reread(clients: Clients, replan: Replan) -> Callable[[PlanItem], PlanItem]:
 
     def again(item: PlanItem) -> PlanItem:
         try:
-            tags = clients.region(item.region).tags(resource_id(item))
+            tags = clients.region(item.region, item.account).tags(resource_id(item))
         except AWS_FAILURES:
             return item
         return replan(item, tags) if tags is not None else item
@@ -174,12 +192,12 @@ def reread(clients: Clients, replan: Replan) -> Callable[[PlanItem], PlanItem]:
     return again
 
 
-def image_key(waited: Waited | None) -> Key | None:
-    """The plan key of the image an item waits for by (region, name); None for one waited
-    for by its id (no item of the plan makes it)."""
+def waited_key(waited: Waited | None) -> Key | None:
+    """The plan key of the item an item waits for; None for an image waited for by its id
+    (no item of the plan makes it)."""
     if waited is None or isinstance(waited, ImageById):
         return None
-    return (Kind.IMAGE.value, waited[0], waited[1])
+    return waited
 
 
 def outside_not_ready(item: PlanItem) -> AppliedItem | None:
@@ -189,7 +207,10 @@ def outside_not_ready(item: PlanItem) -> AppliedItem | None:
     state = item.image_state
     if state in (None, "AVAILABLE"):
         return None
-    what = f"image {item.image_id} ({item.region})"
+    if item.is_import:
+        what = f"source image {item.source_image_id} ({item.copy_from})"
+    else:
+        what = f"image {item.image_id} ({item.region})"
     if state == "ERROR":
         return item_result(item, Result.FAILED, f"its {what} is in ERROR")
     why = f"waits for its {what} to be AVAILABLE ({state})"
@@ -216,7 +237,11 @@ AGAIN = "; run apply again later, or use --wait"
 
 def not_ready(item: PlanItem, image: AppliedItem) -> AppliedItem:
     """An item whose image is not AVAILABLE (yet): failed, skipped or deferred, saying why."""
-    what = f"{'copy' if image.copy_from else 'image'} {image.name} ({image.region})"
+    if image.kind is Kind.SHARE:
+        return _share_not_ready(item, image)
+    what = (
+        f"{'image' if image.made_by == 'capture' else image.made_by} {image.name} ({image.region})"
+    )
     if image.result is Result.FAILED or image.state == "ERROR":
         why = image.error or f"it is in {image.state}"
         return item_result(item, Result.FAILED, f"its {what} failed: {why}")
@@ -227,11 +252,30 @@ def not_ready(item: PlanItem, image: AppliedItem) -> AppliedItem:
         link = "which" if inner.startswith("waits for") else "deferred:"
         why = f"waits for its {what}, {link} {inner}"
     elif image.result in (Result.CREATED, Result.CONVERGED) and image.copy_from:
-        why = f"waits for the copy of {image.name} to {image.region} to be AVAILABLE"
+        why = f"waits for the {image.made_by} of {image.name} to {image.region} to be AVAILABLE"
     elif image.result in (Result.CREATED, Result.CONVERGED):
         why = f"waits for the capture of {image.name} ({image.region}) to end"
     else:
         why = f"waits for its {what}: {image.state or 'not AVAILABLE'}"
+    return item_result(item, Result.DEFERRED, why + AGAIN)
+
+
+def _share_not_ready(item: PlanItem, share: AppliedItem) -> AppliedItem:
+    """An import whose source is not shared with its account yet: the share it waits for,
+    named (the source account, the image, the importing account)."""
+    source = share.account_name or share.account
+    what = f"{share.name} ({share.region})"
+    to = item.account_name or item.account
+    if share.result is Result.FAILED:
+        return item_result(
+            item, Result.FAILED, f"{source} could not share {what} with {to}: {share.error}"
+        )
+    if share.result is Result.SKIPPED:
+        why = share.error or share.reason
+        return item_result(item, Result.SKIPPED, f"{source} did not share {what}: {why}")
+    inner = (share.error or share.reason or "").removesuffix(AGAIN)
+    tail = f", which {inner}" if inner.startswith("waits for") else f" ({inner})" if inner else ""
+    why = f"waits for {source} to share {what} with {to}{tail}"
     return item_result(item, Result.DEFERRED, why + AGAIN)
 
 
@@ -256,7 +300,7 @@ def _run_round(
         _tell(report, done)
         return done
 
-    for done in by_region(clients, ready, lambda p: p[0].region, run, stopped):
+    for done in by_region(clients, ready, lambda p: _place(p[0]), run, stopped):
         results[done.key] = done
 
 
@@ -305,24 +349,32 @@ def _delete_all(
             return unmanaged_result(u, Result.SKIPPED, ABANDONED)
         return unmanaged_result(u, Result.SKIPPED, f"interrupted before this deletion {what}")
 
-    done = by_region(clients, doomed, lambda u: u.region, lambda u, c: delete(u, c, ctx), stopped)
+    done = by_region(clients, doomed, _place, lambda u, c: delete(u, c, ctx), stopped)
     return {u.key: u for u in done}
+
+
+Place = tuple[str, str]  # (account, region): "" for the run's own account
+
+
+def _place(x: PlanItem | Unmanaged) -> Place:
+    return (x.account or "", x.region)
 
 
 def by_region(
     clients: Clients,
     work: Sequence[W],
-    region_of: Callable[[W], str],
+    place_of: Callable[[W], Place],
     run: Callable[[W, RegionClient], R],
     stopped: Callable[[W, str], R],
 ) -> list[R]:
-    """`run` each piece of work through its region's paced pool, regions in parallel. Once
-    interrupted, none is started: `stopped(work, STARTED)`; one whose call was about to be
-    sent when the signal came: `stopped(work, SENT)`; one whose call was still in flight
-    IN_FLIGHT_GRACE after it, abandoned: `stopped(work, IN_FLIGHT)`."""
+    """`run` each piece of work through its account's and region's paced pool, all of them
+    in parallel. Once interrupted, none is started: `stopped(work, STARTED)`; one whose call
+    was about to be sent when the signal came: `stopped(work, SENT)`; one whose call was
+    still in flight IN_FLIGHT_GRACE after it, abandoned: `stopped(work, IN_FLIGHT)`."""
 
-    def region_work(region: str) -> list[R]:
-        client = clients.region(region)
+    def region_work(place: Place) -> list[R]:
+        account, region = place
+        client = clients.region(region, account)
 
         def one(w: W) -> R:
             if client.stop.is_set():
@@ -335,9 +387,9 @@ def by_region(
         def abandoned(w: W, started: bool) -> R:
             return stopped(w, IN_FLIGHT if started else STARTED)
 
-        return client.map(one, [w for w in work if region_of(w) == region], abandoned)
+        return client.map(one, [w for w in work if place_of(w) == place], abandoned)
 
-    done = in_parallel(region_work, sorted({region_of(w) for w in work}))
+    done = in_parallel(region_work, sorted({place_of(w) for w in work}))
     return [r for results in done.values() for r in results]
 
 

@@ -45,7 +45,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     )
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 PAGE_SIZE = 25  # the service's maximum for DescribeWorkspaceImages and DescribeWorkspaces
 SERVICE_BURST = 5  # the service's documented burst
@@ -327,8 +328,10 @@ class RegionClient:
         creates: WorkSpacesClient,
         settings: AwsSettings,
         stop: threading.Event,
+        account: str = "",
     ) -> None:
         self.region = region
+        self.account = account  # the account of the map it acts in; "" without a map
         self.reads = reads
         self.creates = creates
         self.bucket = TokenBucket(settings.api_rate)
@@ -514,8 +517,15 @@ class Clients:
         settings: AwsSettings,
         stop: threading.Event | None = None,
         notify: Callable[[str], None] = _ignore,
+        *,
+        session: boto3.session.Session | None = None,
+        account: str = "",
     ) -> None:
         self.settings = settings
+        # The account of the map these clients act in ("" for the run's own clients).
+        self.account_key = account
+        # One Clients per account of the map, by id (`for_account`), sharing the run's stop.
+        self._accounts: dict[str, Clients] = {}
         self.stop = stop or threading.Event()
         self._notify = notify
         # Held while a note is printed and while the stop is set, so that no note (a retry,
@@ -525,7 +535,7 @@ class Clients:
         self.tagging_denied = False
         self._taggers: dict[str, TagReader] = {}
         try:
-            self.session = boto3.session.Session(profile_name=settings.profile)
+            self.session = session or boto3.session.Session(profile_name=settings.profile)
         except botocore.exceptions.ProfileNotFound as err:
             raise ConfigError(
                 f"AWS profile '{settings.profile}' not found",
@@ -578,7 +588,27 @@ class Clients:
         """Whether the calls go to an endpoint of the user's (a local one such as moto's)."""
         return bool(self.endpoints)
 
-    def region(self, region: str) -> RegionClient:
+    def for_account(self, account: str, session: boto3.session.Session) -> Clients:
+        """The clients of one account of the map: calls made with `session` (the base one,
+        or one that assumes the account's role), paced on buckets of their own, as the
+        service's limits are per account and region. Made once per account."""
+        with self._lock:
+            if account not in self._accounts:
+                self._accounts[account] = Clients(
+                    self.settings, self.stop, self.notify, session=session, account=account
+                )
+            return self._accounts[account]
+
+    @property
+    def accounts(self) -> Mapping[str, Clients]:
+        """The clients of each account of the map made so far, by id."""
+        return dict(self._accounts)
+
+    def region(self, region: str, account: str | None = None) -> RegionClient:
+        """The region's client in `account` (an account of the map, by id), else in the
+        run's own account."""
+        if account:
+            return self._accounts[account].region(region)
         with self._lock:
             if region not in self._regions:
                 self._regions[region] = RegionClient(
@@ -587,6 +617,7 @@ class Clients:
                     self._client(region, retries=False),
                     self.settings,
                     self.stop,
+                    self.account_key,
                 )
             return self._regions[region]
 
@@ -619,7 +650,9 @@ class Clients:
 
     def account(self) -> str:
         """The caller's account id: sts:GetCallerIdentity (which needs no permission), once a
-        run, in the default region (or us-east-1), through --endpoint-url like every API."""
+        run, in the default region (or us-east-1), through --endpoint-url like every API.
+        For an account of the map, the account its credentials act in (the AssumeRole is
+        made there)."""
         # A lock of its own: the call must not hold up the region clients' lock.
         with self._account_lock:
             if self._account is None:
@@ -680,6 +713,8 @@ class Clients:
     def close(self) -> None:
         for client in self._regions.values():
             client.close()
+        for account in self._accounts.values():
+            account.close()
 
 
 def gather(
@@ -751,12 +786,13 @@ def until_stopped(work: Callable[[], T], stop: threading.Event, grace: float = 0
     return outcome.result()
 
 
-def in_parallel(fn: Callable[[str], T], regions: Sequence[str]) -> dict[str, T]:
-    """fn per region, regions in parallel (each region has its own pace and pool)."""
-    if len(regions) <= 1:
-        return {r: fn(r) for r in regions}
-    with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="region") as pool:
-        return dict(zip(regions, pool.map(fn, regions), strict=True))
+def in_parallel(fn: Callable[[K], T], places: Sequence[K]) -> dict[K, T]:
+    """fn per place (a region, an account, or both), in parallel: each account and region
+    has its own pace and pool."""
+    if len(places) <= 1:
+        return {p: fn(p) for p in places}
+    with ThreadPoolExecutor(max_workers=len(places), thread_name_prefix="region") as pool:
+        return dict(zip(places, pool.map(fn, places), strict=True))
 
 
 def error_code(err: BaseException) -> str | None:

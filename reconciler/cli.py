@@ -27,7 +27,7 @@ from reconciler import __version__
 if TYPE_CHECKING:  # types only: the modules themselves are imported where needed
     from reconciler.aws import AwsSettings, Clients
     from reconciler.errors import ReconcilerError
-    from reconciler.plan import Plan, Replan
+    from reconciler.plan import Key, Plan, Replan
     from reconciler.progress import ProgressLine
     from reconciler.results import Applied, AppliedItem
     from reconciler.run import PlanOptions
@@ -129,6 +129,13 @@ _run_option_list = [
         help="Limit the run to the spec of this name (repeatable).",
     ),
     click.option(
+        "--account",
+        "accounts",
+        multiple=True,
+        metavar="NAME",
+        help="Limit the run to this account of the specs' accounts: map (repeatable).",
+    ),
+    click.option(
         "--api-rate",
         type=click.FloatRange(min=0),
         default=2.0,
@@ -200,6 +207,7 @@ def run_options(kind: str) -> Callable[[F], F]:
             specs_dir: str,
             allow_empty: bool,
             targets: tuple[str, ...],
+            accounts: tuple[str, ...],
             image_quota: int,
             region: str | None,
             profile: str | None,
@@ -223,6 +231,7 @@ def run_options(kind: str) -> Callable[[F], F]:
                 targets=targets,
                 allow_empty=allow_empty,
                 image_quota=image_quota,
+                accounts=accounts,
             )
             aws = AwsSettings(
                 region=region,
@@ -571,12 +580,18 @@ def apply(
     from reconciler.aws import STEP_GRACE
 
     _no_prune_with_target(prune, options)
+    if plan_file and options.accounts:
+        raise click.UsageError(
+            "--account can't be combined with --plan-file: the saved plan already says which "
+            "accounts it covers; plan again with --account to narrow it"
+        )
     if plan_file and options.targets:
         raise click.UsageError(
             "--target can't be combined with --plan-file: the saved plan already says what "
             "it covers; plan again with --target to narrow it"
         )
-    options = replace(options, prune=prune, recapture_failed=replace_failed)
+    # An apply that prunes deletes: refused for an account of the map no spec names.
+    options = replace(options, prune=prune, recapture_failed=replace_failed, deletes=True)
     run = _Run(options, aws, out)
     try:
         if plan_file:
@@ -727,7 +742,7 @@ def _wait(
 def _waited_item_line(out: Output) -> Callable[[AppliedItem], None]:
     """A line on stderr for each item that waited and has now run (`apply --wait`)."""
     from reconciler.render.escape import terminal_safe as safe
-    from reconciler.render.text import named
+    from reconciler.render.text import named, place
     from reconciler.results import Result
 
     def line(item: AppliedItem) -> None:
@@ -735,12 +750,12 @@ def _waited_item_line(out: Output) -> Callable[[AppliedItem], None]:
             return
         name = named(item, by_action=item.result is Result.SHARING_UPDATED)
         detail = f": {safe(item.error)}" if item.error else ""
-        click.echo(f"  {item.result.value} {name} ({item.region}){detail}", err=True)
+        click.echo(f"  {item.result.value} {name} ({safe(place(item))}){detail}", err=True)
 
     return line
 
 
-def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[tuple[str, str, str]]]:
+def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[Key]]:
     """The saved plan checked against a fresh one: the reviewed plan is the approval.
 
     It is applied exactly as recorded: its own --prune/--replace-failed choices; passing
@@ -763,6 +778,7 @@ def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[tuple[st
     options = replace(
         run.options,
         targets=saved.targets,
+        accounts=tuple(a.name for a in saved.accounts),
         prune=saved.prune,
         recapture_failed=saved.replace_failed,
     )

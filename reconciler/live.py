@@ -76,6 +76,9 @@ class RegionInventory:
     # Images that bundle specs name by `image_id` and that are not among the owned ones
     # (shared with the account, or public), by id; None: no such image.
     referenced: Mapping[str, LiveImage | None] = field(default_factory=dict)
+    # Images other accounts share with this one, by (owner account, name): read only where
+    # an import's source lies outside the run (ImageType=SHARED). Never the account's own.
+    shared: Mapping[tuple[str, str], LiveImage] = field(default_factory=dict)
 
     def image_by_id(self, image_id: str) -> LiveImage | None:
         found = next((i for i in self.images.values() if i.image_id == image_id), None)

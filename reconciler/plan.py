@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 2
 
+# An item's identity in a plan: (kind, account, region, name); the account is "" for a run
+# without an account map (the caller's own account).
+Key = tuple[str, str, str, str]
+
 
 class Kind(str, Enum):
     IMAGE = "image"
@@ -75,6 +79,9 @@ _KIND_FIELDS: dict[Kind, frozenset[str]] = {
         {
             "source_workspace_id",
             "copy_from",
+            "source_account",
+            "source_name",
+            "source_image_id",
             "state",
             "source_state",
             "source_busy",
@@ -108,6 +115,10 @@ class PlanItem(_Frozen):
     action: Action
     name: str
     region: str
+    # The account the resource lives in (12 digits) and its name in the map; both null for
+    # a run without an account map (the caller's own account).
+    account: str | None = None
+    account_name: str | None = None
     # Image items: the image's id. Share items: the shared image's id. Bundle items: the
     # declared image's id in the bundle's region (null until it exists).
     image_id: str | None = None
@@ -119,6 +130,12 @@ class PlanItem(_Frozen):
     # Images: the source WorkSpace of a capture (null for a copy); a copy's source region.
     source_workspace_id: str | None = None
     copy_from: str | None = None
+    # An import's source account (a copy from another account's shared image, from its
+    # region `copy_from`); null for every other image item. Additive: the source image's
+    # name, and its id when the plan knows it (a source outside the run, shared already).
+    source_account: str | None = None
+    source_name: str | None = None
+    source_image_id: str | None = None
     # Shares: one entry per account whose sharing changes.
     share_changes: tuple[ShareChange, ...] = ()
     # Bundles.
@@ -153,9 +170,9 @@ class PlanItem(_Frozen):
         return data
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """The item's identity in a plan: (kind, region, name)."""
-        return (self.kind.value, self.region, self.name)
+    def key(self) -> Key:
+        """The item's identity in a plan: (kind, account, region, name)."""
+        return (self.kind.value, self.account or "", self.region, self.name)
 
     @property
     def changes(self) -> bool:
@@ -177,7 +194,17 @@ class PlanItem(_Frozen):
 
     @property
     def is_copy(self) -> bool:
+        """A copy or an import: an image made by CopyWorkspaceImage."""
         return self.kind is Kind.IMAGE and self.copy_from is not None
+
+    @property
+    def is_import(self) -> bool:
+        return self.kind is Kind.IMAGE and self.source_account is not None
+
+    @property
+    def made_by(self) -> str:
+        """How an image item's image is made, as messages say it: capture, copy or import."""
+        return "import" if self.is_import else "copy" if self.copy_from else "capture"
 
 
 CHANGING = frozenset(
@@ -191,6 +218,8 @@ class Unmanaged(_Frozen):
     kind: Kind = Kind.IMAGE
     name: str
     region: str
+    account: str | None = None  # as for plan items
+    account_name: str | None = None
     image_id: str | None = None  # an image's id; a bundle's image
     bundle_id: str | None = None
     state: str | None = None
@@ -210,8 +239,16 @@ class Unmanaged(_Frozen):
         return (self.bundle_id if self.kind is Kind.BUNDLE else self.image_id) or ""
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kind.value, self.region, self.resource_id)
+    def key(self) -> Key:
+        return (self.kind.value, self.account or "", self.region, self.resource_id)
+
+
+class PlanAccount(_Frozen):
+    """An account a plan covers, as the map declared it when the plan was made."""
+
+    name: str
+    id: str
+    role: str | None = None
 
 
 class Plan(_Frozen):
@@ -225,6 +262,9 @@ class Plan(_Frozen):
     # owned images in ERROR. A saved plan records both, and apply does exactly that.
     prune: bool = False
     replace_failed: bool = False
+    # Additive: the accounts of the map the plan covers (empty without a map); a saved plan
+    # is stale once the map says otherwise.
+    accounts: tuple[PlanAccount, ...] = ()
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -261,9 +301,9 @@ class Plan(_Frozen):
         users = set(u.used_by)
         # As --prune has it (a plan without it says what it would do): unmanaged bundles
         # are deleted first.
-        users -= {b.name for b in self.unmanaged if b.kind is Kind.BUNDLE and b.region == u.region}
+        users -= {b.name for b in self.unmanaged if b.kind is Kind.BUNDLE and _same_place(b, u)}
         for item in self.items:
-            if item.kind is not Kind.BUNDLE or item.region != u.region:
+            if item.kind is not Kind.BUNDLE or not _same_place(item, u):
                 continue
             if item.image_id == u.image_id:
                 users.add(item.name)
@@ -291,6 +331,10 @@ class Plan(_Frozen):
         return any(item.is_error for item in self.items)
 
 
+def _same_place(a: PlanItem | Unmanaged, b: PlanItem | Unmanaged) -> bool:
+    return (a.account, a.region) == (b.account, b.region)
+
+
 def fingerprint(*facts: object) -> str:
     blob = json.dumps(facts, sort_keys=True, default=str).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
@@ -303,6 +347,9 @@ class Desired:
     images: Sequence[Spec]
     bundles: Sequence[BundleSpec] = ()
     default_region: str | None = None
+    # The accounts whose items this run plans (empty without an account map): an import
+    # from one of them waits for its share item; from any other, for the image shared.
+    planned_accounts: frozenset[str] = frozenset()
 
     def region_of(self, spec: Spec | BundleSpec) -> str:
         region = spec.region or self.default_region
@@ -334,6 +381,7 @@ def make_plan(
     replace_failed: bool = False,
     bundles: Sequence[BundleSpec] = (),
     kinds: Sequence[KindModule] | None = None,
+    planned_accounts: frozenset[str] = frozenset(),
 ) -> Plan:
     """Each kind plans its items in turn (images, shares, bundles: a later kind sees the
     earlier ones' items, as a bundle depends on its image), then the owned resources that no
@@ -342,7 +390,7 @@ def make_plan(
         from reconciler.kinds import KINDS  # the kinds' planners are pure; their calls are not
 
         kinds = KINDS
-    desired = Desired(tuple(specs), tuple(bundles), default_region)
+    desired = Desired(tuple(specs), tuple(bundles), default_region, planned_accounts)
     settings = Settings(now=now, image_quota=image_quota, replace_failed=replace_failed)
     items: list[PlanItem] = []
     for kind in kinds:

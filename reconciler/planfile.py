@@ -25,7 +25,7 @@ from deepdiff import DeepDiff
 from pydantic import ValidationError
 
 from reconciler.errors import PlanFileError, StalePlanError
-from reconciler.plan import FORMAT_VERSION, Action, Kind, Plan, PlanItem, Unmanaged
+from reconciler.plan import FORMAT_VERSION, Action, Key, Kind, Plan, PlanItem, Unmanaged
 
 CHECKSUM_KEY = "plan_checksum"
 
@@ -89,13 +89,10 @@ def load_plan(path: Path) -> Plan:
         ) from err
 
 
-Key = tuple[str, str, str]  # an item's (kind, region, name)
-
-
 def settle(
     saved: Plan, fresh: Plan, reread: Callable[[PlanItem], PlanItem] | None = None
 ) -> tuple[Plan, frozenset[Key]]:
-    """The plan to apply, and the keys (kind, region, name) of planned creates that now
+    """The plan to apply, and the keys (kind, account, region, name) of planned creates that now
     exist.
 
     Raises StalePlanError, before any change, when the specs changed or the live state
@@ -109,6 +106,13 @@ def settle(
             "saved plan is stale: the specs changed since it was saved "
             f"({saved.specs_digest[:19]}… → {fresh.specs_digest[:19]}…)",
             hint="run `reconciler plan --out FILE` again and review the new plan",
+        )
+    if saved.accounts != fresh.accounts:
+        raise StalePlanError(
+            "saved plan is stale: it covered other accounts "
+            f"({_accounts(saved)}) than this run ({_accounts(fresh)})",
+            hint="apply with the --account options the plan was made with, or run "
+            "`reconciler plan --out FILE` again and review the new plan",
         )
     if reread is not None:
         fresh = _reread_raced_creates(saved, fresh, reread)
@@ -127,6 +131,11 @@ def settle(
             hint="run `reconciler plan --out FILE` again and review the new plan",
         )
     return fresh, converged
+
+
+def _accounts(plan: Plan) -> str:
+    shown = [f"{a.name} {a.id}" + (f" via {a.role}" if a.role else "") for a in plan.accounts]
+    return ", ".join(shown) or "the run's own account"
 
 
 def _reread_raced_creates(saved: Plan, fresh: Plan, reread: Callable[[PlanItem], PlanItem]) -> Plan:
@@ -180,7 +189,7 @@ def _decisions(plan: Plan, *, skip: frozenset[Key]) -> dict[str, Any]:
     # or the reverse, is a decision nobody reviewed.
     deleted = set(plan.deletions)
     items["(unmanaged)"] = sorted(
-        f"{u.kind.value} {u.region}/{u.name} {u.resource_id}: {_fate(plan, u, deleted)}"
+        f"{u.kind.value} {_where(u)}/{u.name} {u.resource_id}: {_fate(plan, u, deleted)}"
         for u in plan.unmanaged
     )
     items["(deletions)"] = {"prune": plan.prune, "replace_failed": plan.replace_failed}
@@ -196,7 +205,12 @@ def _fate(plan: Plan, u: Unmanaged, deleted: set[Unmanaged]) -> str:
 
 def _shown(item: PlanItem) -> str:
     kind = "" if item.kind is Kind.IMAGE else f"{item.kind.value} "
-    return f"{kind}{item.region}/{item.name}"
+    return f"{kind}{_where(item)}/{item.name}"
+
+
+def _where(x: PlanItem | Unmanaged) -> str:
+    """The item's region, after its account's name when the plan covers accounts."""
+    return f"{x.account_name or x.account}:{x.region}" if x.account else x.region
 
 
 def _explain(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:

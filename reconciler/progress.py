@@ -14,6 +14,7 @@ from typing import TextIO
 
 from reconciler.plan import Kind
 from reconciler.render.escape import terminal_safe
+from reconciler.render.text import place
 from reconciler.results import AppliedItem, Result
 
 LOG_EVERY = 5.0  # seconds between lines when stderr is not a terminal
@@ -141,4 +142,4 @@ def _waited(item: AppliedItem) -> str:
     and a deferred item what it waits for. Names and reasons may come from specs and AWS."""
     why = (item.error or item.reason) if item.result is Result.DEFERRED else None
     status = why.removesuffix(_ADVICE) if why else (item.state or item.result.value)
-    return terminal_safe(f"{_MARKER[item.kind]}{item.name} ({item.region}): {status}")
+    return terminal_safe(f"{_MARKER[item.kind]}{item.name} ({place(item)}): {status}")

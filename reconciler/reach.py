@@ -15,7 +15,8 @@ what AWS answered. Nothing below the session needs to know how its credentials c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,31 @@ import botocore.exceptions
 import botocore.session
 
 from reconciler.aws import error_code, error_message
-from reconciler.errors import AwsError
+from reconciler.errors import AwsError, ConfigError
 
 SESSION_NAME = "workspaces-image-reconciler"
 # AssumeRole's default; botocore renews the credentials once less than 15 minutes remain.
 DURATION_SECONDS = 3600
+# AssumeRole's bounds for DurationSeconds (the role's own maximum may be lower).
+DURATION_RANGE = (900, 43200)
+DURATION_VARIABLE = "RECONCILER_ASSUME_ROLE_SECONDS"
+
+
+def duration_seconds() -> int:
+    """How long assumed credentials last: RECONCILER_ASSUME_ROLE_SECONDS, else an hour
+    (a role's maximum session can be as short as that). botocore renews them 15 minutes
+    before they expire, so any run outlives them."""
+    written = os.environ.get(DURATION_VARIABLE, "").strip()
+    if not written:
+        return DURATION_SECONDS
+    low, high = DURATION_RANGE
+    if not written.isdigit() or not low <= int(written) <= high:
+        raise ConfigError(
+            f"{DURATION_VARIABLE}={written!r} is not a whole number of seconds from {low} to "
+            f"{high}",
+            hint=f"unset it (an hour), or give AssumeRole's DurationSeconds within {low}-{high}",
+        )
+    return int(written)
 
 
 @dataclass(frozen=True)
@@ -53,10 +74,12 @@ def account_session(
     *,
     endpoint_url: str | None = None,
     duration_seconds: int = DURATION_SECONDS,
+    region: str | None = None,
 ) -> boto3.session.Session:
     """A session whose calls act in `target`'s account: the base session itself for an
     account without a role, else one with refreshable AssumeRole credentials drawn from the
-    base's (STS through `endpoint_url` like every other API)."""
+    base's (STS through `endpoint_url` like every other API, in `region`: the run's, which
+    botocore can't find when it comes from AWS_REGION or --region)."""
     if target.role is None:
         return base
     source = base.get_credentials()
@@ -72,8 +95,10 @@ def account_session(
     if target.external_id:
         extra["ExternalId"] = target.external_id
     base_core = base._session
+    sts_region = region or base.region_name or "us-east-1"
 
     def sts_client(service: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("region_name", sts_region)
         return base_core.create_client(service, endpoint_url=endpoint_url, **kwargs)
 
     fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
@@ -89,7 +114,10 @@ def account_session(
     # botocore's own way to give a session refreshable credentials (its set_credentials
     # takes only static keys); boto3 builds its assume-role profiles the same way.
     core._credentials = credentials  # type: ignore[attr-defined]
-    return boto3.session.Session(botocore_session=core, region_name=base.region_name)
+    # The service models the base session has loaded already: each session would otherwise
+    # parse them again (tens of ms of CPU a client, for every account).
+    core.register_component("data_loader", base_core.get_component("data_loader"))
+    return boto3.session.Session(botocore_session=core, region_name=sts_region)
 
 
 def reach(
@@ -99,14 +127,23 @@ def reach(
     region: str,
     endpoint_url: str | None = None,
 ) -> None:
+    """`prove`, each account asked through its own session."""
+
+    def identify(target: Target) -> str:
+        sts = sessions[target.name].client("sts", region_name=region, endpoint_url=endpoint_url)
+        return str(sts.get_caller_identity()["Account"])
+
+    prove(targets, identify)
+
+
+def prove(targets: Sequence[Target], identify: Callable[[Target], str]) -> None:
     """Prove every account reachable before any change: one GetCallerIdentity each (the
-    AssumeRole happens there), in parallel. Raises AwsError naming every account that can't
-    be reached or answers as another account."""
+    AssumeRole happens there; `identify` makes it), in parallel. Raises AwsError naming every
+    account that can't be reached or answers as another account."""
 
     def answer(target: Target) -> str | None:
-        sts = sessions[target.name].client("sts", region_name=region, endpoint_url=endpoint_url)
         try:
-            found = str(sts.get_caller_identity()["Account"])
+            found = identify(target)
         except botocore.exceptions.ClientError as err:
             return f"{target.shown()}: {error_code(err)}: {error_message(err)}"
         except botocore.exceptions.BotoCoreError as err:

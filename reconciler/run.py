@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import botocore.exceptions
 
+from reconciler import fleet
 from reconciler.aws import (
     REGION_REFUSALS,
     Clients,
@@ -39,7 +40,6 @@ from reconciler.specs import (
     load_specs,
     plan_time_problems,
 )
-from reconciler.specs.accounts import not_yet_supported
 from reconciler.specs.checks import own_account_problems
 from reconciler.specs.discover import join_shown
 
@@ -58,6 +58,11 @@ class PlanOptions:
     # call budget counts only the sources of creates.
     prune: bool = False
     recapture_failed: bool = False
+    # --account: the accounts of the map the run is limited to (by name); empty: all.
+    accounts: tuple[str, ...] = ()
+    # An apply that deletes (--prune): refused for an account of the run no spec names,
+    # unless allow_empty. A plan only shows what that would delete.
+    deletes: bool = False
 
 
 def load(options: PlanOptions) -> SpecSet:
@@ -76,11 +81,11 @@ def build_plan(
     spec_set = load(options)
     for warning in spec_set.warnings:  # what validate warns of, said by every run too
         clients.notify(warning_line(warning))
-    if (unsupported := not_yet_supported(spec_set, options.specs_dir)) is not None:
+    if options.accounts and not spec_set.accounts:
         raise ConfigError(
-            unsupported,
-            hint="remove accounts:, account: and source_image: to "
-            "manage the run's own account, or upgrade when a release has them",
+            f"--account {options.accounts[0]}: the specs in {options.specs_dir} declare no "
+            "accounts: map",
+            hint="remove --account, or declare the accounts in the root defaults document",
         )
     specs, bundles = _targeted(spec_set, options.targets)
     default_region = clients.default_region
@@ -90,6 +95,8 @@ def build_plan(
     listed = () if options.targets else spec_set.regions
     _check_region_names(specs, bundles, listed, clients, options.specs_dir)
     _check_regions(spec_set, specs, bundles, default_region, options.specs_dir)
+    if spec_set.accounts:
+        return _build_for_accounts(options, clients, spec_set, specs, bundles, listed, progress)
     _check_own_account(specs, clients, options.specs_dir)
     desired = Desired(tuple(specs), tuple(bundles), default_region)
     named = _named_regions(desired) | {default_region} | set(listed)
@@ -122,11 +129,78 @@ def build_plan(
     return plan, replanner(desired, settings)
 
 
+def _build_for_accounts(
+    options: PlanOptions,
+    clients: Clients,
+    spec_set: SpecSet,
+    specs: Sequence[Spec],
+    bundles: Sequence[BundleSpec],
+    listed: Sequence[str],
+    progress: Progress | None,
+) -> tuple[Plan, Replan]:
+    """The plan of a specs folder with an account map: every account of the run reached,
+    read in parallel (each on its own clients) and planned on its own (`fleet`)."""
+    accounts = fleet.selected(spec_set, options.accounts, options.specs_dir)
+    default_region = clients.default_region
+
+    def regions_of(desired: Desired) -> list[str]:
+        named = _named_regions(desired) | {default_region} | set(listed)
+        return sorted(r for r in named if r is not None)
+
+    with aws_errors():
+        made = fleet.connect(clients, accounts)
+    parts = fleet.parts(accounts, made, specs, bundles, default_region, regions_of)
+    empty = fleet.empty_accounts(parts)
+    if options.deletes and options.prune and empty and not options.allow_empty:
+        names = ", ".join(fleet.shown(a) for a in empty)
+        raise ConfigError(
+            f"--prune with no spec for account {names}: every resource the reconciler owns "
+            "there would be deleted",
+            hint="add its specs (a moved or unreadable folder?), run without --prune, or pass "
+            "--allow-empty if deleting them all is what you want",
+        )
+
+    def read(part: fleet.AccountPlan) -> Inventory:
+        return read_inventory(
+            part.clients,
+            part.desired,
+            part.regions,
+            bool(options.targets),
+            progress,
+            recapture_failed=options.recapture_failed,
+        )
+
+    with aws_errors():
+        inventories = fleet.read_all(parts, read)
+    now = datetime.now(timezone.utc)
+    plan = fleet.joined_plan(
+        parts,
+        inventories,
+        specs_digest=spec_set.digest,
+        image_quota=options.image_quota,
+        now=now,
+        targets=options.targets,
+        prune=options.prune,
+        replace_failed=options.recapture_failed,
+        shown_root=options.specs_dir,
+        every_spec=spec_set.specs,
+    )
+    settings = Settings(
+        now=now, image_quota=options.image_quota, replace_failed=options.recapture_failed
+    )
+    return plan, fleet.replan_by_account(parts, settings)
+
+
 def _named_regions(desired: Desired) -> set[str | None]:
-    """The regions the specs name: each image's own and copy regions, each bundle's."""
+    """The regions the specs name: each image's own and copy regions, each bundle's, and
+    the source region of an import whose source account the run does not plan (the image
+    shared with the account is looked up there)."""
     regions: set[str | None] = set()
     for spec in desired.images:
         regions |= {spec.region or desired.default_region, *spec.copies}
+        source = spec.source_image
+        if source is not None and source.account not in desired.planned_accounts:
+            regions.add(source.region or spec.region or desired.default_region)
     regions |= {b.region or desired.default_region for b in desired.bundles}
     return regions
 

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from reconciler.apply import Key, Report, image_key, not_ready, outside_not_ready, run_ready
+from reconciler.apply import (
+    Key,
+    Report,
+    not_ready,
+    outside_not_ready,
+    ready_image,
+    run_ready,
+    waited_key,
+)
 from reconciler.aws import PAGE_SIZE, Clients, RegionClient
 from reconciler.kinds import KINDS, ApplyContext, kind_of
 from reconciler.kinds.base import ImageById
@@ -68,8 +76,8 @@ def wait_for_captures(
         if clients.stop.wait(min(gap, max(0.0, timeout - (clock() - start)))):
             break
         gap = min(MAX_POLL, gap * 2)
-        for region in sorted({i.region for i in waiting}):
-            client = clients.region(region)
+        for account, region in sorted({(i.account or "", i.region) for i in waiting}):
+            client = clients.region(region, account)
             _refresh_images(client, items)
             _start_deferred(client, items, ctx, done)
         _run_dependents(plan, items, clients, ctx, done)
@@ -144,15 +152,20 @@ def _outside(item: AppliedItem) -> str | None:
 
 def _image_of(item: AppliedItem, items: dict[Key, AppliedItem]) -> AppliedItem | None:
     """The image item `item` waits for, if it waits for one this run plans."""
-    waited = image_key(kind_of(item).waits_for(item))
+    waited = waited_key(kind_of(item).waits_for(item))
     return items.get(waited) if waited else None
+
+
+def _here(item: AppliedItem, client: RegionClient) -> bool:
+    """Whether the item lives where the client acts: its account and region."""
+    return (item.account or "", item.region) == (client.account, client.region)
 
 
 def _refresh_images(client: RegionClient, items: dict[Key, AppliedItem]) -> None:
     """The state of the images in progress in the region: those this run made or found
     PENDING, and those that deferred items wait for by id (in the same calls, 25 ids each).
     """
-    mine = [i for i in items.values() if i.region == client.region]
+    mine = [i for i in items.values() if _here(i, client)]
     by_id = {i.image_id: i for i in mine if _capturing(i)}
     waiting: dict[str, list[AppliedItem]] = {}
     for item in mine:
@@ -172,7 +185,7 @@ def _refresh_images(client: RegionClient, items: dict[Key, AppliedItem]) -> None
             update: dict[str, object] = {"state": state}
             if state == "ERROR":
                 detail = error_detail(image) or "no error detail"
-                made = "copy" if made_here.copy_from else "capture"
+                made = made_here.made_by
                 update |= {"result": Result.FAILED, "error": f"{made} ended in ERROR ({detail})"}
             items[made_here.key] = made_here.model_copy(update=update)
 
@@ -186,7 +199,7 @@ def _start_deferred(
     """Capture the deferred images whose source WorkSpace is free now, one per source.
 
     Deferred captures are creates, and replacements of failed images (--replace-failed)."""
-    mine = [i for i in items.values() if i.region == client.region and i.kind is Kind.IMAGE]
+    mine = [i for i in items.values() if _here(i, client) and i.kind is Kind.IMAGE]
     busy = {i.source_workspace_id for i in mine if _capturing(i) and not i.copy_from}
     deferred = [
         i
@@ -227,9 +240,9 @@ def _run_dependents(
         if item.result is not Result.DEFERRED or item.next_run:
             continue
         image = _image_of(item, items)
-        if (
-            image is not None and image.state == "AVAILABLE" and image.result is not Result.FAILED
-        ) or (_outside(item) is not None and item.image_state == "AVAILABLE"):
+        if (image is not None and ready_image(image) is not None) or (
+            _outside(item) is not None and item.image_state == "AVAILABLE"
+        ):
             ready.append(_planned(item))
     if ready:
         run_ready(plan, ready, items, clients, ctx, done)

@@ -227,7 +227,7 @@ def test_a_planned_create_that_now_exists_is_converged(saved: Path) -> None:
     created = image("finance-win11", 3, {**OWNED, "team": "finance"}, state="PENDING")
     fresh = plan_of(SPECS, [*LIVE, created])
     plan, converged = settle(load_plan(saved), fresh)
-    assert converged == {("image", REGION, "finance-win11")}
+    assert converged == {("image", "", REGION, "finance-win11")}
     assert plan == fresh
     # The other items are still applied as reviewed.
     assert [i.action for i in plan.items[1:]] == [Action.UPDATE_TAGS, Action.NO_OP]

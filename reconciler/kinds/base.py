@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reconciler.plan import Kind
+from reconciler.plan import Key, Kind
 
 if TYPE_CHECKING:
     from reconciler.aws import RegionClient
@@ -22,21 +22,26 @@ if TYPE_CHECKING:
     from reconciler.plan import Desired, Plan, PlanItem, Replan, Settings, Unmanaged
     from reconciler.results import AppliedItem, AppliedUnmanaged
 
-# An image as items wait for it: (region, name).
-ImageKey = tuple[str, str]
-
 
 @dataclass(frozen=True)
 class ImageById:
-    """An image no item of the plan makes (a bundle's `image_id`), waited for by its id: the
-    engine judges it by the state the item was planned with (`image_state`), which
-    `apply --wait` polls."""
+    """An image no item of the plan makes (a bundle's `image_id`, an import's source shared
+    from outside the run), waited for by its id: the engine judges it by the state the item
+    was planned with (`image_state`), which `apply --wait` polls in `region`, as the
+    waiting item's account."""
 
     region: str
     image_id: str
 
 
-Waited = ImageKey | ImageById
+# What an item waits for: the item (by its key) that makes the image it needs AVAILABLE (an
+# image, or for an import the share that lets its account copy it), or an image by its id.
+Waited = Key | ImageById
+
+
+def image_key(account: str | None, region: str, name: str) -> Key:
+    """The key of an image item."""
+    return (Kind.IMAGE.value, account or "", region, name)
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ class ApplyContext:
     image_id: str | None = None
     # Keys (kind, region, name) a kind's `schedule` lets go now; the others of that kind are
     # deferred (one capture per source WorkSpace at a time).
-    go_now: frozenset[tuple[str, str, str]] = frozenset()
+    go_now: frozenset[Key] = frozenset()
     # Images in use by a bundle after this run's changes, by (region, image id): bundle
     # names. An image still in use is never deleted.
     in_use: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
@@ -117,7 +122,7 @@ class KindModule:
     apply: Callable[[PlanItem, RegionClient, ApplyContext], AppliedItem]
     delete: Callable[[Unmanaged, RegionClient, ApplyContext], AppliedUnmanaged] | None = None
     # Which of this kind's items may go now (the others are deferred by `apply`).
-    schedule: Callable[[Plan], frozenset[tuple[str, str, str]]] | None = None
+    schedule: Callable[[Plan], frozenset[Key]] | None = None
     # Reading the live state: the resource type in its ARNs (for the bulk tag reader and
     # discovery), the resources it lists in a region (None: none read there) and its part
     # of the region's inventory. Kinds are read in the order of `KINDS`.

@@ -33,6 +33,7 @@ from reconciler.kinds.base import (
     Listing,
     Reading,
     Waited,
+    image_key,
 )
 from reconciler.kinds.image import confirm, live_image, retag, with_unseen
 from reconciler.kinds.ownership import Ownership
@@ -121,8 +122,7 @@ def _target(
             item.image_id, item.state, f"its image {name} ({region}) is {item.action.value}"
         )
     if item.action is Action.CREATE or replaced:
-        made = "copy" if item.copy_from else "capture"
-        return _Target(None, None, waiting=f"after the {made} of {name} ({region})")
+        return _Target(None, None, waiting=f"after the {item.made_by} of {name} ({region})")
     if item.state != "AVAILABLE":
         return _Target(
             item.image_id,
@@ -281,7 +281,7 @@ def waits_for(item: PlanItem) -> Waited | None:
         return None
     if item.image_name is None:
         return ImageById(item.region, item.image_id) if item.image_id else None
-    return (item.region, item.image_name)
+    return image_key(item.account, item.region, item.image_name)
 
 
 # What to do about each documented CreateWorkspaceBundle error.

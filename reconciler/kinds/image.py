@@ -27,14 +27,24 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
-from reconciler.aws import IMAGE_RESOURCE, error_code, short_error
+from reconciler.aws import IMAGE_RESOURCE, PAGE_SIZE, error_code, short_error
 from reconciler.kinds import creating, ownership, share
-from reconciler.kinds.base import ApplyContext, ImageKey, KindModule, Listed, Listing, Reading
+from reconciler.kinds.base import (
+    ApplyContext,
+    ImageById,
+    KindModule,
+    Listed,
+    Listing,
+    Reading,
+    Waited,
+    image_key,
+)
 from reconciler.kinds.ownership import Ownership
 from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace, Tags
 from reconciler.plan import (
     Action,
     Desired,
+    Key,
     Kind,
     Plan,
     PlanItem,
@@ -91,7 +101,7 @@ def plan(
     items = []
     for spec in desired.images:
         region = desired.region_of(spec)
-        own = plan_item(spec, region, inventory.regions[region], now=settings.now)
+        own = plan_item(spec, region, inventory.regions[region], desired, now=settings.now)
         items.append(_within_quota(own, free, settings.image_quota))
         for copy_region in spec.copies:
             live = inventory.regions[copy_region]
@@ -113,14 +123,19 @@ def _within_quota(item: PlanItem, free: dict[str, int], quota: int) -> PlanItem:
     return item.model_copy(update={"action": Action.BLOCKED, "reason": reason})
 
 
-def plan_item(spec: Spec, region: str, live: RegionInventory, *, now: datetime) -> PlanItem:
-    """The image in the spec's own region: captured from its source WorkSpace."""
+def plan_item(
+    spec: Spec, region: str, live: RegionInventory, desired: Desired, *, now: datetime
+) -> PlanItem:
+    """The image in the spec's own region: captured from its source WorkSpace, or imported
+    from another account's image shared with this one."""
     image = live.images.get(spec.name)
+    if image is None and spec.source_image is not None:
+        return _import_item(spec, region, live, desired)
     if image is None:
-        # An import (no source WorkSpace) is refused before the plan until the engine has
-        # accounts (run.py); `or ""` only keeps the types honest.
         source = (live.sources or {}).get(spec.source_workspace_id or "")
         return _create_item(spec, region, source)
+    if spec.source_image is not None:  # an import that exists: judged like any image
+        return _existing(spec, region, image, now=now, imported=_source_of(spec, region))
     judged = _existing(spec, region, image, now=now)
     if judged.action is Action.CONFLICT and image.state == "ERROR" and image.owned:
         return _recapture(judged, spec, region, live)
@@ -159,12 +174,62 @@ def plan_copy(
     return item.model_copy(update={"reason": why})
 
 
+def _source_of(spec: Spec, region: str) -> tuple[str, str]:
+    """An import's source: its account and region."""
+    assert spec.source_image is not None
+    return spec.source_image.account, spec.source_image.region or region
+
+
+def _import_item(spec: Spec, region: str, live: RegionInventory, desired: Desired) -> PlanItem:
+    """An import to create: CopyWorkspaceImage in this account from the source account's
+    image, once that is AVAILABLE and shared with this account. A source account this run
+    plans is waited for through its share item (apply orders them); one outside the run was
+    looked up among the images shared with this account (`shared`): not there is blocked."""
+    source = spec.source_image
+    assert source is not None
+    account, source_region = _source_of(spec, region)
+    item = _item(spec, region, imported=(account, source_region)).model_copy(
+        update={
+            "action": Action.CREATE,
+            "tag_changes": created_tags(spec),
+            "fingerprint": fingerprint(None, None, "import", account, source_region, source.name),
+        }
+    )
+    if account in desired.planned_accounts:
+        return item
+    shared = live.shared.get((account, source.name))
+    if shared is None:
+        whose = shown_source(source.account, source.account_name)
+        reason = (
+            f"image {source.name} of account {whose} is not shared with this account in "
+            f"{source_region}; share it from that account first (UpdateWorkspaceImagePermission"
+            ", or its share_with when the account is in the run)"
+        )
+        return item.model_copy(update={"action": Action.BLOCKED, "reason": reason})
+    update: dict[str, object] = {"source_image_id": shared.image_id, "image_state": shared.state}
+    if shared.state != "AVAILABLE":
+        update["reason"] = f"once the shared image is AVAILABLE ({shared.state})"
+    update["fingerprint"] = fingerprint(None, None, "import", shared.image_id, shared.state)
+    return item.model_copy(update=update)
+
+
+def shown_source(account: str, name: str | None) -> str:
+    return f"{name} ({account})" if name else account
+
+
 def _existing(
-    spec: Spec, region: str, image: LiveImage, *, now: datetime, copy_from: str | None = None
+    spec: Spec,
+    region: str,
+    image: LiveImage,
+    *,
+    now: datetime,
+    copy_from: str | None = None,
+    imported: tuple[str, str] | None = None,
 ) -> PlanItem:
-    """An image that exists: judged against the spec, whether it is a capture or a copy."""
-    base = _item(spec, region, image=image, now=now, copy_from=copy_from)
-    what = "copy" if copy_from else "image"
+    """An image that exists: judged against the spec, whether a capture, a copy or an
+    import."""
+    base = _item(spec, region, image=image, now=now, copy_from=copy_from, imported=imported)
+    what = "copy" if copy_from else "import" if imported else "image"
     if image.state == "ERROR":
         detail = ": ".join(dict.fromkeys(x for x in (image.error_code, image.error_message) if x))
         if not image.owned:
@@ -175,14 +240,14 @@ def _existing(
                 "give the spec another name"
             )
             return base.model_copy(update={"action": Action.CONFLICT, "reason": reason})
-        again = "copies it again" if copy_from else "recreates it"
+        again = "copies it again" if copy_from or imported else "recreates it"
         reason = (
             f"{what} is in ERROR ({detail or 'no error detail'}); "
             f"`apply --replace-failed` deletes and {again}"
         )
         # What a replacement writes: the declared tags, on a new image.
         update: dict[str, object] = {"action": Action.CONFLICT, "reason": reason}
-        if copy_from:
+        if copy_from or imported:
             update["tag_changes"] = created_tags(spec)
         return base.model_copy(update=update)
     if image.description != spec.description:
@@ -209,7 +274,11 @@ def _item(
     image: LiveImage | None = None,
     now: datetime | None = None,
     copy_from: str | None = None,
+    imported: tuple[str, str] | None = None,
 ) -> PlanItem:
+    """`imported`: an import's source (account, region)."""
+    if imported is not None:
+        copy_from = imported[1]
     stuck = bool(
         image
         and now
@@ -228,6 +297,8 @@ def _item(
         spec_line=spec.line,
         source_workspace_id=None if copy_from else spec.source_workspace_id,
         copy_from=copy_from,
+        source_account=imported[0] if imported else None,
+        source_name=spec.source_image.name if imported and spec.source_image else None,
         description=spec.description,
         stuck=stuck,
         owned=image.owned if image else None,
@@ -337,12 +408,22 @@ def replan(
         state=item.state or "",
         tags=dict(tags),
     )
+    if item.source_account is not None:
+        imported = (item.source_account, item.copy_from or item.region)
+        return _existing(spec, item.region, image, now=settings.now, imported=imported)
     return _existing(spec, item.region, image, now=settings.now, copy_from=item.copy_from)
 
 
-def waits_for(item: PlanItem) -> ImageKey | None:
-    """A copy waits for its source image, AVAILABLE in its own region."""
-    return (item.copy_from, item.name) if item.copy_from else None
+def waits_for(item: PlanItem) -> Waited | None:
+    """A copy waits for its source image, AVAILABLE in its own region; an import for the
+    share that lets its account copy the source (a source this run plans), or for the
+    shared image by its id (a source outside the run)."""
+    if item.source_account is not None:
+        if item.source_image_id is not None:
+            return ImageById(item.copy_from or item.region, item.source_image_id)
+        source = item.source_name or item.name
+        return (Kind.SHARE.value, item.source_account, item.copy_from or item.region, source)
+    return image_key(item.account, item.copy_from, item.name) if item.copy_from else None
 
 
 # --- calls ------------------------------------------------------------------------------
@@ -420,16 +501,16 @@ def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedIte
     return confirmed_retag(item, client, ctx.replan)
 
 
-def schedule(plan: Plan) -> frozenset[tuple[str, str, str]]:
+def schedule(plan: Plan) -> frozenset[Key]:
     """The captures to send now: one per source WorkSpace and region, as the service captures
     one image of a WorkSpace at a time (it suspends the WorkSpace while it captures). Other
     items are not held back."""
-    chosen: dict[tuple[str, str], tuple[str, str, str]] = {}
+    chosen: dict[tuple[str, str, str], Key] = {}
     for item in plan.items:
         capture = item.kind is Kind.IMAGE and item.copy_from is None
         makes = item.action is Action.CREATE or plan.replaces(item)
         if capture and makes and not item.source_busy and item.source_workspace_id:
-            chosen.setdefault((item.region, item.source_workspace_id), item.key)
+            chosen.setdefault((item.account or "", item.region, item.source_workspace_id), item.key)
     return frozenset(chosen.values())
 
 
@@ -763,7 +844,33 @@ def observe(
     live = dataclasses.replace(
         inv, images={i.name: i for i in images}, image_count=len(listing.listed) - gone
     )
-    return dataclasses.replace(live, sources=read_sources(reading.client, _sources(reading, live)))
+    sources = read_sources(reading.client, _sources(reading, live))
+    return dataclasses.replace(live, sources=sources, shared=_shared(reading, live))
+
+
+def _shared(reading: Reading, live: RegionInventory) -> dict[tuple[str, str], LiveImage]:
+    """The images other accounts share with this one here, by (owner, name): read
+    (DescribeWorkspaceImages, ImageType=SHARED, 25 a page) only where an import yet to be
+    made copies from an account outside the run; no call otherwise."""
+    desired, region = reading.desired, live.region
+    owners = {
+        s.source_image.account
+        for s in desired.images
+        if s.source_image is not None
+        and s.source_image.account not in desired.planned_accounts
+        and (s.source_image.region or desired.region_of(s)) == region
+        and not (desired.region_of(s) == region and s.name in live.images)
+    }
+    if not owners:
+        return {}
+    listed = reading.client.pages(
+        "describe_workspace_images", "Images", ImageType="SHARED", MaxResults=PAGE_SIZE
+    )
+    return {
+        (owner, image.get("Name", "")): live_image(image, {})
+        for image in listed
+        if (owner := image.get("OwnerAccountId", "")) in owners
+    }
 
 
 def _sources(reading: Reading, live: RegionInventory) -> set[str]:

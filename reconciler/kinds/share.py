@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.aws import PAGE_SIZE, short_error
 from reconciler.kinds import creating, ownership
-from reconciler.kinds.base import ApplyContext, ImageKey, KindModule, Listing, Reading
+from reconciler.kinds.base import ApplyContext, KindModule, Listing, Reading, Waited, image_key
 from reconciler.kinds.ownership import Ownership
 from reconciler.live import Inventory, RegionInventory, Tags, owned
 from reconciler.plan import (
@@ -65,7 +65,9 @@ def _share_item(
     if changes and image.is_error:
         reason = f"waits for its image, which is {image.action.value}: see its item"
     elif changes and image.state != "AVAILABLE":
-        made = "being captured" if image.copy_from is None else "to be copied"
+        made = {"capture": "being captured", "copy": "to be copied"}.get(
+            image.made_by, "to be imported"
+        )
         state = image.state or made
         reason = f"once the image is AVAILABLE ({state})"
     return PlanItem(
@@ -101,8 +103,8 @@ def replan(
     return item
 
 
-def waits_for(item: PlanItem) -> ImageKey | None:
-    return (item.region, item.name)
+def waits_for(item: PlanItem) -> Waited | None:
+    return image_key(item.account, item.region, item.name)
 
 
 def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:

@@ -134,7 +134,7 @@ def annotate_items(plan: Plan, out: TextIO, *, root: str) -> None:
 def _which(item: PlanItem) -> str:
     """What the annotation is about, when the spec's line declares more than it."""
     if item.is_copy:
-        return f"copy in {item.region}: "
+        return f"{item.made_by} in {item.region}: "
     if item.kind is Kind.SHARE:
         return f"sharing in {item.region}: "
     return ""

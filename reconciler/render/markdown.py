@@ -21,8 +21,9 @@ value such as `</details><script>` or `@org/team` must not change the page or pi
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.errors import ReconcilerError, SpecError, SpecProblem
@@ -31,8 +32,10 @@ from reconciler.render.escape import terminal_safe
 from reconciler.render.github import RunInfo
 from reconciler.render.text import (
     applied_summary,
+    by_account,
     health_line,
     image_change,
+    source_phrase,
     summary_line,
 )
 from reconciler.results import Applied, AppliedItem, AppliedUnmanaged, Result
@@ -178,6 +181,8 @@ def _join(parts: list[str], footer: list[str]) -> str:
 
 # --- the document --------------------------------------------------------------------------
 
+_TABLE_HEAD = ("| Action | Resource | Region | Detail |", "| --- | --- | --- | --- |")
+
 
 @dataclass(frozen=True)
 class _Row:
@@ -185,6 +190,8 @@ class _Row:
     kind: str  # for the note on what was left out
     compact: str  # the one-line row: what, which, why
     full: str  # the row with its tag changes (the same row when it has none to show)
+    account: str | None = None  # the row's account; its table's heading once grouped
+    group: str = ""
 
 
 def markdown(
@@ -207,9 +214,16 @@ def markdown(
     # Bundles first, as apply deletes them: an image is deleted once no bundle uses it.
     pruned = sorted(document.unmanaged, key=lambda u: u.kind is not Kind.BUNDLE)
     rows += [_unmanaged_row(document, u) for u in pruned]
-    rows.sort(key=lambda r: r.rank)  # stable: the plan's order within a rank
+    groups = _account_groups(document)
+    if groups:  # a table per account, in the map's order, each under its count line
+        order = list(groups)
+        rows = [dataclasses.replace(r, group=_group_of(document, r)) for r in rows]
+        rows.sort(key=lambda r: (order.index(r.group), r.rank))
+    else:
+        rows.sort(key=lambda r: r.rank)  # stable: the plan's order within a rank
     unchanged = [i for i in document.items if not _changing(i)]
-    return _Layout(head, _warnings(document), rows, unchanged, _footer(run), limit).render(
+    layout = _Layout(head, _warnings(document), rows, unchanged, _footer(run), limit, groups)
+    return layout.render(
         whole="result"
         if isinstance(document, Applied)
         else ("report" if kind == "drift" else "plan")
@@ -220,6 +234,24 @@ def _changing(item: PlanItem) -> bool:
     return item.action is not Action.NO_OP or item.stuck
 
 
+def _account_groups(document: Plan | Applied) -> dict[str, str]:
+    """For a run over more than one account: each account's heading (name and id) with its
+    count line, in the map's order; else nothing."""
+    if len(document.accounts) < 2:
+        return {}
+    groups = {}
+    for heading, part in by_account(document):
+        assert heading is not None
+        counts = applied_summary(part) if isinstance(part, Applied) else summary_line(part)
+        groups[heading] = f"**{md(heading)}**: {counts}"
+    return groups
+
+
+def _group_of(document: Plan | Applied, row: _Row) -> str:
+    account = next(a for a in document.accounts if a.id == row.account)
+    return f"Account {account.name} ({account.id})"
+
+
 @dataclass
 class _Layout:
     head: list[str]
@@ -228,6 +260,8 @@ class _Layout:
     unchanged: Sequence[PlanItem]
     footer: list[str]
     limit: int
+    # Each account's heading with its count line, when the rows are grouped by account.
+    groups: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def render(self, whole: str) -> str:
         every = _Choice(
@@ -276,9 +310,10 @@ class _Layout:
             for r, shown, expanded in zip(self.rows, choice.shown, choice.expanded, strict=True)
             if shown
         ]
-        if kept or (frame_only and self.rows):
-            parts += ["| Action | Resource | Region | Detail |", "| --- | --- | --- | --- |"]
-            parts += [*kept, ""]
+        if self.groups:
+            parts += self._grouped(choice, frame_only=frame_only)
+        elif kept or (frame_only and self.rows):
+            parts += [*_TABLE_HEAD, *kept, ""]
         if self.unchanged:
             parts += [f"<details><summary>{len(self.unchanged)} unchanged</summary>", ""]
             parts += [*choice.unchanged, "", "</details>", ""]
@@ -286,6 +321,18 @@ class _Layout:
         if note:
             parts.append(note)
         return _join(parts, self.footer)
+
+    def _grouped(self, choice: _Choice, *, frame_only: bool) -> list[str]:
+        """One count line per account (always shown) and its rows' table, if any is kept."""
+        parts: list[str] = []
+        chosen = zip(self.rows, choice.shown, choice.expanded, strict=True)
+        kept = [(r, r.full if expanded else r.compact) for r, shown, expanded in chosen if shown]
+        for heading, line in self.groups.items():
+            parts += [line, ""]
+            rows = [text for r, text in kept if r.group == heading]
+            if rows or (frame_only and any(r.group == heading for r in self.rows)):
+                parts += [*_TABLE_HEAD, *rows, ""]
+        return parts
 
     def _note(self, choice: _Choice, whole: str, *, worst: bool) -> str:
         """Exactly what was left out: items without a row, kind by kind; warnings; items
@@ -454,7 +501,7 @@ def _item_row(document: Plan | Applied, item: PlanItem) -> _Row:
     replaced = _replaced(document, item)
     rank, kind = _rank(item, replaced)
     action = REPLACE_ICON if replaced else _ICON[item.action]
-    parts = _facts(item, replaced)
+    parts = _facts(item, replaced, {a.id: a.name for a in document.accounts})
     if isinstance(item, AppliedItem):
         action += f" → **{item.result.value}**"
         if item.error and item.error != item.reason:  # a deferral repeats the plan's reason
@@ -471,6 +518,7 @@ def _item_row(document: Plan | Applied, item: PlanItem) -> _Row:
         kind,
         start + ("<br>".join(compact) or " ") + " |",
         start + ("<br>".join(parts + changes) or " ") + " |",
+        item.account,
     )
 
 
@@ -492,7 +540,7 @@ def _kind(item: PlanItem) -> str:
     return "stuck" if item.action is Action.NO_OP else item.action.value
 
 
-def _facts(item: PlanItem, replaced: bool) -> list[str]:
+def _facts(item: PlanItem, replaced: bool, names: Mapping[str, str]) -> list[str]:
     """What a one-line row says: which image, source or bundle, and why (an error's reason is
     in its warning)."""
     if replaced:
@@ -506,7 +554,7 @@ def _facts(item: PlanItem, replaced: bool) -> list[str]:
     if item.kind is Kind.BUNDLE:
         parts += _bundle_facts(item)
     elif item.is_copy and item.action in (Action.CREATE, Action.BLOCKED):
-        parts.append(f"copy of {md(item.copy_from)}")
+        parts.append(md(source_phrase(item, names)))
     elif item.kind is Kind.IMAGE and item.action in (Action.CREATE, Action.BLOCKED):
         parts.append(f"from {_code(item.source_workspace_id)}")
     elif item.image_id:
@@ -569,7 +617,8 @@ def _unmanaged_row(document: Plan | Applied, u: Unmanaged) -> _Row:
     text = f"| {label} | {_named(u)} | {md(u.region)} | {detail} |"
     failed = result is Result.FAILED
     unmanaged = "unmanaged-bundle" if u.kind is Kind.BUNDLE else "unmanaged"
-    return _Row(ERRORS if failed else DELETIONS, "delete" if deleting else unmanaged, text, text)
+    rank = ERRORS if failed else DELETIONS
+    return _Row(rank, "delete" if deleting else unmanaged, text, text, u.account)
 
 
 # --- a run that failed ---------------------------------------------------------------------

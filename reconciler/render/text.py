@@ -5,11 +5,12 @@ shown by its action (`update-sharing`) or says `sharing of`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TextIO
 
 from reconciler.plan import Action, Kind, Plan, PlanItem, ShareChange, TagChange, Unmanaged
 from reconciler.render.escape import terminal_safe as safe
-from reconciler.results import Applied, AppliedItem, Result
+from reconciler.results import Applied, AppliedItem, AppliedUnmanaged, Result
 
 _SYMBOL = {
     Action.CREATE: ("+", "green"),
@@ -62,24 +63,16 @@ def render_plan(
     the plan before it recorded those choices."""
     plan = with_choices(plan, prune=prune, replace_failed=replace_failed)
     paint = _Painter(color)
-    shown = [i for i in plan.items if i.action is not Action.NO_OP or verbose or i.stuck]
-    if shown or plan.unmanaged:
-        out.write("Reconciler will perform the following actions:\n\n")
-    # Deletions and problems first: they are what a reviewer must not miss.
-    if plan.unmanaged and plan.prune:
-        _write_pruned(plan, out, paint)
 
-    for item in sorted(shown, key=lambda i: (not i.is_error, i.action is Action.NO_OP)):
-        replace = plan.replaces(item)
-        out.write(_item_line(item, paint, replace) + "\n")
-        for line in _change_lines(item, paint):
-            out.write(line + "\n")
-        if item.state == "ERROR" and not replace:
-            continue  # a failed image's tags are its replacement's: shown only with it
-        for change in item.tag_changes:
-            out.write(_tag_line(change, paint) + "\n")
-    if plan.unmanaged and not plan.prune:
-        _write_unmanaged(plan, out, paint)
+    def shown(part: Plan) -> list[PlanItem]:
+        return [i for i in part.items if i.action is not Action.NO_OP or verbose or i.stuck]
+
+    if shown(plan) or plan.unmanaged:
+        out.write("Reconciler will perform the following actions:\n\n")
+    for heading, part in by_account(plan):
+        if heading and (shown(part) or part.unmanaged):
+            out.write(paint(f"{safe(heading)}:", None, bold=True) + "\n")
+        _write_items(part, shown(part), out, paint)
     out.write("\n" + summary_line(plan) + "\n")
     errors = [i for i in plan.items if i.is_error and not plan.replaces(i)]
     if errors:
@@ -91,6 +84,42 @@ def render_plan(
             )
             + "\n"
         )
+
+
+def by_account(plan: Plan) -> list[tuple[str | None, Plan]]:
+    """The plan in parts, one per account headed by its name and id, when it covers more
+    than one account; else the whole plan, unheaded."""
+    if len(plan.accounts) < 2:
+        return [(None, plan)]
+    parts: list[tuple[str | None, Plan]] = []
+    for account in plan.accounts:
+        part = plan.model_copy(
+            update={
+                "items": tuple(i for i in plan.items if i.account == account.id),
+                "unmanaged": tuple(u for u in plan.unmanaged if u.account == account.id),
+            }
+        )
+        parts.append((f"Account {account.name} ({account.id})", part))
+    return parts
+
+
+def _write_items(plan: Plan, shown: list[PlanItem], out: TextIO, paint: _Painter) -> None:
+    """One account's part of the plan (or the whole plan of one account)."""
+    # Deletions and problems first: they are what a reviewer must not miss.
+    if plan.unmanaged and plan.prune:
+        _write_pruned(plan, out, paint)
+    names = {a.id: a.name for a in plan.accounts}
+    for item in sorted(shown, key=lambda i: (not i.is_error, i.action is Action.NO_OP)):
+        replace = plan.replaces(item)
+        out.write(_item_line(item, paint, replace, names) + "\n")
+        for line in _change_lines(item, paint):
+            out.write(line + "\n")
+        if item.state == "ERROR" and not replace:
+            continue  # a failed image's tags are its replacement's: shown only with it
+        for change in item.tag_changes:
+            out.write(_tag_line(change, paint) + "\n")
+    if plan.unmanaged and not plan.prune:
+        _write_unmanaged(plan, out, paint)
 
 
 def kept_phrase(users: tuple[str, ...]) -> str:
@@ -277,12 +306,30 @@ def named(item: PlanItem, *, by_action: bool = True) -> str:
     return name
 
 
+def place(x: PlanItem | Unmanaged) -> str:
+    """Where a resource lives, as lines outside an account's heading say it: its region,
+    after its account's name in a run over accounts."""
+    account = x.account_name or x.account
+    return f"{account}, {x.region}" if account else x.region
+
+
 def _where(item: PlanItem) -> str:
     resource = item.bundle_id if item.kind is Kind.BUNDLE else item.image_id
     return f"({item.region})" + (f" {resource}" if resource else "")
 
 
-def _item_line(item: PlanItem, paint: _Painter, replace: bool = False) -> str:
+def source_phrase(item: PlanItem, names: Mapping[str, str]) -> str:
+    """Where a copy or an import comes from: `copy of REGION`, or `import of NAME from
+    ACCOUNT (REGION)` (the account by its name in the map, else its id)."""
+    if not item.is_import:
+        return f"copy of {item.copy_from or ''}"
+    account = item.source_account or ""
+    return f"import of {item.source_name} from {names.get(account, account)} ({item.copy_from})"
+
+
+def _item_line(
+    item: PlanItem, paint: _Painter, replace: bool = False, names: Mapping[str, str] = {}
+) -> str:
     symbol, colour = _SYMBOL[item.action]
     label, reason = item.action.value, item.reason
     if replace:  # Terraform's mark for destroy-then-create
@@ -293,7 +340,7 @@ def _item_line(item: PlanItem, paint: _Painter, replace: bool = False) -> str:
     head += f" {_where(item)}"
     brief = None
     if item.is_copy and (item.action in (Action.CREATE, Action.BLOCKED) or replace):
-        head += f" copy of {safe(item.copy_from or '')}"
+        head += f" {safe(source_phrase(item, names))}"
         if reason and item.action is Action.CREATE and not replace:
             head, reason = f"{head}, {safe(reason)}", None  # "after the capture": one line
     elif item.kind is Kind.IMAGE and (item.action is Action.CREATE or replace):
@@ -372,14 +419,27 @@ def render_applied(
     """The results; `stopped`: the run ended on an error after these (the CLI prints the
     error on stderr), so the summary says the apply failed."""
     paint = _Painter(color)
-    for item in applied.items:
-        if item.result is Result.UNCHANGED:
-            continue
-        out.write(_result_line(item, paint) + "\n")
+    for heading, part in by_account(applied):
+        assert isinstance(part, Applied)
+        changed = [i for i in part.items if i.result is not Result.UNCHANGED]
+        deleted = [u for u in part.unmanaged if _shown_applied(part, u)]
+        if heading and (changed or deleted):
+            out.write(paint(f"{safe(heading)}:", None, bold=True) + "\n")
+        for item in changed:
+            out.write(_result_line(item, paint) + "\n")
+        _write_deletions(part, out, paint)
+    out.write("\n" + applied_summary(applied, stopped=stopped) + "\n")
+
+
+def _shown_applied(applied: Applied, u: AppliedUnmanaged) -> bool:
+    """A deletion made, failed or skipped; or one --prune did not make because a bundle
+    still uses the image (unchanged, with the reason)."""
+    return u.result is not Result.UNCHANGED or (applied.prune and bool(u.error))
+
+
+def _write_deletions(applied: Applied, out: TextIO, paint: _Painter) -> None:
     for u in sorted(applied.unmanaged, key=lambda u: u.kind is not Kind.BUNDLE):
-        # A deletion made, failed or skipped; or one --prune did not make because a bundle
-        # still uses the image (unchanged, with the reason).
-        if u.result is not Result.UNCHANGED or (applied.prune and u.error):
+        if _shown_applied(applied, u):
             kept = u.result is Result.UNCHANGED and (u.error or "").startswith("kept")
             label = "kept" if kept else u.result.value
             line = f"  {label:<12} {_unmanaged_named(u)} ({u.region}) {u.resource_id}"
@@ -388,7 +448,6 @@ def render_applied(
                 + (f"\n      {safe(u.error)}" if u.error else "")
                 + "\n"
             )
-    out.write("\n" + applied_summary(applied, stopped=stopped) + "\n")
 
 
 def _result_line(item: AppliedItem, paint: _Painter) -> str:

@@ -19,7 +19,7 @@ from reconciler.specs.discover import join_shown
 from reconciler.specs.models import ACCOUNT_PATTERN, Account, BundleSpec, Spec
 
 if TYPE_CHECKING:
-    from reconciler.specs.load import SpecSet
+    pass
 
 _ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::([0-9]{12}):")
 
@@ -92,23 +92,6 @@ class AccountMap:
             f"names no account of the map: '{written}'; {hint}the accounts are {names} "
             f"(declared in {self.shown_file})"
         )
-
-
-def not_yet_supported(spec_set: SpecSet, shown_root: str) -> str | None:
-    """Why this version can't plan these specs: they declare accounts or import an image,
-    which `validate` checks but the engine does not read yet. None for every other set."""
-    imports = [s for s in spec_set.specs if s.source_image is not None]
-    if not spec_set.accounts and not imports:
-        return None
-    if spec_set.accounts:
-        first = spec_set.accounts[0]
-        what = f"declare accounts: ({join_shown(shown_root, first.file)}:{first.line})"
-    else:
-        what = f"import an image ({join_shown(shown_root, imports[0].file)}:{imports[0].line})"
-    return (
-        f"the specs {what}; many accounts are not supported by this version yet: validate "
-        "checks these specs, but plan, apply and drift can't run them"
-    )
 
 
 def shown_account(account_id: str, name: str | None) -> str:

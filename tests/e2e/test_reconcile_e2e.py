@@ -687,6 +687,8 @@ def test_unmanaged_image_is_listed_found_in_the_default_region_and_never_deleted
             "kind": "image",
             "name": "retired",
             "region": REGION,
+            "account": None,  # no account map: the run's own account
+            "account_name": None,
             "image_id": retired,
             "state": "AVAILABLE",
             "used_by": [],
@@ -797,6 +799,8 @@ def test_plan_and_apply_json_documents_have_the_contract_fields(
             "kind": "image",
             "name": "orphan",
             "region": REGION,
+            "account": None,  # no account map: the run's own account
+            "account_name": None,
             "image_id": orphan,
             "state": "AVAILABLE",
             "used_by": [],

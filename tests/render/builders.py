@@ -291,27 +291,30 @@ def lifecycle_applied(plan: Plan) -> Applied:
     )
     new, old = "finance-win11-2026-11", "finance-win11-2026-10"
     results: Results = {
-        ("image", REGION, new): (Result.CREATED, None),
-        ("image", COPY_REGION, new): (Result.DEFERRED, waits),
-        ("share", REGION, new): (Result.DEFERRED, waits),
-        ("share", COPY_REGION, new): (
+        ("image", "", REGION, new): (Result.CREATED, None),
+        ("image", "", COPY_REGION, new): (Result.DEFERRED, waits),
+        ("share", "", REGION, new): (Result.DEFERRED, waits),
+        ("share", "", COPY_REGION, new): (
             Result.DEFERRED,
             f"waits for its image {new} ({COPY_REGION}), deferred: {waits}",
         ),
-        ("share", REGION, old): (Result.SHARING_UPDATED, None),
-        ("bundle", REGION, "finance-standard"): (Result.DEFERRED, waits),
-        ("bundle", REGION, "finance-power"): (Result.CREATED, None),
-        ("bundle", REGION, "contractors"): (Result.IMAGE_UPDATED, None),
-        ("bundle", REGION, "wsb-000000005"): (Result.DELETED, None),
-        ("image", REGION, "wsi-000000008"): (Result.DELETED, None),
-        ("image", REGION, "wsi-000000009"): (
+        ("share", "", REGION, old): (Result.SHARING_UPDATED, None),
+        ("bundle", "", REGION, "finance-standard"): (Result.DEFERRED, waits),
+        ("bundle", "", REGION, "finance-power"): (Result.CREATED, None),
+        ("bundle", "", REGION, "contractors"): (Result.IMAGE_UPDATED, None),
+        ("bundle", "", REGION, "wsb-000000005"): (Result.DELETED, None),
+        ("image", "", REGION, "wsi-000000008"): (Result.DELETED, None),
+        ("image", "", REGION, "wsi-000000009"): (
             Result.SKIPPED,
             "kept: bundle finance-basic still uses it",
         ),
     }
     made: dict[object, dict[str, str]] = {
-        ("image", REGION, new): {"image_id": "wsi-0fedcba98", "state": "PENDING"},
-        ("bundle", REGION, "finance-power"): {"bundle_id": "wsb-0fedcba98", "state": "AVAILABLE"},
+        ("image", "", REGION, new): {"image_id": "wsi-0fedcba98", "state": "PENDING"},
+        ("bundle", "", REGION, "finance-power"): {
+            "bundle_id": "wsb-0fedcba98",
+            "state": "AVAILABLE",
+        },
     }
     return applied(plan, results, made)
 

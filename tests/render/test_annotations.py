@@ -36,11 +36,11 @@ def in_actions(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_conflicts_of_every_kind_are_annotated_on_their_spec_lines() -> None:
     plan = lifecycle_plan()
     broken = {
-        ("bundle", "eu-west-1", "finance-power"): {
+        ("bundle", "", "eu-west-1", "finance-power"): {
             "action": Action.CONFLICT,
             "reason": "compute type differs (live: 'VALUE')",
         },
-        ("image", "us-east-1", "finance-win11-2026-11"): {
+        ("image", "", "us-east-1", "finance-win11-2026-11"): {
             "action": Action.BLOCKED,
             "reason": "its source image in eu-west-1 is conflict",
         },
@@ -68,12 +68,12 @@ def test_failures_of_shares_and_bundles_in_an_apply_result_are_annotated() -> No
     document = applied(
         plan,
         {
-            ("share", "eu-west-1", "finance-win11-2026-10"): (
+            ("share", "", "eu-west-1", "finance-win11-2026-10"): (
                 Result.FAILED,
                 "AccessDeniedException: no (hint: the role lacks "
                 "workspaces:UpdateWorkspaceImagePermission)",
             ),
-            ("bundle", "eu-west-1", "contractors"): (Result.FAILED, "ResourceNotFound"),
+            ("bundle", "", "eu-west-1", "contractors"): (Result.FAILED, "ResourceNotFound"),
         },
     )
     assert annotations(document) == [
@@ -91,6 +91,6 @@ def test_failures_of_shares_and_bundles_in_an_apply_result_are_annotated() -> No
 def test_nothing_outside_actions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_ACTIONS")
     document = applied(
-        lifecycle_plan(), {("bundle", "eu-west-1", "contractors"): (Result.FAILED, "x")}
+        lifecycle_plan(), {("bundle", "", "eu-west-1", "contractors"): (Result.FAILED, "x")}
     )
     assert annotations(document) == []

@@ -8,19 +8,12 @@ The offline errors themselves are cases of the validation corpus (test_invalid_c
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ConfigError
 from reconciler.specs import SpecSet, load_specs, plan_time_problems
-from reconciler.specs.accounts import missing_source_problems, not_yet_supported
+from reconciler.specs.accounts import missing_source_problems
 from reconciler.specs.models import Account, SourceImage
 from tests.specs.test_invalid_corpus import MAP, NAME, invoke, spec, write_tree
 
@@ -212,109 +205,6 @@ def test_a_source_region_known_only_at_plan_time_is_checked_then(tmp_path: Path)
     (problem,) = plan_time_problems(spec_set, default_region="us-east-1", shown_root="specs")
     assert (problem.file, problem.line, problem.field) == ("specs/b.yaml", 4, "source_image")
     assert "is not in us-east-1, the source region" in problem.message
-
-
-# ---------------------------------------------------------------------------------------
-# plan, apply and drift stop before any AWS call
-# ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def endpoint() -> Iterator[tuple[str, list[object]]]:
-    """A local TCP endpoint that records every connection made to it."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    connections: list[object] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            connections.append(conn)
-            conn.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}", connections
-    stop.set()
-    thread.join()
-    server.close()
-
-
-NOT_YET = "many accounts are not supported by this version yet"
-
-
-@pytest.mark.parametrize(
-    "files",
-    [
-        {"defaults.yaml": MAP, "a.yaml": spec("account: images\n")},
-        {
-            "a.yaml": f"name: {NAME}\ndescription: x\n"
-            f"source_image:\n  account: '{VENDOR}'\n  name: t\n"
-        },
-    ],
-    ids=["accounts-declared", "an-import-without-a-map"],
-)
-@pytest.mark.parametrize(
-    "command", [["plan"], ["apply", "--auto-approve"], ["drift"]], ids=lambda c: c[0]
-)
-def test_commands_stop_before_any_aws_call(
-    files: dict[str, str],
-    command: list[str],
-    endpoint: tuple[str, list[object]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    url, connections = endpoint
-    write_tree(tmp_path / "specs", files)
-    monkeypatch.chdir(tmp_path)
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    outcome = invoke([*command, "specs", "--endpoint-url", url])
-    # In-process, the error reaches the caller; the console script (main) prints it and
-    # exits with its code (test_the_stop_is_exit_1_with_the_message runs it for real).
-    assert isinstance(outcome.exception, ConfigError), outcome
-    assert outcome.exception.exit_code == 1
-    assert NOT_YET in str(outcome.exception)
-    assert "specs/" in str(outcome.exception)  # names where the accounts or the import are
-    assert connections == []
-
-
-def test_the_stop_is_exit_1_with_the_message(
-    endpoint: tuple[str, list[object]], tmp_path: Path
-) -> None:
-    url, connections = endpoint
-    write_tree(tmp_path / "specs", {"defaults.yaml": MAP, "a.yaml": spec("account: images\n")})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "reconciler", "plan", "specs", "--endpoint-url", url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.startswith(
-        "Error: the specs declare accounts: (specs/defaults.yaml:4); " + NOT_YET
-    ), proc.stderr
-    assert proc.stdout == ""
-    assert connections == []
-
-
-def test_specs_without_accounts_are_not_stopped(tmp_path: Path) -> None:
-    """The guard passes an ordinary folder (the e2e suites run such folders end to end)."""
-    write_tree(tmp_path / "specs", {"a.yaml": spec("share_with: ['111122223333']\n")})
-    assert not_yet_supported(load_specs(tmp_path / "specs"), "specs") is None
 
 
 def test_a_defaults_entry_naming_no_account_is_reported_once(tmp_path: Path) -> None:
