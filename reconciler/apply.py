@@ -115,6 +115,7 @@ def apply_changes(
         targets=plan.targets,
         prune=plan.prune,
         replace_failed=plan.replace_failed,
+        accounts=plan.accounts,
         interrupted=clients.stop.is_set(),
     )
 

@@ -325,7 +325,7 @@ class RegionClient:
         self,
         region: str,
         reads: WorkSpacesClient,
-        creates: WorkSpacesClient,
+        creates: Callable[[], WorkSpacesClient],
         settings: AwsSettings,
         stop: threading.Event,
         account: str = "",
@@ -333,14 +333,25 @@ class RegionClient:
         self.region = region
         self.account = account  # the account of the map it acts in; "" without a map
         self.reads = reads
-        self.creates = creates
         self.bucket = TokenBucket(settings.api_rate)
         self.stop = stop
         self.pool = ThreadPoolExecutor(
             max_workers=settings.concurrency, thread_name_prefix=f"aws-{region}"
         )
-        for client in (reads, creates):
-            pace(client, self.bucket, stop, THROTTLE_CODES)
+        pace(reads, self.bucket, stop, THROTTLE_CODES)
+        # Made when a create is first sent: a plan never needs it, and a client costs some
+        # milliseconds of CPU, which a run over many accounts and regions feels.
+        self._make_creates = creates
+        self._creates: WorkSpacesClient | None = None
+        self._creates_lock = threading.Lock()
+
+    @property
+    def creates(self) -> WorkSpacesClient:
+        with self._creates_lock:
+            if self._creates is None:
+                self._creates = self._make_creates()
+                pace(self._creates, self.bucket, self.stop, THROTTLE_CODES)
+            return self._creates
 
     def map(
         self,
@@ -614,7 +625,7 @@ class Clients:
                 self._regions[region] = RegionClient(
                     region,
                     self._client(region, retries=True),
-                    self._client(region, retries=False),
+                    lambda: self._client(region, retries=False),
                     self.settings,
                     self.stop,
                     self.account_key,

@@ -3,12 +3,17 @@ WorkSpaces endpoint.
 
 It serves the emulator the tests use (:mod:`reconciler.emulator`: moto made to answer like
 the real service, including the Resource Groups Tagging API) on 127.0.0.1 at a free port,
-seeds it with the source WorkSpaces that the bundled example specs name, and runs the real
-`reconciler` command against it: plan -> apply --wait (capture, copy to a second region,
-share with an account, bundle) -> an out-of-band tag edit -> drift -> a new image that the
-bundles move to -> plan -> apply --wait (the tags put back too) -> plan (no changes).
-No AWS account or credentials are used; everything stays on this machine. Captures and
-copies end after a second instead of the real service's hour or so.
+seeds it with the source WorkSpaces that the bundled example specs name (each in the account
+its spec lives in), and runs the real `reconciler` command against it. The specs are an
+organisation's: an `images` account captures the golden image, copies it to a second region
+and shares it with the `finance` account, which imports it and builds its bundle on the
+import; one run reaches both (STS AssumeRole into each account's role, which the emulator
+answers with credentials acting in that account). The steps: plan -> apply --wait (capture,
+copy, share, import, bundle, across the two accounts) -> an out-of-band tag edit in the
+finance account -> drift -> a new image that the bundle moves to -> plan -> apply --wait
+(the tags put back too) -> plan (no changes). No AWS account or credentials are used;
+everything stays on this machine. Captures and copies end after a second instead of the
+real service's hour or so.
 
 `reconciler demo --serve` serves the same emulator, seeded the same way, until interrupted,
 for commands of one's own (the README's worked rollout): its first line on stdout is the
@@ -35,7 +40,7 @@ from contextlib import ExitStack, contextmanager
 from importlib import metadata, resources
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
@@ -51,10 +56,13 @@ DEFAULT_REGION = "eu-west-1"
 CAPTURE_SECONDS = 1.0
 """How long a capture or a copy stays PENDING; `apply --wait` sees them end."""
 
+IMAGES_ACCOUNT = "images"  # the account map's names in the demo's specs
+WORKLOAD_ACCOUNT = "finance"
 ROLLED_OUT = "finance-win11-2026-11"
 ROLLOUT = "finance-win11-2026-12"
-# The next month's golden image, captured from the same prepared WorkSpace as the last.
-ROLLOUT_SPEC = f"""---
+# The next month's golden image: the images account captures it from the same prepared
+# WorkSpace as the last, copies it and shares it with finance; finance imports it.
+ROLLOUT_CAPTURE = f"""---
 name: {ROLLOUT}
 description: Finance golden image 2026-12
 source_workspace_id: ws-0a1b2c3d4
@@ -62,10 +70,21 @@ tags:
   team: finance
   cost-center: "4410"
 copies: [us-east-1]
-share_with: ["111122223333"]
+share_with: [{WORKLOAD_ACCOUNT}]
 """
-IMAGES_FILE = "finance/images.yaml"
-BUNDLES_FILE = "finance/bundles.yaml"
+ROLLOUT_IMPORT = f"""---
+name: {ROLLOUT}
+description: Finance golden image 2026-12
+source_image:
+  account: {IMAGES_ACCOUNT}
+  name: {ROLLOUT}
+tags:
+  team: finance
+  cost-center: "4410"
+"""
+CAPTURES_FILE = f"{IMAGES_ACCOUNT}/images.yaml"
+IMPORTS_FILE = f"{WORKLOAD_ACCOUNT}/images.yaml"
+BUNDLES_FILE = f"{WORKLOAD_ACCOUNT}/bundles.yaml"
 # Placeholders, plainly not keys: the emulator accepts any credentials, and no AWS account
 # is ever called.
 FAKE_CREDENTIALS = {
@@ -118,11 +137,14 @@ def serve_demo(port: int = 0, write_specs: Path | None = None) -> int:
     return 130
 
 
-def _walkthrough(
-    specs: Path, endpoint: str, fidelity: Fidelity, sources: set[tuple[str, str]]
-) -> int:
+def _walkthrough(specs: Path, endpoint: str, fidelity: Fidelity, sources: set[Source]) -> int:
     env = _demo_env(endpoint)
-    _say(f"Local WorkSpaces endpoint at {endpoint}, seeded with {len(sources)} source WorkSpaces.")
+    accounts = [account for account, _ in _by_account(sources) if account]
+    held = f" in account {' and '.join(accounts)}" if accounts else ""
+    _say(
+        f"Local WorkSpaces endpoint at {endpoint}, seeded with {len(sources)} source "
+        f"WorkSpaces{held}."
+    )
 
     def step(title: str, *args: str, expected: int = 0) -> None:
         try:
@@ -134,16 +156,30 @@ def _walkthrough(
             raise
 
     wait = ("apply", "--auto-approve", "--wait")
-    step("1. Plan: nothing exists yet, so everything is a create.", "plan")
-    step("2. Apply --wait: capture, copy to us-east-1, share, bundle, in one run.", *wait)
-    image = _edit_tags_out_of_band(env)
-    _say(f"3. Someone edits tags on {image} in the console (team=marketing, adds temp=1).")
+    step("1. Plan, account by account: nothing exists yet, so everything is a create.", "plan")
+    step(
+        "2. Apply --wait: the images account captures, copies to us-east-1 and shares with "
+        "finance; finance imports and builds its bundle, in one run.",
+        *wait,
+    )
+    image = _edit_tags_out_of_band(env, specs)
+    _say(
+        f"3. Someone edits tags on {image} in the {WORKLOAD_ACCOUNT} account's console "
+        "(team=marketing, adds temp=1)."
+    )
     step("4. Drift check: exit 2, the tags drifted; nothing else did.", "drift", expected=2)
-    _say(f"5. Next month's image: add {ROLLOUT} to the specs and point the bundles at it.")
+    _say(
+        f"5. Next month's image: the images account captures and shares {ROLLOUT}, "
+        f"{WORKLOAD_ACCOUNT} imports it, and its bundle points at it."
+    )
     _roll_out(specs)
     # The drifted tags stay in this plan: one apply puts them back along with the rollout.
-    step("6. Plan: tags back; new image, its copy and share; update-image on each bundle.", "plan")
-    step("7. Apply --wait: all of it; the bundles move once the new image is available.", *wait)
+    step(
+        "6. Plan: tags back; new image, its copy and share; the import; update-image on "
+        "the bundle.",
+        "plan",
+    )
+    step("7. Apply --wait: all of it; the bundle moves once the import is available.", *wait)
     step("8. Plan again: nothing to do, exit 0.", "plan", "--detailed-exitcode")
     _say("Demo complete: the specs are the source of truth, and every run is safe to repeat.")
     return 0
@@ -190,8 +226,11 @@ def _demo_env(endpoint: str) -> dict[str, str]:
     return env
 
 
-def _explain(sources: set[tuple[str, str]], write_specs: Path | None) -> None:
-    seeded = ", ".join(f"{ws} ({region})" for region, ws in sorted(sources))
+def _explain(sources: set[Source], write_specs: Path | None) -> None:
+    seeded = "; ".join(
+        f"{', '.join(held)}{f' in account {account}' if account else ''}"
+        for account, held in _by_account(sources)
+    )
     if write_specs is not None:
         specs = f"Their specs are in {write_specs}/ (the demo's, as `reconciler demo` starts)."
         example = f"reconciler plan {write_specs}"
@@ -380,54 +419,92 @@ def _interrupted_by_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _seed(specs: Path, fidelity: Fidelity) -> set[tuple[str, str]]:
-    """Create, in the emulator, each source WorkSpace the specs name."""
+class Source(NamedTuple):
+    """A source WorkSpace the demo's specs capture from, and where it is."""
+
+    account: str | None  # the 12-digit id; None: the run's own account (no account map)
+    account_name: str | None
+    region: str
+    workspace_id: str
+
+
+def _by_account(sources: set[Source]) -> list[tuple[str, list[str]]]:
+    """The sources by account ("images (111111111111)"; "" without an account map), each
+    as "ws-... (region)"."""
+    held: dict[str, list[str]] = {}
+    for s in sorted(sources, key=lambda s: (s.account or "", s.region, s.workspace_id)):
+        account = f"{s.account_name} ({s.account})" if s.account else ""
+        held.setdefault(account, []).append(f"{s.workspace_id} ({s.region})")
+    return list(held.items())
+
+
+def _seed(specs: Path, fidelity: Fidelity) -> set[Source]:
+    """Create, in the emulator, each source WorkSpace the specs name, in the account the
+    spec lives in (the run's own account when the specs declare no accounts)."""
     from reconciler.specs import load_specs
 
-    specs_read = load_specs(specs).specs
     sources = {
-        (s.region or DEFAULT_REGION, s.source_workspace_id)
-        for s in specs_read
+        Source(s.account, s.account_name, s.region or DEFAULT_REGION, s.source_workspace_id)
+        for s in load_specs(specs).specs
         if s.source_workspace_id is not None  # an import captures no WorkSpace
     }
-    for region, workspace_id in sorted(sources):
+    for source in sorted(sources, key=lambda s: (s.account or "", s.region, s.workspace_id)):
+        where = {} if source.account is None else {"account_id": source.account}
         try:
-            fidelity.add_workspace(region, workspace_id)
+            fidelity.add_workspace(source.region, source.workspace_id, **where)
         except Exception as err:
-            raise _emulator_fault(f"failed to add the WorkSpace {workspace_id}", err) from err
+            raise _emulator_fault(
+                f"failed to add the WorkSpace {source.workspace_id}", err
+            ) from err
     return sources
 
 
 def _roll_out(specs: Path) -> None:
     """Edit the temporary copy of the specs as a person would in a pull request, and show
     the edit as the shell commands that would make it."""
-    images, bundles = specs / IMAGES_FILE, specs / BUNDLES_FILE
+    bundles = specs / BUNDLES_FILE
     declared = bundles.read_text(encoding="utf-8")
     if f"image: {ROLLED_OUT}\n" not in declared:
         raise ConfigError(f"the demo's {BUNDLES_FILE} has no bundle using {ROLLED_OUT}")
-    with images.open("a", encoding="utf-8") as out:
-        out.write(ROLLOUT_SPEC)
+    for file, spec in ((CAPTURES_FILE, ROLLOUT_CAPTURE), (IMPORTS_FILE, ROLLOUT_IMPORT)):
+        with (specs / file).open("a", encoding="utf-8") as out:
+            out.write(spec)
+        click.echo(click.style(f"$ cat >> specs/{file} <<EOF", bold=True))
+        click.echo(spec + "EOF")
     bundles.write_text(
         declared.replace(f"image: {ROLLED_OUT}\n", f"image: {ROLLOUT}\n"), encoding="utf-8"
     )
-    click.echo(click.style(f"$ cat >> specs/{IMAGES_FILE} <<EOF", bold=True))
-    click.echo(ROLLOUT_SPEC + "EOF")
     edit = f"s/image: {ROLLED_OUT}/image: {ROLLOUT}/"
     click.echo(click.style(f"$ sed -i '{edit}' specs/{BUNDLES_FILE}", bold=True))
 
 
-def _edit_tags_out_of_band(env: dict[str, str]) -> str:
+def _edit_tags_out_of_band(env: dict[str, str], specs: Path) -> str:
+    """Edit the tags of the workload account's import, as someone in its console would:
+    in that account (through its role, as the reconciler reaches it)."""
     import boto3
 
-    client = boto3.client(
-        "workspaces",
-        region_name=DEFAULT_REGION,
-        endpoint_url=env["AWS_ENDPOINT_URL"],
+    from reconciler.specs import load_specs
+
+    endpoint = env["AWS_ENDPOINT_URL"]
+    session = boto3.session.Session(
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=DEFAULT_REGION,
+    )
+    role = {a.name: a for a in load_specs(specs).accounts}[WORKLOAD_ACCOUNT]
+    assume = {"RoleArn": role.role, "RoleSessionName": "console"}
+    if role.external_id:
+        assume["ExternalId"] = role.external_id
+    keys = session.client("sts", endpoint_url=endpoint).assume_role(**assume)["Credentials"]
+    client = session.client(
+        "workspaces",
+        endpoint_url=endpoint,
+        aws_access_key_id=keys["AccessKeyId"],
+        aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=keys["SessionToken"],
     )
     images = client.describe_workspace_images(ImageType="OWNED")["Images"]
-    image = next(i for i in images if i["Name"] == "finance-win11-2026-11")
+    image = next(i for i in images if i["Name"] == ROLLED_OUT)
     client.create_tags(
         ResourceId=image["ImageId"],
         Tags=[{"Key": "team", "Value": "marketing"}, {"Key": "temp", "Value": "1"}],

@@ -234,17 +234,22 @@ def _run_dependents(
     ctx: ApplyContext,
     done: Report | None,
 ) -> None:
-    """Run the deferred items whose image is AVAILABLE now (copies, shares, bundles)."""
-    ready = []
-    for item in items.values():
-        if item.result is not Result.DEFERRED or item.next_run:
-            continue
-        image = _image_of(item, items)
-        if (image is not None and ready_image(image) is not None) or (
-            _outside(item) is not None and item.image_state == "AVAILABLE"
-        ):
-            ready.append(_planned(item))
-    if ready:
+    """Run the deferred items whose image is AVAILABLE now (copies, shares, bundles), then
+    those that what just ran lets go (an import, once its share is done), each once."""
+    tried: set[Key] = set()
+    while True:
+        ready = []
+        for item in items.values():
+            if item.result is not Result.DEFERRED or item.next_run or item.key in tried:
+                continue
+            image = _image_of(item, items)
+            if (image is not None and ready_image(image) is not None) or (
+                _outside(item) is not None and item.image_state == "AVAILABLE"
+            ):
+                ready.append(_planned(item))
+        if not ready:
+            return
+        tried.update(i.key for i in ready)
         run_ready(plan, ready, items, clients, ctx, done)
 
 

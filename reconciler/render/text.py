@@ -281,7 +281,8 @@ def summary_line(plan: Plan) -> str:
         f"{c['blocked']} blocked" if c["blocked"] else "",
     ]
     if not changes and not any(rest[1:]) and not c["stuck"]:
-        return f"No changes. The account matches the specs ({c['unchanged']} unchanged)."
+        who = "The accounts match" if len(plan.accounts) > 1 else "The account matches"
+        return f"No changes. {who} the specs ({c['unchanged']} unchanged)."
     head = ", ".join(changes) or "Nothing to change"
     return f"Plan: {head}. {', '.join(r for r in rest if r)}."
 

@@ -154,8 +154,14 @@ def test_a_plan_with_the_printed_environment_reads_the_served_endpoint(
 ) -> None:
     done = run([sys.executable, "-m", "reconciler", "plan", "specs"], served.env(), tmp_path)
     assert done.returncode == 0, done.stderr
-    # The served endpoint has the demo specs' source WorkSpaces: every image is a create.
+    # The served endpoint has the demo specs' source WorkSpaces, in the images account, and
+    # reaches both accounts of the map: every image is a create, the import too.
     assert "+ create      finance-win11-2026-11 (eu-west-1) from ws-0a1b2c3d4" in done.stdout
+    images, finance = done.stdout.split("Account images (111111111111):\n", 1)[1].split(
+        "Account finance (222222222222):\n", 1
+    )
+    assert "from ws-0a1b2c3d4" in images
+    assert "+ create      finance-win11-2026-11 (eu-west-1) import of " in finance
     assert "Plan: 7 to create, 2 to update sharing. 0 unchanged." in done.stdout
     assert "Traceback" not in done.stderr
 
@@ -275,6 +281,7 @@ def test_the_readmes_worked_rollout_runs_as_written_and_prints_what_it_shows(
         assert sh(december).returncode == 0
         assert sorted(p.name for p in (folder / "specs/finance").iterdir()) == [
             "bundles.yaml",
+            "defaults.yaml",
             "images.yaml",
         ]
 
@@ -292,10 +299,13 @@ def test_the_readmes_worked_rollout_runs_as_written_and_prints_what_it_shows(
     assert applied.stdout.startswith(plan.stdout)  # the plan first, then the results
     results = applied.stdout[len(plan.stdout) :].lstrip("\n")
     assert same_ids(plan.stdout + results) == same_ids(shown_plan + shown_results)
-    # The lines as items end come in the order they end: the same lines, in any order.
-    waited = applied.stderr.splitlines()
-    assert waited[:7] == shown_waits.splitlines()[:7]
-    assert sorted(waited[7:]) == sorted(shown_waits.splitlines()[7:])
+    # First what each item waits for (one line each, after the count), then the lines as
+    # items end, in the order they end: the same lines, in any order.
+    waited, shown = applied.stderr.splitlines(), shown_waits.splitlines()
+    (count,) = re.findall(r"^waiting for (\d+) items", shown[0])
+    head = 1 + int(count)
+    assert waited[:head] == shown[:head]
+    assert sorted(waited[head:]) == sorted(shown[head:])
     assert last.returncode == 0
     (said,) = re.findall(r"`(No changes\..*?)`", section.replace("\n", " "))
     assert last.stdout.strip() == said

@@ -861,3 +861,46 @@ def test_a_saved_plan_records_its_accounts_and_is_applied_to_those_only(
     # The capture; its share waits for it to be AVAILABLE. Nothing in finance, not even a read.
     assert changes(endpoint) == Counter({("CreateWorkspaceImage", IMAGES): 1})
     assert acted_in(endpoint, FINANCE) == []
+
+
+# --- the call budget of a run over accounts --------------------------------------------------
+
+
+def test_each_account_costs_its_own_budget_plus_one_assume_role_and_one_identity_call(
+    endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
+) -> None:
+    """A converged plan over two accounts makes, in each account, exactly the calls the
+    one-account budget gives for what it holds (README, "Pacing"), plus the
+    GetCallerIdentity that proves it; and, with the base credentials, one AssumeRole each.
+    Nothing else is read with the base credentials."""
+    from tests.e2e.test_call_budget_kinds import Reads, plan_budget
+
+    f = endpoint.fidelity
+    write_map(specs_dir, "images", "finance")
+    for name, account in (("images", IMAGES), ("finance", FINANCE)):
+        docs = []
+        for n in range(3):
+            image = f"golden-{n}"
+            image_id = f.add_image(REGION, image, f"Image {image}", tags=OWN, account_id=account)
+            f.set_shared_accounts(REGION, image_id, [OUTSIDE], account_id=account)
+            docs.append(capture_doc(image, WS_NONE, f"Image {image}", share_with=[OUTSIDE]))
+        f.add_bundle(
+            REGION, BUNDLE, image_id, description=f"Bundle {BUNDLE}", tags=OWN,
+            account_id=account,
+        )  # fmt: skip
+        docs.append(bundle_doc(BUNDLE, image="golden-2"))
+        specs_dir.write(f"{name}/specs.yaml", *docs)
+    endpoint.calls.clear()
+    plan = plan_json(run_reconciler, specs_dir, endpoint, check_exit=0)
+    assert {i["action"] for i in plan.json()["items"]} == {"no-op"}
+
+    one = plan_budget({REGION: Reads(images=3, owned=4, bundles=1, shares=(1, 1, 1))})
+    one[("GetCallerIdentity", REGION)] = 1  # proving the account
+    for account in (IMAGES, FINANCE):
+        made = Counter(
+            (c.operation, c.region) for c in endpoint.calls.all() if c.account == account
+        )
+        assert made == one, account
+    base = Counter(c.operation for c in endpoint.calls.all() if c.account == BASE)
+    assert base == Counter({"AssumeRole": 2})
+    assert endpoint.calls.throttled() == 0
