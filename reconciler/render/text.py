@@ -69,9 +69,11 @@ def render_plan(
 
     if shown(plan) or plan.unmanaged:
         out.write("Reconciler will perform the following actions:\n\n")
+    first = True
     for heading, part in by_account(plan):
         if heading and (shown(part) or part.unmanaged):
-            out.write(paint(f"{safe(heading)}:", None, bold=True) + "\n")
+            gap, first = "" if first else "\n", False
+            out.write(gap + paint(f"{safe(heading)}:", None, bold=True) + "\n")
         _write_items(part, shown(part), out, paint)
     out.write("\n" + summary_line(plan) + "\n")
     errors = [i for i in plan.items if i.is_error and not plan.replaces(i)]
@@ -420,12 +422,14 @@ def render_applied(
     """The results; `stopped`: the run ended on an error after these (the CLI prints the
     error on stderr), so the summary says the apply failed."""
     paint = _Painter(color)
+    first = True
     for heading, part in by_account(applied):
         assert isinstance(part, Applied)
         changed = [i for i in part.items if i.result is not Result.UNCHANGED]
         deleted = [u for u in part.unmanaged if _shown_applied(part, u)]
         if heading and (changed or deleted):
-            out.write(paint(f"{safe(heading)}:", None, bold=True) + "\n")
+            gap, first = "" if first else "\n", False
+            out.write(gap + paint(f"{safe(heading)}:", None, bold=True) + "\n")
         for item in changed:
             out.write(_result_line(item, paint) + "\n")
         _write_deletions(part, out, paint)
