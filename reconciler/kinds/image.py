@@ -200,10 +200,15 @@ def _import_item(spec: Spec, region: str, live: RegionInventory, desired: Desire
     shared = live.shared.get((account, source.name))
     if shared is None:
         whose = shown_source(source.account, source.account_name)
+        how = (
+            f"apply account {source.account_name} first (its share_with), or run both "
+            "accounts together"
+            if source.account_name
+            else "ask that account to share it (UpdateWorkspaceImagePermission)"
+        )
         reason = (
             f"image {source.name} of account {whose} is not shared with this account in "
-            f"{source_region}; share it from that account first (UpdateWorkspaceImagePermission"
-            ", or its share_with when the account is in the run)"
+            f"{source_region} yet: {how}"
         )
         return item.model_copy(update={"action": Action.BLOCKED, "reason": reason})
     update: dict[str, object] = {"source_image_id": shared.image_id, "image_state": shared.state}
