@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, TypeVar
 from reconciler.aws import in_parallel
 from reconciler.errors import Interrupted
 from reconciler.kinds import KINDS, ApplyContext, kind_of, module
+from reconciler.kinds import bundle as bundle_kind
+from reconciler.kinds import image as image_kind
 from reconciler.kinds.base import ImageById, Waited
 from reconciler.kinds.creating import AWS_FAILURES
 from reconciler.kinds.image import CREATE_ERRORS, bundles_phrase, create_now, resource_id
@@ -208,8 +210,9 @@ def outside_not_ready(item: PlanItem) -> AppliedItem | None:
     state = item.image_state
     if state in (None, "AVAILABLE"):
         return None
-    if item.is_import:
-        what = f"source image {item.source_image_id} ({item.copy_from})"
+    if image_kind.is_import(item):
+        d = image_kind.detail_of(item)
+        what = f"source image {d.source_image_id} ({d.copy_from})"
     else:
         what = f"image {item.image_id} ({item.region})"
     if state == "ERROR":
@@ -240,9 +243,8 @@ def not_ready(item: PlanItem, image: AppliedItem) -> AppliedItem:
     """An item whose image is not AVAILABLE (yet): failed, skipped or deferred, saying why."""
     if image.kind is Kind.SHARE:
         return _share_not_ready(item, image)
-    what = (
-        f"{'image' if image.made_by == 'capture' else image.made_by} {image.name} ({image.region})"
-    )
+    made_by = image_kind.made_by(image)
+    what = f"{'image' if made_by == 'capture' else made_by} {image.name} ({image.region})"
     if image.result is Result.FAILED or image.state == "ERROR":
         why = image.error or f"it is in {image.state}"
         return item_result(item, Result.FAILED, f"its {what} failed: {why}")
@@ -252,8 +254,8 @@ def not_ready(item: PlanItem, image: AppliedItem) -> AppliedItem:
         inner = (image.error or image.reason or "").removesuffix(AGAIN)
         link = "which" if inner.startswith("waits for") else "deferred:"
         why = f"waits for its {what}, {link} {inner}"
-    elif image.result in (Result.CREATED, Result.CONVERGED) and image.copy_from:
-        why = f"waits for the {image.made_by} of {image.name} to {image.region} to be AVAILABLE"
+    elif image.result in (Result.CREATED, Result.CONVERGED) and image_kind.is_copy(image):
+        why = f"waits for the {made_by} of {image.name} to {image.region} to be AVAILABLE"
     elif image.result in (Result.CREATED, Result.CONVERGED):
         why = f"waits for the capture of {image.name} ({image.region}) to end"
     else:
@@ -414,8 +416,9 @@ def in_use(
         if item.kind is not Kind.BUNDLE or not item.image_id:
             continue
         if item.result in _ON_ITS_IMAGE:
-            if item.image_before:
-                users.get((item.region, item.image_before), set()).discard(item.name)
+            before = bundle_kind.detail_of(item).image_before
+            if before:
+                users.get((item.region, before), set()).discard(item.name)
             users.setdefault((item.region, item.image_id), set()).add(item.name)
     for gone in deleted:
         if gone.result is Result.DELETED and gone.image_id:

@@ -17,7 +17,10 @@ from datetime import datetime
 
 from reconciler.aws import Clients, in_parallel
 from reconciler.errors import ConfigError, SpecError
+from reconciler.kinds import image as image_kind
 from reconciler.kinds import replanner
+from reconciler.kinds import share as share_kind
+from reconciler.kinds.image import is_import
 from reconciler.live import Inventory
 from reconciler.plan import (
     Action,
@@ -176,7 +179,7 @@ def _check_sources(specs: Sequence[Spec], items: Sequence[PlanItem], root: str) 
     """An import to create needs its source: one from an account of the map must be an image
     spec there (offline this is only a warning, as an import that exists needs none), in
     the run or not (`specs`: every spec of the folder)."""
-    creates = {(i.account, i.name) for i in items if i.is_import and i.action is Action.CREATE}
+    creates = {(i.account, i.name) for i in items if is_import(i) and i.action is Action.CREATE}
     imports = [s for s in specs if (s.account, s.name) in creates]
     problems = missing_source_problems(imports, specs, root, to_create=True)
     if problems:
@@ -186,19 +189,24 @@ def _check_sources(specs: Sequence[Spec], items: Sequence[PlanItem], root: str) 
 def _import_reason(item: PlanItem, items: Sequence[PlanItem], names: Mapping[str, str]) -> PlanItem:
     """An import to create whose source this run plans: why it waits, if it does (the share
     it waits for, or the source image still to be made)."""
-    if not (item.is_import and item.action is Action.CREATE and item.source_image_id is None):
+    if not (is_import(item) and item.action is Action.CREATE):
         return item
-    key = (Kind.SHARE.value, item.source_account or "", item.copy_from or "", item.source_name)
+    d = image_kind.detail_of(item)
+    if d.source_image_id is not None:
+        return item
+    key = (Kind.SHARE.value, d.source_account or "", d.copy_from or "", d.source_name)
     share = next((i for i in items if i.key == key), None)
     if share is None:
         return item
-    source = names.get(item.source_account or "", item.source_account or "")
+    source = names.get(d.source_account or "", d.source_account or "")
     to = item.account_name or item.account
-    what = f"{item.source_name} ({item.copy_from})"
+    what = f"{d.source_name} ({d.copy_from})"
     shared_now = share.action is Action.NO_OP and share.image_state == "AVAILABLE"
     if shared_now:
         return item
-    if any(c.account == item.account and c.after for c in share.share_changes):
+    if any(
+        c.account == item.account and c.after for c in share_kind.detail_of(share).share_changes
+    ):
         reason = f"waits for {source} to share {what} with {to}"
     else:
         reason = f"waits for {what} of {source} to be AVAILABLE"

@@ -9,22 +9,26 @@ to plan its items, in dependency order, from the same specs and live state.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     SerializationInfo,
+    SerializeAsAny,
     SerializerFunctionWrapHandler,
     computed_field,
     model_serializer,
+    model_validator,
 )
+from typing_extensions import Self
 
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.live import Inventory
@@ -67,49 +71,60 @@ class TagChange(_Frozen):
     after: str | None
 
 
-class ShareChange(_Frozen):
-    account: str
-    before: bool
-    after: bool
+class ItemDetail(_Frozen):
+    """A kind's own fields on its plan items (`kinds.image.ImageDetail`, ...). Each kind
+    module declares one and registers it (`register_detail`); an item's JSON shows its
+    fields flat, where the item's own fields leave room for them (after `reason`)."""
+
+    # Whether the item's JSON shows `state` (a share has no state of its own).
+    has_state: ClassVar[bool] = True
+
+    def drifts(self) -> bool:
+        """Drift that even a no-op item shows (a capture stuck in PENDING)."""
+        return False
+
+    def leaves_image(self, item: PlanItem) -> str | None:
+        """The image id that the item stops using (a bundle moved to another image)."""
+        return None
+
+    def resource_id(self, item: PlanItem) -> str | None:
+        """The id of the item's resource: its image's, unless the kind has ids of its own."""
+        return item.image_id
+
+    def reviewed(self) -> dict[str, Any]:
+        """What a reviewer of a saved plan approved besides the action and tag changes: a
+        saved plan is stale once the live state calls for other values."""
+        return {}
 
 
-# The fields only one kind's items carry; the JSON of an item shows its own kind's only.
-_KIND_FIELDS: dict[Kind, frozenset[str]] = {
-    Kind.IMAGE: frozenset(
-        {
-            "source_workspace_id",
-            "copy_from",
-            "source_account",
-            "source_name",
-            "source_image_id",
-            "state",
-            "source_state",
-            "source_busy",
-            "stuck",
-            "description",
-        }
-    ),
-    Kind.SHARE: frozenset({"share_changes"}),
-    Kind.BUNDLE: frozenset(
-        {
-            "bundle_id",
-            "image_name",
-            "image_before",
-            "image_before_name",
-            "compute_type",
-            "user_volume_gib",
-            "root_volume_gib",
-            "state",
-            "description",
-        }
-    ),
-}
-_ANY_KIND_FIELDS = frozenset().union(*_KIND_FIELDS.values())
+# The detail model of each kind, filled by the kind modules as they are imported.
+_DETAILS: dict[Kind, type[ItemDetail]] = {}
+
+DetailT = TypeVar("DetailT", bound=ItemDetail)
+
+
+def register_detail(kind: Kind) -> Callable[[type[DetailT]], type[DetailT]]:
+    """A class decorator: the detail model of `kind`'s plan items."""
+
+    def register(model: type[DetailT]) -> type[DetailT]:
+        _DETAILS[kind] = model
+        return model
+
+    return register
+
+
+def detail_model(kind: Kind) -> type[ItemDetail]:
+    if kind not in _DETAILS:
+        # The kind modules register their details on import; a plan read from JSON (or
+        # built in a test) may come before anything imported them.
+        importlib.import_module("reconciler.kinds")
+    return _DETAILS[kind]
 
 
 class PlanItem(_Frozen):
-    """One resource as planned. Every kind shares the first fields; the others belong to
-    one kind (images, their copies, shares, bundles) and are left out of its JSON."""
+    """One resource as planned. Every kind shares these fields; the fields only one kind
+    has are its `detail` (`ItemDetail`), shown flat in the item's JSON, and accepted flat
+    when an item is made or read (`PlanItem(kind=..., copy_from=...)`)."""
 
     kind: Kind = Kind.IMAGE
     action: Action
@@ -127,30 +142,8 @@ class PlanItem(_Frozen):
     spec_line: int
     tag_changes: tuple[TagChange, ...] = ()
     reason: str | None = None
-    # Images: the source WorkSpace of a capture (null for a copy); a copy's source region.
-    source_workspace_id: str | None = None
-    copy_from: str | None = None
-    # An import's source account (a copy from another account's shared image, from its
-    # region `copy_from`); null for every other image item. Additive: the source image's
-    # name, and its id when the plan knows it (a source outside the run, shared already).
-    source_account: str | None = None
-    source_name: str | None = None
-    source_image_id: str | None = None
-    # Shares: one entry per account whose sharing changes.
-    share_changes: tuple[ShareChange, ...] = ()
-    # Bundles.
-    bundle_id: str | None = None
-    image_name: str | None = None  # null when the spec names an `image_id`
-    image_before: str | None = None  # the image id the bundle uses now
-    image_before_name: str | None = None  # that image's name, when the account owns it
-    compute_type: str | None = None
-    user_volume_gib: int | None = None
-    root_volume_gib: int | None = None
-    # Additive fields (the contract allows them): what apply and the plan file rest on.
-    description: str = ""
-    source_state: str | None = None
-    source_busy: bool = False
-    stuck: bool = False
+    # The kind's own fields; its JSON fields take this place in the item's.
+    detail: SerializeAsAny[ItemDetail]
     # Whether the resource carries the ownership tag (None: no resource yet). Only an owned
     # resource is ever changed in place, replaced or deleted without adoption.
     owned: bool | None = None
@@ -161,18 +154,65 @@ class PlanItem(_Frozen):
     # account moved under it.
     fingerprint: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_detail(cls, data: Any) -> Any:
+        """Flat input (JSON, keywords): the kind's own fields become its detail."""
+        if not isinstance(data, dict):
+            return data
+        model = detail_model(Kind(data.get("kind", Kind.IMAGE)))
+        given = data.get("detail")
+        if isinstance(given, ItemDetail):
+            return data
+        own = {k: v for k, v in data.items() if k in model.model_fields}
+        # Another kind's fields are ignored, as they were when every item had them all (a
+        # field no kind has is still refused).
+        foreign = {f for m in _DETAILS.values() if m is not model for f in m.model_fields}
+        rest = {
+            k: v
+            for k, v in data.items()
+            if k not in own and k != "detail" and (k not in foreign or k in cls.model_fields)
+        }
+        return {**rest, "detail": model.model_validate({**(given or {}), **own})}
+
     @model_serializer(mode="wrap")
-    def _own_fields(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+    def _flat(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
         data = handler(self)
-        if isinstance(data, dict):
-            foreign = _ANY_KIND_FIELDS - _KIND_FIELDS[self.kind]
-            data = {k: v for k, v in data.items() if k not in foreign}
-        return data
+        if not isinstance(data, dict):
+            return data
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "detail":
+                flat.update(value)
+            elif key != "state" or self.detail.has_state:
+                flat[key] = value
+        return flat
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        # A kind's own field set here would be lost: it belongs in the detail
+        # (`updated`).
+        unknown = set(update or ()) - set(type(self).model_fields)
+        if unknown:
+            raise TypeError(f"not fields of {type(self).__name__}: {sorted(unknown)}")
+        return super().model_copy(update=update, deep=deep)
+
+    def updated(self, changes: Mapping[str, Any]) -> Self:
+        """The item with these fields changed: its own, or its detail's."""
+        mine = {k: v for k, v in changes.items() if k in type(self.detail).model_fields}
+        update = {k: v for k, v in changes.items() if k not in mine}
+        if mine:
+            update["detail"] = self.detail.model_copy(update=mine)
+        return self.model_copy(update=update)
 
     @property
     def key(self) -> Key:
         """The item's identity in a plan: (kind, account, region, name)."""
         return (self.kind.value, self.account or "", self.region, self.name)
+
+    @property
+    def resource_id(self) -> str | None:
+        """The id of the resource the item changes (null until it exists)."""
+        return self.detail.resource_id(self)
 
     @property
     def changes(self) -> bool:
@@ -181,30 +221,6 @@ class PlanItem(_Frozen):
     @property
     def is_error(self) -> bool:
         return self.action in (Action.CONFLICT, Action.BLOCKED)
-
-    @property
-    def moves_image(self) -> bool:
-        """A declared bundle that the plan moves to its declared image."""
-        return (
-            self.kind is Kind.BUNDLE
-            and self.action in (Action.UPDATE_IMAGE, Action.ADOPT)
-            and self.image_before is not None
-            and self.image_id != self.image_before
-        )
-
-    @property
-    def is_copy(self) -> bool:
-        """A copy or an import: an image made by CopyWorkspaceImage."""
-        return self.kind is Kind.IMAGE and self.copy_from is not None
-
-    @property
-    def is_import(self) -> bool:
-        return self.kind is Kind.IMAGE and self.source_account is not None
-
-    @property
-    def made_by(self) -> str:
-        """How an image item's image is made, as messages say it: capture, copy or import."""
-        return "import" if self.is_import else "copy" if self.copy_from else "capture"
 
 
 CHANGING = frozenset(
@@ -307,7 +323,7 @@ class Plan(_Frozen):
                 continue
             if item.image_id == u.image_id:
                 users.add(item.name)
-            elif item.moves_image and item.image_before == u.image_id:
+            elif item.detail.leaves_image(item) == u.image_id:
                 users.discard(item.name)
         return tuple(sorted(users))
 
@@ -323,7 +339,7 @@ class Plan(_Frozen):
     def drifted(self) -> bool:
         """Anything but no-op, anything unmanaged, or a capture stuck in PENDING."""
         return bool(self.unmanaged) or any(
-            i.action is not Action.NO_OP or i.stuck for i in self.items
+            i.action is not Action.NO_OP or i.detail.drifts() for i in self.items
         )
 
     @property

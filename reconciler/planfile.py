@@ -155,8 +155,7 @@ def _created_meanwhile(saved: PlanItem, fresh: PlanItem) -> bool:
     the plan is stale."""
     # Not `adopt`: that is what a resource without the ownership tag calls for.
     usable = fresh.action in (Action.NO_OP, Action.UPDATE_TAGS)
-    made = fresh.bundle_id if fresh.kind is Kind.BUNDLE else fresh.image_id
-    return saved.action is Action.CREATE and usable and made is not None
+    return saved.action is Action.CREATE and usable and fresh.resource_id is not None
 
 
 def _keys(plan: Plan) -> list[Key]:
@@ -173,12 +172,10 @@ def _decisions(plan: Plan, *, skip: frozenset[Key]) -> dict[str, Any]:
         _shown(i): {
             "action": i.action.value,
             # An image's own id; a share's or a bundle's image may be made meanwhile (the
-            # same decision): what they change is in their changes and `image_before`.
+            # same decision): what they change is in their changes and, a bundle's, `image_before`.
             "image_id": i.image_id if i.kind is Kind.IMAGE else None,
             "tag_changes": [c.model_dump() for c in i.tag_changes],
-            "share_changes": [c.model_dump() for c in i.share_changes],
-            "image_before": i.image_before,
-            "source_busy": i.source_busy,
+            **i.detail.reviewed(),
             "replace": plan.replaces(i),
         }
         for i in plan.items

@@ -31,7 +31,7 @@ from reconciler.apply import (
 from reconciler.aws import PAGE_SIZE, Clients, RegionClient
 from reconciler.kinds import KINDS, ApplyContext, kind_of
 from reconciler.kinds.base import ImageById
-from reconciler.kinds.image import create_now, error_detail
+from reconciler.kinds.image import create_now, detail_of, error_detail, is_capture, made_by
 from reconciler.plan import Action, Kind, Plan, PlanItem, Replan
 from reconciler.results import Applied, AppliedItem, Result
 
@@ -136,7 +136,7 @@ def _waiting(item: AppliedItem, items: dict[Key, AppliedItem]) -> bool:
         return True
     if item.result is not Result.DEFERRED or item.next_run:
         return False
-    if item.kind is Kind.IMAGE and item.copy_from is None:
+    if is_capture(item):
         return item.action in (Action.CREATE, Action.CONFLICT)
     if _outside(item) is not None:
         return item.image_state != "ERROR"
@@ -185,7 +185,7 @@ def _refresh_images(client: RegionClient, items: dict[Key, AppliedItem]) -> None
             update: dict[str, object] = {"state": state}
             if state == "ERROR":
                 detail = error_detail(image) or "no error detail"
-                made = made_here.made_by
+                made = made_by(made_here)
                 update |= {"result": Result.FAILED, "error": f"{made} ended in ERROR ({detail})"}
             items[made_here.key] = made_here.model_copy(update=update)
 
@@ -199,26 +199,25 @@ def _start_deferred(
     """Capture the deferred images whose source WorkSpace is free now, one per source.
 
     Deferred captures are creates, and replacements of failed images (--replace-failed)."""
-    mine = [i for i in items.values() if _here(i, client) and i.kind is Kind.IMAGE]
-    busy = {i.source_workspace_id for i in mine if _capturing(i) and not i.copy_from}
+    captures = [i for i in items.values() if _here(i, client) and is_capture(i)]
+    busy = {detail_of(i).source_workspace_id for i in captures if _capturing(i)}
     deferred = [
         i
-        for i in mine
+        for i in captures
         if i.result is Result.DEFERRED
-        and i.copy_from is None
         and i.action in (Action.CREATE, Action.CONFLICT)
-        and i.source_workspace_id not in busy
+        and detail_of(i).source_workspace_id not in busy
     ]
     if not deferred:
         return
-    sources = sorted({i.source_workspace_id or "" for i in deferred})
+    sources = sorted({detail_of(i).source_workspace_id or "" for i in deferred})
     try:
         states = {w["WorkspaceId"]: w.get("State") for w in client.workspaces(sources)}
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
         return  # try again at the next poll
     started: set[str | None] = set()
     for item in deferred:
-        source = item.source_workspace_id
+        source = detail_of(item).source_workspace_id
         if states.get(source or "") != "AVAILABLE" or source in started:
             continue
         started.add(source)

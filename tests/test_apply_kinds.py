@@ -17,6 +17,7 @@ import yaml
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.apply import ApplyOptions, Result, apply_plan
 from reconciler.aws import Clients
+from reconciler.kinds import bundle as bundle_kind
 from reconciler.plan import Plan
 from reconciler.run import PlanOptions, build_plan
 from tests.fidelity import Fidelity, FidelityConfig
@@ -192,7 +193,8 @@ def test_a_bundle_planned_for_adoption_that_is_owned_when_read_again_is_moved(
     )
     plan, replan = build_plan(PlanOptions(specs_dir=str(specs)), clients)
     (item,) = [i for i in plan.items if i.kind.value == "bundle"]
-    assert (item.action.value, item.image_before, item.image_id) == ("adopt", old, new)
+    before = bundle_kind.detail_of(item).image_before
+    assert (item.action.value, before, item.image_id) == ("adopt", old, new)
     clients.region(REGION).reads.create_tags(
         ResourceId=bundle, Tags=[{"Key": OWNERSHIP_TAG_KEY, "Value": "true"}]
     )

@@ -8,8 +8,12 @@ from datetime import datetime, timezone
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
+from reconciler.kinds import bundle as bundle_kind
+from reconciler.kinds import image as image_kind
+from reconciler.kinds import share as share_kind
+from reconciler.kinds.share import ShareChange
 from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, SourceWorkspace
-from reconciler.plan import Action, Kind, Plan, PlanItem, ShareChange, make_plan
+from reconciler.plan import Action, Kind, Plan, PlanItem, make_plan
 from reconciler.specs import BundleSpec, Spec
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
@@ -100,7 +104,8 @@ def item(plan: Plan, kind: Kind, where: str = HOME, name: str | None = None) -> 
 def test_a_copy_of_an_image_being_captured_is_a_create_after_the_capture() -> None:
     plan = plan_of([spec(copies=(AWAY,))], [], region(HOME), region(AWAY))
     copy = item(plan, Kind.IMAGE, AWAY)
-    assert (copy.action, copy.copy_from, copy.source_workspace_id) == (Action.CREATE, HOME, None)
+    d = image_kind.detail_of(copy)
+    assert (copy.action, d.copy_from, d.source_workspace_id) == (Action.CREATE, HOME, None)
     assert copy.reason == "after the capture"
 
 
@@ -152,7 +157,7 @@ def test_sharing_differences_become_grants_and_revokes() -> None:
     live = region(HOME, image(), shares={"wsi-000000001": frozenset({A1, A3})})
     share = item(plan_of([spec(share_with=(A1, A2))], [], live), Kind.SHARE)
     assert share.action is Action.UPDATE_SHARING
-    assert share.share_changes == (
+    assert share_kind.detail_of(share).share_changes == (
         ShareChange(account=A2, before=False, after=True),
         ShareChange(account=A3, before=True, after=False),
     )
@@ -162,7 +167,9 @@ def test_sharing_as_declared_is_a_no_op_and_an_empty_set_revokes_all() -> None:
     live = region(HOME, image(), shares={"wsi-000000001": frozenset({A1})})
     assert item(plan_of([spec(share_with=(A1,))], [], live), Kind.SHARE).action is Action.NO_OP
     emptied = item(plan_of([spec(share_with=())], [], live), Kind.SHARE)
-    assert emptied.share_changes == (ShareChange(account=A1, before=True, after=False),)
+    assert share_kind.detail_of(emptied).share_changes == (
+        ShareChange(account=A1, before=True, after=False),
+    )
 
 
 def test_a_share_of_an_image_yet_to_be_made_grants_all_once_it_is_available() -> None:
@@ -210,7 +217,8 @@ def test_update_image_says_the_image_before_by_name_and_id() -> None:
     old = image("img-2026-10", id_="wsi-000000007")
     live = region(HOME, image(), old, bundles=(bundle(image_id="wsi-000000007"),))
     got = item(plan_of([spec()], [bundle_spec()], live), Kind.BUNDLE)
-    assert (got.image_before, got.image_before_name, got.image_id, got.image_name) == (
+    d = bundle_kind.detail_of(got)
+    assert (d.image_before, d.image_before_name, got.image_id, d.image_name) == (
         "wsi-000000007",
         "img-2026-10",
         "wsi-000000001",

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
+from reconciler.kinds import image as image_kind
 from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
 from reconciler.plan import Action, TagChange, make_plan, tag_changes
 from reconciler.specs import Spec
@@ -244,7 +245,7 @@ def test_capture_pending_over_two_hours_is_stuck():
     old = image(state="PENDING", created=NOW - timedelta(hours=3))
     item = plan_of([spec()], inventory(old)).items[0]
     assert item.action is Action.NO_OP
-    assert item.stuck
+    assert image_kind.detail_of(item).stuck
     assert "stuck" in (item.reason or "")
 
 
@@ -297,7 +298,7 @@ def test_a_failed_image_is_judged_as_its_recapture_when_its_source_was_read(
     failed = image(state="ERROR", error=("E1", "disk full"))
     item = plan_of([spec(tags={"a": "1"})], inventory(failed, sources={WS: source_state})).items[0]
     assert item.action is action
-    assert item.source_busy is busy
+    assert image_kind.detail_of(item).source_busy is busy
     assert reason in (item.reason or "")
     assert "E1: disk full" in (item.reason or "")
     assert item.tag_changes == (TagChange(key="a", before=None, after="1"),)

@@ -35,12 +35,13 @@ from reconciler.kinds.base import (
     Waited,
     image_key,
 )
-from reconciler.kinds.image import confirm, live_image, retag, with_unseen
+from reconciler.kinds.image import confirm, live_image, made_by, retag, with_unseen
 from reconciler.kinds.ownership import Ownership
 from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, Tags
 from reconciler.plan import (
     Action,
     Desired,
+    ItemDetail,
     Kind,
     PlanItem,
     Settings,
@@ -48,6 +49,7 @@ from reconciler.plan import (
     created_tags,
     fingerprint,
     in_scope,
+    register_detail,
     tag_changes,
 )
 from reconciler.results import AppliedItem, AppliedUnmanaged, Result, item_result, unmanaged_result
@@ -55,6 +57,45 @@ from reconciler.results import AppliedItem, AppliedUnmanaged, Result, item_resul
 if TYPE_CHECKING:
     from reconciler.aws import RegionClient
     from reconciler.specs import BundleSpec
+
+
+@register_detail(Kind.BUNDLE)
+class BundleDetail(ItemDetail):
+    """What a bundle item has that other kinds' items lack (flat in its JSON)."""
+
+    bundle_id: str | None = None
+    image_name: str | None = None  # null when the spec names an `image_id`
+    image_before: str | None = None  # the image id the bundle uses now
+    image_before_name: str | None = None  # that image's name, when the account owns it
+    compute_type: str | None = None
+    user_volume_gib: int | None = None
+    root_volume_gib: int | None = None
+    description: str = ""
+
+    def leaves_image(self, item: PlanItem) -> str | None:
+        return self.image_before if moves_image(item) else None
+
+    def resource_id(self, item: PlanItem) -> str | None:
+        return self.bundle_id
+
+    def reviewed(self) -> dict[str, Any]:
+        return {"image_before": self.image_before}
+
+
+def detail_of(item: PlanItem) -> BundleDetail:
+    """A bundle item's own fields."""
+    assert isinstance(item.detail, BundleDetail), item.kind
+    return item.detail
+
+
+def moves_image(item: PlanItem) -> bool:
+    """A declared bundle that the plan moves to its declared image."""
+    return (
+        isinstance(item.detail, BundleDetail)
+        and item.action in (Action.UPDATE_IMAGE, Action.ADOPT)
+        and item.detail.image_before is not None
+        and item.image_id != item.detail.image_before
+    )
 
 
 @dataclass(frozen=True)
@@ -122,7 +163,7 @@ def _target(
             item.image_id, item.state, f"its image {name} ({region}) is {item.action.value}"
         )
     if item.action is Action.CREATE or replaced:
-        return _Target(None, None, waiting=f"after the {item.made_by} of {name} ({region})")
+        return _Target(None, None, waiting=f"after the {made_by(item)} of {name} ({region})")
     if item.state != "AVAILABLE":
         return _Target(
             item.image_id,
@@ -141,11 +182,13 @@ def _base(spec: BundleSpec, region: str, target: _Target) -> PlanItem:
         image_id=target.image_id,
         spec_file=spec.file,
         spec_line=spec.line,
-        image_name=spec.image,
-        compute_type=spec.compute_type,
-        user_volume_gib=spec.user_volume_gib,
-        root_volume_gib=spec.root_volume_gib,
-        description=spec.description,
+        detail=BundleDetail(
+            image_name=spec.image,
+            compute_type=spec.compute_type,
+            user_volume_gib=spec.user_volume_gib,
+            root_volume_gib=spec.root_volume_gib,
+            description=spec.description,
+        ),
         image_state=target.state,
     )
 
@@ -173,8 +216,8 @@ def _existing(
 ) -> PlanItem:
     before = live.image_by_id(bundle.image_id)
     tags = {k: v for k, v in bundle.tags.items() if in_scope(spec, k) or k == OWNERSHIP_TAG_KEY}
-    item = _base(spec, region, target).model_copy(
-        update={
+    item = _base(spec, region, target).updated(
+        {
             "bundle_id": bundle.bundle_id,
             "state": bundle.state,
             "owned": bundle.owned,
@@ -255,13 +298,14 @@ def replan(
     spec = next(
         b for b in desired.bundles if b.name == item.name and desired.region_of(b) == item.region
     )
-    if tags is None or item.bundle_id is None:
+    d = detail_of(item)
+    if tags is None or d.bundle_id is None:
         return item.model_copy(update={"action": Action.CREATE})
     bundle = LiveBundle(
-        bundle_id=item.bundle_id,
+        bundle_id=d.bundle_id,
         name=item.name,
         description=spec.description,
-        image_id=item.image_before or "",
+        image_id=d.image_before or "",
         compute_type=spec.compute_type,
         user_volume_gib=spec.user_volume_gib,
         root_volume_gib=spec.root_volume_gib,
@@ -276,12 +320,13 @@ def waits_for(item: PlanItem) -> Waited | None:
     """A create or an image change needs the declared image AVAILABLE in the bundle's
     region: the image spec's item, or the image an `image_id` names (one the plan does not
     make: a PENDING one is waited for by its id)."""
-    moves = item.action is Action.CREATE or item.image_id != item.image_before
+    d = detail_of(item)
+    moves = item.action is Action.CREATE or item.image_id != d.image_before
     if not moves:
         return None
-    if item.image_name is None:
+    if d.image_name is None:
         return ImageById(item.region, item.image_id) if item.image_id else None
-    return image_key(item.account, item.region, item.image_name)
+    return image_key(item.account, item.region, d.image_name)
 
 
 # What to do about each documented CreateWorkspaceBundle error.
@@ -319,10 +364,11 @@ def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedIte
         return confirmed
     planned, unseen = confirmed
     moved = False
-    if image_id is not None and image_id != item.image_before:
+    d = detail_of(item)
+    if image_id is not None and image_id != d.image_before:
         try:
-            assert item.bundle_id is not None
-            client.reads.update_workspace_bundle(BundleId=item.bundle_id, ImageId=image_id)
+            assert d.bundle_id is not None
+            client.reads.update_workspace_bundle(BundleId=d.bundle_id, ImageId=image_id)
         except creating.AWS_FAILURES as err:
             return item_result(item, Result.FAILED, f"{short_error(err)} (hint: {_hint(err)})")
         moved = True
@@ -346,18 +392,18 @@ def _hint(err: BaseException) -> str:
 
 
 def _create_bundle(item: PlanItem, client: RegionClient) -> AppliedItem:
+    d = detail_of(item)
+
     def send() -> creating.Made:
         tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
         tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
-        root = (
-            {"RootStorage": {"Capacity": str(item.root_volume_gib)}} if item.root_volume_gib else {}
-        )
+        root = {"RootStorage": {"Capacity": str(d.root_volume_gib)}} if d.root_volume_gib else {}
         reply = client.creates.create_workspace_bundle(
             BundleName=item.name,
-            BundleDescription=item.description,
+            BundleDescription=d.description,
             ImageId=item.image_id or "",
-            ComputeType={"Name": item.compute_type},  # type: ignore[typeddict-item]
-            UserStorage={"Capacity": str(item.user_volume_gib)},
+            ComputeType={"Name": d.compute_type},  # type: ignore[typeddict-item]
+            UserStorage={"Capacity": str(d.user_volume_gib)},
             Tags=creating.tag_list(tags),
             **root,  # type: ignore[arg-type]
         )

@@ -59,7 +59,7 @@ def create(item: PlanItem, how: Create) -> AppliedItem:
 def _made(item: PlanItem, result: Result, made: Made, error: str | None = None) -> AppliedItem:
     done = item_result(item, result, error, image_id=made.get("image_id"), state=made.get("state"))
     bundle_id = made.get("bundle_id")
-    return done.model_copy(update={"bundle_id": bundle_id}) if bundle_id else done
+    return done.updated({"bundle_id": bundle_id}) if bundle_id else done
 
 
 def _error(item: PlanItem, how: Create, err: BaseException, code: str | None) -> AppliedItem:

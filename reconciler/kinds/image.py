@@ -44,6 +44,7 @@ from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspa
 from reconciler.plan import (
     Action,
     Desired,
+    ItemDetail,
     Key,
     Kind,
     Plan,
@@ -54,6 +55,7 @@ from reconciler.plan import (
     created_tags,
     fingerprint,
     in_scope,
+    register_detail,
     tag_changes,
 )
 from reconciler.results import AppliedItem, AppliedUnmanaged, Result, item_result, unmanaged_result
@@ -61,6 +63,65 @@ from reconciler.results import AppliedItem, AppliedUnmanaged, Result, item_resul
 if TYPE_CHECKING:
     from reconciler.aws import RegionClient
     from reconciler.specs import Spec
+
+# --- the image's own item fields -------------------------------------------------------
+
+
+@register_detail(Kind.IMAGE)
+class ImageDetail(ItemDetail):
+    """What an image item has that other kinds' items lack (flat in its JSON)."""
+
+    # The source WorkSpace of a capture (null for a copy); a copy's source region.
+    source_workspace_id: str | None = None
+    copy_from: str | None = None
+    # An import's source account (a copy from another account's shared image, from its
+    # region `copy_from`); null for every other image item. Additive: the source image's
+    # name, and its id when the plan knows it (a source outside the run, shared already).
+    source_account: str | None = None
+    source_name: str | None = None
+    source_image_id: str | None = None
+    # Additive fields (the contract allows them): what apply and the plan file rest on.
+    description: str = ""
+    source_state: str | None = None
+    source_busy: bool = False
+    stuck: bool = False
+
+    def drifts(self) -> bool:
+        return self.stuck
+
+    def reviewed(self) -> dict[str, Any]:
+        return {"source_busy": self.source_busy}
+
+
+def detail_of(item: PlanItem) -> ImageDetail:
+    """An image item's own fields."""
+    assert isinstance(item.detail, ImageDetail), item.kind
+    return item.detail
+
+
+def is_copy(item: PlanItem) -> bool:
+    """A copy or an import: an image made by CopyWorkspaceImage."""
+    return isinstance(item.detail, ImageDetail) and item.detail.copy_from is not None
+
+
+def is_import(item: PlanItem) -> bool:
+    return isinstance(item.detail, ImageDetail) and item.detail.source_account is not None
+
+
+def is_capture(item: PlanItem) -> bool:
+    """An image item made by CreateWorkspaceImage from its source WorkSpace."""
+    return isinstance(item.detail, ImageDetail) and item.detail.copy_from is None
+
+
+def made_by(item: PlanItem) -> str:
+    """How an image item's image is made, as messages say it: capture, copy or import."""
+    return "import" if is_import(item) else "copy" if is_copy(item) else "capture"
+
+
+def stuck(item: PlanItem) -> bool:
+    """A capture stuck in PENDING for over `STUCK_AFTER`."""
+    return isinstance(item.detail, ImageDetail) and item.detail.stuck
+
 
 # --- planning (pure) -------------------------------------------------------------------
 
@@ -215,7 +276,7 @@ def _import_item(spec: Spec, region: str, live: RegionInventory, desired: Desire
     if shared.state != "AVAILABLE":
         update["reason"] = f"once the shared image is AVAILABLE ({shared.state})"
     update["fingerprint"] = fingerprint(None, None, "import", shared.image_id, shared.state)
-    return item.model_copy(update=update)
+    return item.updated(update)
 
 
 def shown_source(account: str, name: str | None) -> str:
@@ -300,12 +361,14 @@ def _item(
         state=image.state if image else None,
         spec_file=spec.file,
         spec_line=spec.line,
-        source_workspace_id=None if copy_from else spec.source_workspace_id,
-        copy_from=copy_from,
-        source_account=imported[0] if imported else None,
-        source_name=spec.source_image.name if imported and spec.source_image else None,
-        description=spec.description,
-        stuck=stuck,
+        detail=ImageDetail(
+            source_workspace_id=None if copy_from else spec.source_workspace_id,
+            copy_from=copy_from,
+            source_account=imported[0] if imported else None,
+            source_name=spec.source_image.name if imported and spec.source_image else None,
+            description=spec.description,
+            stuck=stuck,
+        ),
         owned=image.owned if image else None,
         fingerprint=_image_fingerprint(spec, image) if image else "",
         reason=f"{what} PENDING since {image.created:%Y-%m-%d %H:%M} UTC; stuck?"
@@ -322,15 +385,16 @@ def _recapture(item: PlanItem, spec: Spec, region: str, live: RegionInventory) -
     update: dict[str, object] = {"tag_changes": recapture.tag_changes}
     if live.sources is None or spec.source_workspace_id not in live.sources:
         return item.model_copy(update=update)
-    update |= {"source_state": recapture.source_state, "source_busy": recapture.source_busy}
+    again = detail_of(recapture)
+    update |= {"source_state": again.source_state, "source_busy": again.source_busy}
     if recapture.action is Action.BLOCKED:
         update |= {
             "action": Action.BLOCKED,
             "reason": f"{item.reason}; it can't be recaptured now: {recapture.reason}",
         }
-    elif recapture.source_busy:
+    elif again.source_busy:
         update["reason"] = f"{item.reason}; {recapture.reason}"
-    return item.model_copy(update=update)
+    return item.updated(update)
 
 
 def _image_fingerprint(spec: Spec, image: LiveImage) -> str:
@@ -359,7 +423,7 @@ def _create_item(spec: Spec, region: str, source: SourceWorkspace | None) -> Pla
         state = source.state if source.state in BUSY_STATES else "being modified"
         update["source_busy"] = True
         update["reason"] = f"source WorkSpace {ws} is busy ({state}); apply defers this create"
-    return base.model_copy(update=update)
+    return base.updated(update)
 
 
 def unmanaged(
@@ -413,22 +477,24 @@ def replan(
         state=item.state or "",
         tags=dict(tags),
     )
-    if item.source_account is not None:
-        imported = (item.source_account, item.copy_from or item.region)
+    d = detail_of(item)
+    if d.source_account is not None:
+        imported = (d.source_account, d.copy_from or item.region)
         return _existing(spec, item.region, image, now=settings.now, imported=imported)
-    return _existing(spec, item.region, image, now=settings.now, copy_from=item.copy_from)
+    return _existing(spec, item.region, image, now=settings.now, copy_from=d.copy_from)
 
 
 def waits_for(item: PlanItem) -> Waited | None:
     """A copy waits for its source image, AVAILABLE in its own region; an import for the
     share that lets its account copy the source (a source this run plans), or for the
     shared image by its id (a source outside the run)."""
-    if item.source_account is not None:
-        if item.source_image_id is not None:
-            return ImageById(item.copy_from or item.region, item.source_image_id)
-        source = item.source_name or item.name
-        return (Kind.SHARE.value, item.source_account, item.copy_from or item.region, source)
-    return image_key(item.account, item.copy_from, item.name) if item.copy_from else None
+    d = detail_of(item)
+    if d.source_account is not None:
+        if d.source_image_id is not None:
+            return ImageById(d.copy_from or item.region, d.source_image_id)
+        source = d.source_name or item.name
+        return (Kind.SHARE.value, d.source_account, d.copy_from or item.region, source)
+    return image_key(item.account, d.copy_from, item.name) if d.copy_from else None
 
 
 # --- calls ------------------------------------------------------------------------------
@@ -512,23 +578,26 @@ def schedule(plan: Plan) -> frozenset[Key]:
     items are not held back."""
     chosen: dict[tuple[str, str, str], Key] = {}
     for item in plan.items:
-        capture = item.kind is Kind.IMAGE and item.copy_from is None
+        if not is_capture(item):
+            continue
+        d = detail_of(item)
         makes = item.action is Action.CREATE or plan.replaces(item)
-        if capture and makes and not item.source_busy and item.source_workspace_id:
-            chosen.setdefault((item.account or "", item.region, item.source_workspace_id), item.key)
+        if makes and not d.source_busy and d.source_workspace_id:
+            chosen.setdefault((item.account or "", item.region, d.source_workspace_id), item.key)
     return frozenset(chosen.values())
 
 
 def create(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
     """Capture the image (or copy it, for a copy), unless its source is busy or another
     capture of the same source goes first."""
-    if item.copy_from is not None:
+    d = detail_of(item)
+    if d.copy_from is not None:
         return _copy(item, client, ctx)
-    if item.source_busy:
+    if d.source_busy:
         return item_result(item, Result.DEFERRED, item.reason)
     if item.key not in ctx.go_now:
         reason = (
-            f"another image of {item.source_workspace_id} is captured first (one capture per "
+            f"another image of {d.source_workspace_id} is captured first (one capture per "
             "WorkSpace at a time); run apply again when it is done, or use --wait"
         )
         return item_result(item, Result.DEFERRED, reason)
@@ -540,8 +609,8 @@ def _capture_call(item: PlanItem, client: RegionClient) -> creating.Create:
         # Never retried by botocore (`creates`): a lost reply is settled by a lookup.
         reply = client.creates.create_workspace_image(
             Name=item.name,
-            Description=item.description,
-            WorkspaceId=item.source_workspace_id or "",
+            Description=detail_of(item).description,
+            WorkspaceId=detail_of(item).source_workspace_id or "",
             Tags=creating.tag_list(_declared_and_owned(item)),
         )
         return {"image_id": reply.get("ImageId"), "state": reply.get("State")}
@@ -552,15 +621,16 @@ def _capture_call(item: PlanItem, client: RegionClient) -> creating.Create:
 def _copy(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
     """CopyWorkspaceImage, called in the destination region, from the source image (its id
     in `ctx`, resolved by the engine once the source is AVAILABLE)."""
-    assert item.copy_from is not None
+    d = detail_of(item)
+    assert d.copy_from is not None
     assert ctx.image_id is not None
 
     def send() -> creating.Made:
         reply = client.creates.copy_workspace_image(
             Name=item.name,
-            Description=item.description,
+            Description=d.description,
             SourceImageId=ctx.image_id or "",
-            SourceRegion=item.copy_from or "",
+            SourceRegion=d.copy_from or "",
             # Whether the service copies tags is undocumented: the declared ones are passed.
             Tags=creating.tag_list(_declared_and_owned(item)),
         )
@@ -581,7 +651,7 @@ def create_now(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> Appli
     """Send a deferred capture now that its source WorkSpace is free (`apply --wait`); a
     deferred replacement whose failed image is still there deletes it first."""
     plain = PlanItem(**item.model_dump(include=set(PlanItem.model_fields)))
-    plain = plain.model_copy(update={"source_busy": False})
+    plain = plain.updated({"source_busy": False})
     ctx = dataclasses.replace(ctx, go_now=ctx.go_now | {plain.key})
     if plain.action is Action.CONFLICT and plain.state == "ERROR" and plain.image_id:
         return replace(plain, client, ctx)
@@ -590,15 +660,16 @@ def create_now(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> Appli
 
 def replace(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
     """Delete a failed (ERROR) image, then capture or copy it again."""
-    if item.source_busy:  # keep the failed image until its source can capture a new one
+    d = detail_of(item)
+    if d.source_busy:  # keep the failed image until its source can capture a new one
         return item_result(item, Result.DEFERRED, item.reason)
-    if item.copy_from is None and item.key not in ctx.go_now:
+    if d.copy_from is None and item.key not in ctx.go_now:
         return item_result(
             item, Result.DEFERRED, "another capture of the same WorkSpace goes first"
         )
-    if item.copy_from is not None and ctx.image_id is None:
+    if d.copy_from is not None and ctx.image_id is None:
         return item_result(
-            item, Result.DEFERRED, f"its source image in {item.copy_from} is not AVAILABLE yet"
+            item, Result.DEFERRED, f"its source image in {d.copy_from} is not AVAILABLE yet"
         )
     assert item.image_id is not None  # an ERROR conflict is an existing image
     refused = _delete_owned(client, item.image_id)
@@ -710,7 +781,7 @@ def confirmed_retag(item: PlanItem, client: RegionClient, replan: Replan | None)
 
 
 def resource_id(item: PlanItem) -> str:
-    found = item.bundle_id if item.kind is Kind.BUNDLE else item.image_id
+    found = item.resource_id
     assert found is not None  # changes in place are for existing resources
     return found
 
@@ -750,7 +821,9 @@ def confirm(
             and fresh.action is Action.UPDATE_TAGS
         )
         or (
-            item.action is Action.ADOPT and fresh.action is Action.UPDATE_IMAGE and item.moves_image
+            item.action is Action.ADOPT
+            and fresh.action is Action.UPDATE_IMAGE
+            and item.detail.leaves_image(item) is not None
         )
     )
     if not same:

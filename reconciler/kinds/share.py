@@ -13,27 +13,57 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
 
 from reconciler.aws import PAGE_SIZE, short_error
 from reconciler.kinds import creating, ownership
+from reconciler.kinds import image as image_kind
 from reconciler.kinds.base import ApplyContext, KindModule, Listing, Reading, Waited, image_key
 from reconciler.kinds.ownership import Ownership
 from reconciler.live import Inventory, RegionInventory, Tags, owned
 from reconciler.plan import (
     Action,
     Desired,
+    ItemDetail,
     Kind,
     PlanItem,
     Settings,
-    ShareChange,
     Unmanaged,
     fingerprint,
+    register_detail,
 )
 from reconciler.results import AppliedItem, Result, item_result
 
 if TYPE_CHECKING:
     from reconciler.aws import RegionClient
+
+
+class ShareChange(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account: str
+    before: bool
+    after: bool
+
+
+@register_detail(Kind.SHARE)
+class ShareDetail(ItemDetail):
+    """What a share item has that other kinds' items lack (flat in its JSON)."""
+
+    has_state: ClassVar[bool] = False  # a share has no state of its own
+    # One entry per account whose sharing changes.
+    share_changes: tuple[ShareChange, ...] = ()
+
+    def reviewed(self) -> dict[str, Any]:
+        return {"share_changes": [c.model_dump() for c in self.share_changes]}
+
+
+def detail_of(item: PlanItem) -> ShareDetail:
+    """A share item's own fields."""
+    assert isinstance(item.detail, ShareDetail), item.kind
+    return item.detail
 
 
 def plan(
@@ -66,7 +96,7 @@ def _share_item(
         reason = f"waits for its image, which is {image.action.value}: see its item"
     elif changes and image.state != "AVAILABLE":
         made = {"capture": "being captured", "copy": "to be copied"}.get(
-            image.made_by, "to be imported"
+            image_kind.made_by(image), "to be imported"
         )
         state = image.state or made
         reason = f"once the image is AVAILABLE ({state})"
@@ -78,7 +108,7 @@ def _share_item(
         image_id=image.image_id if exists else None,
         spec_file=image.spec_file,
         spec_line=image.spec_line,
-        share_changes=changes,
+        detail=ShareDetail(share_changes=changes),
         reason=reason,
         owned=image.owned,
         image_state=image.state if exists else None,
@@ -118,7 +148,7 @@ def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedIte
     # does not keep the others from their grants and revocations.
     done: list[str] = []
     failed: list[str] = []
-    for change in item.share_changes:
+    for change in detail_of(item).share_changes:
         if client.stop.is_set():
             failed.append(f"{_signed(change)}: not sent, interrupted")
             continue

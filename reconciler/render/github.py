@@ -133,8 +133,12 @@ def annotate_items(plan: Plan, out: TextIO, *, root: str) -> None:
 
 def _which(item: PlanItem) -> str:
     """What the annotation is about, when the spec's line declares more than it."""
-    if item.is_copy:
-        return f"{item.made_by} in {item.region}: "
+    # Here, not at the top: `validate` annotates its problems through this module, and the
+    # kinds bring in the AWS layer (boto3), which validation never needs.
+    from reconciler.kinds.image import is_copy, made_by
+
+    if is_copy(item):
+        return f"{made_by(item)} in {item.region}: "
     if item.kind is Kind.SHARE:
         return f"sharing in {item.region}: "
     return ""

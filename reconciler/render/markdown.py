@@ -27,7 +27,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.errors import ReconcilerError, SpecError, SpecProblem
-from reconciler.plan import Action, Kind, Plan, PlanItem, ShareChange, TagChange, Unmanaged
+from reconciler.kinds import bundle as bundle_kind
+from reconciler.kinds import image as image_kind
+from reconciler.kinds import share as share_kind
+from reconciler.kinds.image import is_copy, stuck
+from reconciler.kinds.share import ShareChange
+from reconciler.plan import Action, Kind, Plan, PlanItem, TagChange, Unmanaged
 from reconciler.render.escape import terminal_safe
 from reconciler.render.github import RunInfo
 from reconciler.render.text import (
@@ -231,7 +236,7 @@ def markdown(
 
 
 def _changing(item: PlanItem) -> bool:
-    return item.action is not Action.NO_OP or item.stuck
+    return item.action is not Action.NO_OP or stuck(item)
 
 
 def _account_groups(document: Plan | Applied) -> dict[str, str]:
@@ -413,7 +418,7 @@ def _headline(document: Plan | Applied, kind: str, error: ReconcilerError | None
 def _warnings(document: Plan | Applied) -> list[str]:
     lines = []
     for item in document.items:
-        if (item.is_error and not _replaced(document, item)) or item.stuck:
+        if (item.is_error and not _replaced(document, item)) or stuck(item):
             what = (
                 "Conflict"
                 if item.action is Action.CONFLICT
@@ -426,7 +431,7 @@ def _warnings(document: Plan | Applied) -> list[str]:
     replaced = [i for i in document.items if _replaced(document, i)]
     if replaced and not isinstance(document, Applied):
         were = _count(len(replaced), "owned image", "owned images")
-        copies = {i.is_copy for i in replaced}
+        copies = {is_copy(i) for i in replaced}
         again = (
             "captured or copied"
             if len(copies) > 1
@@ -507,7 +512,8 @@ def _item_row(document: Plan | Applied, item: PlanItem) -> _Row:
         if item.error and item.error != item.reason:  # a deferral repeats the plan's reason
             parts.append(md(item.error))
     # What a reviewer must see of a share is always in its row: the accounts it grants.
-    parts += [_account(c) for c in item.share_changes]
+    if item.kind is Kind.SHARE:
+        parts += [_account(c) for c in share_kind.detail_of(item).share_changes]
     # A conflict or blocked item changes no tag: listing the declared ones would only crowd
     # the problems out of a long plan. A replacement's tags are the new capture's.
     changes = [_change(c) for c in item.tag_changes] if not item.is_error or replaced else []
@@ -544,19 +550,20 @@ def _facts(item: PlanItem, replaced: bool, names: Mapping[str, str]) -> list[str
     """What a one-line row says: which image, source or bundle, and why (an error's reason is
     in its warning)."""
     if replaced:
+        d = image_kind.detail_of(item)
         made = (
-            f"copied again from {md(item.copy_from)}"
-            if item.is_copy
-            else f"captured again from {_code(item.source_workspace_id)}"
+            f"copied again from {md(d.copy_from)}"
+            if d.copy_from is not None
+            else f"captured again from {_code(d.source_workspace_id)}"
         )
         return [f"{_code(item.image_id)} in ERROR: deleted, then {made}"]
     parts = []
     if item.kind is Kind.BUNDLE:
         parts += _bundle_facts(item)
-    elif item.is_copy and item.action in (Action.CREATE, Action.BLOCKED):
+    elif is_copy(item) and item.action in (Action.CREATE, Action.BLOCKED):
         parts.append(md(source_phrase(item, names)))
     elif item.kind is Kind.IMAGE and item.action in (Action.CREATE, Action.BLOCKED):
-        parts.append(f"from {_code(item.source_workspace_id)}")
+        parts.append(f"from {_code(image_kind.detail_of(item).source_workspace_id)}")
     elif item.image_id:
         parts.append(_code(item.image_id))
     if item.reason and not item.is_error:
@@ -567,18 +574,19 @@ def _facts(item: PlanItem, replaced: bool, names: Mapping[str, str]) -> list[str
 def _bundle_facts(item: PlanItem) -> list[str]:
     """A new bundle: its image, compute type and volumes; an existing one: its id, and the
     image it moves from and to."""
-    if item.bundle_id is None:
-        image = _code(item.image_name or item.image_id)
-        volumes = f"user {item.user_volume_gib} GiB"
-        if item.root_volume_gib is not None:
-            volumes += f", root {item.root_volume_gib} GiB"
-        return [f"image {image}, {md(item.compute_type)}, {volumes}"]
-    parts = [_code(item.bundle_id)]
+    d = bundle_kind.detail_of(item)
+    if d.bundle_id is None:
+        image = _code(d.image_name or item.image_id)
+        volumes = f"user {d.user_volume_gib} GiB"
+        if d.root_volume_gib is not None:
+            volumes += f", root {d.root_volume_gib} GiB"
+        return [f"image {image}, {md(d.compute_type)}, {volumes}"]
+    parts = [_code(d.bundle_id)]
     moved = image_change(item)
     if moved:
-        before = _code(item.image_before)
-        if item.image_before_name:
-            before = f"{_code(item.image_before_name)} ({before})"
+        before = _code(d.image_before)
+        if d.image_before_name:
+            before = f"{_code(d.image_before_name)} ({before})"
         parts.append(f"image {before} → {_code(moved[1])}")
     return parts
 

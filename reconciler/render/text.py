@@ -8,7 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
-from reconciler.plan import Action, Kind, Plan, PlanItem, ShareChange, TagChange, Unmanaged
+from reconciler.kinds import bundle as bundle_kind
+from reconciler.kinds import image as image_kind
+from reconciler.kinds import share as share_kind
+from reconciler.kinds.image import is_copy, stuck
+from reconciler.kinds.share import ShareChange
+from reconciler.plan import Action, Kind, Plan, PlanItem, TagChange, Unmanaged
 from reconciler.render.escape import terminal_safe as safe
 from reconciler.results import Applied, AppliedItem, AppliedUnmanaged, Result
 
@@ -65,7 +70,7 @@ def render_plan(
     paint = _Painter(color)
 
     def shown(part: Plan) -> list[PlanItem]:
-        return [i for i in part.items if i.action is not Action.NO_OP or verbose or i.stuck]
+        return [i for i in part.items if i.action is not Action.NO_OP or verbose or stuck(i)]
 
     if shown(plan) or plan.unmanaged:
         out.write("Reconciler will perform the following actions:\n\n")
@@ -184,10 +189,10 @@ def health_line(plan: Plan) -> str:
     for item in images:
         if item.state:
             states[item.state] = states.get(item.state, 0) + 1
-    stuck = sum(i.stuck for i in images)
+    how_many_stuck = sum(stuck(i) for i in images)
     parts = [f"{states.get(s, 0)} {s}" for s in ("AVAILABLE", "PENDING", "ERROR")]
-    if stuck:
-        parts[1] += f" ({stuck} stuck for over 2 hours)"
+    if how_many_stuck:
+        parts[1] += f" ({how_many_stuck} stuck for over 2 hours)"
     return "Health: " + ", ".join(parts) + "."
 
 
@@ -196,7 +201,7 @@ def render_health(plan: Plan, out: TextIO, *, color: bool = False) -> None:
     out.write(health_line(plan) + "\n")
     for item in plan.items:
         if item.kind is Kind.IMAGE and item.state in ("PENDING", "ERROR"):
-            colour = "red" if item.state == "ERROR" or item.stuck else "cyan"
+            colour = "red" if item.state == "ERROR" or stuck(item) else "cyan"
             line = f"  {item.state:<9} {safe(item.name)} ({item.region}) {item.image_id}"
             out.write(paint(line, colour) + "\n")
 
@@ -238,7 +243,7 @@ def plan_counts(plan: Plan) -> dict[str, int]:
             counts["replace"] += 1
         else:
             counts[_COUNTED_AS[item.action]] += 1
-        counts["stuck"] += item.stuck
+        counts["stuck"] += stuck(item)
     for u in plan.unmanaged:
         counts["delete" if plan.prune and not plan.kept_by(u) else "unmanaged"] += 1
     return counts
@@ -317,17 +322,18 @@ def place(x: PlanItem | Unmanaged) -> str:
 
 
 def _where(item: PlanItem) -> str:
-    resource = item.bundle_id if item.kind is Kind.BUNDLE else item.image_id
+    resource = item.resource_id
     return f"({item.region})" + (f" {resource}" if resource else "")
 
 
 def source_phrase(item: PlanItem, names: Mapping[str, str]) -> str:
     """Where a copy or an import comes from: `copy of REGION`, or `import of NAME from
     ACCOUNT (REGION)` (the account by its name in the map, else its id)."""
-    if not item.is_import:
-        return f"copy of {item.copy_from or ''}"
-    account = item.source_account or ""
-    return f"import of {item.source_name} from {names.get(account, account)} ({item.copy_from})"
+    d = image_kind.detail_of(item)
+    if d.source_account is None:
+        return f"copy of {d.copy_from or ''}"
+    account = d.source_account
+    return f"import of {d.source_name} from {names.get(account, account)} ({d.copy_from})"
 
 
 def _item_line(
@@ -337,50 +343,52 @@ def _item_line(
     label, reason = item.action.value, item.reason
     if replace:  # Terraform's mark for destroy-then-create
         symbol, colour, label = "-/+", "yellow", "replace"
-        again = "copies it again" if item.is_copy else "captures it again"
+        again = "copies it again" if is_copy(item) else "captures it again"
         reason = f"in ERROR: --replace-failed deletes it and {again}"
     head = f"  {symbol} {label:<11} {named(item, by_action=item.action is Action.UPDATE_SHARING)}"
     head += f" {_where(item)}"
     brief = None
-    if item.is_copy and (item.action in (Action.CREATE, Action.BLOCKED) or replace):
+    if is_copy(item) and (item.action in (Action.CREATE, Action.BLOCKED) or replace):
         head += f" {safe(source_phrase(item, names))}"
         if reason and item.action is Action.CREATE and not replace:
             head, reason = f"{head}, {safe(reason)}", None  # "after the capture": one line
     elif item.kind is Kind.IMAGE and (item.action is Action.CREATE or replace):
-        head += f" from {item.source_workspace_id}"
-    elif item.kind is Kind.BUNDLE and item.bundle_id is None:
+        head += f" from {image_kind.detail_of(item).source_workspace_id}"
+    elif item.kind is Kind.BUNDLE and bundle_kind.detail_of(item).bundle_id is None:
         head += f" with image {safe(_image_after(item))}"
         brief = _bundle_brief(item)
     line = paint(head, colour)
     if brief:
         line += "\n      " + brief
     if reason:
-        line += "\n      " + paint(safe(reason), "red" if item.is_error or item.stuck else "cyan")
+        line += "\n      " + paint(safe(reason), "red" if item.is_error or stuck(item) else "cyan")
     return line
 
 
 def _bundle_brief(item: PlanItem) -> str:
-    parts = [f"compute type {safe(item.compute_type or '')}"]
-    if item.user_volume_gib is not None:
-        parts.append(f"user volume {item.user_volume_gib} GiB")
-    if item.root_volume_gib is not None:
-        parts.append(f"root volume {item.root_volume_gib} GiB")
+    d = bundle_kind.detail_of(item)
+    parts = [f"compute type {safe(d.compute_type or '')}"]
+    if d.user_volume_gib is not None:
+        parts.append(f"user volume {d.user_volume_gib} GiB")
+    if d.root_volume_gib is not None:
+        parts.append(f"root volume {d.root_volume_gib} GiB")
     return ", ".join(parts)
 
 
 def _image_after(item: PlanItem) -> str:
     """The image a bundle item declares: the image spec's name, or the `image_id`."""
-    return item.image_name or item.image_id or "?"
+    return bundle_kind.detail_of(item).image_name or item.image_id or "?"
 
 
 def image_change(item: PlanItem) -> tuple[str, str] | None:
     """A bundle's image change as (before, after), when the plan moves it; the before image
     named when the account owns it: `name (wsi-...)`, else its id."""
-    if not item.moves_image:
+    if not bundle_kind.moves_image(item):
         return None
-    before = item.image_before or ""
-    if item.image_before_name:
-        before = f"{item.image_before_name} ({before})"
+    d = bundle_kind.detail_of(item)
+    before = d.image_before or ""
+    if d.image_before_name:
+        before = f"{d.image_before_name} ({before})"
     return before, _image_after(item)
 
 
@@ -391,8 +399,8 @@ def _change_lines(item: PlanItem, paint: _Painter) -> list[str]:
     if moved:
         before, after = moved
         lines.append(paint(f"      ~ image {safe(before)} -> {safe(after)}", "yellow"))
-    for change in item.share_changes:
-        lines.append(_account_line(change, paint))
+    if item.kind is Kind.SHARE:
+        lines += [_account_line(c, paint) for c in share_kind.detail_of(item).share_changes]
     return lines
 
 

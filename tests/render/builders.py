@@ -11,13 +11,15 @@ from datetime import datetime, timedelta, timezone
 
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.apply import Applied, AppliedItem, AppliedUnmanaged, Result
+from reconciler.kinds import bundle as bundle_kind
+from reconciler.kinds.image import stuck
+from reconciler.kinds.share import ShareChange
 from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, SourceWorkspace
 from reconciler.plan import (
     Action,
     Kind,
     Plan,
     PlanItem,
-    ShareChange,
     TagChange,
     Unmanaged,
     make_plan,
@@ -401,7 +403,7 @@ def still_used(plan: Plan, u: Unmanaged) -> bool:
         b.name
         for b in bundles
         if b.action in (Action.UPDATE_IMAGE, Action.ADOPT)
-        and b.image_before == u.image_id
+        and bundle_kind.detail_of(b).image_before == u.image_id
         and b.image_id != u.image_id
     }
     arriving = any(b.image_id == u.image_id for b in bundles)
@@ -424,7 +426,7 @@ def _item_kind(document: Plan, i: PlanItem) -> str:
     if replaced:
         return "replace"
     if i.action is Action.NO_OP:
-        return "stuck" if i.stuck else "unchanged"
+        return "stuck" if stuck(i) else "unchanged"
     return i.action.value
 
 
@@ -568,7 +570,7 @@ def random_plan(rnd: random.Random) -> Plan:
         for at, b in enumerate(items):
             # Some users move off it (the plan frees it), some stay, one may move onto it.
             if b.name in used_by and rnd.random() < 0.5:
-                items[at] = b.model_copy(update={"image_before": f"wsi-{n:09d}"})
+                items[at] = b.updated({"image_before": f"wsi-{n:09d}"})
             elif b.kind is Kind.BUNDLE and rnd.random() < 0.02:
                 items[at] = b.model_copy(update={"image_id": f"wsi-{n:09d}"})
         unmanaged.append(

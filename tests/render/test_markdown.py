@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import Applied, AppliedUnmanaged, Result
-from reconciler.plan import Action, Plan, ShareChange, TagChange, Unmanaged
+from reconciler.kinds.image import stuck
+from reconciler.kinds.share import ShareChange
+from reconciler.plan import Action, Plan, TagChange, Unmanaged
 from reconciler.render.github import RunInfo
 from reconciler.render.markdown import MAX_CHARS, SUMMARY_MAX_CHARS, markdown
 from reconciler.render.text import summary_line
@@ -443,7 +445,7 @@ def check_fit(
     shown = set(parsed.row_keys) | set(parsed.unchanged_keys)
     missing = [name for name in names if name not in shown]
     assert parsed.left_out == Counter(kind_of(document, n) for n in missing)
-    warnings = sum(i.is_error or i.stuck for i in document.items) + bool(document.unmanaged)
+    warnings = sum(i.is_error or stuck(i) for i in document.items) + bool(document.unmanaged)
     assert parsed.warnings_left_out <= warnings
     assert len(parsed.warnings) + parsed.warnings_left_out >= warnings - _replacements(document)
     assert parsed.collapsed == len(parsed.collapsed_rows)
@@ -627,7 +629,7 @@ def test_a_stuck_capture_is_never_called_in_sync_or_unchanged() -> None:
     specs = [spec("ml-win11-2026-11")]
     images = [live("ml-win11-2026-11", 1, state="PENDING", created=NOW.replace(hour=9))]
     plan = plan_from(specs, images)
-    assert plan.items[0].stuck
+    assert stuck(plan.items[0])
     parsed = parse(markdown(plan, kind="drift"), "drift")
     assert parsed.lines[2].startswith("### ⚠️ Drift detected. Plan: Nothing to change. ")
     assert "1 unchanged (1 capture stuck)" in parsed.lines[2]

@@ -14,7 +14,9 @@ import re
 
 import pytest
 
-from reconciler.plan import Action, Plan, ShareChange, Unmanaged
+from reconciler.kinds.image import stuck
+from reconciler.kinds.share import ShareChange
+from reconciler.plan import Action, Plan, Unmanaged
 from reconciler.render import text
 from reconciler.render.markdown import markdown
 from tests.render.builders import (
@@ -138,10 +140,12 @@ def test_every_item_is_counted_once_and_no_changes_means_nothing_to_see(seed: in
     line = text.summary_line(plan)
     numbers = [int(n) for n in COUNTED.findall(line)]
     assert sum(numbers) == len(plan.items) + len(plan.unmanaged), line
-    stuck = sum(i.stuck for i in plan.items)
-    if stuck:
-        assert f"({stuck} capture{'s' if stuck > 1 else ''} stuck)" in line
-    quiet = not plan.unmanaged and all(i.action is Action.NO_OP and not i.stuck for i in plan.items)
+    how_many = sum(stuck(i) for i in plan.items)
+    if how_many:
+        assert f"({how_many} capture{'s' if how_many > 1 else ''} stuck)" in line
+    quiet = not plan.unmanaged and all(
+        i.action is Action.NO_OP and not stuck(i) for i in plan.items
+    )
     assert line.startswith("No changes.") == quiet, line
     if plan.replace_failed and any(plan.replaces(i) for i in plan.items):
         assert "to replace" in line
