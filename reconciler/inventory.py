@@ -168,7 +168,7 @@ def read_region(
         before_tags()
     judged = [r for listing in listings.values() if listing for r in listing.judged]
     tags = _read_tags(client, _with_owners(judged, reading.account), progress, tagger(), denied)
-    inv = RegionInventory(client.region, {}, 0)
+    inv = RegionInventory(client.region)
     for kind in kinds:
         if kind.observe:
             inv = kind.observe(reading, inv, listings[kind.kind], tags)

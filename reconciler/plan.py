@@ -3,7 +3,10 @@
 No I/O here. The plan is immutable and is what every renderer, the saved plan file and
 apply work from. This module is the generic part: the plan's types and `make_plan`, which
 asks each kind of resource (`reconciler.kinds`: images and their copies, shares, bundles)
-to plan its items, in dependency order, from the same specs and live state.
+to plan its items, in dependency order, from the same specs and live state. The fields
+only one kind's items have are that kind's detail model (`ItemDetail`), which its module
+declares and registers here (`register_detail`), so this module needs no kind to know
+them (it imports `reconciler.kinds` only when an item is made before any kind registered).
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ import pytest
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.apply import in_use
 from reconciler.errors import StalePlanError
-from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.kinds.bundle import BundleLive, LiveBundle
+from reconciler.kinds.image import ImageLive, LiveImage, SourceWorkspace
+from reconciler.live import Inventory, RegionInventory
 from reconciler.plan import Action, Kind, Plan, PlanItem, Unmanaged, make_plan
 from reconciler.planfile import settle
 from reconciler.results import Applied, AppliedItem, AppliedUnmanaged, Result
@@ -70,13 +72,10 @@ def plan_of(
     replace_failed: bool = False,
     targets: tuple[str, ...] = (),
 ) -> Plan:
-    live = RegionInventory(
+    live = RegionInventory.of(
         REGION,
-        {i.name: i for i in images},
-        len(images),
-        sources={WS: SourceWorkspace(WS, "AVAILABLE")},
-        bundles=None if bundles is None else {b.name: b for b in bundles},
-        bundle_count=len(bundles or ()),
+        ImageLive({i.name: i for i in images}, len(images), {WS: SourceWorkspace(WS, "AVAILABLE")}),
+        BundleLive(None if bundles is None else {b.name: b for b in bundles}, len(bundles or ())),
     )
     return make_plan(
         specs,

@@ -11,8 +11,10 @@ from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.kinds import bundle as bundle_kind
 from reconciler.kinds import image as image_kind
 from reconciler.kinds import share as share_kind
-from reconciler.kinds.share import ShareChange
-from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.kinds.bundle import BundleLive, LiveBundle
+from reconciler.kinds.image import ImageLive, LiveImage, SourceWorkspace
+from reconciler.kinds.share import ShareChange, ShareLive
+from reconciler.live import Inventory, RegionInventory
 from reconciler.plan import Action, Kind, Plan, PlanItem, make_plan
 from reconciler.specs import BundleSpec, Spec
 
@@ -71,14 +73,14 @@ def region(
     bundle_count: int | None = None,
     source: str | None = "AVAILABLE",
 ) -> RegionInventory:
-    return RegionInventory(
+    return RegionInventory.of(
         name,
-        {i.name: i for i in images},
-        len(images),
-        sources={WS: SourceWorkspace(WS, source)},
-        bundles=None if bundles is None else {b.name: b for b in bundles},
-        bundle_count=len(bundles or ()) if bundle_count is None else bundle_count,
-        shares=shares or {},
+        ImageLive({i.name: i for i in images}, len(images), {WS: SourceWorkspace(WS, source)}),
+        BundleLive(
+            None if bundles is None else {b.name: b for b in bundles},
+            len(bundles or ()) if bundle_count is None else bundle_count,
+        ),
+        ShareLive(shares or {}),
     )
 
 

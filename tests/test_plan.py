@@ -8,7 +8,8 @@ import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.kinds import image as image_kind
-from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.kinds.image import ImageLive, LiveImage, SourceWorkspace
+from reconciler.live import Inventory, RegionInventory
 from reconciler.plan import Action, TagChange, make_plan, tag_changes
 from reconciler.specs import Spec
 
@@ -58,8 +59,9 @@ def inventory(
     region: str = "eu-west-1",
 ) -> Inventory:
     srcs = {ws: SourceWorkspace(ws, state) for ws, state in (sources or {WS: "AVAILABLE"}).items()}
-    inv = RegionInventory(
-        region, {i.name: i for i in images}, len(images) if count is None else count, sources=srcs
+    inv = RegionInventory.of(
+        region,
+        ImageLive({i.name: i for i in images}, len(images) if count is None else count, srcs),
     )
     return Inventory({region: inv})
 

@@ -13,7 +13,8 @@ import pytest
 
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.errors import PlanFileError, StalePlanError
-from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.kinds.image import ImageLive, LiveImage, SourceWorkspace
+from reconciler.live import Inventory, RegionInventory
 from reconciler.plan import FORMAT_VERSION, Action, Plan, make_plan
 from reconciler.planfile import CHECKSUM_KEY, _checksum, load_plan, save_plan, settle
 from reconciler.specs import Spec
@@ -43,11 +44,9 @@ def plan_of(
     source_state: str = "AVAILABLE",
 ) -> Plan:
     found = list(images)
-    inventory = RegionInventory(
+    inventory = RegionInventory.of(
         REGION,
-        {i.name: i for i in found},
-        len(found),
-        sources={WS: SourceWorkspace(WS, source_state)},
+        ImageLive({i.name: i for i in found}, len(found), {WS: SourceWorkspace(WS, source_state)}),
     )
     return make_plan(
         specs,

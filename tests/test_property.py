@@ -442,7 +442,9 @@ def _used_image(world: World, name: str) -> str:
 
 
 def plan_world(world: World, prune: bool) -> Plan:
-    from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory
+    from reconciler.kinds.bundle import BundleLive, LiveBundle
+    from reconciler.kinds.image import ImageLive, LiveImage
+    from reconciler.live import Inventory, RegionInventory
     from reconciler.plan import make_plan
     from reconciler.specs import BundleSpec
 
@@ -474,8 +476,8 @@ def plan_world(world: World, prune: bool) -> Plan:
         root_volume_gib=None, region=REGION, tags={}, ignore_tag_keys=frozenset(),
         ignore_tag_prefixes=(), file="bundles.yaml", line=1, image_line=3,
     )  # fmt: skip
-    live = RegionInventory(
-        REGION, images, len(images), sources={}, bundles=bundles, bundle_count=len(bundles)
+    live = RegionInventory.of(
+        REGION, ImageLive(images, len(images), sources={}), BundleLive(bundles, len(bundles))
     )
     return make_plan(
         [], Inventory({REGION: live}), specs_digest=PLAN_DIGEST, default_region=REGION,

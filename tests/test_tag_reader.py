@@ -25,6 +25,7 @@ from reconciler.aws import (
     resource_arn,
 )
 from reconciler.inventory import discover, read_region
+from reconciler.kinds import image as image_kind
 from reconciler.kinds.base import Reading
 from reconciler.plan import Action, Desired
 from reconciler.run import PlanOptions, build_plan
@@ -185,11 +186,11 @@ def test_read_images_reads_every_judged_images_tags_in_one_call_after_the_listin
         Reading(clients.region(REGION), Desired(()), False, frozenset), lambda: reader
     )
     assert calls == {"arns": 1}
-    assert inv.images["ours"].tags == {**OWN, "team": "a"}
-    assert inv.images["theirs"].tags == {"team": "b"}
-    assert inv.images["theirs"].image_id == theirs
-    assert inv.images["bare"].tags == {}
-    assert inv.image_count == 3
+    assert image_kind.live_of(inv).images["ours"].tags == {**OWN, "team": "a"}
+    assert image_kind.live_of(inv).images["theirs"].tags == {"team": "b"}
+    assert image_kind.live_of(inv).images["theirs"].image_id == theirs
+    assert image_kind.live_of(inv).images["bare"].tags == {}
+    assert image_kind.live_of(inv).image_count == 3
 
 
 def test_images_listed_without_their_owner_account_are_read_in_bulk_as_the_callers(
@@ -221,8 +222,8 @@ def test_images_listed_without_their_owner_account_are_read_in_bulk_as_the_calle
     assert described == []
     assert calls == {"arns": 1}
     assert asked == ["GetCallerIdentity"]
-    assert inv.images["img"].tags == {"team": "a"}
-    assert inv.images["other"].tags == OWN
+    assert image_kind.live_of(inv).images["img"].tags == {"team": "a"}
+    assert image_kind.live_of(inv).images["other"].tags == OWN
 
 
 def test_an_image_listed_without_its_owner_account_is_read_with_describe_tags(
@@ -240,7 +241,7 @@ def test_an_image_listed_without_its_owner_account_is_read_with_describe_tags(
         Reading(region, Desired(()), False, frozenset), lambda: clients.tag_reader(REGION)
     )
     assert described == [listed[0]["ImageId"]]
-    assert inv.images["img"].tags == {"team": "a"}
+    assert image_kind.live_of(inv).images["img"].tags == {"team": "a"}
 
 
 def test_a_plan_finds_an_owned_image_in_a_region_that_no_spec_names(

@@ -17,14 +17,14 @@ image to them.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.aws import BUNDLE_RESOURCE, PAGE_SIZE, error_code, short_error
 from reconciler.kinds import creating, ownership
+from reconciler.kinds import image as image_kind
 from reconciler.kinds.base import (
     ApplyContext,
     ImageById,
@@ -35,9 +35,9 @@ from reconciler.kinds.base import (
     Waited,
     image_key,
 )
-from reconciler.kinds.image import confirm, live_image, made_by, retag, with_unseen
+from reconciler.kinds.image import LiveImage, confirm, live_image, made_by, retag, with_unseen
 from reconciler.kinds.ownership import Ownership
-from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, Tags
+from reconciler.live import Inventory, RegionInventory, Tags, owned
 from reconciler.plan import (
     Action,
     Desired,
@@ -57,6 +57,51 @@ from reconciler.results import AppliedItem, AppliedUnmanaged, Result, item_resul
 if TYPE_CHECKING:
     from reconciler.aws import RegionClient
     from reconciler.specs import BundleSpec
+
+
+@dataclass(frozen=True)
+class LiveBundle:
+    bundle_id: str
+    name: str
+    description: str
+    image_id: str
+    compute_type: str
+    user_volume_gib: int | None
+    root_volume_gib: int | None
+    state: str  # AVAILABLE, PENDING or ERROR
+    tags: Tags
+
+    @property
+    def owned(self) -> bool:
+        return owned(self.tags)
+
+
+@dataclass(frozen=True)
+class BundleLive:
+    """The bundle kind's part of a region's live state. Bundles are read only in regions
+    where specs declare bundles or owned resources were found: no part (`bundles` None)
+    means not read, and so none judged, none unmanaged."""
+
+    bundles: Mapping[str, LiveBundle] | None = None  # by name
+    bundle_count: int = 0  # the account's custom bundles in the region, for the quota
+    # Images that bundle specs name by `image_id` and that are not among the owned ones
+    # (shared with the account, or public), by id; None: no such image.
+    referenced: Mapping[str, LiveImage | None] = field(default_factory=dict)
+
+    def users_of(self, image_id: str) -> Iterable[str]:
+        """The bundles found using an image (`live.UsesImages`)."""
+        return [b.name for b in (self.bundles or {}).values() if b.image_id == image_id]
+
+
+def live_of(inv: RegionInventory) -> BundleLive:
+    return inv.part(BundleLive) or BundleLive()
+
+
+def image_by_id(inv: RegionInventory, image_id: str) -> LiveImage | None:
+    """An image of the region by its id: an owned one, or one a bundle spec names."""
+    images = image_kind.live_of(inv).images.values()
+    found = next((i for i in images if i.image_id == image_id), None)
+    return found or live_of(inv).referenced.get(image_id)
 
 
 @register_detail(Kind.BUNDLE)
@@ -112,13 +157,15 @@ def plan(
     desired: Desired, inventory: Inventory, settings: Settings, earlier: tuple[PlanItem, ...]
 ) -> list[PlanItem]:
     images = {(i.region, i.name): i for i in earlier if i.kind is Kind.IMAGE}
-    free = {r: settings.bundle_quota - inv.bundle_count for r, inv in inventory.regions.items()}
+    free = {
+        r: settings.bundle_quota - live_of(inv).bundle_count for r, inv in inventory.regions.items()
+    }
     items = []
     for spec in desired.bundles:
         region = desired.region_of(spec)
         live = inventory.regions[region]
         target = _target(spec, region, images, live, settings)
-        bundle = (live.bundles or {}).get(spec.name)
+        bundle = (live_of(live).bundles or {}).get(spec.name)
         if bundle is None:
             item = _create(spec, region, target)
             if item.action is Action.CREATE:
@@ -144,7 +191,7 @@ def _target(
     settings: Settings,
 ) -> _Target:
     if spec.image_id is not None:
-        found = live.image_by_id(spec.image_id)
+        found = image_by_id(live, spec.image_id)
         if found is None:
             return _Target(
                 spec.image_id, None, f"image_id {spec.image_id} names no image in {region}"
@@ -214,7 +261,7 @@ def _create(spec: BundleSpec, region: str, target: _Target) -> PlanItem:
 def _existing(
     spec: BundleSpec, region: str, bundle: LiveBundle, target: _Target, live: RegionInventory
 ) -> PlanItem:
-    before = live.image_by_id(bundle.image_id)
+    before = image_by_id(live, bundle.image_id)
     tags = {k: v for k, v in bundle.tags.items() if in_scope(spec, k) or k == OWNERSHIP_TAG_KEY}
     item = _base(spec, region, target).updated(
         {
@@ -286,7 +333,7 @@ def unmanaged(
             state=bundle.state,
         )
         for region, inv in sorted(inventory.regions.items())
-        for bundle in sorted((inv.bundles or {}).values(), key=lambda b: b.name)
+        for bundle in sorted((live_of(inv).bundles or {}).values(), key=lambda b: b.name)
         if bundle.owned and (region, bundle.name) not in declared
     ]
 
@@ -313,7 +360,7 @@ def replan(
         tags=dict(tags),
     )
     target = _Target(item.image_id, item.image_state)
-    return _existing(spec, item.region, bundle, target, RegionInventory(item.region, {}, 0))
+    return _existing(spec, item.region, bundle, target, RegionInventory(item.region))
 
 
 def waits_for(item: PlanItem) -> Waited | None:
@@ -510,17 +557,18 @@ def observe(
     ]
     gone = len(listing.judged) - len(bundles)
     region, desired = reading.client.region, reading.desired
-    owned_ids = {i.image_id for i in inv.images.values()}
+    owned_ids = {i.image_id for i in image_kind.live_of(inv).images.values()}
     named = {
         b.image_id
         for b in desired.bundles
         if b.image_id and desired.region_of(b) == region and b.image_id not in owned_ids
     }
-    return dataclasses.replace(
-        inv,
-        bundles={b.name: b for b in bundles},
-        bundle_count=len(listing.listed) - gone,
-        referenced=_images_by_id(reading.client, sorted(named)),
+    return inv.with_part(
+        BundleLive(
+            bundles={b.name: b for b in bundles},
+            bundle_count=len(listing.listed) - gone,
+            referenced=_images_by_id(reading.client, sorted(named)),
+        )
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ from reconciler.kinds.base import (
     image_key,
 )
 from reconciler.kinds.ownership import Ownership
-from reconciler.live import Inventory, LiveImage, RegionInventory, SourceWorkspace, Tags
+from reconciler.live import Inventory, RegionInventory, Tags, owned
 from reconciler.plan import (
     Action,
     Desired,
@@ -63,6 +64,49 @@ from reconciler.results import AppliedItem, AppliedUnmanaged, Result, item_resul
 if TYPE_CHECKING:
     from reconciler.aws import RegionClient
     from reconciler.specs import Spec
+
+# --- the image's live state -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveImage:
+    image_id: str
+    name: str
+    description: str
+    state: str  # AVAILABLE, PENDING or ERROR
+    tags: Tags
+    created: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def owned(self) -> bool:
+        return owned(self.tags)
+
+
+@dataclass(frozen=True)
+class SourceWorkspace:
+    workspace_id: str
+    state: str | None  # None: no such WorkSpace in this account and region
+    modifying: bool = False  # a modification (compute type, volume) is in progress
+
+
+@dataclass(frozen=True)
+class ImageLive:
+    """The image kind's part of a region's live state."""
+
+    images: Mapping[str, LiveImage] = field(default_factory=dict)  # by name; tags read
+    image_count: int = 0  # every owned image in the region, for the quota
+    sources: Mapping[str, SourceWorkspace] | None = None  # None: not read yet
+    # Images other accounts share with this one, by (owner account, name): read only where
+    # an import's source lies outside the run (ImageType=SHARED). Never the account's own.
+    shared: Mapping[tuple[str, str], LiveImage] = field(default_factory=dict)
+
+
+def live_of(inv: RegionInventory) -> ImageLive:
+    """The images of a region's live state (none, where they were not read)."""
+    return inv.part(ImageLive) or ImageLive()
+
 
 # --- the image's own item fields -------------------------------------------------------
 
@@ -158,7 +202,9 @@ def plan(
 ) -> list[PlanItem]:
     """One image item per spec and region it lives in: its own region (a capture) and each
     of its copy regions (a copy of the capture)."""
-    free = {r: settings.image_quota - inv.image_count for r, inv in inventory.regions.items()}
+    free = {
+        r: settings.image_quota - live_of(inv).image_count for r, inv in inventory.regions.items()
+    }
     items = []
     for spec in desired.images:
         region = desired.region_of(spec)
@@ -189,11 +235,11 @@ def plan_item(
 ) -> PlanItem:
     """The image in the spec's own region: captured from its source WorkSpace, or imported
     from another account's image shared with this one."""
-    image = live.images.get(spec.name)
+    image = live_of(live).images.get(spec.name)
     if image is None and spec.source_image is not None:
         return _import_item(spec, region, live, desired)
     if image is None:
-        source = (live.sources or {}).get(spec.source_workspace_id or "")
+        source = (live_of(live).sources or {}).get(spec.source_workspace_id or "")
         return _create_item(spec, region, source)
     if spec.source_image is not None:  # an import that exists: judged like any image
         return _existing(spec, region, image, now=now, imported=_source_of(spec, region))
@@ -208,7 +254,7 @@ def plan_copy(
 ) -> PlanItem:
     """A copy of the spec's image in another region: made by CopyWorkspaceImage from the
     image in its own region (`source`, that image's item), once that is AVAILABLE."""
-    image = live.images.get(spec.name)
+    image = live_of(live).images.get(spec.name)
     if image is not None:
         return _existing(spec, region, image, now=settings.now, copy_from=source.region)
     item = _item(spec, region, copy_from=source.region).model_copy(
@@ -258,7 +304,7 @@ def _import_item(spec: Spec, region: str, live: RegionInventory, desired: Desire
     )
     if account in desired.planned_accounts:
         return item
-    shared = live.shared.get((account, source.name))
+    shared = live_of(live).shared.get((account, source.name))
     if shared is None:
         whose = shown_source(source.account, source.account_name)
         how = (
@@ -381,9 +427,10 @@ def _recapture(item: PlanItem, spec: Spec, region: str, live: RegionInventory) -
     """A failed image as `--replace-failed` would recapture it: with the declared tags, and,
     when its source was read (only for that option), judged as a create would be, so that
     a failed image is never deleted when its source can't capture a new one now."""
-    recapture = _create_item(spec, region, (live.sources or {}).get(spec.source_workspace_id or ""))
+    sources = live_of(live).sources
+    recapture = _create_item(spec, region, (sources or {}).get(spec.source_workspace_id or ""))
     update: dict[str, object] = {"tag_changes": recapture.tag_changes}
-    if live.sources is None or spec.source_workspace_id not in live.sources:
+    if sources is None or spec.source_workspace_id not in sources:
         return item.model_copy(update=update)
     again = detail_of(recapture)
     update |= {"source_state": again.source_state, "source_busy": again.source_busy}
@@ -438,16 +485,12 @@ def unmanaged(
             region=region,
             image_id=image.image_id,
             state=image.state,
-            used_by=_users(inv, image.image_id),
+            used_by=inv.image_users(image.image_id),
         )
         for region, inv in sorted(inventory.regions.items())
-        for image in sorted(inv.images.values(), key=lambda i: i.name)
+        for image in sorted(live_of(inv).images.values(), key=lambda i: i.name)
         if image.owned and (region, image.name) not in declared
     ]
-
-
-def _users(live: RegionInventory, image_id: str) -> tuple[str, ...]:
-    return tuple(sorted(b.name for b in (live.bundles or {}).values() if b.image_id == image_id))
 
 
 def bundles_phrase(users: Sequence[str]) -> str:
@@ -919,18 +962,18 @@ def observe(
         live_image(i.raw, t) for i in listing.judged if (t := tags[i.resource_id]) is not None
     ]
     gone = len(listing.judged) - len(images)
-    live = dataclasses.replace(
-        inv, images={i.name: i for i in images}, image_count=len(listing.listed) - gone
-    )
-    sources = read_sources(reading.client, _sources(reading, live))
-    return dataclasses.replace(live, sources=sources, shared=_shared(reading, live))
+    live = ImageLive({i.name: i for i in images}, len(listing.listed) - gone)
+    region = inv.region
+    sources = read_sources(reading.client, _sources(reading, region, live))
+    shared = _shared(reading, region, live)
+    return inv.with_part(dataclasses.replace(live, sources=sources, shared=shared))
 
 
-def _shared(reading: Reading, live: RegionInventory) -> dict[tuple[str, str], LiveImage]:
+def _shared(reading: Reading, region: str, live: ImageLive) -> dict[tuple[str, str], LiveImage]:
     """The images other accounts share with this one here, by (owner, name): read
     (DescribeWorkspaceImages, ImageType=SHARED, 25 a page) only where an import yet to be
     made copies from an account outside the run; no call otherwise."""
-    desired, region = reading.desired, live.region
+    desired = reading.desired
     owners = {
         s.source_image.account
         for s in desired.images
@@ -951,10 +994,10 @@ def _shared(reading: Reading, live: RegionInventory) -> dict[tuple[str, str], Li
     }
 
 
-def _sources(reading: Reading, live: RegionInventory) -> set[str]:
+def _sources(reading: Reading, region: str, live: ImageLive) -> set[str]:
     """Only the sources of creates (and, for --replace-failed, of recaptures: owned images
     in ERROR, the only ones replaced) are described: that is the preflight."""
-    own = [s for s in reading.desired.images if reading.desired.region_of(s) == live.region]
+    own = [s for s in reading.desired.images if reading.desired.region_of(s) == region]
     return {
         s.source_workspace_id
         for s in own

@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -60,6 +60,18 @@ class ShareDetail(ItemDetail):
         return {"share_changes": [c.model_dump() for c in self.share_changes]}
 
 
+@dataclass(frozen=True)
+class ShareLive:
+    """The share kind's part of a region's live state: the accounts each image is shared
+    with, read only for images whose spec declares `share_with` (by image id)."""
+
+    shares: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+def live_of(inv: RegionInventory) -> ShareLive:
+    return inv.part(ShareLive) or ShareLive()
+
+
 def detail_of(item: PlanItem) -> ShareDetail:
     """A share item's own fields."""
     assert isinstance(item.detail, ShareDetail), item.kind
@@ -76,7 +88,7 @@ def plan(
             continue
         for region in (desired.region_of(spec), *spec.copies):
             image = images[(region, spec.name)]
-            live = inventory.regions[region].shares
+            live = live_of(inventory.regions[region]).shares
             items.append(_share_item(image, frozenset(spec.share_with), live))
     return items
 
@@ -202,11 +214,11 @@ def observe(
         for s in desired.images
         if s.share_with is not None
         and region in (desired.region_of(s), *s.copies)
-        and (image := inv.images.get(s.name)) is not None
+        and (image := image_kind.live_of(inv).images.get(s.name)) is not None
         and image.state == "AVAILABLE"
     )
     found = reading.client.map(lambda i: accounts(reading.client, i), ids)
-    return dataclasses.replace(inv, shares=dict(zip(ids, found, strict=True)))
+    return inv.with_part(ShareLive(dict(zip(ids, found, strict=True))))
 
 
 def accounts(client: RegionClient, image_id: str) -> frozenset[str]:

@@ -12,9 +12,10 @@ from datetime import datetime, timedelta, timezone
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.apply import Applied, AppliedItem, AppliedUnmanaged, Result
 from reconciler.kinds import bundle as bundle_kind
-from reconciler.kinds.image import stuck
-from reconciler.kinds.share import ShareChange
-from reconciler.live import Inventory, LiveBundle, LiveImage, RegionInventory, SourceWorkspace
+from reconciler.kinds.bundle import BundleLive, LiveBundle
+from reconciler.kinds.image import ImageLive, LiveImage, SourceWorkspace, stuck
+from reconciler.kinds.share import ShareChange, ShareLive
+from reconciler.live import Inventory, RegionInventory
 from reconciler.plan import (
     Action,
     Kind,
@@ -166,11 +167,13 @@ def plan_from(
 ) -> Plan:
     found = list(images)
     states = sources or {WS_OK: "AVAILABLE", WS_STOPPED: "STOPPED", WS_BUSY: "SUSPENDED"}
-    inventory = RegionInventory(
+    inventory = RegionInventory.of(
         REGION,
-        {i.name: i for i in found},
-        len(found),
-        sources={ws: SourceWorkspace(ws, state) for ws, state in states.items()},
+        ImageLive(
+            {i.name: i for i in found},
+            len(found),
+            sources={ws: SourceWorkspace(ws, state) for ws, state in states.items()},
+        ),
     )
     return make_plan(
         specs,
@@ -259,17 +262,17 @@ def lifecycle_plan(*, prune: bool = True) -> Plan:
     theirs = LiveImage("wsi-0c0c0c0c1", "vendor-contractors-2026", "Vendor image", "AVAILABLE", {})
     inventory = Inventory(
         {
-            REGION: RegionInventory(
+            REGION: RegionInventory.of(
                 REGION,
-                {i.name: i for i in images},
-                len(images),
-                sources={WS_OK: SourceWorkspace(WS_OK, "AVAILABLE")},
-                bundles=found,
-                bundle_count=len(found),
-                shares={"wsi-000000010": frozenset({ACCOUNT_A})},
-                referenced={theirs.image_id: theirs},
+                ImageLive(
+                    {i.name: i for i in images},
+                    len(images),
+                    sources={WS_OK: SourceWorkspace(WS_OK, "AVAILABLE")},
+                ),
+                BundleLive(found, len(found), referenced={theirs.image_id: theirs}),
+                ShareLive({"wsi-000000010": frozenset({ACCOUNT_A})}),
             ),
-            COPY_REGION: RegionInventory(COPY_REGION, {}, 0),
+            COPY_REGION: RegionInventory.of(COPY_REGION, ImageLive()),
         }
     )
     return make_plan(
