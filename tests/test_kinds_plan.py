@@ -125,7 +125,8 @@ def test_a_copy_of_a_blocked_image_is_blocked_naming_its_source() -> None:
 
 
 def test_a_copy_counts_against_its_destinations_image_quota() -> None:
-    full = replace(region(AWAY), image_count=40)
+    away = region(AWAY)
+    full = away.with_part(replace(image_kind.live_of(away), image_count=40))
     plan = plan_of([spec(copies=(AWAY,))], [], region(HOME, image()), full)
     assert item(plan, Kind.IMAGE, AWAY).action is Action.BLOCKED
 
