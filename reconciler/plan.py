@@ -31,12 +31,13 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from typing_extensions import Self
 
 from reconciler import OWNERSHIP_TAG_KEY
 from reconciler.live import Inventory
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
+
     from reconciler.kinds import KindModule
     from reconciler.specs import BundleSpec, Spec
 
