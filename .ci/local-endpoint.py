@@ -42,7 +42,9 @@ def main(argv: list[str]) -> int:
         for spec in load_specs(specs).specs:
             source = getattr(spec, "source_workspace_id", None)
             if source:
-                endpoint.fidelity.add_workspace(spec.region or DEFAULT_REGION, source)
+                # In the spec's account of the map, if the specs declare accounts.
+                where = {"account_id": spec.account} if spec.account else {}
+                endpoint.fidelity.add_workspace(spec.region or DEFAULT_REGION, source, **where)
         url_file.write_text(endpoint.url + "\n", encoding="utf-8")
         print(f"Local WorkSpaces endpoint at {endpoint.url}", flush=True)
         stop.wait(seconds)
