@@ -116,8 +116,13 @@ def account_session(
     core._credentials = credentials  # type: ignore[attr-defined]
     # The service models the base session has loaded already: each session would otherwise
     # parse them again (tens of ms of CPU a client, for every account).
-    core.register_component("data_loader", base_core.get_component("data_loader"))
-    return boto3.session.Session(botocore_session=core, region_name=sts_region)
+    loader = base_core.get_component("data_loader")
+    core.register_component("data_loader", loader)
+    session = boto3.session.Session(botocore_session=core, region_name=sts_region)
+    # boto3 adds its own data folder to the loader's search paths with every session: the
+    # shared loader would list it once more for each account.
+    loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+    return session
 
 
 def reach(

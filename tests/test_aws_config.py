@@ -84,6 +84,55 @@ def test_the_read_timeout_reaches_every_client(monkeypatch: pytest.MonkeyPatch) 
     clients.close()
 
 
+def _listings_to_make(accounts: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many directory listings botocore's loader makes while `accounts` threads each make
+    a WorkSpaces client, each in an account of its own (`reach.account_session`: sessions that
+    share the base's loader), nothing cached yet."""
+    import boto3
+    import botocore.loaders
+
+    from reconciler import aws
+    from reconciler.reach import Target, account_session
+
+    monkeypatch.setattr(aws, "_made", set(), raising=False)
+    listed: list[str] = []
+    listdir = os.listdir
+
+    def counted(path: Any) -> list[str]:
+        listed.append(str(path))
+        if not listed[:-1]:
+            time.sleep(0.2)  # a slow disk: the threads meet while the first one reads
+        return listdir(path)
+
+    monkeypatch.setattr(botocore.loaders.os, "listdir", counted)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    base = boto3.session.Session(region_name="eu-west-1")
+    settings = AwsSettings(region="eu-west-1", endpoint_url="http://127.0.0.1:9")
+    made = []
+    for number in range(accounts):
+        account = f"{number + 1:012d}"
+        target = Target(f"a{number}", account, f"arn:aws:iam::{account}:role/reconciler")
+        session = account_session(base, target, endpoint_url=settings.endpoint_url)
+        made.append(Clients(settings, session=session, account=account))
+    threads = [threading.Thread(target=c.region, args=("eu-west-1",)) for c in made]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for clients in made:
+        clients.close()
+    return len(listed)
+
+
+def test_clients_made_at_once_read_botocore_data_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many accounts make hundreds of clients at once: each one that misses the loader's cache
+    # reads botocore's data directory again (issue 18: seconds of CPU with 20 accounts).
+    alone = _listings_to_make(1, monkeypatch)
+    assert alone > 0
+    assert _listings_to_make(4, monkeypatch) == alone
+
+
 # --- endpoint URLs -----------------------------------------------------------------------
 
 GOOD_URLS = [
