@@ -557,6 +557,12 @@ def _no_prune_with_target(prune: bool, options: PlanOptions) -> None:
     metavar="SECONDS",
     help="With --wait: give up (exit 1) after this long.",
 )
+@click.option(
+    "--reviewed-digest",
+    metavar="sha256:HEX",
+    help="Change nothing (exit 1) unless the plan made now has this `plan_digest`: the one "
+    "of the plan that was reviewed (its JSON, or its pull request comment).",
+)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when work is left for a later run.")
 def apply(
     options: PlanOptions,
@@ -568,6 +574,7 @@ def apply(
     replace_failed: bool,
     wait: bool,
     wait_timeout: float,
+    reviewed_digest: str | None,
     detailed_exitcode: bool,
 ) -> int:
     """Make the account match the specs, as the plan shows.
@@ -590,6 +597,7 @@ def apply(
             "--target can't be combined with --plan-file: the saved plan already says what "
             "it covers; plan again with --target to narrow it"
         )
+    _check_reviewed_digest(reviewed_digest, plan_file)
     # An apply that prunes deletes: refused for an account of the map no spec names.
     options = replace(options, prune=prune, recapture_failed=replace_failed, deletes=True)
     run = _Run(options, aws, out)
@@ -598,6 +606,10 @@ def apply(
             result, replan, converged = _saved_plan(run, Path(plan_file))
         else:
             (result, replan), converged = run.plan(), frozenset()
+        if reviewed_digest:
+            from reconciler.planfile import check_reviewed
+
+            check_reviewed(result, reviewed_digest)
         asks = not plan_file and not auto_approve and result.has_changes
         if not plan_file and (out.fmt == "text" or asks):
             # The plan first, as the thing to confirm: on stdout with the text format, else
@@ -644,6 +656,23 @@ def apply(
     if applied.failed:
         return 1
     return 2 if detailed_exitcode and applied.work_left else 0
+
+
+def _check_reviewed_digest(digest: str | None, plan_file: str | None) -> None:
+    from reconciler.planfile import DIGEST_FORMAT
+
+    if digest is None:
+        return
+    if plan_file:
+        raise click.UsageError(
+            "--reviewed-digest can't be combined with --plan-file: a saved plan is held to a "
+            "fresh one already, decision by decision"
+        )
+    if not DIGEST_FORMAT.fullmatch(digest):
+        raise click.UsageError(
+            f"--reviewed-digest {digest!r} is not a plan digest: give the `plan_digest` of a "
+            "plan (sha256: and 64 lowercase hex digits)"
+        )
 
 
 def _interruptible_step(run: _Run, work: Callable[[], Applied], before: Applied) -> Applied:

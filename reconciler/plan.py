@@ -294,6 +294,49 @@ class Plan(_Frozen):
         summary["unmanaged"] = len(self.unmanaged)
         return summary
 
+    def digest(self) -> str:
+        """A digest of the plan's decisions (`decisions`): equal for two plans that would do
+        the same, whatever the ids still unknown and the time they were made. The plan
+        document carries it as `plan_digest`; `apply --reviewed-digest` compares it with the
+        one a reviewer saw."""
+        blob = json.dumps(self.decisions(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+    def decisions(self, *, skip: frozenset[Key] = frozenset()) -> dict[str, Any]:
+        """What a reviewer approves, per item (but those in `skip`): its kind, account,
+        region and name, its action and exactly what it changes; and each unmanaged
+        resource's fate (deleted, kept, or listed)."""
+        items: dict[str, Any] = {
+            _shown(i): {
+                "action": i.action.value,
+                # An image's own id; a share's or a bundle's image may be made meanwhile (the
+                # same decision): what they change is in their changes and, a bundle's,
+                # `image_before`.
+                "image_id": i.image_id if i.kind is Kind.IMAGE else None,
+                "tag_changes": [c.model_dump() for c in i.tag_changes],
+                **i.detail.reviewed(),
+                "replace": self.replaces(i),
+            }
+            for i in self.items
+            if i.key not in skip
+        }
+        # A plan deletes exactly the deletions it showed, so an unmanaged resource it showed
+        # kept (or listed) that would now be deleted, or the reverse, is a decision nobody
+        # reviewed.
+        deleted = set(self.deletions)
+        items["(unmanaged)"] = sorted(
+            f"{u.kind.value} {_where(u)}/{u.name} {u.resource_id}: {self._fate(u, deleted)}"
+            for u in self.unmanaged
+        )
+        items["(deletions)"] = {"prune": self.prune, "replace_failed": self.replace_failed}
+        return items
+
+    def _fate(self, u: Unmanaged, deleted: set[Unmanaged]) -> str:
+        if u in deleted:
+            return "delete"
+        kept = self.kept_by(u)
+        return f"kept while {', '.join(kept)} use it" if kept else "listed"
+
     def replaces(self, item: PlanItem) -> bool:
         """Whether this plan deletes the item's image and makes it again (a capture, or a
         copy): an owned image in ERROR, in a plan made with --replace-failed."""
@@ -349,6 +392,16 @@ class Plan(_Frozen):
     @property
     def has_errors(self) -> bool:
         return any(item.is_error for item in self.items)
+
+
+def _shown(item: PlanItem) -> str:
+    kind = "" if item.kind is Kind.IMAGE else f"{item.kind.value} "
+    return f"{kind}{_where(item)}/{item.name}"
+
+
+def _where(x: PlanItem | Unmanaged) -> str:
+    """The item's region, after its account's name when the plan covers accounts."""
+    return f"{x.account_name or x.account}:{x.region}" if x.account else x.region
 
 
 def _same_place(a: PlanItem | Unmanaged, b: PlanItem | Unmanaged) -> bool:

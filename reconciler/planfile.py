@@ -9,6 +9,9 @@ stale, since adopting it was never reviewed. A saved plan deletes exactly the de
 showed: an unmanaged resource it showed kept, deleted or listed that now calls for
 something else makes it stale too.
 
+`apply --reviewed-digest` holds a fresh plan to the digest of the one reviewed (a pull
+request's plan comment), the same promise where only the digest travelled.
+
 The file is the contract's plan document plus a checksum of its content, so a corrupt or
 hand-edited file is refused rather than applied.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,13 +29,14 @@ from deepdiff import DeepDiff
 from pydantic import ValidationError
 
 from reconciler.errors import PlanFileError, StalePlanError
-from reconciler.plan import FORMAT_VERSION, Action, Key, Kind, Plan, PlanItem, Unmanaged
+from reconciler.plan import FORMAT_VERSION, Action, Key, Plan, PlanItem
 
 CHECKSUM_KEY = "plan_checksum"
 
 
 def save_plan(plan: Plan, path: Path) -> None:
     document = plan.model_dump(mode="json")
+    document["plan_digest"] = plan.digest()
     document[CHECKSUM_KEY] = _checksum(document)
     try:
         path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -79,7 +84,8 @@ def load_plan(path: Path) -> Plan:
             f"plan file {path} was edited or damaged after it was saved (checksum mismatch)",
             hint="a saved plan is applied as reviewed: plan again instead of editing it",
         )
-    document.pop("summary", None)  # derived; recomputed from the items
+    for derived in ("summary", "plan_digest"):  # recomputed from the items
+        document.pop(derived, None)
     try:
         return Plan.model_validate(document)
     except ValidationError as err:
@@ -122,8 +128,8 @@ def settle(
         for key, item in ((k, fresh_items.get(k)) for k in _keys(saved))
         if item is not None and _created_meanwhile(_saved_item(saved, key), item)
     )
-    before = _decisions(saved, skip=converged)
-    after = _decisions(fresh, skip=converged)
+    before = saved.decisions(skip=converged)
+    after = fresh.decisions(skip=converged)
     if before != after:
         raise StalePlanError(
             "saved plan is stale: the live state now calls for other actions:\n"
@@ -131,6 +137,36 @@ def settle(
             hint="run `reconciler plan --out FILE` again and review the new plan",
         )
     return fresh, converged
+
+
+DIGEST_FORMAT = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def check_reviewed(fresh: Plan, reviewed_digest: str) -> None:
+    """Raises StalePlanError, before any change, unless the fresh plan is the one reviewed:
+    its digest (`Plan.digest`) is `reviewed_digest`. Only the digest was kept, so what
+    differs is said as what the plan would do now, for the reviewer to hold against the
+    plan they saw."""
+    now = fresh.digest()
+    if now == reviewed_digest:
+        return
+    decided = fresh.decisions()
+    changes = [
+        f"{what}: {decision['action']}"
+        for what, decision in decided.items()
+        if not what.startswith("(") and decision["action"] != Action.NO_OP.value
+    ]
+    changes += [f"unmanaged {u}" for u in decided["(unmanaged)"]]
+    flags = [flag for flag, on in decided["(deletions)"].items() if on]
+    shown = changes[:30] + ([f"... and {len(changes) - 30} more"] if len(changes) > 30 else [])
+    raise StalePlanError(
+        "the plan now is not the plan that was reviewed "
+        f"(reviewed {reviewed_digest[:19]}…, now {now[:19]}…); nothing was changed. "
+        f"What it would do now ({', '.join(flags) or 'no deletions asked'}):\n"
+        + "\n".join(f"  - {line}" for line in shown or ["nothing: the account matches"]),
+        hint="the specs or the account changed since the review (another merge, a change "
+        "made by hand): review the plan again (`reconciler plan`) and apply that one",
+    )
 
 
 def _accounts(plan: Plan) -> str:
@@ -164,50 +200,6 @@ def _keys(plan: Plan) -> list[Key]:
 
 def _saved_item(plan: Plan, key: Key) -> PlanItem:
     return next(i for i in plan.items if i.key == key)
-
-
-def _decisions(plan: Plan, *, skip: frozenset[Key]) -> dict[str, Any]:
-    """What a reviewer approved, per item: the action and exactly what it changes."""
-    items: dict[str, Any] = {
-        _shown(i): {
-            "action": i.action.value,
-            # An image's own id; a share's or a bundle's image may be made meanwhile (the
-            # same decision): what they change is in their changes and, a bundle's, `image_before`.
-            "image_id": i.image_id if i.kind is Kind.IMAGE else None,
-            "tag_changes": [c.model_dump() for c in i.tag_changes],
-            **i.detail.reviewed(),
-            "replace": plan.replaces(i),
-        }
-        for i in plan.items
-        if i.key not in skip
-    }
-    # Each unmanaged resource with what the plan decided for it: a saved plan deletes exactly
-    # the deletions it showed, so one it showed kept (or listed) that would now be deleted,
-    # or the reverse, is a decision nobody reviewed.
-    deleted = set(plan.deletions)
-    items["(unmanaged)"] = sorted(
-        f"{u.kind.value} {_where(u)}/{u.name} {u.resource_id}: {_fate(plan, u, deleted)}"
-        for u in plan.unmanaged
-    )
-    items["(deletions)"] = {"prune": plan.prune, "replace_failed": plan.replace_failed}
-    return items
-
-
-def _fate(plan: Plan, u: Unmanaged, deleted: set[Unmanaged]) -> str:
-    if u in deleted:
-        return "delete"
-    kept = plan.kept_by(u)
-    return f"kept while {', '.join(kept)} use it" if kept else "listed"
-
-
-def _shown(item: PlanItem) -> str:
-    kind = "" if item.kind is Kind.IMAGE else f"{item.kind.value} "
-    return f"{kind}{_where(item)}/{item.name}"
-
-
-def _where(x: PlanItem | Unmanaged) -> str:
-    """The item's region, after its account's name when the plan covers accounts."""
-    return f"{x.account_name or x.account}:{x.region}" if x.account else x.region
 
 
 def _explain(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:

@@ -14,9 +14,12 @@ from reconciler.results import Applied
 def dumps(document: Plan | Applied, *, error: ReconcilerError | None = None) -> str:
     """The document as JSON; comes from the typed models, never assembled by hand.
 
-    `error`: the error that stopped the run after these results (an apply that failed while
-    waiting); it is added as the document's `error`, as in `error_document`."""
+    A plan carries `plan_digest`, what a reviewer approves (`Plan.digest`). `error`: the
+    error that stopped the run after these results (an apply that failed while waiting); it
+    is added as the document's `error`, as in `error_document`."""
     data = document.model_dump(mode="json")
+    if not isinstance(document, Applied):
+        data["plan_digest"] = document.digest()
     if error is not None:
         data["error"] = error_dict(error)
     return _dumps(data)

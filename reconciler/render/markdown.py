@@ -2,6 +2,7 @@
 or a job summary that reviewers can trust.
 
 Layout, in order: a hidden marker (so a workflow finds and edits its own comment), a
+plan's digest in a second hidden line (what the reviewer approved, for apply on merge), a
 headline with the counts, the error that stopped the run if one did, warnings (conflicts,
 blocked items, stuck captures, deletions), a table of the items that change with their tag
 changes, the unchanged items collapsed, a note on what was left out, and in GitHub Actions a
@@ -49,6 +50,9 @@ MAX_CHARS = 60_000
 # A job summary may hold 1 MiB: 300,000 UTF-16 units are at most 900 KB of UTF-8.
 SUMMARY_MAX_CHARS = 300_000
 MARKER = "<!-- workspaces-image-reconciler:{kind} -->"
+# The second line of a plan's comment: the plan's digest, which the action's apply on merge
+# passes as `--reviewed-digest` (the first line stays the marker the comment is found by).
+DIGEST_MARKER = "<!-- workspaces-image-reconciler:plan-digest {digest} -->"
 LABEL_MAX = 64
 
 _ESCAPES = {
@@ -213,6 +217,8 @@ def markdown(
     `label` names the run (heading and marker); `run` adds the footer; `error` is the error
     that stopped the run after these results (an apply that failed while waiting)."""
     head = [marker(kind, label), "", _heading(_headline(document, kind, error), label), ""]
+    if kind == "plan" and not isinstance(document, Applied):
+        head.insert(1, DIGEST_MARKER.format(digest=document.digest()))
     if error is not None:
         head += _error_block(error, "The run stopped on an error")
     rows = [_item_row(document, i) for i in document.items if _changing(i)]

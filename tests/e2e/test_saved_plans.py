@@ -27,6 +27,10 @@ OLD = "hr-win11-2026-10"  # planned: update-tags (team: hr -> people)
 
 @pytest.fixture
 def world(endpoint: LocalEndpoint, specs_dir: SpecsDir) -> SpecsDir:
+    return seed_world(endpoint, specs_dir)
+
+
+def seed_world(endpoint: LocalEndpoint, specs_dir: SpecsDir) -> SpecsDir:
     """Two specs: one image to create, one existing owned image whose tags differ."""
     endpoint.fidelity.add_workspace(REGION, WS_A)
     endpoint.fidelity.add_workspace(REGION, WS_B)

@@ -102,13 +102,16 @@ class _Tags(HTMLParser):
 
 def check_html(text: str) -> _Tags:
     """Only our own tags, without attributes, each closed in order; the marker is the only
-    comment."""
+    comment, with a plan's digest."""
     parser = _Tags()
     parser.feed(text)
     parser.close()
     assert not parser.problems, parser.problems
     assert not parser.stack, f"unclosed tags: {parser.stack}"
-    assert len(parser.comments) == 1, parser.comments
+    # The marker, and a plan's digest after it.
+    digests = [c for c in parser.comments[1:] if DIGEST_LINE.fullmatch(f"<!--{c}-->")]
+    assert len(digests) <= 1, parser.comments
+    assert len(parser.comments) == 1 + len(digests), parser.comments
     assert "<script" not in text.lower()
     return parser
 
@@ -179,6 +182,16 @@ def code_text(cell: str) -> str:
     return match.group(1) + match.group(2)
 
 
+DIGEST_LINE = re.compile(r"<!-- workspaces-image-reconciler:plan-digest (sha256:[0-9a-f]{64}) -->")
+
+
+def digest_of(text: str) -> str | None:
+    """The plan digest a comment carries on its second line, if it carries one."""
+    lines = text.split("\n")
+    found = DIGEST_LINE.fullmatch(lines[1]) if len(lines) > 1 else None
+    return found.group(1) if found else None
+
+
 def parse(text: str, kind: str = "plan", label: str | None = None) -> Parsed:
     """The comment's structure, checked as it is read: marker, headline, alerts, one table
     whose rows all have the header's columns, one collapsed list, the note, the footer."""
@@ -186,6 +199,9 @@ def parse(text: str, kind: str = "plan", label: str | None = None) -> Parsed:
     assert not text.endswith("\n\n")
     lines = text.split("\n")[:-1]
     assert lines[0] == marker(kind, label)
+    if DIGEST_LINE.fullmatch(lines[1]):  # a plan's digest: read on its own (`digest_of`)
+        assert kind == "plan", lines[1]
+        del lines[1]
     assert lines[1] == ""
     assert lines[2].startswith("### ")
     parsed = Parsed(lines)

@@ -55,6 +55,7 @@ from tests.render.reading import (
     cells,
     code_text,
     compact,
+    digest_of,
     one_line,
     parse,
     row_key,
@@ -398,7 +399,10 @@ def test_strings_from_specs_and_aws_are_inert_in_a_plan() -> None:
     # One row per item that changes, one line per unchanged item: no value broke a line.
     assert len(parsed.rows) == 4 * len(HOSTILE) + len(plan.unmanaged)
     assert len(parsed.unchanged) == len(HOSTILE)
-    assert out.count("workspaces-image-reconciler:plan") == 1
+    # The marker and the digest line only: no value forged either.
+    assert out.count("workspaces-image-reconciler:plan -->") == 1
+    assert out.count("workspaces-image-reconciler:") == 2
+    assert digest_of(out) == plan.digest()
 
 
 def test_strings_from_aws_are_inert_in_an_apply_result() -> None:
