@@ -677,8 +677,8 @@ class Clients:
                 "Note: the role may not call tag:GetResources, so tags are read one image at "
                 "a time (workspaces:DescribeTags), and only the regions the specs name (with "
                 "the default region and `regions:` of the root defaults) are read; add "
-                "tag:GetResources to the role (see the README's IAM policy) for faster runs "
-                "that also find owned images in every region"
+                "tag:GetResources to the role (see the docs' IAM page, docs/iam.md) for faster "
+                "runs that also find owned images in every region"
             )
 
     def account(self) -> str:

@@ -413,7 +413,7 @@ def aws_errors() -> Iterator[None]:
             raise AwsError(
                 f"access denied: {err}",
                 hint="the role needs workspaces:DescribeWorkspaceImages, DescribeTags and "
-                "DescribeWorkspaces (see the README's IAM policy for plan)",
+                "DescribeWorkspaces (see the plan policy in the docs' IAM page, docs/iam.md)",
             ) from err
         raise AwsError(
             f"AWS call failed: {err}", hint="check the endpoint, region and network"

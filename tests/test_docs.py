@@ -1,4 +1,6 @@
-"""The README, .ci/run, the bundled files and the CLI stay in line with each other."""
+"""The README, the docs pages, .ci/run, the bundled files and the CLI stay in line with each
+other. The README is the landing page; the reference is in docs/ (an MkDocs site), and the
+checks of options, IAM actions and examples against the code read the page that holds them."""
 
 from __future__ import annotations
 
@@ -17,15 +19,36 @@ from reconciler.specs import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = ROOT / "docs"
+README_MAX_LINES = 250
 
 
-def section(heading: str) -> str:
-    return README.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+def page(name: str) -> str:
+    """A page of the docs, such as "iam.md"."""
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+def section(text: str, heading: str) -> str:
+    """The part of ``text`` under ``heading`` (a whole line, "## IAM"), up to the next heading
+    of its level or above; fenced code (where `#` starts a comment) is never a heading."""
+    level = len(heading) - len(heading.lstrip("#"))
+    found, fenced, lines = False, False, []
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.rstrip("\n") == heading:
+            found = True
+            continue
+        elif found and not fenced and re.match(rf"#{{1,{level}}} ", line):
+            break
+        if found:
+            lines.append(line)
+    assert found, f"no heading {heading!r}"
+    return "".join(lines)
 
 
 def quick_start_commands() -> list[str]:
-    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.+?)\n```", section)
+    return re.findall(r"```sh\n(.+?)\n```", section(README, "## Quick start"))
 
 
 def test_quick_start_has_exactly_two_commands():
@@ -95,36 +118,43 @@ def test_help_lists_every_contract_option():
         wanted = options + (common if command != "validate" else [])
         missing = [o for o in wanted if o not in text]
         assert not missing, f"{command} --help lacks {missing}"
-        assert f"reconciler {command}" in README
-        undocumented = [o for o in wanted if o.startswith("--") and f"`{o}" not in README]
-        assert not undocumented, f"the README does not document {undocumented}"
+        commands = page("commands.md")
+        assert f"reconciler {command}" in commands
+        undocumented = [o for o in wanted if o.startswith("--") and f"`{o}" not in commands]
+        assert not undocumented, f"docs/commands.md does not document {undocumented}"
 
 
-def test_readme_documents_every_exit_code_row():
+def test_the_docs_document_every_exit_code_row():
+    exit_codes = section(page("commands.md"), "## Exit codes (Terraform's convention)")
     for command in ("validate", "plan", "drift", "apply"):
-        assert re.search(rf"^\| `{command}` \|", README, re.M), command
+        assert re.search(rf"^\| `{command}` \|", exit_codes, re.M), command
 
 
 def test_install_and_the_pre_commit_hook_name_this_release():
     tag = f"v{__version__}"
-    install = section("## Install")
-    assert f"workspaces-image-reconciler@{tag}'" in install, "install from this release's tag"
+    for install in (section(README, "## Install"), page("install.md")):
+        assert f"workspaces-image-reconciler@{tag}'" in install, "install from this release's tag"
+    install = page("install.md")
     assert "docker build -t reconciler ." in install
     assert "workspaces-image-reconciler@" in install.split("GitHub Actions", 1)[1]
-    assert f"rev: {tag}" in section("## Using it in GitHub Actions")
+    assert f"rev: {tag}" in section(page("github-actions.md"), "## Validate on commit")
     assert f"rev: {tag}" in (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+    everywhere = README + "".join(p.read_text(encoding="utf-8") for p in DOCS.glob("*.md"))
+    named = set(re.findall(r"workspaces-image-reconciler@(v[\w.]+)", everywhere))
+    named |= set(re.findall(r"workspaces-image-reconciler@[^\n]*# (v[\w.]+)", everywhere))
+    assert named == {tag}, f"every release the README and the docs name is this one: {named}"
 
 
-def test_readme_documents_every_input_and_output_of_the_action():
+def test_the_docs_document_every_input_and_output_of_the_action():
     import yaml
 
     action = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
-    text = section("## Using it in GitHub Actions")
+    text = section(page("github-actions.md"), "## The action")
     for name in [*action["inputs"], *action["outputs"]]:
         assert re.search(rf"^\| [^|]*`{name}`", text, re.M), f"no table row for `{name}`"
 
 
-# --- the golden-image lifecycle: what the README promises about the code ---------------------
+# --- the golden-image lifecycle: what the docs promise about the code -----------------------
 
 PACKAGE = ROOT / "reconciler"
 # Code that is not the reconciler's own calls to AWS: the emulator answers them, the demo
@@ -157,7 +187,9 @@ def actions_the_code_calls() -> set[str]:
     return found
 
 
-MANY_ACCOUNTS_IAM = "\n### Many accounts: the base role and the target roles\n"
+IAM = "iam.md"
+PER_COMMAND_IAM = "## Policies per command"
+MANY_ACCOUNTS_IAM = "## Many accounts: the base role and the target roles"
 
 
 def json_blocks(text: str) -> list[dict[str, Any]]:
@@ -170,9 +202,8 @@ def statement_actions(statement: dict[str, Any]) -> set[str]:
 
 
 def iam_policies() -> list[set[str]]:
-    """The actions of each per-command policy in the README's IAM section (the part before
-    the many-accounts roles), in order."""
-    per_command = section("## IAM").split(MANY_ACCOUNTS_IAM, 1)[0]
+    """The actions of each per-command policy of the IAM page, in order."""
+    per_command = section(page(IAM), PER_COMMAND_IAM)
     return [
         {a for s in document["Statement"] for a in statement_actions(s)}
         for document in json_blocks(per_command)
@@ -199,7 +230,7 @@ def test_the_iam_policies_list_exactly_the_actions_the_code_calls():
     assert plan_and_drift == reads, "the plan/drift policy: every read, nothing else"
     assert apply == calls - DELETIONS, "the apply policy: every call but the deletions"
     assert apply_with_deletions == calls, "the --prune/--replace-failed policy: every call"
-    table = section("## IAM")
+    table = section(page(IAM), PER_COMMAND_IAM)
     undocumented = [a for a in sorted(calls) if not re.search(rf"^\| `{a}` \|", table, re.M)]
     assert not undocumented, f"the IAM table has no row for {undocumented}"
 
@@ -208,17 +239,19 @@ def test_every_action_and_result_is_documented():
     from reconciler.plan import Action
     from reconciler.results import Result
 
-    actions = section("## What each action does")
+    actions = page("actions.md")
     assert not [a.value for a in Action if f"`{a.value}`" not in actions]
-    for heading in ("## What each action does", "## JSON output"):
-        missing = [r.value for r in Result if f"`{r.value}`" not in section(heading)]
-        assert not missing, f"{heading} does not name the results {missing}"
+    for name in ("actions.md", "json.md"):
+        missing = [r.value for r in Result if f"`{r.value}`" not in page(name)]
+        assert not missing, f"docs/{name} does not name the results {missing}"
 
 
 def test_every_spec_field_is_shown_in_the_specs_examples():
     from reconciler.specs.models import BundleSpecDocument, DefaultsBody, ImageSpecDocument
 
-    examples = "\n".join(re.findall(r"```yaml\n(.+?)\n```", section("## Specs"), re.S))
+    # The spec format's pages: one account's specs, and the account map and imports.
+    text = page("specs.md") + page("many-accounts.md")
+    examples = "\n".join(re.findall(r"```yaml\n(.+?)\n```", text, re.S))
     for model in (ImageSpecDocument, BundleSpecDocument, DefaultsBody):
         missing = [f for f in model.model_fields if not re.search(rf"^ *{f}:", examples, re.M)]
         assert not missing, f"the Specs examples lack {model.__name__} fields {missing}"
@@ -227,7 +260,7 @@ def test_every_spec_field_is_shown_in_the_specs_examples():
 def test_the_json_example_is_a_format_2_plan_the_models_read_and_write_back():
     from reconciler.plan import FORMAT_VERSION, Plan, PlanItem, Unmanaged
 
-    (block,) = re.findall(r"```json\n(.+?)\n```", section("## JSON output"), re.S)
+    (block,) = re.findall(r"```json\n(.+?)\n```", page("json.md"), re.S)
     document = json.loads(block)
     assert document["format_version"] == FORMAT_VERSION == 2
     summary = document.pop("summary")
@@ -248,11 +281,138 @@ def _slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def test_the_readmes_links_to_its_own_sections_resolve():
-    prose = re.sub(r"```.*?```", "", README, flags=re.S)
-    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", prose, re.M)}
-    broken = sorted(set(re.findall(r"\]\(#([^)]+)\)", prose)) - anchors)
-    assert not broken, f"links to no heading: {broken}"
+def _prose(text: str) -> str:
+    return re.sub(r"```.*?```", "", text, flags=re.S)
+
+
+def rendered(path: Path) -> str:
+    """A page as the site shows it: a snippet line (`--8<-- "FILE"`, pymdownx.snippets, from
+    the repository root as mkdocs.yml says) replaced by that file."""
+
+    def include(match: re.Match[str]) -> str:
+        return (ROOT / match[1]).read_text(encoding="utf-8")
+
+    return re.sub(r'^--8<-- "([^"]+)"$', include, path.read_text(encoding="utf-8"), flags=re.M)
+
+
+def anchors(path: Path) -> set[str]:
+    return {_slug(h) for h in re.findall(r"^#+ (.+)$", _prose(rendered(path)), re.M)}
+
+
+def broken_links(path: Path) -> list[str]:
+    """The relative links of a Markdown file whose file, or heading, does not exist."""
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", _prose(rendered(path))):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        name, _, anchor = target.partition("#")
+        linked = (path.parent / name).resolve() if name else path
+        exists = linked.exists()
+        if not exists or (anchor and (linked.suffix != ".md" or anchor not in anchors(linked))):
+            broken.append(target)
+    return broken
+
+
+def test_the_readmes_links_resolve_into_the_docs_pages_and_their_headings():
+    links = re.findall(r"\]\(([^)\s]+)\)", _prose(README))
+    assert any(link.startswith("#") for link in links), "the scan must see links to itself"
+    into_docs = [link for link in links if link.startswith("docs/")]
+    assert any("#" in link for link in into_docs), "the scan must see links to a heading"
+    assert {link.split("#")[0] for link in into_docs} >= {"docs/iam.md", "docs/commands.md"}
+    assert not broken_links(ROOT / "README.md")
+
+
+def test_the_docs_pages_link_only_to_pages_and_headings_that_exist():
+    for path in sorted(DOCS.glob("*.md")):
+        assert not broken_links(path), path.name
+        # The site holds docs/ only: a link out of it is broken there (the strict build says so
+        # too); the repository's other files are named in code spans.
+        for target in re.findall(r"\]\(([^)\s#]+)", _prose(rendered(path))):
+            if not re.match(r"[a-z]+:", target):
+                assert (path.parent / target).resolve().is_relative_to(DOCS), (path.name, target)
+
+
+def test_the_readme_is_a_landing_page_under_250_lines():
+    lines = README.splitlines()
+    assert len(lines) < README_MAX_LINES, f"README.md has {len(lines)} lines"
+    assert len(quick_start_commands()) == 2
+
+
+def mkdocs_config() -> dict[str, Any]:
+    """mkdocs.yml, with its Python tags (the toc's slugify function) read as None."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda *_: None)
+    config: dict[str, Any] = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader)
+    return config
+
+
+def nav_pages(nav: list[Any]) -> list[str]:
+    pages: list[str] = []
+    for entry in nav:
+        value = next(iter(entry.values())) if isinstance(entry, dict) else entry
+        pages += nav_pages(value) if isinstance(value, list) else [value]
+    return pages
+
+
+def test_every_docs_page_is_in_the_nav_and_every_nav_entry_is_a_page():
+    config = mkdocs_config()
+    assert config["docs_dir"] == "docs"
+    assert config["theme"]["name"] == "material"
+    nav = nav_pages(config["nav"])
+    assert len(nav) == len(set(nav)), nav
+    pages = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
+    assert sorted(nav) == pages
+    for name in ("performance.md", "security.md"):
+        assert name in nav
+
+
+def test_the_security_page_is_security_md_itself():
+    assert (ROOT / "SECURITY.md").read_text(encoding="utf-8") in rendered(DOCS / "security.md")
+
+
+def test_ci_builds_the_docs_strictly_outside_the_repository():
+    ci = (ROOT / ".ci/run").read_text(encoding="utf-8")
+    assert 'python -m mkdocs build --strict --site-dir "$(mktemp -d)"' in ci.splitlines()
+    assert "site/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
+def fenced(text: str, lang: str = "") -> list[str]:
+    """The fenced blocks of ``text`` whose info string is ``lang`` ("" for plain ones)."""
+    fences = re.findall(r"^```(\w*)\n(.*?)^```$", text, re.S | re.M)
+    return [body for info, body in fences if info == lang]
+
+
+def is_excerpt(shown: str, full: str) -> bool:
+    """Whether ``shown`` is ``full`` with runs of lines left out where it says `...`."""
+    chunks: list[list[str]] = [[]]
+    for line in shown.splitlines():
+        if line.strip() == "...":
+            chunks.append([])
+        else:
+            chunks[-1].append(line)
+    gap = r"(?:[^\n]*\n)+"
+    pattern = gap.join(re.escape("".join(f"{line}\n" for line in c)) for c in chunks)
+    return re.fullmatch(pattern, full if full.endswith("\n") else f"{full}\n") is not None
+
+
+def test_the_readmes_worked_rollout_is_an_excerpt_of_the_one_the_e2e_test_runs():
+    """tests/e2e/test_demo_serve.py runs the lifecycle page's worked rollout and compares its
+    output; the README's shortened one must be that one, lines left out and nothing else."""
+    full = section(page("lifecycle.md"), "## A worked rollout")
+    short = section(README, "## A worked rollout")
+    assert fenced(short, "sh") == fenced(full, "sh"), "every command, as written"
+    outputs = iter(fenced(full))
+    shown = fenced(short)
+    assert len(shown) >= 3, "the endpoint, the plan and the results"
+    for block in shown:
+        assert any(is_excerpt(block, candidate) for candidate in outputs), block
+    assert "..." in "".join(shown), "the scan must see a shortened block"
+    (said,) = re.findall(r"`(No changes\..*?)`", full.replace("\n", " "))
+    assert said in short.replace("\n", " ")
 
 
 def test_security_names_only_tests_that_exist():
@@ -268,18 +428,18 @@ def test_security_names_only_tests_that_exist():
             )
 
 
-# --- many accounts: the README's map, its IAM and the matrix template agree --------------
+# --- many accounts: the docs' map, their IAM and the matrix template agree -----------------
 
-# The IAM prefix of each service whose actions the README names, and botocore's name for it.
+# The IAM prefix of each service whose actions the docs name, and botocore's name for it.
 BOTOCORE_SERVICES = {"workspaces": "workspaces", "tag": "resourcegroupstaggingapi", "sts": "sts"}
 MATRIX_TEMPLATE = ROOT / ".github/workflows/apply-matrix.yml"
 
 
 def example_account_map() -> dict[str, dict[str, str]]:
-    """The `accounts:` of the root defaults in the README's many-accounts example."""
+    """The `accounts:` of the root defaults in the many-accounts page's example."""
     import yaml
 
-    many = section("### Many accounts: the account map and imports")
+    many = section(page("many-accounts.md"), "## The account map and imports")
     example = re.findall(r"```yaml\n(.+?)\n```", many, re.S)[0]
     (defaults,) = [d for d in yaml.safe_load_all(example) if "defaults" in d]
     accounts: dict[str, dict[str, str]] = defaults["defaults"]["accounts"]
@@ -287,15 +447,16 @@ def example_account_map() -> dict[str, dict[str, str]]:
 
 
 def many_accounts_iam() -> str:
-    return section("## IAM").split(MANY_ACCOUNTS_IAM, 1)[1]
+    return section(page(IAM), MANY_ACCOUNTS_IAM)
 
 
-def test_every_iam_action_the_readme_names_is_in_botocores_model():
+def test_every_iam_action_the_docs_name_is_in_botocores_model():
     import botocore.session
 
-    iam = section("## IAM")
+    iam = page(IAM)
     named = {a for d in json_blocks(iam) for s in d["Statement"] for a in statement_actions(s)}
-    prose = re.sub(r"```.*?```", "", iam, flags=re.S)
+    # And every action named in prose, on any page or in the README.
+    prose = _prose(README + "".join(p.read_text(encoding="utf-8") for p in DOCS.glob("*.md")))
     named |= set(re.findall(rf"`((?:{'|'.join(BOTOCORE_SERVICES)}):\w+)`", prose))
     assert {
         "sts:AssumeRole",
@@ -310,7 +471,7 @@ def test_every_iam_action_the_readme_names_is_in_botocores_model():
         model = session.get_service_model(BOTOCORE_SERVICES[prefix])
         if operation not in model.operation_names:
             unknown.append(action)
-    assert not unknown, f"the README's IAM names actions botocore does not know: {unknown}"
+    assert not unknown, f"the docs name actions botocore does not know: {unknown}"
 
 
 def test_the_base_role_only_assumes_the_example_maps_roles():
@@ -344,7 +505,7 @@ def test_the_trust_policy_example_names_the_session_name_and_the_maps_external_i
 
 
 def test_the_layout_has_a_folder_per_account_of_the_example_map():
-    many = section("### Many accounts: the account map and imports")
+    many = page("many-accounts.md")
     blocks = re.findall(r"^```(\w*)\n(.*?)\n```$", many, re.S | re.M)
     (tree,) = [body for language, body in blocks if not language and body.startswith("specs/\n")]
     folders = set(re.findall(r"── (\w[\w-]*)/", tree))
@@ -359,6 +520,7 @@ class MatrixRun:
     job: dict[str, Any]
     given: dict[str, str]  # the reconciler step's `with:`
     concurrency_group: str
+    environment: str
 
 
 def matrix_runs() -> list[MatrixRun]:
@@ -375,7 +537,8 @@ def matrix_runs() -> list[MatrixRun]:
                 return re.sub(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", lambda m: entry[m[1]], text)
 
             given = {key: resolve(str(value)) for key, value in step["with"].items()}
-            runs.append(MatrixRun(job_id, job, given, resolve(job["concurrency"]["group"])))
+            group, environment = job["concurrency"]["group"], job["environment"]
+            runs.append(MatrixRun(job_id, job, given, resolve(group), resolve(environment)))
     return runs
 
 

@@ -158,6 +158,15 @@ def test_ci_builds_and_checks_the_release() -> None:
     assert {"build", "twine"} <= {canonicalize_name(Requirement(r).name) for r in dev}
 
 
+def test_the_docs_extra_has_the_site_tools_and_the_dev_extra_has_them_too() -> None:
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    docs = {canonicalize_name(Requirement(r).name): Requirement(r) for r in extras["docs"]}
+    assert set(docs) == {"mkdocs", "mkdocs-material"}
+    assert all(any(s.operator == ">=" for s in r.specifier) for r in docs.values()), docs
+    dev = {canonicalize_name(Requirement(r).name): Requirement(r) for r in extras["dev"]}
+    assert all(str(dev.get(name)) == str(docs[name]) for name in docs), "the same bounds"
+
+
 def test_the_container_image_is_multi_stage_slim_and_not_root() -> None:
     stages = re.findall(r"^FROM (\S+)", DOCKERFILE, re.M)
     assert len(stages) >= 2, "a build stage and a run stage"

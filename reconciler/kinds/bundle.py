@@ -391,7 +391,7 @@ CREATE_ERRORS: dict[str, tuple[Result, str]] = {
     "AccessDeniedException": (
         Result.FAILED,
         "the role lacks workspaces:CreateWorkspaceBundle (and workspaces:CreateTags): see the "
-        "README's IAM policy for apply",
+        "apply policy in the docs' IAM page (docs/iam.md)",
     ),
     "InvalidParameterValuesException": (
         Result.FAILED,

@@ -566,7 +566,7 @@ CREATE_ERRORS: dict[str, tuple[Result, str]] = {
     "AccessDeniedException": (
         Result.FAILED,
         "the role lacks workspaces:CreateWorkspaceImage (and workspaces:CreateTags): see the "
-        "README's IAM policy for apply",
+        "apply policy in the docs' IAM page (docs/iam.md)",
     ),
     "InvalidParameterValuesException": (
         Result.FAILED,
@@ -598,7 +598,8 @@ COPY_ERRORS: dict[str, tuple[Result, str]] = {
     "AccessDeniedException": (
         Result.FAILED,
         "the role lacks workspaces:CopyWorkspaceImage (and workspaces:CreateTags, "
-        "workspaces:DescribeWorkspaceImages in the source region): see the README's IAM policy",
+        "workspaces:DescribeWorkspaceImages in the source region): see the apply policy in "
+        "the docs' IAM page (docs/iam.md)",
     ),
     "InvalidParameterValuesException": (
         Result.FAILED,

@@ -1,8 +1,9 @@
 """`reconciler demo --serve`: the demo's emulator, served until interrupted, so that the
-README's worked rollout runs as written.
+worked rollout runs as written (the whole one, on the docs' lifecycle page; the README shows
+it shortened, and tests/test_docs.py checks that it is an excerpt of this one).
 
 Each test runs the real command in a subprocess, as a user does, and talks to what it serves
-the way the README says to: with the environment it prints.
+the way the docs say to: with the environment it prints.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 
 from tests.e2e.conftest import ROOT
 
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+LIFECYCLE = (ROOT / "docs/lifecycle.md").read_text(encoding="utf-8")
 URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
 EXPORT = re.compile(r"^export (AWS_[A-Z_]+)=(\S+)$")
 START_TIMEOUT = 60  # moto's import is slow on a busy machine
@@ -116,7 +117,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 @pytest.fixture
 def shim(tmp_path: Path) -> Path:
-    """A `reconciler` on PATH that is this checkout's, for the README's commands."""
+    """A `reconciler` on PATH that is this checkout's, for the docs' commands."""
     folder = tmp_path / "bin"
     folder.mkdir()
     script = folder / "reconciler"
@@ -229,11 +230,11 @@ def test_wrong_options_exit_1_before_serving(args: list[str], message: str, tmp_
     assert mine.read_text() == "# mine\n"
 
 
-# --- the README's worked rollout, as written ---------------------------------------------------
+# --- the docs' worked rollout, as written -----------------------------------------------------
 
 
 def worked_rollout() -> str:
-    return README.split("\n### A worked rollout\n", 1)[1].split("\n### ", 1)[0]
+    return LIFECYCLE.split("\n## A worked rollout\n", 1)[1].split("\n## ", 1)[0]
 
 
 def blocks(text: str, lang: str = "") -> list[str]:
@@ -244,7 +245,7 @@ def blocks(text: str, lang: str = "") -> list[str]:
 
 def same_ids(text: str) -> str:
     """Ids (and the port) numbered in order of appearance: other runs make other ids, but
-    an id must recur where the README shows it recurring."""
+    an id must recur where the docs show it recurring."""
     seen: dict[str, str] = {}
 
     def number(match: re.Match[str]) -> str:
@@ -253,7 +254,7 @@ def same_ids(text: str) -> str:
     return re.sub(r"\b(?:wsi|wsb)-[0-9a-z]{9}\b|127\.0\.0\.1:\d+", number, text)
 
 
-def test_the_readmes_worked_rollout_runs_as_written_and_prints_what_it_shows(
+def test_the_worked_rollout_runs_as_written_and_prints_what_it_shows(
     tmp_path: Path, shim: Path
 ) -> None:
     section = worked_rollout()
@@ -294,7 +295,7 @@ def test_the_readmes_worked_rollout_runs_as_written_and_prints_what_it_shows(
         code, _, _ = running.stop()
     assert code == 130
 
-    # What the README shows is what the commands printed, ids apart.
+    # What the docs show is what the commands printed, ids apart.
     assert same_ids(plan.stdout) == same_ids(shown_plan)
     assert applied.stdout.startswith(plan.stdout)  # the plan first, then the results
     results = applied.stdout[len(plan.stdout) :].lstrip("\n")
