@@ -189,6 +189,7 @@ def actions_the_code_calls() -> set[str]:
 
 IAM = "iam.md"
 PER_COMMAND_IAM = "## Policies per command"
+TRUST_IAM = "## Trust policies: which workflow runs take each role"
 MANY_ACCOUNTS_IAM = "## Many accounts: the base role and the target roles"
 
 
@@ -460,6 +461,7 @@ def test_every_iam_action_the_docs_name_is_in_botocores_model():
     named |= set(re.findall(rf"`((?:{'|'.join(BOTOCORE_SERVICES)}):\w+)`", prose))
     assert {
         "sts:AssumeRole",
+        "sts:AssumeRoleWithWebIdentity",
         "workspaces:CopyWorkspaceImage",
         "workspaces:UpdateWorkspaceImagePermission",
         "workspaces:DescribeWorkspaceImagePermissions",
@@ -564,3 +566,84 @@ def test_the_matrix_template_applies_every_account_of_the_example_map_in_one_job
     first = [run.job_id for run in runs if "--account images" in run.given["args"]]
     assert first == ["images"], "the images account's job shares before the imports"
     assert {run.job.get("needs") for run in runs if run.job_id != "images"} == {"images"}
+
+
+# --- OIDC: each role's trust admits exactly the subject of the template that takes it -----
+
+OIDC = "token.actions.githubusercontent.com"
+SUBJECT = "repo:ORG/REPO:"
+WORKFLOWS = ROOT / ".github/workflows"
+
+
+def workflow(name: str) -> dict[str, Any]:
+    import yaml
+
+    document: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+    document["on"] = document.pop(True)  # YAML 1.1 reads the key `on` as true
+    return document
+
+
+def oidc_subjects(heading: str) -> list[str]:
+    """The subjects that the trust policy under ``heading`` (in the IAM page's trust part)
+    admits, after checking it is a GitHub OIDC trust done right: one statement, the
+    provider of token.actions.githubusercontent.com, the audience sts.amazonaws.com, and
+    StringEquals only (a StringLike with `*` admits every branch)."""
+    (document,) = json_blocks(section(section(page(IAM), TRUST_IAM), heading))
+    (statement,) = document["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement_actions(statement) == {"sts:AssumeRoleWithWebIdentity"}
+    provider = statement["Principal"]["Federated"]
+    assert re.fullmatch(rf"arn:aws:iam::\d{{12}}:oidc-provider/{re.escape(OIDC)}", provider)
+    assert list(statement["Condition"]) == ["StringEquals"], heading
+    condition = statement["Condition"]["StringEquals"]
+    assert set(condition) == {f"{OIDC}:aud", f"{OIDC}:sub"}, heading
+    assert condition[f"{OIDC}:aud"] == "sts.amazonaws.com"
+    subjects = condition[f"{OIDC}:sub"]
+    subjects = [subjects] if isinstance(subjects, str) else subjects
+    assert all(s.startswith(SUBJECT) and "*" not in s for s in subjects), subjects
+    return [s.removeprefix(SUBJECT) for s in subjects]
+
+
+def test_the_plan_role_trusts_the_pull_requests_that_plan_yml_runs_on():
+    plan = workflow("plan.yml")
+    assert list(plan["on"]) == ["pull_request"]
+    assert all("environment" not in job for job in plan["jobs"].values())
+    assert oidc_subjects("### The plan role (pull requests)") == ["pull_request"]
+
+
+def test_the_apply_role_trusts_the_environment_apply_yml_runs_in():
+    apply = workflow("apply.yml")
+    assert apply["on"]["push"]["branches"] == ["main"]
+    (environment,) = {job["environment"] for job in apply["jobs"].values()}
+    heading = "### The apply role (the protected environment, main only)"
+    assert oidc_subjects(heading) == [f"environment:{environment}"]
+    # The subject names no branch: the page says to restrict the environment to main.
+    rule = section(page("github-actions.md"), "### Restrict the environment to main")
+    assert "deployment branch rule" in rule
+    assert f"environment:{environment}" in rule
+
+
+def test_the_drift_role_trusts_scheduled_runs_on_main_not_the_plan_subject():
+    drift = workflow("drift.yml")
+    assert "schedule" in drift["on"]
+    assert all("environment" not in job for job in drift["jobs"].values())
+    subjects = oidc_subjects("### The drift role (scheduled runs on main)")
+    assert subjects == ["ref:refs/heads/main"]
+    assert subjects != oidc_subjects("### The plan role (pull requests)")
+
+
+def test_the_base_role_trusts_exactly_the_environments_of_the_matrix_template():
+    environments = sorted({f"environment:{run.environment}" for run in matrix_runs()})
+    assert sorted(oidc_subjects("### The base role of many accounts")) == environments
+
+
+def test_the_ci_page_names_each_templates_subject_as_its_trust_policy_does():
+    ci = section(page("github-actions.md"), "## AWS credentials through OIDC")
+    for template, heading in (
+        ("plan.yml", "### The plan role (pull requests)"),
+        ("apply.yml", "### The apply role (the protected environment, main only)"),
+        ("drift.yml", "### The drift role (scheduled runs on main)"),
+    ):
+        (row,) = re.findall(rf"^\| `{re.escape(template)}` \|.*$", ci, re.M)
+        (subject,) = oidc_subjects(heading)
+        assert f"`{SUBJECT}{subject}`" in row, template
