@@ -130,7 +130,7 @@ def test_plan_against_a_port_with_nothing_listening_fails_within_seconds_announc
 def test_plan_against_an_endpoint_that_never_answers_gives_up_within_the_documented_bound(
     one_spec: SpecsDir, run_reconciler: RunReconciler
 ) -> None:
-    """README: 3 attempts x the read timeout + 1 s + 2 s of waits."""
+    """docs/commands.md, "Reaching AWS": 3 attempts x the read timeout + 1 s + 2 s of waits."""
     with silent_endpoint() as url:
         env = aws_env(AWS_ENDPOINT_URL=url, RECONCILER_READ_TIMEOUT="1")
         outcome, took = timed(run_reconciler, "plan", one_spec, env=env)

@@ -870,7 +870,7 @@ def test_each_account_costs_its_own_budget_plus_one_assume_role_and_one_identity
     endpoint: LocalEndpoint, specs_dir: SpecsDir, run_reconciler: RunReconciler
 ) -> None:
     """A converged plan over two accounts makes, in each account, exactly the calls the
-    one-account budget gives for what it holds (README, "Pacing"), plus the
+    one-account budget gives for what it holds (docs/pacing.md), plus the
     GetCallerIdentity that proves it; and, with the base credentials, one AssumeRole each.
     Nothing else is read with the base credentials."""
     from tests.e2e.test_call_budget_kinds import Reads, plan_budget
