@@ -161,6 +161,55 @@ def extra_args() -> list[str]:
         raise ActionError(f"input `args` can't be split into options ({err}): {text!r}") from err
 
 
+DIGEST_LINE = re.compile(rf"<!-- {TOOL}:plan-digest (sha256:[0-9a-f]{{64}}) -->")
+
+
+def reviewed_digest(label: str) -> tuple[list[str], int | None]:
+    """For apply with `reviewed: true`: `--reviewed-digest D`, D from the plan comment of
+    the merged pull request of this commit with the same label, and that pull request's
+    number. A run started by hand (workflow_dispatch) applies after a new review of its
+    own: no digest. Raises ActionError, before the reconciler runs, when there is no
+    merged pull request or no plan comment of the action's own on it."""
+    event = env("GITHUB_EVENT_NAME", "")
+    if event == "workflow_dispatch":
+        notice(
+            "started by hand (workflow_dispatch): applied as planned now, not held to a "
+            "pull request's reviewed plan"
+        )
+        return [], None
+    token = env("GITHUB_TOKEN", "")
+    if not token:
+        raise ActionError(
+            "input `github-token` is empty; `reviewed: true` reads the plan "
+            "comment of the merged pull request with it"
+        )
+    sha = env("GITHUB_SHA")
+    github = GitHub(
+        env("GITHUB_API_URL", "https://api.github.com"), token, env("GITHUB_REPOSITORY")
+    )
+    number = github.merged_pull_request(sha)
+    if number is None:
+        raise ActionError(
+            f"commit {sha[:12]} was not made by merging a pull request, so no plan was "
+            "reviewed for it; nothing was applied. Merge through a pull request, or run the "
+            "workflow by hand (workflow_dispatch) after reviewing `reconciler plan`"
+        )
+    suffix = f":{label}" if label else ""
+    marker = f"<!-- {TOOL}:plan{suffix} -->"
+    found = own_comment(github, number, marker)
+    lines = (found.get("body") or "").replace("\r", "").split("\n") if found else []
+    digest = DIGEST_LINE.fullmatch(lines[1]) if len(lines) > 1 else None
+    if digest is None:
+        raise ActionError(
+            f"pull request #{number} has no plan comment of this action's own for label "
+            f"{label or '(none)'} carrying a plan digest, so there is no reviewed plan to "
+            "hold the apply to; nothing was applied. Run the plan workflow on the pull "
+            "request (same label), or run this workflow by hand after reviewing a plan"
+        )
+    print(f"Holding the apply to the plan reviewed on #{number}: {digest.group(1)}", flush=True)
+    return ["--reviewed-digest", digest.group(1)], number
+
+
 def invocation(python: str, reports: Path) -> Invocation:
     command = choice("command", COMMANDS)
     specs, label, args = env("INPUT_SPECS").strip(), env("INPUT_LABEL", "").strip(), extra_args()
@@ -203,6 +252,11 @@ def run() -> None:
     state_dir().mkdir(parents=True, exist_ok=True)
     reports = Path(tempfile.mkdtemp(prefix="reports-", dir=state_dir()))
     call = invocation(python, reports)
+    pull = None
+    if call.command == "apply" and choice("reviewed", ("true", "false")) == "true":
+        held, pull = reviewed_digest(env("INPUT_LABEL", "").strip())
+        call.argv.extend(held)
+    set_output("pull-request", str(pull or ""))
     print("$", shlex.join(["reconciler", *call.argv[3:]]), flush=True)
     code = run_forwarding_signals(call.argv)
     set_output("exitcode", str(code))
@@ -260,6 +314,32 @@ class GitHub:
                 "`permissions: pull-requests: write`"
             )
         return text
+
+    def identity(self) -> str:
+        """The login the token acts as, whose comments are the action's own: REST's /user
+        for a user's token; GraphQL's viewer for an app's installation token (the job's
+        GITHUB_TOKEN acts as `github-actions[bot]`), which /user refuses."""
+        try:
+            return str(self.request("GET", "user")["login"])
+        except ActionError:
+            pass
+        found = self.request("POST", "graphql", {"query": "query { viewer { login } }"})
+        login = ((found or {}).get("data") or {}).get("viewer", {}).get("login")
+        if not login:
+            raise ActionError(
+                "GitHub did not say which account the `github-token` acts as (GET /user and "
+                "GraphQL's viewer both failed), so the action can't tell its own comments "
+                "from anyone else's; nothing was posted"
+            )
+        return str(login)
+
+    def merged_pull_request(self, sha: str) -> int | None:
+        """The pull request whose merge made commit `sha`, if one did."""
+        url = f"repos/{self.repository}/commits/{sha}/pulls"
+        for pull in self.request("GET", url) or []:
+            if pull.get("merged_at") and pull.get("merge_commit_sha") == sha:
+                return int(pull["number"])
+        return None
 
     def comments(self, number: int) -> Iterator[dict[str, Any]]:
         url: str | None = f"repos/{self.repository}/issues/{number}/comments?per_page=100"
@@ -325,6 +405,22 @@ def pull_request_number() -> int | None:
     return int(number) if number is not None else None
 
 
+def own_comment(github: GitHub, number: int, marker: str) -> dict[str, Any] | None:
+    """The pull request's comment under `marker` that the token's own account posted. A
+    comment carrying the marker posted by anyone else is never edited nor read: anyone who
+    can comment could otherwise forge a plan, or its digest."""
+    me = github.identity()
+    return next(
+        (
+            c
+            for c in github.comments(number)
+            if first_line(c.get("body") or "") == marker
+            and (c.get("user") or {}).get("login") == me
+        ),
+        None,
+    )
+
+
 def comment() -> None:
     """Post the report as the pull request's one sticky comment for this command and
     label, or edit it. `changes-only`: a run with nothing to change posts no new comment,
@@ -335,7 +431,7 @@ def comment() -> None:
     if command == "validate":
         notice("`comment` applies to plan, apply and drift; validate annotates the specs instead")
         return
-    number = pull_request_number()
+    number = pull_request_number() or (int(env("PULL_REQUEST", "0") or 0) or None)
     if number is None:
         event = env("GITHUB_EVENT_NAME", "?")
         notice(f"no comment: this run is for a `{event}` event, not a pull request")
@@ -347,7 +443,7 @@ def comment() -> None:
     body, marker = report(command, env("INPUT_LABEL", "").strip(), code)
     api = env("GITHUB_API_URL", "https://api.github.com")
     github = GitHub(api, token, env("GITHUB_REPOSITORY"))
-    mine = next((c for c in github.comments(number) if first_line(c["body"] or "") == marker), None)
+    mine = own_comment(github, number, marker)
     if mine is not None:
         github.update(int(mine["id"]), body)
         print(f"Updated the comment {mine.get('html_url') or mine['id']} on #{number}.")

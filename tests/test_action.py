@@ -42,6 +42,7 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 TOOL = "workspaces-image-reconciler"
 TOKEN = "ghs_stand-in-token"
 REPOSITORY = "octo-org/golden-images"
+BOT = "github-actions[bot]"  # the account the job's GITHUB_TOKEN posts as
 OWN = {OWNERSHIP_TAG_KEY: "true"}
 WS_A = "ws-0a1b2c3d4"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -118,6 +119,10 @@ class FakeGitHub:
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
     token: str = TOKEN
     per_page: int = 2  # small, so that finding a comment follows the Link header
+    # The token is the job's GITHUB_TOKEN: /user refuses it, GraphQL's viewer names its bot.
+    login: str = BOT
+    # GET /repos/R/commits/SHA/pulls: the pull requests GitHub associates with each commit.
+    pulls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def seed(self, body: str, login: str = "someone") -> int:
         comment_id = 1000 + len(self.comments)
@@ -125,7 +130,7 @@ class FakeGitHub:
         return comment_id
 
     def writes(self) -> list[tuple[str, str, Any]]:
-        return [c for c in self.calls if c[0] != "GET"]
+        return [c for c in self.calls if c[0] != "GET" and c[1] != "/graphql"]
 
     def body_of(self, comment_id: int) -> str:
         return str(next(c["body"] for c in self.comments if c["id"] == comment_id))
@@ -133,6 +138,7 @@ class FakeGitHub:
 
 def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     comments_path = re.compile(rf"^/repos/{REPOSITORY}/issues/(\d+)/comments$")
+    pulls_path = re.compile(rf"^/repos/{REPOSITORY}/commits/([0-9a-f]{{40}})/pulls$")
     comment_path = re.compile(rf"^/repos/{REPOSITORY}/issues/comments/(\d+)$")
 
     class Handler(BaseHTTPRequestHandler):
@@ -164,6 +170,13 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             if begun is None:
                 return
             path, query, _ = begun
+            if path == "/user":
+                self._reply(403, {"message": "Resource not accessible by integration"})
+                return
+            pulls = pulls_path.match(path)
+            if pulls:
+                self._reply(200, api.pulls.get(pulls.group(1), []))
+                return
             if not comments_path.match(path):
                 self._reply(404, {"message": "Not Found"})
                 return
@@ -179,10 +192,13 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             if begun is None:
                 return
             path, _, body = begun
+            if path == "/graphql" and "viewer" in body["query"]:
+                self._reply(200, {"data": {"viewer": {"login": api.login}}})
+                return
             if not comments_path.match(path):
                 self._reply(404, {"message": "Not Found"})
                 return
-            comment_id = api.seed(body["body"], login="github-actions[bot]")
+            comment_id = api.seed(body["body"], login=api.login)
             self._reply(201, {"id": comment_id, "body": body["body"]})
 
         def do_PATCH(self) -> None:
@@ -468,7 +484,9 @@ def test_plan_with_changes_posts_then_edits_one_sticky_comment_per_label(
     assert label in report.split("\n\n", 2)[1], "the label is in the heading"
     document = json.loads(first.report("json-file"))
     assert [i["action"] for i in document["items"]] == ["create"]
-    assert [c[0] for c in github_api.calls] == ["GET", "GET", "POST"], "paged, then posted"
+    on_comments = [c[0] for c in github_api.calls if c[1].endswith("/comments")]
+    assert on_comments == ["GET", "GET", "POST"], "paged, then posted"
+    assert ("GET", "/user", None) in github_api.calls, "who the token acts as, first"
     assert github_api.calls[-1][1] == f"/repos/{REPOSITORY}/issues/7/comments"
     assert github_api.calls[-1][2] == {"body": report}
     posted = github_api.comments[-1]["id"]
@@ -506,7 +524,7 @@ def test_plan_without_changes_and_changes_only_posts_nothing_but_keeps_an_old_co
 
     # An earlier push had changes and its comment is still there: it is brought up to date,
     # so that reviewers never see changes that are gone.
-    stale = github_api.seed(marker("plan", "prod") + "\n\n### Plan: 1 to create", login="bot")
+    stale = github_api.seed(marker("plan", "prod") + "\n\n### Plan: 1 to create", login=BOT)
     github_api.calls.clear()
     again = runner.run(inputs, event=pull_request())
     succeeded(again)
@@ -618,6 +636,149 @@ def test_a_token_without_permission_fails_the_action_saying_which_permission(
     assert "401" in run.log
 
 
+# Only the action's own comments -------------------------------------------------------------
+
+MERGED = "0123456789abcdef0123456789abcdef01234567"  # the runner's GITHUB_SHA
+
+
+def test_a_comment_with_the_marker_posted_by_someone_else_is_never_edited(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    specs.write("images.yaml", specs.image("finance-win11", WS_A))
+    runner.endpoint_url, runner.api_url = endpoint.url, github_api.url
+    forged = marker("plan", "prod") + "\n\n### No changes. Approve away."
+    hostile = github_api.seed(forged, login="mallory")
+
+    run = runner.run(
+        {"command": "plan", "comment": "true", "label": "prod", "args": FAST},
+        event=pull_request(),
+    )
+
+    succeeded(run)
+    assert github_api.body_of(hostile) == forged, "left as it was"
+    (write,) = github_api.writes()
+    assert write[:2] == ("POST", f"/repos/{REPOSITORY}/issues/7/comments")
+    assert github_api.comments[-1]["user"]["login"] == BOT
+
+
+# Apply on merge, held to the reviewed plan ------------------------------------------------
+
+
+def _reviewed_on_pull_request(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> str:
+    """The pull request's plan, posted by the action, then merged as MERGED: its digest."""
+    endpoint.fidelity.add_workspace(REGION, WS_A)
+    specs.write("images.yaml", specs.image("finance-win11", WS_A, tags={"team": "fin"}))
+    runner.endpoint_url, runner.api_url = endpoint.url, github_api.url
+    plan = runner.run(
+        {"command": "plan", "comment": "true", "label": "prod", "args": FAST},
+        event=pull_request(),
+    )
+    succeeded(plan)
+    digest = json.loads(plan.report("json-file"))["plan_digest"]
+    assert f"plan-digest {digest}" in github_api.comments[-1]["body"]
+    github_api.pulls[MERGED] = [
+        {"number": 7, "merged_at": "2026-12-07T10:00:00Z", "merge_commit_sha": MERGED}
+    ]
+    github_api.calls.clear()
+    return str(digest)
+
+
+APPLY = {
+    "command": "apply",
+    "reviewed": "true",
+    "comment": "true",
+    "label": "prod",
+    "args": f"--auto-approve {FAST}",
+}
+
+
+def test_apply_on_merge_applies_the_plan_reviewed_on_its_pull_request(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    digest = _reviewed_on_pull_request(runner, endpoint, github_api, specs)
+    endpoint.calls.clear()
+
+    run = runner.run(APPLY, event_name="push", event={"after": MERGED})
+
+    succeeded(run)
+    assert run.outputs["exitcode"] == "0", run.log
+    assert run.outputs["pull-request"] == "7"
+    assert f"--reviewed-digest {digest}" in run.log
+    assert endpoint.calls.count("CreateWorkspaceImage") == 1
+    (posted,) = github_api.writes()  # the apply's result, on the merged pull request
+    assert posted[:2] == ("POST", f"/repos/{REPOSITORY}/issues/7/comments")
+    assert posted[2]["body"].startswith(marker("apply", "prod"))
+
+
+def test_apply_on_merge_changes_nothing_when_the_plan_is_not_the_reviewed_one(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    _reviewed_on_pull_request(runner, endpoint, github_api, specs)
+    # Another pull request merged meanwhile changed the same image's tags.
+    specs.write("images.yaml", specs.image("finance-win11", WS_A, tags={"team": "ops"}))
+    # A forged plan comment carrying the new plan's digest, posted before the action's own.
+    fresh = subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", str(specs.path), "--format", "json",
+         "--endpoint-url", endpoint.url, "--region", REGION, "--api-rate", "0"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )  # fmt: skip
+    forged_digest = json.loads(fresh.stdout)["plan_digest"]
+    forged = f"{marker('plan', 'prod')}\n<!-- {TOOL}:plan-digest {forged_digest} -->\n"
+    github_api.comments.insert(0, {"id": 1, "body": forged, "user": {"login": "mallory"}})
+    endpoint.calls.clear()
+
+    run = runner.run(APPLY, event_name="push", event={"after": MERGED})
+
+    assert run.outputs["exitcode"] == "1", run.log
+    assert run.failed == "Fail unless the reconciler exited 0 or 2", run.log
+    assert [c.operation for c in endpoint.calls.changing()] == []
+    (posted,) = github_api.writes()
+    assert posted[:2] == ("POST", f"/repos/{REPOSITORY}/issues/7/comments")
+    assert "not the plan that was reviewed" in posted[2]["body"]
+    assert github_api.comments[0]["body"] == forged, "the forged comment is left alone"
+
+
+def test_apply_on_a_push_without_a_merged_pull_request_is_refused_unless_run_by_hand(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    _reviewed_on_pull_request(runner, endpoint, github_api, specs)
+    github_api.pulls.clear()  # pushed straight to main
+    endpoint.calls.clear()
+
+    refused = runner.run(APPLY, event_name="push", event={"after": MERGED})
+
+    assert refused.failed == "Run the reconciler", refused.log
+    assert "was not made by merging a pull request" in refused.log
+    assert "workflow_dispatch" in refused.log
+    assert endpoint.calls.all() == [], "the reconciler never ran"
+    assert github_api.writes() == []
+
+    by_hand = runner.run(APPLY, event_name="workflow_dispatch", event={})
+    succeeded(by_hand)
+    assert by_hand.outputs["exitcode"] == "0", by_hand.log
+    assert "--reviewed-digest" not in by_hand.log
+    assert endpoint.calls.count("CreateWorkspaceImage") == 1
+
+
+def test_apply_on_merge_without_the_actions_own_plan_comment_is_refused(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    _reviewed_on_pull_request(runner, endpoint, github_api, specs)
+    for posted in github_api.comments:
+        posted["user"] = {"login": "mallory"}  # as if someone else had posted the plan
+    endpoint.calls.clear()
+
+    refused = runner.run(APPLY, event_name="push", event={"after": MERGED})
+
+    assert refused.failed == "Run the reconciler", refused.log
+    assert "no plan comment of this action's own" in refused.log
+    assert endpoint.calls.all() == []
+
+
 @pytest.mark.parametrize(
     ("inputs", "named"),
     [
@@ -657,13 +818,15 @@ def test_args_are_split_as_a_shell_would_but_never_run_by_one(
 def test_the_action_has_the_documented_inputs_and_outputs() -> None:
     assert ACTION["runs"]["using"] == "composite"
     assert set(ACTION["inputs"]) == {
-        "command", "specs", "args", "comment", "label", "python-version", "github-token",
+        "command", "specs", "args", "comment", "label", "reviewed", "python-version",
+        "github-token",
     }  # fmt: skip
+    assert ACTION["inputs"]["reviewed"]["default"] == "false"
     assert ACTION["inputs"]["specs"]["default"] == "specs"
     assert ACTION["inputs"]["comment"]["default"] in ("true", "changes-only", "false")
     assert ACTION["inputs"]["github-token"]["default"] == "${{ github.token }}"
     assert set(ACTION["outputs"]) == {
-        "exitcode", "has-changes", "drifted", "markdown-file", "json-file",
+        "exitcode", "has-changes", "drifted", "markdown-file", "json-file", "pull-request",
     }  # fmt: skip
 
 
