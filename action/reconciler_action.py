@@ -310,28 +310,34 @@ class GitHub:
         text = f"GitHub answered {err.code} ({reason}) to {method} {url}"
         if err.code in (401, 403, 404):
             text += (
-                "; the `github-token` must be allowed to comment: give the job "
-                "`permissions: pull-requests: write`"
+                "; the `github-token` must be allowed to do this: give the job "
+                "`permissions: pull-requests: write` (comments) or `issues: write` (the "
+                "drift issue)"
             )
         return text
 
     def identity(self) -> str:
-        """The login the token acts as, whose comments are the action's own: REST's /user
-        for a user's token; GraphQL's viewer for an app's installation token (the job's
-        GITHUB_TOKEN acts as `github-actions[bot]`), which /user refuses."""
+        """The login the token acts as, as REST names the author of what it posts: /user for
+        a person's token; GraphQL's viewer for an app's installation token, which /user
+        refuses (the job's GITHUB_TOKEN posts as `github-actions[bot]`). GraphQL may name a
+        bot without the `[bot]` REST adds, so a Bot gets it here; no person's login can hold
+        brackets, so nobody else's comment can pass for the app's."""
         try:
             return str(self.request("GET", "user")["login"])
         except ActionError:
             pass
-        found = self.request("POST", "graphql", {"query": "query { viewer { login } }"})
-        login = ((found or {}).get("data") or {}).get("viewer", {}).get("login")
+        query = {"query": "query { viewer { login __typename } }"}
+        viewer = ((self.request("POST", "graphql", query) or {}).get("data") or {}).get("viewer")
+        login = str((viewer or {}).get("login") or "")
         if not login:
             raise ActionError(
                 "GitHub did not say which account the `github-token` acts as (GET /user and "
                 "GraphQL's viewer both failed), so the action can't tell its own comments "
                 "from anyone else's; nothing was posted"
             )
-        return str(login)
+        if (viewer or {}).get("__typename") == "Bot" and not login.endswith("[bot]"):
+            login += "[bot]"
+        return login
 
     def merged_pull_request(self, sha: str) -> int | None:
         """The pull request whose merge made commit `sha`, if one did."""
@@ -454,6 +460,105 @@ def comment() -> None:
         print(f"Posted comment {made} on #{number}.")
 
 
+# issue ------------------------------------------------------------------------------------
+
+DRIFT_LABEL = "drift"
+
+
+def own_open_issue(github: GitHub, marker: str) -> dict[str, Any] | None:
+    """The open `drift` issue under `marker` that the token's own account opened; one
+    carrying the marker opened by anyone else is never edited nor closed."""
+    me = github.identity()
+    url: str | None = (
+        f"repos/{github.repository}/issues?state=open&labels={DRIFT_LABEL}&per_page=100"
+    )
+    for _ in range(MAX_PAGES):
+        if url is None:
+            return None
+        page, headers = github.request_with_headers("GET", url)
+        for found in page:
+            if (
+                "pull_request" not in found
+                and (found.get("user") or {}).get("login") == me
+                and first_line(found.get("body") or "") == marker
+            ):
+                return dict(found)
+        url = next_link(headers.get("Link") or headers.get("link") or "")
+    return None
+
+
+def issue() -> None:
+    """drift with `issue: true`: on drift (exit 2) open this label's drift issue with the
+    report, or update its own open one; back in sync (exit 0) close it. Any other exit code
+    (an error, an interruption) opens and closes nothing, and fails."""
+    if choice("issue", ("true", "false")) == "false":
+        return
+    command = choice("command", COMMANDS)
+    if command != "drift":
+        notice("`issue` applies to drift only; nothing was opened or closed")
+        return
+    code = env("EXITCODE", "")
+    if code not in ("0", str(CHANGES)):
+        raise ActionError(
+            f"reconciler drift exited {code or '(no code)'}; no drift issue was opened or closed"
+        )
+    path = env("MARKDOWN_FILE", "")
+    text = Path(path).read_text(encoding="utf-8") if path and Path(path).is_file() else ""
+    marker = first_line(text)
+    if not text.strip() or not marker.startswith(f"<!-- {TOOL}:drift"):
+        raise ActionError(
+            "the drift report is missing or has no marker; no drift issue was opened or closed"
+        )
+    token = env("GITHUB_TOKEN", "")
+    if not token:
+        raise ActionError(
+            "input `github-token` is empty; the drift issue needs a token "
+            "(`permissions: issues: write`)"
+        )
+    github = GitHub(
+        env("GITHUB_API_URL", "https://api.github.com"), token, env("GITHUB_REPOSITORY")
+    )
+    mine = own_open_issue(github, marker)
+    issues = f"repos/{github.repository}/issues"
+    if code == str(CHANGES):
+        if mine is not None:
+            github.request("PATCH", f"{issues}/{mine['number']}", {"body": text})
+            print(f"Updated drift issue #{mine['number']}.")
+            return
+        ensure_label(github)
+        label = env("INPUT_LABEL", "").strip()
+        title = "WorkSpaces images drifted from specs" + (f" ({label})" if label else "")
+        made = github.request(
+            "POST", issues, {"title": title, "body": text, "labels": [DRIFT_LABEL]}
+        )
+        print(f"Opened drift issue #{made['number']}.")
+    elif mine is not None:
+        github.request(
+            "POST",
+            f"{issues}/{mine['number']}/comments",
+            {"body": f"Back in sync: `reconciler drift` exited 0 in {run_url()}."},
+        )
+        github.request("PATCH", f"{issues}/{mine['number']}", {"state": "closed"})
+        print(f"Closed drift issue #{mine['number']}: back in sync.")
+
+
+def ensure_label(github: GitHub) -> None:
+    """The `drift` label, made once; 422 means it is there already."""
+    try:
+        github.request(
+            "POST",
+            f"repos/{github.repository}/labels",
+            {
+                "name": DRIFT_LABEL,
+                "color": "D93F0B",
+                "description": "WorkSpaces images drifted from their specs",
+            },
+        )
+    except ActionError as err:
+        if "422" not in str(err):
+            raise
+
+
 # verdict ----------------------------------------------------------------------------------
 
 
@@ -471,6 +576,7 @@ STEPS: dict[str, Callable[[], None]] = {
     "install": install,
     "run": run,
     "comment": comment,
+    "issue": issue,
     "verdict": verdict,
 }
 

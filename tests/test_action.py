@@ -123,6 +123,19 @@ class FakeGitHub:
     login: str = BOT
     # GET /repos/R/commits/SHA/pulls: the pull requests GitHub associates with each commit.
     pulls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    labels: set[str] = field(default_factory=set)
+
+    def open_issue(self, body: str, login: str, labels: tuple[str, ...] = ("drift",)) -> int:
+        number = 100 + len(self.issues)
+        self.issues.append({
+            "number": number, "body": body, "user": {"login": login}, "state": "open",
+            "labels": [{"name": n} for n in labels], "title": "",
+        })  # fmt: skip
+        return number
+
+    def issue(self, number: int) -> dict[str, Any]:
+        return next(i for i in self.issues if i["number"] == number)
 
     def seed(self, body: str, login: str = "someone") -> int:
         comment_id = 1000 + len(self.comments)
@@ -139,6 +152,8 @@ class FakeGitHub:
 def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     comments_path = re.compile(rf"^/repos/{REPOSITORY}/issues/(\d+)/comments$")
     pulls_path = re.compile(rf"^/repos/{REPOSITORY}/commits/([0-9a-f]{{40}})/pulls$")
+    issues_path = f"/repos/{REPOSITORY}/issues"
+    issue_path = re.compile(rf"^/repos/{REPOSITORY}/issues/(\d+)$")
     comment_path = re.compile(rf"^/repos/{REPOSITORY}/issues/comments/(\d+)$")
 
     class Handler(BaseHTTPRequestHandler):
@@ -177,6 +192,21 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             if pulls:
                 self._reply(200, api.pulls.get(pulls.group(1), []))
                 return
+            if path == issues_path:
+                wanted = query.get("labels", [""])[0]
+                listed = [
+                    i for i in api.issues
+                    if i["state"] == query.get("state", ["open"])[0]
+                    and (not wanted or wanted in [n["name"] for n in i["labels"]])
+                ]  # fmt: skip
+                page = int(query.get("page", ["1"])[0])
+                start = (page - 1) * api.per_page
+                headers = {}
+                if start + api.per_page < len(listed):
+                    link = f"{api.url}{path}?state=open&labels={wanted}&page={page + 1}"
+                    headers["Link"] = f'<{link}>; rel="next"'
+                self._reply(200, listed[start : start + api.per_page], headers)
+                return
             if not comments_path.match(path):
                 self._reply(404, {"message": "Not Found"})
                 return
@@ -193,7 +223,22 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 return
             path, _, body = begun
             if path == "/graphql" and "viewer" in body["query"]:
-                self._reply(200, {"data": {"viewer": {"login": api.login}}})
+                # GraphQL names a bot without the `[bot]` that REST gives its comments.
+                bot = api.login.removesuffix("[bot]")
+                kind = "Bot" if bot != api.login else "User"
+                self._reply(200, {"data": {"viewer": {"login": bot, "__typename": kind}}})
+                return
+            if path == issues_path:
+                number = api.open_issue(body["body"], api.login, tuple(body.get("labels", ())))
+                api.issue(number)["title"] = body["title"]
+                self._reply(201, api.issue(number))
+                return
+            if path == f"/repos/{REPOSITORY}/labels":
+                if body["name"] in api.labels:
+                    self._reply(422, {"message": "Validation Failed"})
+                    return
+                api.labels.add(body["name"])
+                self._reply(201, body)
                 return
             if not comments_path.match(path):
                 self._reply(404, {"message": "Not Found"})
@@ -206,6 +251,12 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             if begun is None:
                 return
             path, _, body = begun
+            numbered = issue_path.match(path)
+            if numbered:
+                changed = api.issue(int(numbered.group(1)))
+                changed.update(body)
+                self._reply(200, changed)
+                return
             found = comment_path.match(path)
             mine = [c for c in api.comments if found and c["id"] == int(found.group(1))]
             if not mine:
@@ -818,9 +869,10 @@ def test_args_are_split_as_a_shell_would_but_never_run_by_one(
 def test_the_action_has_the_documented_inputs_and_outputs() -> None:
     assert ACTION["runs"]["using"] == "composite"
     assert set(ACTION["inputs"]) == {
-        "command", "specs", "args", "comment", "label", "reviewed", "python-version",
-        "github-token",
+        "command", "specs", "args", "comment", "label", "issue", "reviewed",
+        "python-version", "github-token",
     }  # fmt: skip
+    assert ACTION["inputs"]["issue"]["default"] == "false"
     assert ACTION["inputs"]["reviewed"]["default"] == "false"
     assert ACTION["inputs"]["specs"]["default"] == "specs"
     assert ACTION["inputs"]["comment"]["default"] in ("true", "changes-only", "false")
@@ -906,141 +958,102 @@ def test_ci_runs_the_action_from_this_checkout() -> None:
     assert commands == {"validate", "plan", "apply", "drift"}
 
 
-# The drift template's issue step, with a stand-in `gh` -------------------------------------
-
-FAKE_GH = """\
-import json, os, subprocess, sys
-args = sys.argv[1:]
-with open(os.environ["FAKE_GH_LOG"], "a") as log:
-    log.write(json.dumps(args) + "\\n")
-if args[:2] == ["issue", "list"]:
-    issues = open(os.environ["FAKE_GH_ISSUES"]).read()
-    jq = args[args.index("--jq") + 1]
-    sys.stdout.write(subprocess.run(["jq", "-r", jq], input=issues, text=True,
-                                    capture_output=True, check=True).stdout)
-elif args[:2] == ["issue", "create"]:
-    print("https://github.com/octo-org/golden-images/issues/99")
-"""
+# The drift issue (issue: true) -----------------------------------------------------------
 
 
-@dataclass
-class DriftIssueStep:
-    tmp: Path
-    step: Mapping[str, Any]
-
-    def run(
-        self, exitcode: str, issues: list[dict[str, Any]], report: str | None, label: str
-    ) -> tuple[int, list[list[str]], str]:
-        bin_dir, log = self.tmp / "bin", self.tmp / "gh.log"
-        bin_dir.mkdir(exist_ok=True)
-        gh = bin_dir / "gh"
-        gh.write_text(f"#!{sys.executable}\n{FAKE_GH}", encoding="utf-8")
-        gh.chmod(0o755)
-        log.write_text("", encoding="utf-8")
-        (self.tmp / "issues.json").write_text(json.dumps(issues), encoding="utf-8")
-        report_path = self.tmp / "drift.md"
-        if report is not None:
-            report_path.write_text(report, encoding="utf-8")
-        context = {
-            "steps": {
-                "drift": {
-                    "outputs": {
-                        "exitcode": exitcode,
-                        "markdown-file": str(report_path) if report is not None else "",
-                    }
-                }
-            },
-            "matrix": {"label": label},
-            "github": {"token": TOKEN, "repository": REPOSITORY},
-        }
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GH_", "GITHUB_"))}
-        env.update({k: evaluate(as_text(v), context) for k, v in self.step.get("env", {}).items()})
-        env.update(
-            PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
-            FAKE_GH_LOG=str(log),
-            FAKE_GH_ISSUES=str(self.tmp / "issues.json"),
+def _drift(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir, team: str
+) -> ActionRun:
+    """A scheduled drift run of label finance/eu-west-1: the image's live team is
+    `marketing`; the spec says `team`."""
+    if not endpoint.fidelity.images(REGION):
+        tags = {**OWN, "team": "marketing"}
+        endpoint.fidelity.add_image(
+            REGION, "finance-win11", description="Image finance-win11", tags=tags
         )
-        script = self.tmp / "step.sh"
-        script.write_text(self.step["run"], encoding="utf-8")
-        done = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+    specs.write("images.yaml", specs.image("finance-win11", WS_A, tags={"team": team}))
+    runner.endpoint_url, runner.api_url = endpoint.url, github_api.url
+    inputs = {"command": "drift", "issue": "true", "label": "finance/eu-west-1", "args": FAST}
+    return runner.run(inputs, event_name="schedule", event={"schedule": "17 6 * * *"})
+
+
+def test_drift_opens_then_updates_then_closes_only_its_own_issue(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    label = "finance/eu-west-1"
+    # Someone else's issue with this label's marker, and another label's issue of ours.
+    forged_body = marker("drift", label) + "\n\n### In sync, nothing to see"
+    forged = github_api.open_issue(forged_body, "mallory")
+    other = github_api.open_issue(marker("drift", "engineering/us-east-1") + "\n", BOT)
+
+    opened = _drift(runner, endpoint, github_api, specs, team="finance")
+    succeeded(opened)
+    assert opened.outputs["drifted"] == "true", opened.log
+    mine = github_api.issues[-1]
+    assert mine["user"]["login"] == BOT
+    assert mine["title"] == f"WorkSpaces images drifted from specs ({label})"
+    assert mine["body"] == opened.report("markdown-file")
+    assert [n["name"] for n in mine["labels"]] == ["drift"]
+    assert github_api.issue(forged)["body"] == forged_body, "never edited"
+
+    github_api.calls.clear()
+    again = _drift(runner, endpoint, github_api, specs, team="finance")
+    succeeded(again)
+    issue_writes = [w for w in github_api.writes() if "/issues" in w[1]]
+    assert issue_writes == [
+        (
+            "PATCH",
+            f"/repos/{REPOSITORY}/issues/{mine['number']}",
+            {"body": again.report("markdown-file")},
         )
-        calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
-        return done.returncode, calls, done.stdout + done.stderr
+    ]
+
+    in_sync = _drift(runner, endpoint, github_api, specs, team="marketing")
+    succeeded(in_sync)
+    assert in_sync.outputs["exitcode"] == "0", in_sync.log
+    assert github_api.issue(mine["number"])["state"] == "closed"
+    assert "Back in sync" in github_api.comments[-1]["body"]
+    assert github_api.issue(forged)["state"] == "open", "someone else's issue stays open"
+    assert github_api.issue(other)["state"] == "open", "another label's issue stays open"
 
 
-@pytest.fixture
-def drift_issue(tmp_path: Path) -> DriftIssueStep:
-    if shutil.which("jq") is None:
-        pytest.skip("jq stands in for gh's --jq here")
+@pytest.mark.parametrize("impostor", ["mallory", "github-actions"])
+def test_drift_never_closes_an_issue_someone_else_opened_under_its_marker(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir, impostor: str
+) -> None:
+    # `github-actions` without `[bot]` is a person's login, not the app's.
+    forged = github_api.open_issue(marker("drift", "finance/eu-west-1") + "\n", impostor)
+    run = _drift(runner, endpoint, github_api, specs, team="marketing")
+    succeeded(run)
+    assert run.outputs["exitcode"] == "0", run.log
+    assert github_api.issue(forged)["state"] == "open"
+    assert [w for w in github_api.writes() if "/issues" in w[1]] == []
+
+
+def test_a_failed_drift_run_opens_and_closes_nothing(
+    runner: Runner, endpoint: LocalEndpoint, github_api: FakeGitHub, specs: SpecsDir
+) -> None:
+    mine = github_api.open_issue(marker("drift", "finance/eu-west-1") + "\n", BOT)
+    specs.write("images.yaml", "name: typo\ndescripton: oops\nsource_workspace_id: ws-0a1b2c3d4\n")
+    runner.endpoint_url, runner.api_url = endpoint.url, github_api.url
+    inputs = {"command": "drift", "issue": "true", "label": "finance/eu-west-1", "args": FAST}
+    run = runner.run(inputs, event_name="schedule", event={})
+    assert run.outputs["exitcode"] == "1", run.log
+    assert run.failed == "Open, update or close this label's drift issue", run.log
+    assert "no drift issue was opened or closed" in run.log
+    assert github_api.writes() == []
+    assert github_api.issue(mine)["state"] == "open"
+
+
+def test_the_drift_template_has_the_action_keep_its_issue() -> None:
     workflow = load(ROOT / ".github/workflows/drift.yml")
     (job,) = workflow["jobs"].values()
-    (step,) = [s for s in job["steps"] if s.get("id") == "issue"]
-    assert "${{" not in step["run"]
-    return DriftIssueStep(tmp_path, step)
-
-
-def issue(number: int, label: str) -> dict[str, Any]:
-    return {"number": number, "body": marker("drift", label) + "\r\n\r\n### Drift"}
-
-
-def test_the_drift_template_opens_or_updates_only_its_own_labels_issue(
-    drift_issue: DriftIssueStep,
-) -> None:
-    report = marker("drift", "finance/eu-west-1") + "\n\n### Drift: 1 image\n"
-    others = [issue(5, "engineering/us-east-1"), issue(6, "")]
-
-    code, calls, out = drift_issue.run("2", others, report, "finance/eu-west-1")
-    assert code == 0, out
-    created = [c for c in calls if c[:2] == ["issue", "create"]]
-    assert len(created) == 1, calls
-    assert "finance/eu-west-1" in created[0][created[0].index("--title") + 1]
-    assert str(drift_issue.tmp / "drift.md") in created[0]
-    assert not [c for c in calls if c[:2] in (["issue", "edit"], ["issue", "close"])]
-
-    code, calls, out = drift_issue.run(
-        "2", [*others, issue(7, "finance/eu-west-1")], report, "finance/eu-west-1"
-    )
-    assert code == 0, out
-    assert [c[:3] for c in calls if c[0] == "issue" and c[1] != "list"] == [["issue", "edit", "7"]]
-
-
-def test_the_drift_template_closes_only_its_own_labels_issue_when_back_in_sync(
-    drift_issue: DriftIssueStep,
-) -> None:
-    report = marker("drift", "finance/eu-west-1") + "\n\n### ✅ In sync.\n"
-    issues = [issue(5, "engineering/us-east-1"), issue(7, "finance/eu-west-1")]
-
-    code, calls, out = drift_issue.run("0", issues, report, "finance/eu-west-1")
-    assert code == 0, out
-    assert [c[:3] for c in calls if c[0] == "issue" and c[1] != "list"] == [["issue", "close", "7"]]
-
-    code, calls, out = drift_issue.run("0", issues[:1], report, "finance/eu-west-1")
-    assert code == 0, out
-    assert [c for c in calls if c[0] == "issue" and c[1] != "list"] == []
-
-
-@pytest.mark.parametrize("exitcode", ["1", "130", "137", "143", ""])
-def test_the_drift_template_touches_no_issue_and_fails_on_any_other_exit_code(
-    drift_issue: DriftIssueStep, exitcode: str
-) -> None:
-    issues = [issue(7, "finance/eu-west-1")]
-    # A failed run still writes its report (the error comment), under the same marker.
-    failed = marker("drift", "finance/eu-west-1") + "\n\n### ❌ reconciler drift failed\n"
-    code, calls, out = drift_issue.run(exitcode, issues, failed, "finance/eu-west-1")
-    assert code != 0, out
-    assert calls == []
-
-
-def test_the_drift_template_opens_no_issue_with_an_empty_body(drift_issue: DriftIssueStep) -> None:
-    code, calls, out = drift_issue.run("2", [], "", "finance/eu-west-1")
-    assert code != 0, out
-    assert calls == []
+    (drift,) = [s for s in job["steps"] if s.get("id") == "drift"]
+    assert drift["with"]["command"] == "drift"
+    assert drift["with"]["issue"] == "true"
+    assert drift["with"]["label"] == "${{ matrix.label }}"
+    assert job["permissions"]["issues"] == "write"
+    assert not [s for s in job["steps"] if "run" in s], "no script of its own: the action's"
 
 
 # The local endpoint that CI's action job starts -------------------------------------------
