@@ -278,13 +278,26 @@ def _exit_with(code: int | None, **_: Any) -> None:
     show_default=True,
     help="sarif: SARIF 2.1.0 for code scanning.",
 )
+@click.option(
+    "--sarif-file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also write SARIF 2.1.0 to FILE, valid specs or not (for code scanning).",
+)
 @verbose_option
 @click.option("-q", "--quiet", is_flag=True, help="Only problems, no success line.")
 @click.option("--no-color", is_flag=True, help="No colour (a non-empty NO_COLOR too).")
-def validate(specs_dir: str, allow_empty: bool, fmt: str, quiet: bool, no_color: bool) -> int:
+def validate(
+    specs_dir: str,
+    allow_empty: bool,
+    fmt: str,
+    sarif_file: str | None,
+    quiet: bool,
+    no_color: bool,
+) -> int:
     """Check the specs offline: no AWS access, credentials or region needed."""
     from reconciler.errors import SpecError
-    from reconciler.render.problems import render_problems
+    from reconciler.render.problems import render_problems, sarif_text
     from reconciler.specs import check_specs
 
     report = check_specs(Path(specs_dir), allow_empty=allow_empty, shown_root=specs_dir)
@@ -292,6 +305,11 @@ def validate(specs_dir: str, allow_empty: bool, fmt: str, quiet: bool, no_color:
     # stdout (warnings on stderr too, so that a CI log shows them).
     out = sys.stderr if fmt == "text" else sys.stdout
     render_problems(report.problems, fmt, out, warnings=report.warnings, diagnostics=sys.stderr)
+    if sarif_file:
+        # Valid specs too: an upload with no result is what closes the alerts of fixed lines.
+        _write_file(
+            sarif_file, lambda: sarif_text(report.problems, report.warnings), "--sarif-file"
+        )
     if report.spec_set is None:
         if fmt == "text":
             click.echo(str(SpecError(report.problems)), err=True)
@@ -420,21 +438,25 @@ def _markdown(
 def _write_files(out: Output, as_markdown: Callable[[], str], as_json: Callable[[], str]) -> None:
     """--markdown-file and --json-file: a file that can't be written is an error, after the
     results went to stdout."""
-    from reconciler.errors import ConfigError
-
     for path, render, option in (
         (out.markdown_file, as_markdown, "--markdown-file"),
         (out.json_file, as_json, "--json-file"),
     ):
-        if not path:
-            continue
-        try:
-            Path(path).write_text(render(), encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(
-                f"{option} {path} cannot be written: {err.strerror or err}",
-                hint=f"pass {option} a file in a folder that exists and is writable",
-            ) from err
+        if path:
+            _write_file(path, render, option)
+
+
+def _write_file(path: str, render: Callable[[], str], option: str) -> None:
+    """A document to the file an option names; one that can't be written is an error."""
+    from reconciler.errors import ConfigError
+
+    try:
+        Path(path).write_text(render(), encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(
+            f"{option} {path} cannot be written: {err.strerror or err}",
+            hint=f"pass {option} a file in a folder that exists and is writable",
+        ) from err
 
 
 @contextmanager

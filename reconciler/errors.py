@@ -7,8 +7,10 @@ turns them into output and exit codes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 
 
 class ReconcilerError(Exception):
@@ -29,15 +31,51 @@ class ReconcilerError(Exception):
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
 
 
+class ProblemKind(str, Enum):
+    """What kind of problem a spec problem is, named where it is found. The values are
+    SARIF's rule ids: code scanning matches alerts across runs by them, so they stay as
+    they are (a new kind is a new value, never a renamed one)."""
+
+    UNREADABLE_PATH = "unreadable-path"
+    YAML_SYNTAX = "yaml-syntax"
+    YAML_LIMIT = "yaml-limit"
+    YAML_UNSUPPORTED = "yaml-unsupported"
+    DUPLICATE_KEY = "duplicate-key"
+    NO_SPEC = "no-spec"
+    INVALID_DOCUMENT = "invalid-document"
+    UNKNOWN_FIELD = "unknown-field"
+    MISSING_FIELD = "missing-field"
+    CONFLICTING_FIELDS = "conflicting-fields"
+    EMPTY_VALUE = "empty-value"
+    WRONG_TYPE = "wrong-type"
+    INVALID_VALUE = "invalid-value"
+    REPEATED_ENTRY = "repeated-entry"
+    MISPLACED_FIELD = "misplaced-field"
+    DUPLICATE_NAME = "duplicate-name"
+    DUPLICATE_DEFAULTS = "duplicate-defaults"
+    UNKNOWN_REFERENCE = "unknown-reference"
+    UNAVAILABLE_REFERENCE = "unavailable-reference"
+    OWN_REGION_OR_ACCOUNT = "own-region-or-account"
+    IGNORED_TAG = "ignored-tag"
+    REGION_COLLISION = "region-collision"
+    UNKNOWN_COMPUTE_TYPE = "unknown-compute-type"
+    MISSING_IMPORT_SOURCE = "missing-import-source"
+
+
 @dataclass(frozen=True, order=True)
 class SpecProblem:
-    """One problem in one spec file, at a line and column (both 1-based)."""
+    """One problem in one spec file, at a line and column (both 1-based).
+
+    `kind` is required, so that no problem is made without saying what kind it is; it is
+    left out of comparisons: two problems at one place with one message are one."""
 
     file: str
     line: int
     column: int
     field: str
     message: str
+    # `field` names the spec's field here, hence dataclasses.field in full.
+    kind: ProblemKind = dataclasses.field(kw_only=True, compare=False)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file

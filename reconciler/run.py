@@ -27,7 +27,14 @@ from reconciler.aws import (
     in_parallel,
 )
 from reconciler.awsconfig import read_timeout, region_hint, region_problem
-from reconciler.errors import AwsError, ConfigError, ReconcilerError, SpecError, SpecProblem
+from reconciler.errors import (
+    AwsError,
+    ConfigError,
+    ProblemKind,
+    ReconcilerError,
+    SpecError,
+    SpecProblem,
+)
 from reconciler.inventory import Discovery, discover, read_region
 from reconciler.kinds import replanner
 from reconciler.kinds.base import Reading
@@ -333,6 +340,7 @@ def _check_regions(
                 "region",
                 "no region: set `region:` in the spec or a defaults document, or pass --region "
                 "(or set AWS_REGION)",
+                kind=ProblemKind.MISSING_FIELD,
             )
             for s in _all(specs, bundles)
             if s.region is None
@@ -381,7 +389,7 @@ def _check_region_names(
     named = [(s.file, s.line, "region", s.region) for s in _all(specs, bundles) if s.region]
     named += [(s.copies_file, s.copies_line, "copies", r) for s in specs for r in s.copies]
     problems = [
-        SpecProblem(join_shown(root, file), line, 1, field, why)
+        SpecProblem(join_shown(root, file), line, 1, field, why, kind=ProblemKind.INVALID_VALUE)
         for file, line, field, region in named
         if (why := region_problem(region, custom_endpoint=custom))
     ]

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from reconciler.errors import SpecProblem
 from reconciler.plan import Kind, Plan, PlanItem
-from reconciler.render.problems import github_annotation
+from reconciler.render.problems import Located, github_annotation
 
 
 def in_actions() -> bool:
@@ -96,7 +95,7 @@ def append_step_summary(render: Callable[[], str]) -> None:
         )
 
 
-def annotate_problems(problems: Iterable[SpecProblem], out: TextIO) -> None:
+def annotate_problems(problems: Iterable[Located], out: TextIO) -> None:
     if in_actions():
         for problem in problems:
             out.write(github_annotation(problem) + "\n")
@@ -108,7 +107,7 @@ def annotate_items(plan: Plan, out: TextIO, *, root: str) -> None:
     by its spec too: their annotations say which (`copy in us-east-1: ...`)."""
     if not in_actions():
         return
-    problems = []
+    problems: list[Located] = []
     for i in plan.items:
         # An apply result's items carry `result` (a str enum; reconciler.apply imports
         # botocore, which this module must not). A conflict that apply did not skip was a
@@ -120,7 +119,7 @@ def annotate_items(plan: Plan, out: TextIO, *, root: str) -> None:
             what = i.action.value if i.is_error else "failed"
             message = (i.reason if i.is_error else getattr(i, "error", None)) or ""
             problems.append(
-                SpecProblem(
+                _ItemProblem(
                     f"{root.rstrip('/')}/{i.spec_file}",
                     i.spec_line,
                     1,
@@ -129,6 +128,18 @@ def annotate_items(plan: Plan, out: TextIO, *, root: str) -> None:
                 )
             )
     annotate_problems(problems, out)
+
+
+@dataclass(frozen=True)
+class _ItemProblem:
+    """A plan item's conflict or failure, at the spec that declares it: annotated as a
+    spec problem is, but not one (it has no kind of spec problem, and never reaches SARIF)."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
 
 
 def _which(item: PlanItem) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from reconciler.errors import SpecProblem
+from reconciler.errors import ProblemKind, SpecProblem
 from reconciler.specs.discover import join_shown
 from reconciler.specs.models import ACCOUNT_PATTERN, Account, BundleSpec, Spec
 
@@ -111,7 +111,8 @@ def map_problems(accounts: Sequence[Account], shown_root: str) -> Iterator[SpecP
                 "one name an account: remove one, or fix the id"
             )
             field_name = f"defaults.accounts.{account.name}.id"
-            yield SpecProblem(file, account.id_line, 1, field_name, message)
+            kind = ProblemKind.REPEATED_ENTRY
+            yield SpecProblem(file, account.id_line, 1, field_name, message, kind=kind)
         role_account = _role_account(account.role)
         if role_account is not None and role_account != account.id:
             message = (
@@ -120,7 +121,8 @@ def map_problems(accounts: Sequence[Account], shown_root: str) -> Iterator[SpecP
                 "or the id"
             )
             field_name = f"defaults.accounts.{account.name}.role"
-            yield SpecProblem(file, account.role_line, 1, field_name, message)
+            kind = ProblemKind.CONFLICTING_FIELDS
+            yield SpecProblem(file, account.role_line, 1, field_name, message, kind=kind)
 
 
 def _role_account(role: str | None) -> str | None:
@@ -143,7 +145,8 @@ def unresolved_problems(
                 "names one; add account: NAME to this spec or to a defaults document of its "
                 "folder"
             )
-            yield SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "account", message)
+            file, kind = join_shown(shown_root, spec.file), ProblemKind.MISSING_FIELD
+            yield SpecProblem(file, spec.line, 1, "account", message, kind=kind)
 
 
 # ---------------------------------------------------------------------------------------
@@ -171,7 +174,10 @@ def import_problems(
                 f"image '{spec.name}' lives in; an import copies an image that another "
                 "account shares: name that account, or capture with source_workspace_id"
             )
-            yield SpecProblem(file, source.account_line, 1, "source_image.account", message)
+            kind = ProblemKind.OWN_REGION_OR_ACCOUNT
+            yield SpecProblem(
+                file, source.account_line, 1, "source_image.account", message, kind=kind
+            )
             continue
         if source.account_name is None or spec.account is None:
             continue  # outside the map: the plan looks the shared image up
@@ -183,7 +189,8 @@ def import_problems(
             continue
         why = _unshared(spec, region, found, default_region, shown_root)
         if why is not None:
-            yield SpecProblem(file, source.line, 1, "source_image", why)
+            kind = ProblemKind.UNAVAILABLE_REFERENCE
+            yield SpecProblem(file, source.line, 1, "source_image", why, kind=kind)
 
 
 def _sources(spec: Spec, specs: Sequence[Spec]) -> list[Spec]:
@@ -269,5 +276,9 @@ def missing_source_problems(
                 f"that image in account {source.account_name}"
             )
         file = join_shown(shown_root, spec.file)
-        problems.append(SpecProblem(file, source.name_line, 1, "source_image.name", message))
+        # Offline a warning of its own kind, so that each SARIF rule has one level.
+        kind = ProblemKind.UNKNOWN_REFERENCE if to_create else ProblemKind.MISSING_IMPORT_SOURCE
+        problems.append(
+            SpecProblem(file, source.name_line, 1, "source_image.name", message, kind=kind)
+        )
     return problems

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reconciler.errors import SpecProblem
+from reconciler.errors import ProblemKind, SpecProblem
 from reconciler.specs.accounts import import_problems
 from reconciler.specs.discover import join_shown
 from reconciler.specs.models import BundleSpec, Spec
@@ -95,7 +95,7 @@ def _duplicate(placed: _Placed, other: _Placed, shown_root: str) -> SpecProblem:
             f"image '{spec.name}' is declared twice for {region} (also at {elsewhere}); "
             "keep one or rename"
         )
-        return SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "name", message)
+        return _named(spec, shown_root, message, ProblemKind.DUPLICATE_NAME)
     there = f"copied there by the spec at {elsewhere}" if other.is_copy else f"at {elsewhere}"
     if placed.is_copy:
         message = (
@@ -104,12 +104,19 @@ def _duplicate(placed: _Placed, other: _Placed, shown_root: str) -> SpecProblem:
             "or rename one spec"
         )
         file, line = _copies_place(spec, shown_root)
-        return SpecProblem(file, line, 1, "copies", message)
+        return SpecProblem(file, line, 1, "copies", message, kind=ProblemKind.DUPLICATE_NAME)
     message = (
         f"image '{spec.name}' is declared for {region}, where it also exists ({there}); one "
         f"image per name and region: remove {region} from that copies list, or rename one"
     )
-    return SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "name", message)
+    return _named(spec, shown_root, message, ProblemKind.DUPLICATE_NAME)
+
+
+def _named(
+    spec: Spec | BundleSpec, shown_root: str, message: str, kind: ProblemKind
+) -> SpecProblem:
+    """A problem of the spec as a whole, reported at its `name`."""
+    return SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "name", message, kind=kind)
 
 
 def _for(spec: Spec, shown_root: str) -> str:
@@ -144,7 +151,7 @@ def copy_region_problems(
         if spec.copies_file != spec.file:
             message += ", or give that spec a copies list of its own"
         file, line = _copies_place(spec, shown_root)
-        yield SpecProblem(file, line, 1, "copies", message)
+        yield SpecProblem(file, line, 1, "copies", message, kind=ProblemKind.OWN_REGION_OR_ACCOUNT)
 
 
 def region_collision_warnings(specs: Iterable[Spec], *, shown_root: str) -> Iterator[SpecProblem]:
@@ -180,7 +187,7 @@ def _collision_warning(
         f"{what} '{name}' has no region here and is {there}; the two collide when "
         f"{_DEFAULT} is {region}, and plan then fails: give this spec a region"
     )
-    return SpecProblem(join_shown(shown_root, spec.file), spec.line, 1, "name", message)
+    return _named(spec, shown_root, message, ProblemKind.REGION_COLLISION)
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,7 +211,7 @@ def bundle_duplicate_problems(
             f"{_in(bundle)} "
             f"(also at {join_shown(shown_root, other.file)}:{other.line}); keep one or rename"
         )
-        yield SpecProblem(join_shown(shown_root, bundle.file), bundle.line, 1, "name", message)
+        yield _named(bundle, shown_root, message, ProblemKind.DUPLICATE_NAME)
 
 
 def bundle_collision_warnings(
@@ -243,18 +250,18 @@ def bundle_image_problems(
         found = own.get(bundle.image)
         if not found:
             elsewhere = [s for names in by_name.values() for s in names.get(bundle.image, [])]
-            message = (
-                _other_account(bundle, elsewhere[0], shown_root)
-                if elsewhere
-                else _no_such_image(bundle.image, own)
-            )
-            yield _bundle_problem(bundle, shown_root, message)
+            if elsewhere:
+                message = _other_account(bundle, elsewhere[0], shown_root)
+                kind = ProblemKind.UNAVAILABLE_REFERENCE
+            else:
+                message, kind = _no_such_image(bundle.image, own), ProblemKind.UNKNOWN_REFERENCE
+            yield _bundle_problem(bundle, shown_root, message, kind)
             continue
         region = bundle.region or default_region
         if region is None or _reaches(found, region, default_region) is not False:
             continue
         message = _elsewhere(bundle, region, found, default_region, shown_root)
-        yield _bundle_problem(bundle, shown_root, message)
+        yield _bundle_problem(bundle, shown_root, message, ProblemKind.UNAVAILABLE_REFERENCE)
 
 
 def _reaches(specs: Sequence[Spec], region: str, default_region: str | None) -> bool | None:
@@ -309,8 +316,11 @@ def _regions_of(spec: Spec, default_region: str | None, shown_root: str) -> str:
     return f"{join_shown(shown_root, spec.file)}:{spec.line}: {own}{copies}"
 
 
-def _bundle_problem(bundle: BundleSpec, shown_root: str, message: str) -> SpecProblem:
-    return SpecProblem(join_shown(shown_root, bundle.file), bundle.image_line, 1, "image", message)
+def _bundle_problem(
+    bundle: BundleSpec, shown_root: str, message: str, kind: ProblemKind
+) -> SpecProblem:
+    file = join_shown(shown_root, bundle.file)
+    return SpecProblem(file, bundle.image_line, 1, "image", message, kind=kind)
 
 
 # ---------------------------------------------------------------------------------------
@@ -342,7 +352,8 @@ def own_account_problems(specs: Iterable[Spec], account: str, shown_root: str) -
             f"lists {named}, the account that image '{spec.name}' lives in ({which}); an "
             "image is not shared with its own account: remove it from share_with"
         )
-        problems.append(SpecProblem(file, line, 1, "share_with", message))
+        kind = ProblemKind.OWN_REGION_OR_ACCOUNT
+        problems.append(SpecProblem(file, line, 1, "share_with", message, kind=kind))
     return problems
 
 

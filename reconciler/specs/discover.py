@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from reconciler.errors import SpecProblem
+from reconciler.errors import ProblemKind, SpecProblem
 
 SUFFIXES = (".yaml", ".yml")  # in any letter case
 
@@ -49,13 +49,17 @@ class _Walk:
     shown: str
     problems: list[SpecProblem]
 
+    # Every problem of the walk is a path that can't be read as a spec file.
     def folder_problem(self, relative: str, message: str) -> None:
-        self.problems.append(
-            SpecProblem(join_shown(self.shown, relative), 0, 0, "<folder>", message)
-        )
+        self._add(relative, 0, "<folder>", message)
 
     def file_problem(self, relative: str, message: str) -> None:
-        self.problems.append(SpecProblem(join_shown(self.shown, relative), 1, 1, "<file>", message))
+        self._add(relative, 1, "<file>", message)
+
+    def _add(self, relative: str, line: int, field: str, message: str) -> None:
+        # A folder has no line (0:0); a file's problem is at its start (1:1).
+        file, kind = join_shown(self.shown, relative), ProblemKind.UNREADABLE_PATH
+        self.problems.append(SpecProblem(file, line, line, field, message, kind=kind))
 
 
 def spec_files(root: str, shown: str, problems: list[SpecProblem]) -> Iterator[SpecFile]:

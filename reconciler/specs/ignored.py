@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from reconciler.errors import SpecProblem
+from reconciler.errors import ProblemKind, SpecProblem
 from reconciler.specs.discover import ancestors
 from reconciler.specs.models import DefaultsBody
 from reconciler.specs.yamlload import Document, Path, dotted
@@ -97,7 +97,12 @@ def _conflicts(declaration: TagDeclaration, chain: tuple[IgnoreRule, ...]) -> It
         path = (*declaration.path, key)
         where = declaration.source.where(path, key=True)
         yield SpecProblem(
-            declaration.file, where.line, where.column, dotted(path), _message(key, rule)
+            declaration.file,
+            where.line,
+            where.column,
+            dotted(path),
+            _message(key, rule),
+            kind=ProblemKind.IGNORED_TAG,
         )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
-from reconciler.errors import SpecError, SpecProblem
+from reconciler.errors import ProblemKind, SpecError, SpecProblem
 from reconciler.specs.accounts import (
     AccountMap,
     import_problems,
@@ -136,7 +136,8 @@ def check_specs(
     shown = shown_root if shown_root is not None else str(root)
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
-        problem = SpecProblem(shown, 0, 0, "<folder>", f"specs folder {what}; pass SPECS_DIR")
+        message = f"specs folder {what}; pass SPECS_DIR"
+        problem = SpecProblem(shown, 0, 0, "<folder>", message, kind=ProblemKind.UNREADABLE_PATH)
         return SpecReport((problem,), (), None)
     collected = _Collected()
     digest = hashlib.sha256()
@@ -158,7 +159,7 @@ def check_specs(
     problems += _offline_problems(specs, bundles, collected.invalid_images, shown)
     if not specs and not bundles and not problems and not allow_empty:
         message = "holds no spec; add one, or pass --allow-empty to retire every image and bundle"
-        problems.append(SpecProblem(shown, 0, 0, "<folder>", message))
+        problems.append(SpecProblem(shown, 0, 0, "<folder>", message, kind=ProblemKind.NO_SPEC))
     warnings = tuple(
         sorted(
             [
@@ -192,7 +193,8 @@ def _compute_type_warnings(
         message = unknown_compute_type(declared.doc.compute_type)
         if message is not None:
             where = declared.source.where(("compute_type",))
-            yield _problem(join_shown(shown, declared.file), where, "compute_type", message)
+            file = join_shown(shown, declared.file)
+            yield _problem(file, where, "compute_type", message, ProblemKind.UNKNOWN_COMPUTE_TYPE)
 
 
 def _offline_problems(
@@ -227,7 +229,10 @@ def _root_only_outside_the_root(collected: _Collected) -> Iterator[SpecProblem]:
                     f"is read only in the specs folder's root defaults document; move it "
                     f"there ({why})"
                 )
-                yield _problem(defaults.file, where, f"defaults.{key}", message)
+                field_name = f"defaults.{key}"
+                yield _problem(
+                    defaults.file, where, field_name, message, ProblemKind.MISPLACED_FIELD
+                )
 
 
 def _account_map(root: _Defaults | None, invalid: bool, shown: str) -> AccountMap:
@@ -266,24 +271,31 @@ def _read_files(root: Path, shown: str, problems: list[SpecProblem]) -> Iterator
                 f"cannot be read ({err.strerror}); the specs are read whole or not at all: "
                 "fix its permissions or remove it"
             )
-            problems.append(SpecProblem(join_shown(shown, found.relative), 1, 1, "<file>", message))
+            file = join_shown(shown, found.relative)
+            problems.append(
+                SpecProblem(file, 1, 1, "<file>", message, kind=ProblemKind.UNREADABLE_PATH)
+            )
 
 
 def _collect_file(relative: str, data: bytes, shown: str, out: _Collected) -> None:
     shown_file = join_shown(shown, relative)
     documents, load_problems = load_documents(data)
     for lp in load_problems:
-        out.problems.append(_problem(shown_file, lp.position, lp.field, lp.message))
+        out.problems.append(_problem(shown_file, lp.position, lp.field, lp.message, lp.kind))
     if not documents and not load_problems:
         message = "holds no YAML document; add a spec or delete the file"
-        out.problems.append(SpecProblem(shown_file, 1, 1, "<file>", message))
+        out.problems.append(
+            SpecProblem(shown_file, 1, 1, "<file>", message, kind=ProblemKind.NO_SPEC)
+        )
     folder = relative.rpartition("/")[0]
     if len(documents) > 1 and documents[-1].data is None:
         documents = documents[:-1]  # a trailing `---` is common and harmless
     for document in documents:
         model, issues = validate_document(document)
         for issue in issues:
-            out.problems.append(_problem(shown_file, issue.position, issue.field, issue.message))
+            out.problems.append(
+                _problem(shown_file, issue.position, issue.field, issue.message, issue.kind)
+            )
         if isinstance(model, ImageSpecDocument):
             out.declared.append(_Declared(model, document, folder, relative))
         elif isinstance(model, BundleSpecDocument):
@@ -315,7 +327,10 @@ def _add_defaults(out: _Collected, folder: str, defaults: _Defaults) -> None:
         f"a second defaults document for folder '{folder or '.'}' (the first is at "
         f"{earlier.file}:{earlier.line}); merge them into one"
     )
-    out.problems.append(SpecProblem(defaults.file, defaults.line, 1, "defaults", message))
+    kind = ProblemKind.DUPLICATE_DEFAULTS
+    out.problems.append(
+        SpecProblem(defaults.file, defaults.line, 1, "defaults", message, kind=kind)
+    )
 
 
 def _chain(folder: str, defaults: dict[str, _Defaults]) -> list[_Defaults]:
@@ -464,7 +479,8 @@ class _Resolver:
         ref = self.accounts.named(written.value)
         if ref.problem is not None:
             field_name = ".".join(written.prefix)
-            self._add(written.shown_file, written.at(), field_name, ref.problem)
+            kind = ProblemKind.UNKNOWN_REFERENCE
+            self._add(written.shown_file, written.at(), field_name, ref.problem, kind)
         return ref.id, ref.name, written
 
     def _share_with(
@@ -481,7 +497,8 @@ class _Resolver:
             field_name = ".".join((*shared.prefix, str(index)))
             if ref.id is None:  # names no account: said once, where it is written
                 if ref.problem is not None:
-                    self._add(shared.shown_file, shared.at(index), field_name, ref.problem)
+                    where, kind = shared.at(index), ProblemKind.UNKNOWN_REFERENCE
+                    self._add(shared.shown_file, where, field_name, ref.problem, kind)
                 ids.append(entry)
                 continue
             earlier = first.setdefault(ref.id, index)
@@ -490,7 +507,8 @@ class _Resolver:
                     f"'{entry}' is account {ref.id}, listed already as "
                     f"'{shared.value[earlier]}' (line {shared.line(earlier)}); keep one"
                 )
-                self._add(shared.shown_file, shared.at(index), field_name, message)
+                where, kind = shared.at(index), ProblemKind.REPEATED_ENTRY
+                self._add(shared.shown_file, where, field_name, message, kind)
             ids.append(ref.id)
         return tuple(ids), tuple(shared.value)
 
@@ -503,7 +521,8 @@ class _Resolver:
         ref = self.accounts.reference(written.account)
         if ref.problem is not None:
             file = join_shown(self.shown, declared.file)
-            self._add(file, account_at, "source_image.account", ref.problem)
+            kind = ProblemKind.UNKNOWN_REFERENCE
+            self._add(file, account_at, "source_image.account", ref.problem, kind)
         return SourceImage(
             account=ref.id or written.account,
             account_name=ref.name,
@@ -514,8 +533,10 @@ class _Resolver:
             name_line=source.where(("source_image", "name")).line,
         )
 
-    def _add(self, file: str, at: Position, field_name: str, message: str) -> None:
-        self.problems.append(_problem(file, at, field_name, message))
+    def _add(
+        self, file: str, at: Position, field_name: str, message: str, kind: ProblemKind
+    ) -> None:
+        self.problems.append(_problem(file, at, field_name, message, kind))
 
 
 def _tag_count_problems(
@@ -532,7 +553,8 @@ def _tag_count_problems(
                 f"has {len(spec.tags)} tags with the folder defaults merged; at most "
                 f"{MAX_DECLARED_TAGS} (the ownership tag is the 50th)"
             )
-            yield _problem(join_shown(shown, spec.file), where, "tags", message)
+            file = join_shown(shown, spec.file)
+            yield _problem(file, where, "tags", message, ProblemKind.INVALID_VALUE)
 
 
 def _ignored_tag_problems(collected: _Collected, shown: str) -> Iterator[SpecProblem]:
@@ -556,5 +578,7 @@ def _ignored_tag_problems(collected: _Collected, shown: str) -> Iterator[SpecPro
     return ignored_tag_problems(specs, defaults, rules)
 
 
-def _problem(file: str, position: Position, field_name: str, message: str) -> SpecProblem:
-    return SpecProblem(file, position.line, position.column, field_name, message)
+def _problem(
+    file: str, position: Position, field_name: str, message: str, kind: ProblemKind
+) -> SpecProblem:
+    return SpecProblem(file, position.line, position.column, field_name, message, kind=kind)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from reconciler.errors import ProblemKind
 from reconciler.specs.models import (
     KINDS,
     MAX_DECLARED_TAGS,
@@ -91,6 +92,7 @@ class Issue:
     position: Position
     field: str
     message: str
+    kind: ProblemKind
     suggests: str | None = None  # for an unknown field: the known field it likely meant
 
 
@@ -100,14 +102,15 @@ def validate_document(doc: Document) -> tuple[BaseModel | None, list[Issue]]:
     twice): the document is still read, so that checks across files see it."""
     data = doc.data
     if data is None:
-        return None, [Issue(doc.position, "document", "empty document; remove the stray '---'")]
+        message = "empty document; remove the stray '---'"
+        return None, [Issue(doc.position, "document", message, ProblemKind.NO_SPEC)]
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"the scalar {_shown(data)}"
         message = (
             f"a spec document must be a mapping (name, description, source_workspace_id), "
             f"a bundle spec (kind: bundle) or a 'defaults:' mapping; got {kind}"
         )
-        return None, [Issue(doc.position, "document", message)]
+        return None, [Issue(doc.position, "document", message, ProblemKind.INVALID_DOCUMENT)]
     model, kind_issue = _model_for(doc, data)
     if model is None:
         return None, [kind_issue] if kind_issue else []
@@ -145,12 +148,14 @@ def _model_for(doc: Document, data: dict[str, Any]) -> tuple[type[BaseModel] | N
     if not isinstance(kind, str):
         shown = doc.non_strings.get(("kind",))
         got = f"the YAML {shown.kind} {shown.raw!r}" if shown else _kind_of(kind)
-        return None, Issue(where, "kind", f"expected image or bundle, got {got}")
+        message = f"expected image or bundle, got {got}"
+        return None, Issue(where, "kind", message, ProblemKind.INVALID_DOCUMENT)
     guess = _closest(kind, KINDS)
     hint = (
         f"did you mean '{guess}'?" if guess else "write kind: image (the default) or kind: bundle"
     )
-    return None, Issue(where, "kind", f"unknown kind {_shown(kind)}; {hint}")
+    message = f"unknown kind {_shown(kind)}; {hint}"
+    return None, Issue(where, "kind", message, ProblemKind.INVALID_DOCUMENT)
 
 
 def _choice(doc: Document, data: dict[str, Any], model: type[BaseModel]) -> list[Issue]:
@@ -198,9 +203,9 @@ def _one_of(
     document's, under the first key."""
     first, second = keys
     if first in data and second in data:
-        return [Issue(doc.where((second,), key=True), second, both)]
+        return [Issue(doc.where((second,), key=True), second, both, ProblemKind.CONFLICTING_FIELDS)]
     if first not in data and second not in data:
-        return [Issue(doc.position, first, neither)]
+        return [Issue(doc.position, first, neither, ProblemKind.MISSING_FIELD)]
     return []
 
 
@@ -225,7 +230,8 @@ def _repeated_entries(doc: Document, data: dict[str, Any]) -> Iterator[Issue]:
                 f"{what} {_shown(value)} is listed twice (first at line {earlier}); "
                 "keep one, or fix the typo"
             )
-            yield Issue(doc.where((*path, index)), dotted((*path, index)), message)
+            where, field = doc.where((*path, index)), dotted((*path, index))
+            yield Issue(where, field, message, ProblemKind.REPEATED_ENTRY)
 
 
 def _at(data: dict[str, Any], path: Path) -> Any:
@@ -249,13 +255,26 @@ def _issue(doc: Document, model: type[BaseModel], error: ErrorDetails) -> Issue:
             doc.where(path, key=True),
             dotted(path),
             message,
+            ProblemKind.UNKNOWN_FIELD,
             dotted((*path[:-1], guess)) if guess else None,
         )
     if kind == "missing":
         parent = path[:-1]
-        return Issue(doc.where(parent), dotted(path), f"required field '{path[-1]}' is missing")
+        message = f"required field '{path[-1]}' is missing"
+        return Issue(doc.where(parent), dotted(path), message, ProblemKind.MISSING_FIELD)
     message = _message(doc, model, path, error, is_key)
-    return Issue(doc.where(path, key=is_key), dotted(path), message)
+    return Issue(doc.where(path, key=is_key), dotted(path), message, _value_kind(error))
+
+
+def _value_kind(error: ErrorDetails) -> ProblemKind:
+    """What is wrong with a value pydantic refused: nothing there (YAML null, which the
+    loader passes on as None), the wrong type (pydantic's `*_type` errors: a YAML number
+    where a string belongs), or a value of the right type that breaks a rule."""
+    if error["input"] is None:
+        return ProblemKind.EMPTY_VALUE
+    if error["type"].endswith("_type"):
+        return ProblemKind.WRONG_TYPE
+    return ProblemKind.INVALID_VALUE
 
 
 def _message(

@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.errors import ProblemKind
+
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # libyaml's composer recurses in C, one frame per level of nesting: a 100 KB file of
 # `[[[[...` or `- - - -...` overflows the stack and crashes the process before MAX_DEPTH is
@@ -63,6 +65,7 @@ class LoadProblem:
     position: Position
     field: str
     message: str
+    kind: ProblemKind
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ class _Walker:
 
     def _refuse(self, node: Node, path: Path) -> None:
         self.doc.refused.add(path)
-        self._problem(node, path, f"unsupported YAML tag {node.tag!r}; specs are plain data")
+        message = f"unsupported YAML tag {node.tag!r}; specs are plain data"
+        self._problem(node, path, message, ProblemKind.YAML_UNSUPPORTED)
 
     def _scalar(self, node: ScalarNode, path: Path) -> Any:
         if node.tag == _STR:
@@ -161,6 +165,7 @@ class _Walker:
                     key_node,
                     (*path, key),
                     f"duplicate key {key!r} (first at line {line}); keep only one",
+                    ProblemKind.DUPLICATE_KEY,
                 )
                 continue
             first_seen[key] = _pos(key_node)
@@ -180,7 +185,8 @@ class _Walker:
                 if isinstance(source, MappingNode):
                     merged.extend(source.value)
                 else:
-                    self._problem(source, path, "'<<' merges only mappings")
+                    message = "'<<' merges only mappings"
+                    self._problem(source, path, message, ProblemKind.YAML_UNSUPPORTED)
         explicit = [(k, v) for k, v in node.value if k.tag != _MERGE]
         explicit_keys = {k.value for k, _ in explicit if isinstance(k, ScalarNode)}
         seen_merged: set[str] = set()
@@ -202,13 +208,15 @@ class _Walker:
                 node,
                 path,
                 f"key {node.value!r} is read as a YAML {kind}; quote it: '{node.value}'",
+                ProblemKind.WRONG_TYPE,
             )
         else:
-            self._problem(node, path, "mapping keys must be plain strings")
+            message = "mapping keys must be plain strings"
+            self._problem(node, path, message, ProblemKind.YAML_UNSUPPORTED)
         return None
 
-    def _problem(self, node: Node, path: Path, message: str) -> None:
-        self.problems.append(LoadProblem(_pos(node), dotted(path), message))
+    def _problem(self, node: Node, path: Path, message: str, kind: ProblemKind) -> None:
+        self.problems.append(LoadProblem(_pos(node), dotted(path), message, kind))
 
 
 def _decode(data: bytes) -> tuple[str | None, LoadProblem | None]:
@@ -221,7 +229,7 @@ def _decode(data: bytes) -> tuple[str | None, LoadProblem | None]:
             f"not UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start}); "
             "save the file as UTF-8"
         )
-        return None, LoadProblem(Position(line, column), "<file>", message)
+        return None, LoadProblem(Position(line, column), "<file>", message, ProblemKind.YAML_SYNTAX)
 
 
 def load_documents(data: bytes) -> tuple[list[Document], list[LoadProblem]]:
@@ -230,7 +238,7 @@ def load_documents(data: bytes) -> tuple[list[Document], list[LoadProblem]]:
         size = f"{len(data) / 1024 / 1024:.1f} MiB"
         limit = f"{MAX_FILE_BYTES // 1024 // 1024} MiB"
         message = f"file is {size}; spec files are limited to {limit}; split it"
-        return [], [LoadProblem(Position(1, 1), "<file>", message)]
+        return [], [LoadProblem(Position(1, 1), "<file>", message, ProblemKind.YAML_LIMIT)]
     text, problem = _decode(data)
     if text is None:
         return [], [problem] if problem else []
@@ -250,11 +258,17 @@ def _syntax_problem(err: yaml.MarkedYAMLError, text: str) -> LoadProblem:
         message = (
             "YAML syntax error: found a tab; YAML forbids tabs for indentation: indent with spaces"
         )
-        return LoadProblem(tab, "<file>", message)
+        return LoadProblem(tab, "<file>", message, ProblemKind.YAML_SYNTAX)
     what = "; ".join(x for x in (err.context, err.problem) if x) or "invalid YAML"
     if "nesting depth" in what:  # newer PyYAML stops deep nesting itself
-        return LoadProblem(where, "<file>", f"nested deeper than {MAX_DEPTH} levels")
-    return LoadProblem(where, "<file>", f"YAML syntax error: {what}")
+        return _too_deep(where)
+    return LoadProblem(where, "<file>", f"YAML syntax error: {what}", ProblemKind.YAML_SYNTAX)
+
+
+def _too_deep(where: Position) -> LoadProblem:
+    return LoadProblem(
+        where, "<file>", f"nested deeper than {MAX_DEPTH} levels", ProblemKind.YAML_LIMIT
+    )
 
 
 def _tab_at(text: str, mark: yaml.Mark | None) -> Position | None:
@@ -291,15 +305,16 @@ def _compose(text: str) -> tuple[list[Document], list[LoadProblem]]:
     except yaml.MarkedYAMLError as err:
         problems.append(_syntax_problem(err, text))
     except _TooLarge as err:
-        problems.append(LoadProblem(_pos(err.node), "<file>", err.message))
+        problems.append(LoadProblem(_pos(err.node), "<file>", err.message, ProblemKind.YAML_LIMIT))
     except RecursionError:
-        message = f"nested deeper than {MAX_DEPTH} levels"
-        problems.append(LoadProblem(Position(1, 1), "<file>", message))
+        problems.append(_too_deep(Position(1, 1)))
     except yaml.reader.ReaderError as err:  # control characters and the like
         line = text.count("\n", 0, err.position) + 1
         column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
         message = (
             f"control characters are not allowed in YAML: found U+{err.character:04X}; remove it"
         )
-        problems.append(LoadProblem(Position(line, column), "<file>", message))
+        problems.append(
+            LoadProblem(Position(line, column), "<file>", message, ProblemKind.YAML_SYNTAX)
+        )
     return documents, problems

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from reconciler.apply import Result
-from reconciler.errors import ConfigError, ReconcilerError, SpecError, SpecProblem
+from reconciler.errors import ConfigError, ProblemKind, ReconcilerError, SpecError, SpecProblem
 from reconciler.plan import FORMAT_VERSION
 from reconciler.render import json as render_json
 from reconciler.render import text
@@ -24,10 +24,19 @@ from tests.render.builders import applied, every_action_plan
 from tests.render.reading import marker, parse, units
 
 PROBLEMS = [
-    SpecProblem("specs/finance/images.yaml", 3, 5, "tags.team", "expected a string; quote it"),
-    SpecProblem("specs", 0, 0, "<folder>", "folder specs/private can't be read: permission denied"),
-    SpecProblem("specs/x.yaml", 1, 1, "name", "</details><script>@org #1 `x` | [y](z) <!-- -->"),
-]
+    SpecProblem(
+        "specs/finance/images.yaml", 3, 5, "tags.team", "expected a string; quote it",
+        kind=ProblemKind.WRONG_TYPE,
+    ),
+    SpecProblem(
+        "specs", 0, 0, "<folder>", "folder specs/private can't be read: permission denied",
+        kind=ProblemKind.UNREADABLE_PATH,
+    ),
+    SpecProblem(
+        "specs/x.yaml", 1, 1, "name", "</details><script>@org #1 `x` | [y](z) <!-- -->",
+        kind=ProblemKind.INVALID_VALUE,
+    ),
+]  # fmt: skip
 GITHUB = {
     "GITHUB_ACTIONS": "true",
     "GITHUB_SERVER_URL": "https://github.com",
@@ -134,7 +143,14 @@ def test_a_spec_error_comment_lists_each_problem_escaped() -> None:
 
 def test_thousands_of_problems_fit_one_comment_and_say_how_many_are_left_out() -> None:
     many = [
-        SpecProblem(f"specs/team-{n:05d}/images.yaml", 7, 3, "tags.team", "x" * 150)
+        SpecProblem(
+            f"specs/team-{n:05d}/images.yaml",
+            7,
+            3,
+            "tags.team",
+            "x" * 150,
+            kind=ProblemKind.INVALID_VALUE,
+        )
         for n in range(5_000)
     ]
     out = error_markdown(SpecError(many), kind="plan", label="big")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.errors import ProblemKind
 from reconciler.specs import SpecSet, load_specs, plan_time_problems
 from reconciler.specs.accounts import missing_source_problems
 from reconciler.specs.models import Account, SourceImage
@@ -174,6 +175,7 @@ def test_the_plan_turns_it_into_an_error_for_an_import_to_create(tmp_path: Path)
         "source_image.name",
     )
     assert "is yet to be imported; fix the name" in problem.message
+    assert problem.kind is ProblemKind.UNKNOWN_REFERENCE  # offline: missing-import-source
     assert missing_source_problems([], spec_set.specs, "specs", to_create=True) == []
 
 

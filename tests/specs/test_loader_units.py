@@ -7,6 +7,7 @@ import time
 import pytest
 import yaml
 
+from reconciler.errors import ProblemKind
 from reconciler.specs import yamlload
 from reconciler.specs.yamlload import (
     MAX_FILE_BYTES,
@@ -113,9 +114,8 @@ def test_quoted_scalars_are_strings_and_not_recorded() -> None:
 def test_duplicate_key_is_a_problem_and_the_first_value_is_kept() -> None:
     doc, problems = one(b"name: first\ndescription: d\nname: second\n")
     assert doc.data["name"] == "first"
-    assert problems == [
-        LoadProblem(Position(3, 1), "name", "duplicate key 'name' (first at line 1); keep only one")
-    ]
+    message = "duplicate key 'name' (first at line 1); keep only one"
+    assert problems == [LoadProblem(Position(3, 1), "name", message, ProblemKind.DUPLICATE_KEY)]
 
 
 def test_duplicate_key_inside_a_nested_mapping_names_its_path() -> None:
