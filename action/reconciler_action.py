@@ -151,6 +151,7 @@ class Invocation:
     argv: list[str]
     markdown: Path | None
     json: Path | None
+    sarif: Path | None = None
 
 
 def extra_args() -> list[str]:
@@ -217,7 +218,9 @@ def invocation(python: str, reports: Path) -> Invocation:
     if command == "validate":
         if not any(a == "--format" or a.startswith("--format=") for a in args):
             argv += ["--format", "github"]  # annotations on the spec lines
-        return Invocation(command, argv + args, None, None)
+        # For github/codeql-action/upload-sarif; written when validate fails too.
+        sarif = reports / "validate.sarif"
+        return Invocation(command, [*argv, "--sarif-file", str(sarif), *args], None, None, sarif)
     markdown, document = reports / f"{command}.md", reports / f"{command}.json"
     argv += ["--markdown-file", str(markdown), "--json-file", str(document)]
     if label:
@@ -262,7 +265,11 @@ def run() -> None:
     set_output("exitcode", str(code))
     set_output("has-changes", str(code == CHANGES and call.command != "validate").lower())
     set_output("drifted", str(code == CHANGES and call.command == "drift").lower())
-    for name, path in (("markdown-file", call.markdown), ("json-file", call.json)):
+    for name, path in (
+        ("markdown-file", call.markdown),
+        ("json-file", call.json),
+        ("sarif-file", call.sarif),
+    ):
         set_output(name, str(path) if path is not None and path.is_file() else "")
 
 

@@ -863,6 +863,51 @@ def test_args_are_split_as_a_shell_would_but_never_run_by_one(
     assert "input `args` can't be split" in run.log
 
 
+def sarif_results(run: ActionRun) -> list[tuple[str, str, str]]:
+    document = json.loads(run.report("sarif-file"))
+    assert document["version"] == "2.1.0"
+    return [
+        (
+            r["ruleId"],
+            r["level"],
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        )
+        for r in document["runs"][0]["results"]
+    ]
+
+
+def test_validate_writes_sarif_for_code_scanning_also_when_it_fails(
+    runner: Runner, specs: SpecsDir
+) -> None:
+    specs.write(
+        "finance/images.yaml",
+        "name: x\ndescripton: oops\nsource_workspace_id: ws-0a1b2c3d4\ntags:\n  team: yes\n",
+    )
+
+    failed = runner.run({"command": "validate"}, event=pull_request())
+
+    assert failed.failed == "Fail unless the reconciler exited 0 or 2", failed.log
+    assert failed.outputs["exitcode"] == "1"
+    assert failed.outputs["sarif-file"].startswith(str(runner.runner_temp))
+    assert sarif_results(failed) == [
+        ("unknown-field", "error", "specs/finance/images.yaml"),
+        ("wrong-type", "error", "specs/finance/images.yaml"),
+    ]
+    assert "::error file=specs/finance/images.yaml,line=2," in failed.log, "annotated too"
+
+    specs.write("finance/images.yaml", specs.image("finance-win11", WS_A))
+    valid = runner.run({"command": "validate"}, event=pull_request())
+    succeeded(valid)
+    assert sarif_results(valid) == [], "no result: code scanning closes the fixed alerts"
+
+
+def test_only_validate_has_a_sarif_file(runner: Runner, specs: SpecsDir) -> None:
+    specs.write("images.yaml", specs.image("finance-win11", WS_A))
+    run = runner.run({"command": "plan", "args": "--no-such-option"}, event=pull_request())
+    assert run.outputs["exitcode"] == "1", run.log
+    assert run.outputs["sarif-file"] == ""
+
+
 # The action's definition, read -------------------------------------------------------------
 
 
@@ -879,6 +924,7 @@ def test_the_action_has_the_documented_inputs_and_outputs() -> None:
     assert ACTION["inputs"]["github-token"]["default"] == "${{ github.token }}"
     assert set(ACTION["outputs"]) == {
         "exitcode", "has-changes", "drifted", "markdown-file", "json-file", "pull-request",
+        "exitcode", "has-changes", "drifted", "markdown-file", "json-file", "sarif-file",
     }  # fmt: skip
 
 
@@ -949,6 +995,53 @@ def test_the_templates_use_the_action_pinned_to_a_release(name: str) -> None:
     text = (ROOT / ".github/workflows" / name).read_text(encoding="utf-8")
     assert RELEASE_PIN.search(text), f"{name}: uses the action, pinned to a release's SHA"
     assert "pip install" not in text
+
+
+UPLOAD_SARIF = "github/codeql-action/upload-sarif"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_a_workflow_that_validates_uploads_the_sarif_even_when_validate_fails(
+    path: Path,
+) -> None:
+    workflow = load(path)
+    assert "security-events" not in (workflow.get("permissions") or {}), "the job's alone"
+    for job in workflow["jobs"].values():
+        steps = job.get("steps", [])
+        validating = [
+            s for s in steps if _is_our_action(s) and s.get("with", {}).get("command") == "validate"
+        ]
+        uploads = [s for s in steps if str(s.get("uses", "")).startswith(UPLOAD_SARIF + "@")]
+        assert len(uploads) == len(validating), f"{path.name}: one upload per validate"
+        for validate, upload in zip(validating, uploads, strict=True):
+            assert steps.index(upload) > steps.index(validate)
+            output = f"steps.{validate['id']}.outputs.sarif-file"
+            assert re.fullmatch(
+                rf"\$\{{\{{ {re.escape(output)} \}}\}}", upload["with"]["sarif_file"]
+            )
+            condition = upload["if"]
+            assert "always()" in condition or "!cancelled()" in condition, "runs when it fails"
+            assert output in condition, "skipped when validate wrote no file"
+        permissions = job.get("permissions") or {}
+        wanted = "write" if uploads else None
+        assert permissions.get("security-events") == wanted, f"{path.name}: least privilege"
+
+
+def _is_our_action(step: Mapping[str, Any]) -> bool:
+    uses = str(step.get("uses", ""))
+    return uses == "./" or uses.split("@")[0].endswith("/workspaces-image-reconciler")
+
+
+def test_ci_uploads_the_sarif_of_its_validate() -> None:
+    ci = load(ROOT / ".github/workflows/ci.yml")
+    uploads = [
+        s
+        for job in ci["jobs"].values()
+        for s in job.get("steps", [])
+        if str(s.get("uses", "")).startswith(UPLOAD_SARIF + "@")
+    ]
+    assert len(uploads) == 1
+    assert SHA_PINNED.match(uploads[0]["uses"])
 
 
 def test_ci_runs_the_action_from_this_checkout() -> None:
