@@ -924,7 +924,7 @@ def test_the_action_has_the_documented_inputs_and_outputs() -> None:
     assert ACTION["inputs"]["github-token"]["default"] == "${{ github.token }}"
     assert set(ACTION["outputs"]) == {
         "exitcode", "has-changes", "drifted", "markdown-file", "json-file", "pull-request",
-        "exitcode", "has-changes", "drifted", "markdown-file", "json-file", "sarif-file",
+        "sarif-file",
     }  # fmt: skip
 
 
