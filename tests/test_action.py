@@ -997,6 +997,91 @@ def test_the_templates_use_the_action_pinned_to_a_release(name: str) -> None:
     assert "pip install" not in text
 
 
+def _template_jobs(name: str) -> dict[str, Mapping[str, Any]]:
+    return dict(load(ROOT / ".github/workflows" / name)["jobs"])
+
+
+def _reconciler_step(job: Mapping[str, Any]) -> Mapping[str, Any]:
+    (step,) = [s for s in job["steps"] if "workspaces-image-reconciler@" in s.get("uses", "")]
+    return step
+
+
+def _aws_jobs() -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    for name in TEMPLATES:
+        for job_name, job in _template_jobs(name).items():
+            if any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"]):
+                yield name, job_name, job
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_no_template_job_is_skipped_on_a_variable_it_cannot_see(name: str) -> None:
+    # A job-level `if:` can't see an environment's variables: such a job is skipped, and
+    # shows as if nothing were wrong, wherever the variable lives in the environment.
+    for job_name, job in _template_jobs(name).items():
+        assert "vars." not in str(job.get("if", "")), f"{name}: {job_name}"
+
+
+def test_a_job_without_its_role_and_region_fails_saying_so() -> None:
+    jobs = list(_aws_jobs())
+    assert {n for n, _, _ in jobs} == set(TEMPLATES)
+    for name, job_name, job in jobs:
+        check = job["steps"][0]
+        assert check["name"] == "Check the configuration", f"{name}: {job_name}"
+        role = "arn:aws:iam::111122223333:role/r"
+        cases = [({"ROLE": "", "REGION": "eu-west-1"}, 1), ({"ROLE": role, "REGION": ""}, 1)]
+        for env, code in [*cases, ({"ROLE": role, "REGION": "eu-west-1"}, 0)]:
+            done = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", check["run"]],
+                env={**os.environ, **env}, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert done.returncode == code, (name, job_name, env, done.stdout)
+            assert ("::error::" in done.stdout) == (code == 1)
+
+
+def test_apply_and_drift_jobs_share_one_concurrency_group_per_label() -> None:
+    for name, job_name, job in _aws_jobs():
+        if name == "plan.yml":
+            continue
+        label = _reconciler_step(job)["with"]["label"]
+        group = job["concurrency"]["group"]
+        assert group == f"workspaces-image-reconciler-{label}" or (
+            label == "${{ matrix.group }}"
+            and group == "workspaces-image-reconciler-${{ matrix.group }}"
+        ), (name, job_name, group, label)
+        assert job["concurrency"]["cancel-in-progress"] is False
+
+
+def test_apply_jobs_apply_the_reviewed_plan_and_finish_the_rollout_within_the_job() -> None:
+    applies = [(n, j, job) for n, j, job in _aws_jobs() if n.startswith("apply")]
+    assert len(applies) == 3
+    for name, job_name, job in applies:
+        step = _reconciler_step(job)["with"]
+        assert (step["command"], step["reviewed"], step["comment"]) == ("apply", "true", "true")
+        args = step["args"].split()
+        assert "--wait" in args, (name, job_name)
+        wait = float(args[args.index("--wait-timeout") + 1])
+        assert 3 * 3600 <= wait < job["timeout-minutes"] * 60, "the reconciler stops first"
+        assert job["permissions"]["pull-requests"] == "write"
+        (creds,) = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+        assert int(creds["with"]["role-duration-seconds"]) >= job["timeout-minutes"] * 60
+
+
+def test_the_plan_template_validates_forks_without_secrets_and_plans_each_apply_label() -> None:
+    jobs = _template_jobs("plan.yml")
+    validate, plan = jobs["validate"], jobs["plan"]
+    assert "if" not in validate, "every pull request, forks included"
+    assert "id-token" not in validate["permissions"]
+    assert "${{ secrets." not in str(validate)
+    assert "${{ vars." not in str(validate)
+    assert _reconciler_step(validate)["with"]["command"] == "validate"
+    assert plan["needs"] == "validate"
+    assert plan["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    labels = {e["label"] for e in plan["strategy"]["matrix"]["include"]}
+    apply = _reconciler_step(_template_jobs("apply.yml")["apply"])["with"]["label"]
+    assert apply in labels, "apply.yml finds the plan comment of its own label"
+    assert _reconciler_step(plan)["with"]["label"] == "${{ matrix.label }}"
+
+
 UPLOAD_SARIF = "github/codeql-action/upload-sarif"
 
 
@@ -1146,7 +1231,8 @@ def test_the_drift_template_has_the_action_keep_its_issue() -> None:
     assert drift["with"]["issue"] == "true"
     assert drift["with"]["label"] == "${{ matrix.label }}"
     assert job["permissions"]["issues"] == "write"
-    assert not [s for s in job["steps"] if "run" in s], "no script of its own: the action's"
+    scripts = [s["name"] for s in job["steps"] if "run" in s]
+    assert scripts == ["Check the configuration"], "the issue is the action's, no script's"
 
 
 # The local endpoint that CI's action job starts -------------------------------------------

@@ -265,6 +265,8 @@ def test_the_json_example_is_a_format_2_plan_the_models_read_and_write_back():
     document = json.loads(block)
     assert document["format_version"] == FORMAT_VERSION == 2
     summary = document.pop("summary")
+    assert list(document)[-1] == "plan_digest", "printed last, after the summary"
+    assert document.pop("plan_digest").startswith("sha256:")
     plan = Plan.model_validate(document)
     assert list(summary) == list(plan.summary), "summary keys, in the order printed"
     assert {i["kind"] for i in document["items"]} == {"image", "share", "bundle"}
@@ -555,7 +557,11 @@ def test_the_matrix_template_applies_every_account_of_the_example_map_in_one_job
         accounts += [args[i + 1] for i, a in enumerate(args) if a == "--account"]
         assert "specs" not in run.given, "each job applies the whole specs folder"
         assert run.job["concurrency"]["cancel-in-progress"] is False
-        assert run.job["permissions"] == {"contents": "read", "id-token": "write"}, run.job_id
+        assert run.job["permissions"] == {
+            "contents": "read",
+            "id-token": "write",
+            "pull-requests": "write",  # the reviewed plan's comment, the result beside it
+        }, run.job_id
         assert "${{ vars.RECONCILER_BASE_ROLE_ARN }}" in str(run.job["steps"]), "one base role"
     assert sorted(accounts) == sorted(example_account_map()), "each account in one job"
     labels = [run.given["label"] for run in runs]
