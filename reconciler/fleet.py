@@ -19,13 +19,11 @@ from reconciler.aws import Clients, in_parallel
 from reconciler.errors import ConfigError, SpecError
 from reconciler.kinds import image as image_kind
 from reconciler.kinds import replanner
-from reconciler.kinds import share as share_kind
 from reconciler.kinds.image import is_import
 from reconciler.live import Inventory
 from reconciler.plan import (
     Action,
     Desired,
-    Kind,
     Plan,
     PlanAccount,
     PlanItem,
@@ -163,7 +161,7 @@ def joined_plan(
     names = {p.account.id: p.account.name for p in part_list}
     return Plan(
         specs_digest=specs_digest,
-        items=tuple(_import_reason(i, items, names) for i in items),
+        items=tuple(image_kind.import_reason(i, items, names) for i in items),
         unmanaged=tuple(unmanaged),
         targets=targets,
         prune=prune,
@@ -184,33 +182,6 @@ def _check_sources(specs: Sequence[Spec], items: Sequence[PlanItem], root: str) 
     problems = missing_source_problems(imports, specs, root, to_create=True)
     if problems:
         raise SpecError(problems)
-
-
-def _import_reason(item: PlanItem, items: Sequence[PlanItem], names: Mapping[str, str]) -> PlanItem:
-    """An import to create whose source this run plans: why it waits, if it does (the share
-    it waits for, or the source image still to be made)."""
-    if not (is_import(item) and item.action is Action.CREATE):
-        return item
-    d = image_kind.detail_of(item)
-    if d.source_image_id is not None:
-        return item
-    key = (Kind.SHARE.value, d.source_account or "", d.copy_from or "", d.source_name)
-    share = next((i for i in items if i.key == key), None)
-    if share is None:
-        return item
-    source = names.get(d.source_account or "", d.source_account or "")
-    to = item.account_name or item.account
-    what = f"{d.source_name} ({d.copy_from})"
-    shared_now = share.action is Action.NO_OP and share.image_state == "AVAILABLE"
-    if shared_now:
-        return item
-    if any(
-        c.account == item.account and c.after for c in share_kind.detail_of(share).share_changes
-    ):
-        reason = f"waits for {source} to share {what} with {to}"
-    else:
-        reason = f"waits for {what} of {source} to be AVAILABLE"
-    return item.model_copy(update={"reason": reason})
 
 
 def replan_by_account(part_list: Sequence[AccountPlan], settings: Settings) -> Replan:

@@ -148,6 +148,32 @@ def is_copy(item: PlanItem) -> bool:
     return isinstance(item.detail, ImageDetail) and item.detail.copy_from is not None
 
 
+def import_reason(item: PlanItem, items: Sequence[PlanItem], names: Mapping[str, str]) -> PlanItem:
+    """An import to create whose source the same run plans (many accounts, `fleet`): why it
+    waits, if it does (the share it waits for, or the source image still to be made);
+    `names` gives the accounts' names by id."""
+    if not (is_import(item) and item.action is Action.CREATE):
+        return item
+    d = detail_of(item)
+    if d.source_image_id is not None:
+        return item
+    key = (Kind.SHARE.value, d.source_account or "", d.copy_from or "", d.source_name)
+    sharing = next((i for i in items if i.key == key), None)
+    if sharing is None:
+        return item
+    source = names.get(d.source_account or "", d.source_account or "")
+    to = item.account_name or item.account
+    what = f"{d.source_name} ({d.copy_from})"
+    shared_now = sharing.action is Action.NO_OP and sharing.image_state == "AVAILABLE"
+    if shared_now:
+        return item
+    if any(c.account == item.account and c.after for c in share.detail_of(sharing).share_changes):
+        reason = f"waits for {source} to share {what} with {to}"
+    else:
+        reason = f"waits for {what} of {source} to be AVAILABLE"
+    return item.model_copy(update={"reason": reason})
+
+
 def is_import(item: PlanItem) -> bool:
     return isinstance(item.detail, ImageDetail) and item.detail.source_account is not None
 
