@@ -1,4 +1,5 @@
-"""How a listed image becomes a `LiveImage`: its error detail and its creation time."""
+"""How a listed image becomes a `LiveImage`: its error detail, its creation time and its
+updates."""
 
 from __future__ import annotations
 
@@ -54,3 +55,16 @@ def test_creation_times_are_held_in_utc_whatever_zone_botocore_gave() -> None:
     assert again == local
     assert again is not None
     assert again.utcoffset() == timedelta(0)
+
+
+def test_updates_say_whether_aws_has_newer_components_and_what_they_are() -> None:
+    offered = {"UpdateAvailable": True, "Description": "WorkSpaces agent 3.2, new drivers"}
+    live = live_image({**LISTED, "State": "AVAILABLE", "Updates": offered}, {})
+    assert (live.update_available, live.update_description) == (True, offered["Description"])
+    current = live_image({**LISTED, "Updates": {"UpdateAvailable": False}}, {})
+    assert (current.update_available, current.update_description) == (False, None)
+    # An answer without Updates (or with a malformed one) says nothing: null, not false.
+    assert live_image(LISTED, {}).update_available is None
+    assert (
+        live_image({**LISTED, "Updates": {"UpdateAvailable": "yes"}}, {}).update_available is None
+    )

@@ -78,6 +78,11 @@ class LiveImage:
     created: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # `Updates` of DescribeWorkspaceImages: whether AWS has newer WorkSpaces components for
+    # the image (CreateUpdatedWorkspaceImage makes an image with them), and what they are;
+    # None where the answer did not say.
+    update_available: bool | None = None
+    update_description: str | None = None
 
     @property
     def owned(self) -> bool:
@@ -129,6 +134,10 @@ class ImageDetail(ItemDetail):
     source_state: str | None = None
     source_busy: bool = False
     stuck: bool = False
+    # Additive: whether AWS has updates for the image (`Updates.UpdateAvailable`; null where
+    # the image does not exist or the answer did not say), and their description.
+    update_available: bool | None = None
+    update_description: str | None = None
 
     def drifts(self) -> bool:
         return self.stuck
@@ -440,6 +449,8 @@ def _item(
             source_name=spec.source_image.name if imported and spec.source_image else None,
             description=spec.description,
             stuck=stuck,
+            update_available=image.update_available if image else None,
+            update_description=image.update_description if image else None,
         ),
         owned=image.owned if image else None,
         fingerprint=_image_fingerprint(spec, image) if image else "",
@@ -1058,6 +1069,9 @@ def live_image(image: Mapping[str, Any], tags: Tags) -> LiveImage:
     code = image.get("ErrorCode") or None
     # error_detail starts with the code: the message is what follows it.
     message = error_detail(image).removeprefix(code or "").removeprefix(": ") or None
+    updates = image.get("Updates")
+    updates = updates if isinstance(updates, Mapping) else {}
+    available = updates.get("UpdateAvailable")
     return LiveImage(
         image_id=image["ImageId"],
         name=image.get("Name", ""),
@@ -1069,6 +1083,8 @@ def live_image(image: Mapping[str, Any], tags: Tags) -> LiveImage:
         created=created.astimezone(timezone.utc) if isinstance(created, datetime) else None,
         error_code=code,
         error_message=message,
+        update_available=available if isinstance(available, bool) else None,
+        update_description=(updates.get("Description") or None) if available else None,
     )
 
 
