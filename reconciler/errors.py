@@ -60,6 +60,9 @@ class ProblemKind(str, Enum):
     REGION_COLLISION = "region-collision"
     UNKNOWN_COMPUTE_TYPE = "unknown-compute-type"
     MISSING_IMPORT_SOURCE = "missing-import-source"
+    MISSING_UPDATE_SOURCE = "missing-update-source"
+    UNSETTLED_REGION = "unsettled-region"
+    REFERENCE_LOOP = "reference-loop"
 
 
 @dataclass(frozen=True, order=True)

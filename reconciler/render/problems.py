@@ -191,15 +191,15 @@ RULES: dict[ProblemKind, Rule] = {
     ),
     ProblemKind.MISSING_FIELD: Rule(
         "A required field is missing",
-        "The spec lacks a field it needs: one the format requires, one of a pair such as "
-        "source_workspace_id or source_image, or the account a spec lives in when the "
-        "specs declare accounts. Add it.",
+        "The spec lacks a field it needs: one the format requires, one of a choice such as "
+        "source_workspace_id, source_image or updated_from, or the account a spec lives "
+        "in when the specs declare accounts. Add it.",
     ),
     ProblemKind.CONFLICTING_FIELDS: Rule(
         "Fields that exclude or contradict each other",
-        "Two fields of which only one may be given (source_workspace_id and source_image, "
-        "image and image_id), or values that disagree (a role ARN in another account than "
-        "the account's id). Remove one, or make them agree.",
+        "Fields of which only one may be given (source_workspace_id, source_image and "
+        "updated_from; image and image_id), or values that disagree (a role ARN in another "
+        "account than the account's id). Remove one, or make them agree.",
     ),
     ProblemKind.EMPTY_VALUE: Rule(
         "A field is left empty",
@@ -248,10 +248,10 @@ RULES: dict[ProblemKind, Rule] = {
     ),
     ProblemKind.UNAVAILABLE_REFERENCE: Rule(
         "A spec that exists, but not where it is needed",
-        "A bundle's image is not in the bundle's region or account, or an import's source "
-        "is not in the source region or not shared with the importing account. Add the "
-        "region to the copies or the account to share_with of that spec, or move the "
-        "bundle or import.",
+        "A bundle's image is not in the bundle's region or account, an import's source "
+        "is not in the source region or not shared with the importing account, or an "
+        "updated image's source is not in its region. Add the region to the copies or the "
+        "account to share_with of that spec, or move the bundle, import or updated image.",
     ),
     ProblemKind.OWN_REGION_OR_ACCOUNT: Rule(
         "A copy, share or import to where the image already is",
@@ -283,6 +283,28 @@ RULES: dict[ProblemKind, Rule] = {
         "that has to import it stops. Fix the name, or declare that image in the source "
         "account.",
         level="warning",
+    ),
+    ProblemKind.MISSING_UPDATE_SOURCE: Rule(
+        "An updated image whose account declares no image of the name it is updated from",
+        "Valid while the updated image exists already (its source retired: last month's "
+        "image may go), but a plan that has to create it stops. Fix the name in "
+        "updated_from, or declare that image in the updated image's own account.",
+        level="warning",
+    ),
+    ProblemKind.UNSETTLED_REGION: Rule(
+        "Two specs that must share a region, of which one has none",
+        "An updated image and the image it is updated from are in one region only when the "
+        "default region (--region, AWS_REGION or AWS config) is the region the other one "
+        "names; validate doesn't know it, and plan stops otherwise. Give the spec without "
+        "a region one.",
+        level="warning",
+    ),
+    ProblemKind.REFERENCE_LOOP: Rule(
+        "An updated image made from itself, or a chain of updated_from that loops",
+        "An updated image is made from an image that exists first, so updated_from never "
+        "names the spec itself and no chain of updated_from returns to where it started. "
+        "Name the image it updates; the first image of a chain is captured "
+        "(source_workspace_id) or imported (source_image).",
     ),
 }
 _RULE_INDEX = {kind: index for index, kind in enumerate(RULES)}

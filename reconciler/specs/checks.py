@@ -19,6 +19,7 @@ from reconciler.errors import ProblemKind, SpecProblem
 from reconciler.specs.accounts import import_problems
 from reconciler.specs.discover import join_shown
 from reconciler.specs.models import BundleSpec, Spec
+from reconciler.specs.updates import update_problems
 
 if TYPE_CHECKING:
     from reconciler.specs.load import SpecSet
@@ -31,7 +32,8 @@ def plan_time_problems(
 ) -> list[SpecProblem]:
     """The problems that show once the default region is known: an unset region that
     equals a copy region, a name then declared twice for a region, a bundle then outside
-    its image's regions, an import's source then not in (or not shared in) its region.
+    its image's regions, an import's source then not in (or not shared in) its region, an
+    updated image's source then in another region.
     Every one names the file, line and field, as validate does."""
     return [
         *duplicate_problems(spec_set.specs, default_region=default_region, shown_root=shown_root),
@@ -39,6 +41,7 @@ def plan_time_problems(
         *bundle_duplicate_problems(spec_set.bundles, default_region, shown_root),
         *bundle_image_problems(spec_set.bundles, spec_set.specs, default_region, shown_root),
         *import_problems(spec_set.specs, default_region, shown_root),
+        *update_problems(spec_set.specs, default_region, shown_root),
     ]
 
 

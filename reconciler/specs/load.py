@@ -42,6 +42,11 @@ from reconciler.specs.models import (
     SourceImage,
     Spec,
 )
+from reconciler.specs.updates import (
+    missing_update_source_problems,
+    update_problems,
+    update_region_warnings,
+)
 from reconciler.specs.validate import unknown_compute_type, validate_document
 from reconciler.specs.yamlload import Document, Position, load_documents
 
@@ -167,6 +172,10 @@ def check_specs(
                 *bundle_collision_warnings(bundles, shown_root=shown),
                 *_compute_type_warnings(collected.bundles, shown),
                 *missing_source_problems(specs, specs, shown, to_create=False),
+                *update_region_warnings(specs, shown_root=shown),
+                *missing_update_source_problems(
+                    _judged(specs, collected.invalid_images), specs, shown, to_create=False
+                ),
             ]
         )
     )
@@ -208,6 +217,13 @@ def _offline_problems(
     yield from bundle_image_problems(judged, specs, None, shown)
     yield from import_problems(specs, None, shown)
     yield from own_account_offline_problems(specs, shown)
+    yield from update_problems(specs, None, shown)
+
+
+def _judged(specs: list[Spec], invalid_images: set[str]) -> list[Spec]:
+    """The updated images to judge: one naming an image spec that failed validation is not
+    also told that no such spec exists."""
+    return [s for s in specs if s.updated_from not in invalid_images]
 
 
 # What the root defaults alone may say, and why: one list, one map, for the whole folder.
@@ -437,6 +453,8 @@ class _Resolver:
             account_file=account_written.file if account_written else "",
             account_line=account_written.line() if account_written else 0,
             source_image=self._source_image(declared),
+            updated_from=doc.updated_from,
+            updated_from_line=_key_line(declared, "updated_from"),
         )
 
     def bundle(self, declared: _Declared[BundleSpecDocument]) -> BundleSpec:
@@ -537,6 +555,13 @@ class _Resolver:
         self, file: str, at: Position, field_name: str, message: str, kind: ProblemKind
     ) -> None:
         self.problems.append(_problem(file, at, field_name, message, kind))
+
+
+def _key_line(declared: _Declared[ImageSpecDocument], key: str) -> int:
+    """The line of a key the spec gives; 0 when it gives none."""
+    if getattr(declared.doc, key) is None:
+        return 0
+    return declared.source.where((key,), key=True).line
 
 
 def _tag_count_problems(

@@ -98,6 +98,8 @@ RULES = {
     "role": "an IAM role ARN such as arn:aws:iam::111122223333:role/workspaces-reconciler",
     "external_id": "2-1224 characters of letters, digits and _ + = , . @ : / -",
     "image": "the name of an image spec: 1-64 characters of letters, digits and _ . / ( ) \\ -",
+    "updated_from": "the name of an image spec: 1-64 characters of letters, digits and "
+    "_ . / ( ) \\ -",
     "image_id": "an image id such as wsi-0a1b2c3d4e (wsi- then 9-63 of [0-9a-z])",
     "bundle_description": "1-255 characters of letters, digits, spaces and _ . / ( ) - "
     "(the service rejects commas and colons)",
@@ -168,6 +170,8 @@ _NOT_NULL = {
     "root_volume_gib": "is empty; give a whole number of GiB (80-2000), or remove the line",
     "source_workspace_id": "is empty; give the WorkSpace to capture (ws-...), or import "
     "with source_image instead",
+    "updated_from": "is empty; give the name of the image spec this image updates, or "
+    "remove the line",
     "account": "is empty; give the name of an account of the root defaults' accounts:, or "
     "remove the line",
     "accounts": "is empty; name at least one account (name: {id: '111122223333'}), or "
@@ -227,6 +231,11 @@ class SourceImageDocument(_Document):
     )
 
 
+# The three ways an image is made; a spec gives exactly one (validate and the schema say so).
+SOURCES = ("source_workspace_id", "source_image", "updated_from")
+_ONE_SOURCE = "Exactly one of source_workspace_id, source_image and updated_from."
+
+
 class ImageSpecDocument(_Document):
     """One image that should exist."""
 
@@ -237,13 +246,18 @@ class ImageSpecDocument(_Document):
     description: Description = Field(description=RULES["description"])
     source_workspace_id: WorkspaceId | None = Field(
         default=None,
-        description="The prepared WorkSpace the image is captured from. Exactly one of "
-        "source_workspace_id and source_image.",
+        description="The prepared WorkSpace the image is captured from. " + _ONE_SOURCE,
     )
     source_image: SourceImageDocument | None = Field(
         default=None,
         description="An image another account shares with this one, imported (copied) into "
-        "this spec's account. Exactly one of source_workspace_id and source_image.",
+        "this spec's account. " + _ONE_SOURCE,
+    )
+    updated_from: Name | None = Field(
+        default=None,
+        description="The name of another image spec of this account, in this region: the "
+        "image is that one with the WorkSpaces components AWS has updated since "
+        "(CreateUpdatedWorkspaceImage). " + _ONE_SOURCE,
     )
     account: AccountName | None = Field(default=None, description=_ACCOUNT_HELP)
     # Optional, but never null: the before-validator above refuses `region:` left empty.
@@ -386,7 +400,7 @@ class Spec(_IgnoresTags):
 
     name: str
     description: str
-    source_workspace_id: str | None  # None for an import (`source_image`)
+    source_workspace_id: str | None  # None for an import or an updated image
     region: str | None
     tags: Mapping[str, str]
     ignore_tag_keys: frozenset[str]
@@ -414,7 +428,12 @@ class Spec(_IgnoresTags):
     # document's); "" and 0 when none is.
     account_file: str = ""
     account_line: int = 0
-    source_image: SourceImage | None = None  # an import; else source_workspace_id is set
+    source_image: SourceImage | None = None  # an import
+    # An updated image: the name of the image spec of the same account and region that it
+    # is made from (CreateUpdatedWorkspaceImage), and the line of `updated_from:`. Exactly
+    # one of source_workspace_id, source_image and updated_from is set.
+    updated_from: str | None = None
+    updated_from_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -467,12 +486,15 @@ def _portable(node: Any) -> Any:
     return PORTABLE_TAG_PATTERN if node == TAG_PATTERN else node
 
 
-def _exactly_one(definition: dict[str, Any], first: str, second: str) -> None:
-    """A document gives one of two fields, never both (a bundle's image, an image's source)."""
-    definition["oneOf"] = [
-        {"required": [first], "not": {"required": [second]}},
-        {"required": [second], "not": {"required": [first]}},
-    ]
+def _exactly_one(definition: dict[str, Any], *fields: str) -> None:
+    """A document gives one of these fields, never two (a bundle's image, an image's
+    source)."""
+    definition["oneOf"] = [{"required": [f], "not": _any_of(fields, f)} for f in fields]
+
+
+def _any_of(fields: tuple[str, ...], but: str) -> dict[str, Any]:
+    others = [{"required": [f]} for f in fields if f != but]
+    return others[0] if len(others) == 1 else {"anyOf": others}
 
 
 def json_schema() -> dict[str, Any]:
@@ -484,7 +506,7 @@ def json_schema() -> dict[str, Any]:
         for name in _NOT_NULL:
             _not_nullable(definition.get("properties", {}), name)
     _exactly_one(schema["$defs"]["BundleSpecDocument"], "image", "image_id")
-    _exactly_one(schema["$defs"]["ImageSpecDocument"], "source_workspace_id", "source_image")
+    _exactly_one(schema["$defs"]["ImageSpecDocument"], *SOURCES)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/workspaces-image-reconciler/schema/spec.json",

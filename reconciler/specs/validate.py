@@ -21,6 +21,7 @@ from reconciler.specs.models import (
     MAX_DECLARED_TAGS,
     ROOT_VOLUME_GIB,
     RULES,
+    SOURCES,
     USER_VOLUME_GIB,
     AccountEntry,
     BundleSpecDocument,
@@ -167,19 +168,35 @@ def _choice(doc: Document, data: dict[str, Any], model: type[BaseModel]) -> list
     return []
 
 
+# What each source makes, for the messages that name them.
+_SOURCE_MEANS = {
+    "source_workspace_id": "a WorkSpace to capture",
+    "source_image": "an image another account shares, to import",
+    "updated_from": "an image spec of this account to update",
+}
+
+
 def _source_choice(doc: Document, data: dict[str, Any]) -> list[Issue]:
-    """An image has one source: a WorkSpace to capture, or another account's image to
-    import."""
-    return _one_of(
-        doc,
-        data,
-        ("source_workspace_id", "source_image"),
-        both="give either source_workspace_id (a WorkSpace to capture) or source_image (an "
-        "image another account shares, to import), not both; remove one of the two",
-        neither="required: source_workspace_id (the WorkSpace to capture, ws-...) or "
-        "source_image (an image another account shares with this one, to import); add "
-        "one of the two",
-    )
+    """An image has one source: a WorkSpace to capture, another account's image to import,
+    or an image of its own account to update. Two or three are reported once, at the line
+    of the last of them (in the order of SOURCES), neither at the document's."""
+    given = [key for key in SOURCES if key in data]
+    if not given:
+        message = (
+            "required: source_workspace_id (the WorkSpace to capture, ws-...), source_image "
+            "(an image another account shares with this one, to import) or updated_from (the "
+            "image spec of this account and region to update); add one of the three"
+        )
+        return [Issue(doc.position, SOURCES[0], message, ProblemKind.MISSING_FIELD)]
+    if len(given) == 1:
+        return []
+    shown = [f"{key} ({_SOURCE_MEANS[key]})" for key in given]
+    if len(given) == 2:
+        message = f"give either {shown[0]} or {shown[1]}, not both; remove one of the two"
+    else:
+        message = f"give one of {', '.join(shown)}, not all three; keep one"
+    where = doc.where((given[-1],), key=True)
+    return [Issue(where, given[-1], message, ProblemKind.CONFLICTING_FIELDS)]
 
 
 def _image_choice(doc: Document, data: dict[str, Any]) -> list[Issue]:
