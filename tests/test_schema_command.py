@@ -49,6 +49,11 @@ IMPORT = {
     "account": "finance",
     "source_image": {"account": "images", "name": "finance-win11", "region": "eu-west-1"},
 }
+UPDATED = {
+    "name": "finance-win11-2026-12",
+    "description": "Finance image with the updates of 2026-12",
+    "updated_from": "finance-win11",
+}
 BUNDLE = {
     "kind": "bundle",
     "name": "finance-standard",
@@ -189,6 +194,8 @@ def test_example_specs_validate_against_the_schema(
         {**IMPORT, "source_image": {"account": "999999999999", "name": "theirs"}},
         {**SPEC, "account": "images", "share_with": ["finance"]},
         {**BUNDLE, "account": "finance"},
+        UPDATED,
+        {**UPDATED, "account": "finance", "copies": ["us-east-1"], "share_with": ["images"]},
     ],
     ids=[
         "unicode-tags",
@@ -209,6 +216,8 @@ def test_example_specs_validate_against_the_schema(
         "import-from-an-id-without-region",
         "account-and-share-with-name",
         "bundle-with-account",
+        "updated",
+        "updated-with-account-copies-and-share-with",
     ],
 )
 def test_valid_documents_validate(validator: Any, document: Any) -> None:
@@ -274,6 +283,14 @@ def test_valid_documents_validate(validator: Any, document: Any) -> None:
         {"defaults": {"accounts": {"images": {"id": "111111111111", "rol": "x"}}}},
         {"defaults": {"accounts": {}}},
         {"defaults": {"accounts": None}},
+        {**UPDATED, "source_workspace_id": "ws-0a1b2c3d4"},
+        {**UPDATED, "source_image": IMPORT["source_image"]},
+        {**IMPORT, **UPDATED, "source_workspace_id": "ws-0a1b2c3d4"},
+        {**UPDATED, "updated_from": None},
+        {**UPDATED, "updated_from": "finance win11"},
+        {**UPDATED, "updated_from": 2026},
+        {"defaults": {"updated_from": "finance-win11"}},
+        {**BUNDLE, "updated_from": "finance-win11"},
     ],
     ids=[
         "unknown-key-Name",
@@ -332,6 +349,14 @@ def test_valid_documents_validate(validator: Any, document: Any) -> None:
         "accounts-unknown-key",
         "accounts-empty",
         "accounts-null",
+        "updated-and-source-workspace-id",
+        "updated-and-source-image",
+        "updated-and-both-other-sources",
+        "updated-from-null",
+        "updated-from-with-space",
+        "updated-from-number",
+        "defaults-updated-from",
+        "bundle-updated-from",
     ],
 )
 def test_invalid_documents_do_not_validate(validator: Any, document: Any) -> None:

@@ -36,8 +36,10 @@ from tests.specs.test_invalid_corpus import (
     make_case,
     shown,
     spec,
+    updated,
     write_tree,
 )
+from tests.specs.test_updates import RETIRED as RETIRED_UPDATE_SOURCE
 from tests.specs.test_validate_warnings import COLLIDING
 
 SCHEMA = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").read_text("utf-8"))
@@ -71,8 +73,17 @@ RULE_IDS = [
     "region-collision",
     "unknown-compute-type",
     "missing-import-source",
+    "missing-update-source",
+    "unsettled-region",
+    "reference-loop",
 ]
-WARNING_RULES = {"region-collision", "unknown-compute-type", "missing-import-source"}
+WARNING_RULES = {
+    "region-collision",
+    "unknown-compute-type",
+    "missing-import-source",
+    "missing-update-source",
+    "unsettled-region",
+}
 
 UNKNOWN_COMPUTE_TYPE = bundle_with("compute_type", "GRAPHICS_G99_48XLARGE")
 # Valid specs with a warning each: the rules that only warnings use.
@@ -87,6 +98,16 @@ WARNING_CASES = {
         RETIRED,
         "specs/finance/a.yaml",
         "missing-import-source",
+    ),
+    "updated-image-whose-source-spec-is-gone": (
+        RETIRED_UPDATE_SOURCE,
+        "specs/b.yaml",
+        "missing-update-source",
+    ),
+    "updated-image-whose-region-only-the-default-settles": (
+        {"a.yaml": spec("region: eu-west-1\n"), "b.yaml": updated()},
+        "specs/b.yaml",
+        "unsettled-region",
     ),
 }
 
@@ -113,6 +134,7 @@ RULE_EXAMPLES = {
     "unavailable-reference": "source_image-not-shared-with-the-importing-account",
     "own-region-or-account": "copies-own-region",
     "ignored-tag": "ignored-key-declared-by-a-spec",
+    "reference-loop": "updated_from-loop-of-two",
 }
 
 

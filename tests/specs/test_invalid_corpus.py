@@ -82,6 +82,7 @@ class Case:
     message: str
     outside: dict[str, str] = field(default_factory=dict)  # written beside the specs folder
     specs_dir: str = "specs"
+    column: int | None = None  # checked when given
 
 
 def write_tree(root: Path, files: dict[str, str | bytes | Link]) -> None:
@@ -146,6 +147,8 @@ def assert_reported(case: Case, outcome: Outcome) -> None:
     assert "Traceback" not in outcome.stdout + outcome.stderr
     assert outcome.exit_code == 1, outcome.stderr
     where = f"{shown(case)}:{case.line}:" if case.line else f"{shown(case)}: "
+    if case.column is not None:
+        where += f"{case.column}:"
     matching = [line for line in problem_lines(outcome.stderr) if line.startswith(where)]
     assert matching, f"no problem at {where} in:\n{outcome.stderr}"
     with_field = [line for line in matching if f": {case.field}: " in line]
@@ -1072,7 +1075,9 @@ ACCOUNT_CASES = [
         "a.yaml",
         1,
         "source_workspace_id",
-        "or source_image (an image another account shares",
+        ", source_image (an image another account shares with this one, to import) or "
+        "updated_from (the image spec of this account and region to update); add one of the "
+        "three",
         "neither-source",
     ),
     accounts_case(
@@ -1193,6 +1198,178 @@ ACCOUNT_CASES = [
         "source_image",
         "manages no sharing; add share_with: [finance] to it",
         "source_image-whose-spec-does-not-manage-sharing",
+    ),
+]
+
+
+# Updated images (`updated_from: NAME`): the source is an image spec of the same account and
+# region, never the spec itself nor a loop.
+UPDATE = "finance-win11-2026-12"
+
+
+def updated(extra: str = "", *, name: str = UPDATE, source: str = NAME) -> str:
+    """An updated image: name 1, description 2, updated_from 3; `extra` lines start at 4."""
+    return f"name: {name}\ndescription: Updated image\nupdated_from: {source}\n" + extra
+
+
+def update_case(
+    files: dict[str, str | bytes | Link],
+    file: str,
+    at: tuple[int, int],
+    field: str,
+    message: str,
+    id: str,
+) -> Any:
+    line, column = at
+    return pytest.param(Case(files, file, line, field, message, column=column), id=id)
+
+
+UPDATE_CASES = [
+    # --- one source -------------------------------------------------------------------
+    update_case(
+        {"a.yaml": spec(), "b.yaml": updated(f"source_workspace_id: {WORKSPACE}\n")},
+        "b.yaml",
+        (3, 1),
+        "updated_from",
+        "give either source_workspace_id (a WorkSpace to capture) or updated_from (an image "
+        "spec of this account to update), not both; remove one of the two",
+        "updated_from-and-source_workspace_id",
+    ),
+    update_case(
+        {
+            "defaults.yaml": MAP,
+            "a.yaml": SOURCE,
+            "b.yaml": imported(f"updated_from: {NAME}\n", name="other"),
+        },
+        "b.yaml",
+        (7, 1),
+        "updated_from",
+        "give either source_image (an image another account shares, to import) or "
+        "updated_from (an image spec of this account to update), not both",
+        "updated_from-and-source_image",
+    ),
+    update_case(
+        {
+            "defaults.yaml": MAP,
+            "a.yaml": SOURCE,
+            "b.yaml": imported(f"updated_from: {NAME}\nsource_workspace_id: {WORKSPACE}\n"),
+        },
+        "b.yaml",
+        (7, 1),
+        "updated_from",
+        "give one of source_workspace_id (a WorkSpace to capture), source_image (an image "
+        "another account shares, to import), updated_from (an image spec of this account to "
+        "update), not all three; keep one",
+        "all-three-sources",
+    ),
+    update_case(
+        {"a.yaml": spec(), "b.yaml": updated(source="")},
+        "b.yaml",
+        (3, 14),
+        "updated_from",
+        "is empty; give the name of the image spec this image updates, or remove the line",
+        "updated_from-null",
+    ),
+    update_case(
+        {"a.yaml": spec(), "b.yaml": updated(source="finance win11")},
+        "b.yaml",
+        (3, 15),
+        "updated_from",
+        "'finance win11' is not valid: expected the name of an image spec",
+        "updated_from-with-a-space",
+    ),
+    update_case(
+        {"a.yaml": spec(name="'2026'"), "b.yaml": updated(source="2026")},
+        "b.yaml",
+        (3, 15),
+        "updated_from",
+        "2026 is read as a YAML number, not a string; quote it: '2026'",
+        "updated_from-a-number",
+    ),
+    update_case(
+        {"defaults.yaml": f"defaults:\n  updated_from: {NAME}\n", "a.yaml": spec()},
+        "defaults.yaml",
+        (2, 3),
+        "defaults.updated_from",
+        "unknown field 'updated_from'",
+        "updated_from-in-defaults",
+    ),
+    update_case(
+        {"a.yaml": spec() + "---\n" + bundle(f"updated_from: {NAME}\n")},
+        "a.yaml",
+        (11, 1),
+        "updated_from",
+        "unknown field 'updated_from' for a bundle spec; it belongs in the image spec",
+        "updated_from-on-a-bundle",
+    ),
+    # --- itself, and loops --------------------------------------------------------------
+    update_case(
+        {"a.yaml": updated(source=UPDATE)},
+        "a.yaml",
+        (3, 1),
+        "updated_from",
+        f"names image '{UPDATE}' itself; an updated image is a new image, made from another "
+        "one: give the name of the image spec it updates, and this spec a new name",
+        "updated_from-itself",
+    ),
+    update_case(
+        {"a.yaml": updated(source="b"), "b.yaml": updated(name="b", source=UPDATE)},
+        "b.yaml",
+        (3, 1),
+        "updated_from",
+        f"the chain of updated_from loops (b -> {UPDATE} -> b): an updated image is made from "
+        "an image that exists first; give one of them source_workspace_id or source_image "
+        "instead",
+        "updated_from-loop-of-two",
+    ),
+    update_case(
+        {
+            "a.yaml": updated(name="a", source="b"),
+            "b.yaml": updated(name="b", source="c", extra="region: eu-west-1\n"),
+            "c/defaults.yaml": DEFAULTS_OK,
+            "c/c.yaml": updated(name="c", source="a"),
+        },
+        "a.yaml",
+        (3, 1),
+        "updated_from",
+        "the chain of updated_from loops (a -> b -> c -> a)",
+        "updated_from-loop-of-three-across-folders",
+    ),
+    # --- the same account and region ------------------------------------------------------
+    update_case(
+        {"a.yaml": spec("region: eu-west-1\n"), "b.yaml": updated("region: us-east-1\n")},
+        "b.yaml",
+        (3, 1),
+        "updated_from",
+        f"image '{NAME}' is not in us-east-1, this image's region (specs/a.yaml:1: eu-west-1); "
+        "an updated image is made in the region of the image it updates: give this spec that "
+        "region (and copies for others), or name an image spec of this region",
+        "updated_from-another-region",
+    ),
+    update_case(
+        {
+            "a.yaml": spec("region: eu-west-1\n"),
+            "us/defaults.yaml": "defaults:\n  region: us-east-1\n",
+            "us/b.yaml": updated(),
+        },
+        "us/b.yaml",
+        (3, 1),
+        "updated_from",
+        f"image '{NAME}' is not in us-east-1, this image's region",
+        "updated_from-another-region-from-the-defaults",
+    ),
+    update_case(
+        {
+            "a.yaml": spec("region: eu-west-1\ncopies: [us-east-1]\n"),
+            "b.yaml": updated("region: us-east-1\n"),
+        },
+        "b.yaml",
+        (3, 1),
+        "updated_from",
+        f"image '{NAME}' is only copied to us-east-1 (specs/a.yaml:1: eu-west-1, copies to "
+        "us-east-1); an image is updated where it is made: give this spec region eu-west-1 "
+        "(that image's own) and add us-east-1 to this spec's copies",
+        "updated_from-a-copy-region",
     ),
 ]
 
@@ -1899,6 +2076,7 @@ CASES = [
     ),
     *FORMAT_2_CASES,
     *ACCOUNT_CASES,
+    *UPDATE_CASES,
 ]
 
 ALL_CASES = {p.id: p.values[0] for p in CASES}
