@@ -252,7 +252,9 @@ def test_every_spec_field_is_shown_in_the_specs_examples():
 
     # The spec format's pages: one account's specs, and the account map and imports.
     text = page("specs.md") + page("many-accounts.md")
-    examples = "\n".join(re.findall(r"```yaml\n(.+?)\n```", text, re.S))
+    # A block may be indented (in a list item); its fence closes at the same indentation.
+    blocks = re.findall(r"^( *)```yaml\n(.+?)\n\1```", text, re.S | re.M)
+    examples = "\n".join(block for _, block in blocks)
     for model in (ImageSpecDocument, BundleSpecDocument, DefaultsBody):
         missing = [f for f in model.model_fields if not re.search(rf"^ *{f}:", examples, re.M)]
         assert not missing, f"the Specs examples lack {model.__name__} fields {missing}"
