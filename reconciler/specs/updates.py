@@ -15,7 +15,7 @@ turns it into an error for an updated image it still has to create
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from reconciler.errors import ProblemKind, SpecProblem
 from reconciler.specs.discover import join_shown
@@ -25,12 +25,27 @@ _DEFAULT = "the default region (--region, AWS_REGION or AWS config)"
 _OTHER_SOURCE = "give one of them source_workspace_id or source_image instead"
 
 
+# Image specs by (account, name): a folder may hold hundreds, and each check looks up NAME.
+_Index = Mapping[tuple[str | None, str], Sequence[Spec]]
+
+
 def update_sources(spec: Spec, specs: Sequence[Spec]) -> list[Spec]:
     """The image specs `spec` may be updated from: NAME in the spec's own account, in any
     region (the region is judged apart), never the spec itself."""
+    return _sources(spec, _index(specs))
+
+
+def _index(specs: Sequence[Spec]) -> _Index:
+    index: dict[tuple[str | None, str], list[Spec]] = {}
+    for spec in specs:
+        index.setdefault((spec.account, spec.name), []).append(spec)
+    return index
+
+
+def _sources(spec: Spec, index: _Index) -> list[Spec]:
     if spec.updated_from is None or spec.updated_from == spec.name:
         return []
-    return [s for s in specs if s.account == spec.account and s.name == spec.updated_from]
+    return list(index.get((spec.account, spec.updated_from), ()))
 
 
 def update_problems(
@@ -38,16 +53,17 @@ def update_problems(
 ) -> Iterator[SpecProblem]:
     """Errors: NAME is the spec itself, NAME's specs are all in another region than the
     spec's (where both regions are known), or a chain of `updated_from` loops."""
+    index = _index(specs)
     for spec in specs:
         if spec.updated_from is None:
             continue
         if spec.updated_from == spec.name:
             yield _self_problem(spec, shown_root)
             continue
-        why = _elsewhere(spec, update_sources(spec, specs), default_region, shown_root)
+        why = _elsewhere(spec, _sources(spec, index), default_region, shown_root)
         if why is not None:
             yield _problem(spec, shown_root, why, ProblemKind.UNAVAILABLE_REFERENCE)
-    yield from _loop_problems(specs, shown_root)
+    yield from _loop_problems(specs, index, shown_root)
 
 
 def _self_problem(spec: Spec, shown_root: str) -> SpecProblem:
@@ -95,8 +111,9 @@ def update_region_warnings(specs: Sequence[Spec], *, shown_root: str) -> Iterato
     """An updated image and its source where one has a region and the other none: valid
     offline, but the two are in one region only when the default region is that region,
     and plan stops otherwise."""
+    index = _index(specs)
     for spec in specs:
-        sources = update_sources(spec, specs)
+        sources = _sources(spec, index)
         if not sources:
             continue
         regions = {s.region for s in sources}
@@ -131,12 +148,12 @@ def _at(spec: Spec, root: str) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def _loop_problems(specs: Sequence[Spec], shown_root: str) -> Iterator[SpecProblem]:
+def _loop_problems(specs: Sequence[Spec], index: _Index, shown_root: str) -> Iterator[SpecProblem]:
     """Every spec on a loop of `updated_from` (a -> b -> a), each at its own line with the
     loop read from it: the first image of a chain must be captured or imported. An edge
     whose regions differ is the region check's, not a loop; an unknown region links."""
     for spec in specs:
-        loop = _loop_from(spec, specs)
+        loop = _loop_from(spec, index)
         if loop is None:
             continue
         chain = " -> ".join(s.name for s in (spec, *loop))
@@ -147,10 +164,10 @@ def _loop_problems(specs: Sequence[Spec], shown_root: str) -> Iterator[SpecProbl
         yield _problem(spec, shown_root, message, ProblemKind.REFERENCE_LOOP)
 
 
-def _loop_from(start: Spec, specs: Sequence[Spec]) -> list[Spec] | None:
+def _loop_from(start: Spec, index: _Index) -> list[Spec] | None:
     """The specs from `start`'s source back to `start`, the first such path in file order
     (depth first); None when no path returns."""
-    stack: list[tuple[Spec, list[Spec]]] = [(s, [s]) for s in reversed(_linked(start, specs))]
+    stack: list[tuple[Spec, list[Spec]]] = [(s, [s]) for s in reversed(_linked(start, index))]
     seen: set[int] = set()
     while stack:
         spec, path = stack.pop()
@@ -159,15 +176,15 @@ def _loop_from(start: Spec, specs: Sequence[Spec]) -> list[Spec] | None:
         if id(spec) in seen:
             continue
         seen.add(id(spec))
-        stack.extend((s, [*path, s]) for s in reversed(_linked(spec, specs)))
+        stack.extend((s, [*path, s]) for s in reversed(_linked(spec, index)))
     return None
 
 
-def _linked(spec: Spec, specs: Sequence[Spec]) -> list[Spec]:
+def _linked(spec: Spec, index: _Index) -> list[Spec]:
     """The sources of `spec` in a region it may be in (equal, or one of the two unset)."""
     return [
         s
-        for s in update_sources(spec, specs)
+        for s in _sources(spec, index)
         if s.region == spec.region or None in (s.region, spec.region)
     ]
 
@@ -189,9 +206,10 @@ def missing_update_source_problems(
     source. A NAME declared only in another account counts as not declared (an image is
     updated in its own account), and the message says where that one is."""
     problems = []
+    index = _index(specs)
     for spec in updates:
         name = spec.updated_from
-        if name is None or name == spec.name or update_sources(spec, specs):
+        if name is None or name == spec.name or _sources(spec, index):
             continue
         elsewhere = [s for s in specs if s.name == name and s.account != spec.account]
         what = _not_declared(spec, specs, elsewhere, shown_root)
