@@ -403,7 +403,7 @@ def _emit(
         return _markdown(document, out, error)
 
     def as_json() -> str:
-        return render_json.dumps(document, error=error)
+        return render_json.dumps(document, error=error, drift=out.kind == "drift")
 
     if out.fmt == "json":
         sys.stdout.write(as_json())
@@ -843,12 +843,22 @@ def _saved_plan(run: _Run, path: Path) -> tuple[Plan, Replan, frozenset[Key]]:
 
 @cli.command()
 @run_options("drift")
-def drift(options: PlanOptions, aws: AwsSettings, out: Output) -> int:
+@click.option(
+    "--updates-are-drift",
+    is_flag=True,
+    help="Also exit 2 while AWS has updates for a declared image that no spec makes an "
+    "updated image of (`updated_from`).",
+)
+def drift(options: PlanOptions, aws: AwsSettings, out: Output, updates_are_drift: bool) -> int:
     """Exit 2 when the account has drifted from the specs (for a schedule)."""
+    from reconciler.kinds.image import updates_due
+
     result = _plan_and_emit(options, aws, out)
     # Conflicts and blocked items are drift too ("any item other than no-op"); errors that
-    # stop the run (specs, credentials, AWS) exit 1 from main().
-    return 2 if result.drifted else 0
+    # stop the run (specs, credentials, AWS) exit 1 from main(). AWS's updates are listed
+    # (`updates_available`) but are drift only when asked.
+    due = updates_are_drift and bool(updates_due(result))
+    return 2 if result.drifted or due else 0
 
 
 def _confirm() -> bool:

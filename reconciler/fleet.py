@@ -36,6 +36,7 @@ from reconciler.reach import Target, account_session, duration_seconds, prove
 from reconciler.specs import BundleSpec, Spec, SpecSet
 from reconciler.specs.accounts import missing_source_problems, shown_account
 from reconciler.specs.models import Account
+from reconciler.specs.updates import missing_update_source_problems
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def joined_plan(
         where = {"account": part.account.id, "account_name": part.account.name}
         items += [i.model_copy(update=where) for i in one.items]
         unmanaged += [u.model_copy(update=where) for u in one.unmanaged]
-    _check_sources(every_spec, items, shown_root)
+    check_sources(every_spec, items, shown_root)
     names = {p.account.id: p.account.name for p in part_list}
     return Plan(
         specs_digest=specs_digest,
@@ -173,13 +174,21 @@ def joined_plan(
     )
 
 
-def _check_sources(specs: Sequence[Spec], items: Sequence[PlanItem], root: str) -> None:
-    """An import to create needs its source: one from an account of the map must be an image
-    spec there (offline this is only a warning, as an import that exists needs none), in
-    the run or not (`specs`: every spec of the folder)."""
-    creates = {(i.account, i.name) for i in items if is_import(i) and i.action is Action.CREATE}
-    imports = [s for s in specs if (s.account, s.name) in creates]
+def check_sources(specs: Sequence[Spec], items: Sequence[PlanItem], root: str) -> None:
+    """An import or an updated image to create needs its source: an import's, from an
+    account of the map, must be an image spec there; an updated image's, an image spec of
+    its own account (offline these are warnings, as one that exists needs its source no
+    more). `specs`: every spec of the folder, in the run or not."""
+    creates = {(i.account or "", i.name): i for i in items if i.action is Action.CREATE}
+
+    def to_create(spec: Spec, made: Callable[[PlanItem], bool]) -> bool:
+        item = creates.get((spec.account or "", spec.name))
+        return item is not None and made(item)
+
+    imports = [s for s in specs if to_create(s, is_import)]
+    updates = [s for s in specs if to_create(s, image_kind.is_update)]
     problems = missing_source_problems(imports, specs, root, to_create=True)
+    problems += missing_update_source_problems(updates, specs, root, to_create=True)
     if problems:
         raise SpecError(problems)
 

@@ -130,6 +130,7 @@ def build_plan(
         replace_failed=options.recapture_failed,
         bundles=bundles,
     )
+    fleet.check_sources(spec_set.specs, plan.items, options.specs_dir)
     settings = Settings(
         now=now, image_quota=options.image_quota, replace_failed=options.recapture_failed
     )

@@ -129,6 +129,9 @@ class ImageDetail(ItemDetail):
     source_account: str | None = None
     source_name: str | None = None
     source_image_id: str | None = None
+    # An updated image's source: the name of the image spec it is made from with AWS's
+    # updates (CreateUpdatedWorkspaceImage), in its own account and region; else null.
+    updated_from: str | None = None
     # Additive fields (the contract allows them): what apply and the plan file rest on.
     description: str = ""
     source_state: str | None = None
@@ -189,12 +192,44 @@ def is_import(item: PlanItem) -> bool:
 
 def is_capture(item: PlanItem) -> bool:
     """An image item made by CreateWorkspaceImage from its source WorkSpace."""
-    return isinstance(item.detail, ImageDetail) and item.detail.copy_from is None
+    d = item.detail
+    return isinstance(d, ImageDetail) and d.copy_from is None and d.updated_from is None
+
+
+def is_update(item: PlanItem) -> bool:
+    """An image item made by CreateUpdatedWorkspaceImage from another image of its spec's
+    account and region."""
+    return isinstance(item.detail, ImageDetail) and item.detail.updated_from is not None
 
 
 def made_by(item: PlanItem) -> str:
-    """How an image item's image is made, as messages say it: capture, copy or import."""
+    """How an image item's image is made, as messages say it: capture, copy, import or
+    update."""
+    if is_update(item):
+        return "update"
     return "import" if is_import(item) else "copy" if is_copy(item) else "capture"
+
+
+def updates_due(plan: Plan) -> list[PlanItem]:
+    """The declared images AWS has updates for (`Updates.UpdateAvailable`) that no image
+    spec of their account and region declares an updated image of (`updated_from`)."""
+    declared = {
+        (i.account, i.region, d.updated_from)
+        for i in plan.items
+        if isinstance(d := i.detail, ImageDetail) and d.updated_from
+    }
+    return [
+        i
+        for i in plan.items
+        if isinstance(d := i.detail, ImageDetail)
+        and d.update_available
+        and (i.account, i.region, i.name) not in declared
+    ]
+
+
+def update_hint(item: PlanItem) -> str:
+    """What to do about an image AWS has updates for."""
+    return f"AWS has updates for this image: declare an image with `updated_from: {item.name}`"
 
 
 def stuck(item: PlanItem) -> bool:
@@ -273,9 +308,13 @@ def plan_item(
     image = live_of(live).images.get(spec.name)
     if image is None and spec.source_image is not None:
         return _import_item(spec, region, live, desired)
+    if image is None and spec.updated_from is not None:
+        return _updated_item(spec, region, live)
     if image is None:
         source = (live_of(live).sources or {}).get(spec.source_workspace_id or "")
         return _create_item(spec, region, source)
+    if spec.updated_from is not None:  # an updated image that exists: as any image
+        return _existing(spec, region, image, now=now)
     if spec.source_image is not None:  # an import that exists: judged like any image
         return _existing(spec, region, image, now=now, imported=_source_of(spec, region))
     judged = _existing(spec, region, image, now=now)
@@ -360,6 +399,44 @@ def _import_item(spec: Spec, region: str, live: RegionInventory, desired: Desire
     return item.updated(update)
 
 
+def _updated_item(spec: Spec, region: str, live: RegionInventory) -> PlanItem:
+    """An updated image to create: CreateUpdatedWorkspaceImage from the image of the spec
+    it names, once that is AVAILABLE and AWS has updates for it. Blocked, before any call,
+    when AWS reports none, or when the source failed."""
+    source_name = spec.updated_from
+    assert source_name is not None
+    source = live_of(live).images.get(source_name)
+    item = _item(spec, region).updated(
+        {
+            "action": Action.CREATE,
+            "tag_changes": created_tags(spec),
+            "image_state": source.state if source else None,
+            "fingerprint": fingerprint(
+                None,
+                None,
+                "update",
+                source.image_id if source else None,
+                source.state if source else None,
+                source.update_available if source else None,
+            ),
+        }
+    )
+    if source is None:
+        return item.updated({"reason": f"after the capture of {source_name} ({region})"})
+    if source.state == "ERROR":
+        reason = f"its source image {source_name} is in ERROR: resolve that first (see its item)"
+        return item.updated({"action": Action.BLOCKED, "reason": reason})
+    if source.state != "AVAILABLE":
+        return item.updated({"reason": f"after {source_name} is AVAILABLE ({source.state})"})
+    if source.update_available is False:
+        reason = (
+            f"AWS has no update for {source_name} ({region}): nothing to make an updated "
+            "image with; keep the spec until AWS publishes updates, or remove it"
+        )
+        return item.updated({"action": Action.BLOCKED, "reason": reason})
+    return item
+
+
 def shown_source(account: str, name: str | None) -> str:
     return f"{name} ({account})" if name else account
 
@@ -433,7 +510,7 @@ def _item(
         and image.created
         and now - image.created > STUCK_AFTER
     )
-    what = "copy" if copy_from else "capture"
+    what = "copy" if copy_from else "update" if spec.updated_from else "capture"
     return PlanItem(
         action=Action.NO_OP,
         name=spec.name,
@@ -447,6 +524,7 @@ def _item(
             copy_from=copy_from,
             source_account=imported[0] if imported else None,
             source_name=spec.source_image.name if imported and spec.source_image else None,
+            updated_from=spec.updated_from,
             description=spec.description,
             stuck=stuck,
             update_available=image.update_available if image else None,
@@ -550,14 +628,16 @@ def replan(
         return item.model_copy(update={"action": Action.CREATE, "image_id": None})
     # Only tags are read again; the rest of the image is as listed for the plan (a
     # description that differs is a conflict, never an item apply changes).
+    d = detail_of(item)
     image = LiveImage(
         image_id=item.image_id,
         name=item.name,
         description=spec.description,
         state=item.state or "",
         tags=dict(tags),
+        update_available=d.update_available,
+        update_description=d.update_description,
     )
-    d = detail_of(item)
     if d.source_account is not None:
         imported = (d.source_account, d.copy_from or item.region)
         return _existing(spec, item.region, image, now=settings.now, imported=imported)
@@ -565,10 +645,13 @@ def replan(
 
 
 def waits_for(item: PlanItem) -> Waited | None:
-    """A copy waits for its source image, AVAILABLE in its own region; an import for the
-    share that lets its account copy the source (a source this run plans), or for the
-    shared image by its id (a source outside the run)."""
+    """A copy waits for its source image, AVAILABLE in its own region, and an updated image
+    for its source in its own region; an import for the share that lets its account copy
+    the source (a source this run plans), or for the shared image by its id (a source
+    outside the run)."""
     d = detail_of(item)
+    if d.updated_from is not None:  # the source image, in the same account and region
+        return image_key(item.account, item.region, d.updated_from)
     if d.source_account is not None:
         if d.source_image_id is not None:
             return ImageById(d.copy_from or item.region, d.source_image_id)
@@ -645,6 +728,40 @@ COPY_ERRORS: dict[str, tuple[Result, str]] = {
 }
 
 
+# What to do about each documented CreateUpdatedWorkspaceImage error.
+UPDATE_ERRORS: dict[str, tuple[Result, str]] = {
+    "ResourceAlreadyExistsException": (Result.CONVERGED, ""),
+    "InvalidResourceStateException": (
+        Result.DEFERRED,
+        "the source image is not AVAILABLE yet; run apply again when it is, or use --wait",
+    ),
+    "OperationNotSupportedException": (
+        Result.FAILED,
+        "AWS can't update this image: only Windows images (10, 11, Server 2016-2022) are "
+        "updated this way, and only when AWS reports updates for them (Windows and "
+        "application updates are not part of it): capture a new image from a WorkSpace instead",
+    ),
+    "ResourceLimitExceededException": (
+        Result.FAILED,
+        "the region's image quota is reached: delete unused images (apply --prune) or ask AWS "
+        "to raise it",
+    ),
+    "ResourceNotFoundException": (
+        Result.FAILED,
+        "the source image no longer exists: run plan again",
+    ),
+    "AccessDeniedException": (
+        Result.FAILED,
+        "the role lacks workspaces:CreateUpdatedWorkspaceImage (and workspaces:CreateTags): "
+        "see the apply policy in the docs' IAM page (docs/iam.md)",
+    ),
+    "InvalidParameterValuesException": (
+        Result.FAILED,
+        "the service rejected a value in the spec: fix it as the message says",
+    ),
+}
+
+
 def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
     if ctx.plan.replaces(item):
         return replace(item, client, ctx)
@@ -669,11 +786,13 @@ def schedule(plan: Plan) -> frozenset[Key]:
 
 
 def create(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
-    """Capture the image (or copy it, for a copy), unless its source is busy or another
-    capture of the same source goes first."""
+    """Capture the image (or copy it, for a copy; update its source, for an updated image),
+    unless its source is busy or another capture of the same source goes first."""
     d = detail_of(item)
     if d.copy_from is not None:
         return _copy(item, client, ctx)
+    if d.updated_from is not None:
+        return _update(item, client, ctx)
     if d.source_busy:
         return item_result(item, Result.DEFERRED, item.reason)
     if item.key not in ctx.go_now:
@@ -722,6 +841,25 @@ def _copy(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedIte
     )
 
 
+def _update(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+    """CreateUpdatedWorkspaceImage from the source image (its id in `ctx`, resolved by the
+    engine once the source is AVAILABLE), in the same region."""
+    assert ctx.image_id is not None
+
+    def send() -> creating.Made:
+        reply = client.creates.create_updated_workspace_image(
+            Name=item.name,
+            Description=detail_of(item).description,
+            SourceImageId=ctx.image_id or "",
+            Tags=creating.tag_list(_declared_and_owned(item)),
+        )
+        return {"image_id": reply.get("ImageId"), "state": "PENDING"}
+
+    return creating.create(
+        item, creating.Create(send, lambda: _find(client, item.name), UPDATE_ERRORS, "update")
+    )
+
+
 def _declared_and_owned(item: PlanItem) -> dict[str, str]:
     tags = {c.key: c.after for c in item.tag_changes if c.after is not None}
     tags[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
@@ -740,18 +878,17 @@ def create_now(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> Appli
 
 
 def replace(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
-    """Delete a failed (ERROR) image, then capture or copy it again."""
+    """Delete a failed (ERROR) image, then capture, copy or update it again."""
     d = detail_of(item)
     if d.source_busy:  # keep the failed image until its source can capture a new one
         return item_result(item, Result.DEFERRED, item.reason)
-    if d.copy_from is None and item.key not in ctx.go_now:
+    if is_capture(item) and item.key not in ctx.go_now:
         return item_result(
             item, Result.DEFERRED, "another capture of the same WorkSpace goes first"
         )
-    if d.copy_from is not None and ctx.image_id is None:
-        return item_result(
-            item, Result.DEFERRED, f"its source image in {d.copy_from} is not AVAILABLE yet"
-        )
+    if not is_capture(item) and ctx.image_id is None:
+        source = d.updated_from or f"in {d.copy_from}"
+        return item_result(item, Result.DEFERRED, f"its source image {source} is not AVAILABLE yet")
     assert item.image_id is not None  # an ERROR conflict is an existing image
     refused = _delete_owned(client, item.image_id)
     if refused is not None and refused is not _GONE:

@@ -449,6 +449,14 @@ def _warnings(document: Plan | Applied) -> list[str]:
         )
     if document.unmanaged:
         lines.append(f"> [!CAUTION]\n> {_unmanaged_caution(document)}\n")
+    if not isinstance(document, Applied):
+        for item in image_kind.updates_due(document):
+            about = image_kind.detail_of(item).update_description
+            lines.append(
+                f"> [!NOTE]\n> **AWS has updates** for {_named(item)} ({md(item.region)})"
+                + (f": {md(about)}" if about else "")
+                + f". {md(image_kind.update_hint(item))}.\n"
+            )
     return lines
 
 

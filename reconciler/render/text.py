@@ -13,7 +13,7 @@ from reconciler.kinds import image as image_kind
 from reconciler.kinds import share as share_kind
 from reconciler.kinds.image import is_copy, stuck
 from reconciler.kinds.share import ShareChange
-from reconciler.plan import Action, Kind, Plan, PlanItem, TagChange, Unmanaged
+from reconciler.plan import Action, Key, Kind, Plan, PlanItem, TagChange, Unmanaged
 from reconciler.render.escape import terminal_safe as safe
 from reconciler.results import Applied, AppliedItem, AppliedUnmanaged, Result
 
@@ -80,6 +80,7 @@ def render_plan(
             gap, first = "" if first else "\n", False
             out.write(gap + paint(f"{safe(heading)}:", None, bold=True) + "\n")
         _write_items(part, shown(part), out, paint)
+    _write_updates(plan, {i.key for i in shown(plan)}, out, paint)
     out.write("\n" + summary_line(plan) + "\n")
     errors = [i for i in plan.items if i.is_error and not plan.replaces(i)]
     if errors:
@@ -91,6 +92,19 @@ def render_plan(
             )
             + "\n"
         )
+
+
+def _write_updates(plan: Plan, shown: set[Key], out: TextIO, paint: _Painter) -> None:
+    """The declared images AWS has updates for, under a heading of their own: those not
+    shown above with their hint (unchanged images, which a plan does not list)."""
+    due = [i for i in image_kind.updates_due(plan) if i.key not in shown]
+    if not due:
+        return
+    out.write("\n" + paint("AWS has updates for these images:", None, bold=True) + "\n")
+    for item in due:
+        about = image_kind.detail_of(item).update_description
+        line = f"  {safe(item.name)} {_where(item)}" + (f": {safe(about)}" if about else "")
+        out.write(line + "\n      " + paint(safe(image_kind.update_hint(item)), "cyan") + "\n")
 
 
 def by_account(plan: Plan) -> list[tuple[str | None, Plan]]:
@@ -116,9 +130,12 @@ def _write_items(plan: Plan, shown: list[PlanItem], out: TextIO, paint: _Painter
     if plan.unmanaged and plan.prune:
         _write_pruned(plan, out, paint)
     names = {a.id: a.name for a in plan.accounts}
+    due = {i.key for i in image_kind.updates_due(plan)}
     for item in sorted(shown, key=lambda i: (not i.is_error, i.action is Action.NO_OP)):
         replace = plan.replaces(item)
         out.write(_item_line(item, paint, replace, names) + "\n")
+        if item.key in due:
+            out.write("      " + paint(safe(image_kind.update_hint(item)), "cyan") + "\n")
         for line in _change_lines(item, paint):
             out.write(line + "\n")
         if item.state == "ERROR" and not replace:
@@ -343,7 +360,13 @@ def _item_line(
     label, reason = item.action.value, item.reason
     if replace:  # Terraform's mark for destroy-then-create
         symbol, colour, label = "-/+", "yellow", "replace"
-        again = "copies it again" if is_copy(item) else "captures it again"
+        again = (
+            "copies it again"
+            if is_copy(item)
+            else "makes it again"
+            if image_kind.is_update(item)
+            else "captures it again"
+        )
         reason = f"in ERROR: --replace-failed deletes it and {again}"
     head = f"  {symbol} {label:<11} {named(item, by_action=item.action is Action.UPDATE_SHARING)}"
     head += f" {_where(item)}"
@@ -352,6 +375,8 @@ def _item_line(
         head += f" {safe(source_phrase(item, names))}"
         if reason and item.action is Action.CREATE and not replace:
             head, reason = f"{head}, {safe(reason)}", None  # "after the capture": one line
+    elif image_kind.is_update(item) and (item.action in (Action.CREATE, Action.BLOCKED) or replace):
+        head += f" with AWS's updates to {safe(image_kind.detail_of(item).updated_from or '')}"
     elif item.kind is Kind.IMAGE and (item.action is Action.CREATE or replace):
         head += f" from {image_kind.detail_of(item).source_workspace_id}"
     elif item.kind is Kind.BUNDLE and bundle_kind.detail_of(item).bundle_id is None:
