@@ -66,7 +66,7 @@ from .layer import (
     ResourceUnavailableException,
     installed,
 )
-from .lifecycle import PUBLIC_OWNER, compute_types, public_bundles
+from .lifecycle import PUBLIC_OWNER, public_bundles
 from .middleware import (
     FAULT_KINDS,
     TAGGING_WILDCARD,
@@ -76,6 +76,7 @@ from .middleware import (
     Faults,
     FidelityMiddleware,
 )
+from .model import compute_types
 from .server import LocalEndpoint, local_endpoint, reset_moto
 from .tagging import (
     MAX_ARNS,

@@ -94,13 +94,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import botocore.session
-from botocore.model import ServiceModel
 
 from . import moto_adapter as adapter
 from .errors import (
@@ -110,7 +106,6 @@ from .errors import (
     ResourceLimitExceededException,
     ResourceNotFoundException,
     ResourceUnavailableException,
-    ValidationException,
 )
 from .layer import (
     MAX_IDS,
@@ -123,6 +118,7 @@ from .layer import (
     not_the_owner,
     shared_image,
 )
+from .model import compute_types, constraint_error, valid
 
 if TYPE_CHECKING:
     from .layer import Fidelity, _RegionState
@@ -154,47 +150,6 @@ _PUBLIC_COMPUTE = (
 _PUBLIC_CREATED = 1_600_000_000.0  # fixed, so that every run answers the same
 
 
-# --- validation against botocore's model --------------------------------------------------
-
-
-@functools.cache
-def _model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("workspaces")
-
-
-@functools.cache
-def compute_types() -> tuple[str, ...]:
-    """The ComputeType names botocore's WorkSpaces model allows."""
-    return tuple(_model().shape_for("Compute").metadata["enum"])
-
-
-def _constraint_error(value: Any, field: str, constraint: str) -> ValidationException:
-    return ValidationException(
-        f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
-        f"constraint: {constraint}"
-    )
-
-
-def _valid(value: Any, shape: str, field: str) -> str:
-    """``value`` if it meets the model's length and pattern for ``shape``, else the
-    ValidationException the real service answers."""
-    if not isinstance(value, str):
-        raise InvalidParameterValuesException(f"The {field} parameter is required.")
-    meta = _model().shape_for(shape).metadata
-    if len(value) < meta.get("min", 0) or len(value) > meta.get("max", len(value)):
-        raise _constraint_error(
-            value,
-            field,
-            f"Member must have length between {meta.get('min', 0)} and {meta.get('max')}",
-        )
-    pattern = meta.get("pattern")
-    if pattern and not re.fullmatch(pattern, value):
-        raise _constraint_error(
-            value, field, f"Member must satisfy regular expression pattern: {pattern}"
-        )
-    return value
-
-
 def _capacity(storage: Any, field: str, limits: tuple[int, int]) -> str:
     capacity = storage.get("Capacity") if isinstance(storage, dict) else None
     low, high = limits
@@ -209,7 +164,7 @@ def _capacity(storage: Any, field: str, limits: tuple[int, int]) -> str:
 def _compute_type(compute: Any) -> str:
     name = compute.get("Name") if isinstance(compute, dict) else None
     if name not in compute_types():
-        raise _constraint_error(
+        raise constraint_error(
             name,
             "computeType.name",
             f"Member must satisfy enum value set: [{', '.join(compute_types())}]",
@@ -299,7 +254,7 @@ def _require_available(image: Image, doing: str) -> None:
 def _custom_bundle(state: _RegionState, bundle_id: Any, region: str) -> Bundle:
     if not isinstance(bundle_id, str):
         raise InvalidParameterValuesException("The BundleId parameter is required.")
-    _valid(bundle_id, "BundleId", "bundleId")
+    valid(bundle_id, "BundleId", "bundleId")
     bundle = state.bundles.get(bundle_id)
     if bundle is None:
         raise ResourceNotFoundException(
@@ -346,12 +301,12 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         """CopyWorkspaceImage, as the module docstring describes."""
         params = adapter.params(self)
         backend = adapter.workspaces_backend(self)
-        name = _valid(params.get("Name"), "WorkspaceImageName", "name")
+        name = valid(params.get("Name"), "WorkspaceImageName", "name")
         description = params.get("Description")
         if description is not None:
-            _valid(description, "WorkspaceImageDescription", "description")
-        source_id = _valid(params.get("SourceImageId"), "WorkspaceImageId", "sourceImageId")
-        source_region = _valid(params.get("SourceRegion"), "Region", "sourceRegion")
+            valid(description, "WorkspaceImageDescription", "description")
+        source_id = valid(params.get("SourceImageId"), "WorkspaceImageId", "sourceImageId")
+        source_region = valid(params.get("SourceRegion"), "Region", "sourceRegion")
         source = _copy_source(backend, source_region, source_id)
         if any(i.name == name for i in backend.workspace_images.values()):
             raise ResourceAlreadyExistsException(
@@ -380,8 +335,8 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         """Grant or revoke one account's copy permission (module docstring)."""
         params = adapter.params(self)
         backend = adapter.workspaces_backend(self)
-        image_id = _valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
-        account = _valid(params.get("SharedAccountId"), "AwsAccount", "sharedAccountId")
+        image_id = valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
+        account = valid(params.get("SharedAccountId"), "AwsAccount", "sharedAccountId")
         allow = params.get("AllowCopyImage")
         if not isinstance(allow, bool):
             raise InvalidParameterValuesException("The AllowCopyImage parameter is required.")
@@ -401,7 +356,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
     def describe_workspace_image_permissions(self: Response) -> Reply:
         """Pages at 25 (MaxResults, NextToken); unknown image -> ResourceNotFoundException."""
         params = adapter.params(self)
-        image_id = _valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
+        image_id = valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
         image = _image(adapter.workspaces_backend(self), image_id, "read the permissions of")
         page, token = _page(
             list(image.image_permissions), "DescribeWorkspaceImagePermissions", params, "MaxResults"
@@ -415,11 +370,11 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         """CreateWorkspaceBundle, as the module docstring describes."""
         params = adapter.params(self)
         backend = adapter.workspaces_backend(self)
-        name = _valid(params.get("BundleName"), "WorkspaceBundleName", "bundleName")
-        description = _valid(
+        name = valid(params.get("BundleName"), "WorkspaceBundleName", "bundleName")
+        description = valid(
             params.get("BundleDescription"), "WorkspaceBundleDescription", "bundleDescription"
         )
-        image_id = _valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
+        image_id = valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
         compute = _compute_type(params.get("ComputeType"))
         user = _capacity(params.get("UserStorage"), "UserStorage", USER_STORAGE_GIB)
         root = DEFAULT_ROOT_STORAGE
@@ -480,7 +435,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         params = adapter.params(self)
         backend = adapter.workspaces_backend(self)
         bundle = _custom_bundle(_state(backend), params.get("BundleId"), backend.region_name)
-        image_id = _valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
+        image_id = valid(params.get("ImageId"), "WorkspaceImageId", "imageId")
         _require_available(_image(backend, image_id, "build a bundle from"), "used by a bundle")
         bundle.image_id = image_id
         bundle.updated = time.time()
