@@ -33,6 +33,13 @@ the real service too, with hooks on the handle::
     f.fail_copies("us-east-1")                 # the next copy there ends in ERROR
     f.shared_accounts("eu-west-1", image_id)   # ["111122223333", ...]
 
+Updated images (CreateUpdatedWorkspaceImage) and the ``Updates`` of each image::
+
+    f.offer_update("eu-west-1", image_id, description="New drivers")  # UpdateAvailable: true
+    f.offer_update("eu-west-1", image_id, offered=False)               # withdrawn
+    f.fail_updates("eu-west-1", name="golden-2")   # that updated image ends in ERROR
+    f.updated_from("eu-west-1", new_id)            # its source image id
+
 Several accounts, one endpoint: credentials from the endpoint's STS ``AssumeRole`` act in
 the role's account (moto's own rule, see ``moto_adapter.account_of``); every hook takes
 ``account_id``; the endpoint paces and records calls per account and region::
@@ -50,13 +57,16 @@ See ``layer`` (service behaviour), ``lifecycle`` (copies, sharing, bundles), ``t
 (the tagging API), ``middleware`` (network and throttling) and ``server``.
 """
 
+from .errors import OperationNotSupportedException
 from .layer import (
     BUNDLE_IN_USE_BY_IMAGE,
     BUNDLE_NAME_REUSE_SECONDS,
     BUNDLE_QUOTA,
     MAX_IDS,
+    NO_UPDATE_DESCRIPTION,
     PAGE_SIZE,
     TAG_LIMIT,
+    UPDATE_DESCRIPTION,
     Bundle,
     Fidelity,
     FidelityConfig,
@@ -97,11 +107,13 @@ __all__ = [
     "MAX_ARNS",
     "MAX_IDS",
     "MAX_TAG_ARNS",
+    "NO_UPDATE_DESCRIPTION",
     "PAGE_SIZE",
     "PUBLIC_OWNER",
     "TAGGING_PAGE_SIZE",
     "TAGGING_WILDCARD",
     "TAG_LIMIT",
+    "UPDATE_DESCRIPTION",
     "AccessDeniedException",
     "Bundle",
     "Call",
@@ -114,6 +126,7 @@ __all__ = [
     "InvalidParameterException",
     "InvalidResourceStateException",
     "LocalEndpoint",
+    "OperationNotSupportedException",
     "ResourceAssociatedException",
     "ResourceLimitExceededException",
     "ResourceUnavailableException",

@@ -60,6 +60,12 @@ class ResourceUnavailableException(ServiceError):
     code = "ResourceUnavailableException"
 
 
+class OperationNotSupportedException(ServiceError):
+    """CreateUpdatedWorkspaceImage of an image AWS offers no update for (absent from moto)."""
+
+    code = "OperationNotSupportedException"
+
+
 class InvalidParameterException(ServiceError):
     """The tagging API's error for a malformed request."""
 

@@ -33,6 +33,11 @@ Gaps closed (moto behaviour -> real behaviour):
   :meth:`~Fidelity.fail_copies`, :meth:`~Fidelity.copied_from`).
 * DeleteWorkspaceImage of an image a bundle uses answers ResourceAssociatedException with
   the message the real service was recorded answering (Cloud Custodian's placebo data).
+* Every image reports ``Updates`` ``{"UpdateAvailable": false}`` and CreateUpdatedWorkspaceImage
+  is missing -> :meth:`Fidelity.offer_update` makes AWS offer an update of an image's
+  WorkSpaces components (``UpdateAvailable: true`` with its description), which
+  CreateUpdatedWorkspaceImage (:mod:`reconciler.emulator.lifecycle`) turns into a new image;
+  :meth:`Fidelity.updated_from` and :meth:`Fidelity.fail_updates` follow and break those.
 * moto serves each account apart and never shows one account another's images ->
   DescribeWorkspaceImages lists the images other accounts share with the caller
   (``ImageType=SHARED``, or none), CopyWorkspaceImage copies them, and the owner's
@@ -56,8 +61,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import model, tagging
 from . import moto_adapter as adapter
-from . import tagging
 from .errors import (
     AccessDeniedException,
     InvalidParameterValuesException,
@@ -95,6 +100,14 @@ BUNDLE_IN_USE_BY_IMAGE = (
     "Image, and try again."
 )
 """DeleteWorkspaceImage's ResourceAssociatedException message, as recorded from AWS."""
+
+NO_UPDATE_DESCRIPTION = "This WorkSpace image does not have updates available"
+"""``Updates.Description`` of an image AWS offers no update for. No real answer was found
+recorded; this is moto's wording (the only one known), kept here so that the emulator's
+answer does not depend on a moto attribute."""
+UPDATE_DESCRIPTION = "Updated WorkSpaces drivers and agent are available for this image"
+"""``Updates.Description`` of an offered update unless :meth:`Fidelity.offer_update` is
+given one (the model's UpdateDescription allows only [a-zA-Z0-9_./() -])."""
 
 _STATE_ATTR = "_fidelity_state"
 
@@ -172,8 +185,9 @@ class Bundle:
 
 
 @dataclass
-class _CopyFailure:
-    """An armed :meth:`Fidelity.fail_copies`: copies (named ``name``, or any) end in ERROR."""
+class _PlannedFailure:
+    """An armed :meth:`Fidelity.fail_copies` or :meth:`Fidelity.fail_updates`: the images it
+    makes (named ``name``, or any) end in ERROR."""
 
     name: str | None
     times: int | None  # None: every matching copy
@@ -188,9 +202,13 @@ class _RegionState:
     # the bundle store; reconciler.emulator.tagging reads it as ``bundles`` on this state
     bundles: dict[str, Bundle] = field(default_factory=dict)
     deleted_bundle_names: dict[str, float] = field(default_factory=dict)  # -> monotonic
-    copy_failures: list[_CopyFailure] = field(default_factory=list)
+    copy_failures: list[_PlannedFailure] = field(default_factory=list)
     copy_sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # -> region, id
     copy_source_accounts: dict[str, str] = field(default_factory=dict)  # -> owner account
+    # image id -> the description of the update AWS offers for it (Fidelity.offer_update)
+    updates: dict[str, str] = field(default_factory=dict)
+    update_failures: list[_PlannedFailure] = field(default_factory=list)
+    updated_sources: dict[str, str] = field(default_factory=dict)  # -> source image id
 
 
 def _state(backend: Backend) -> _RegionState:
@@ -227,6 +245,16 @@ def _find_resource(backend: Backend, resource_id: str) -> Any:
     raise ResourceNotFoundException(f"The resource {resource_id} could not be found.")
 
 
+def _check_image_name(backend: Backend, name: str) -> None:
+    """ResourceAlreadyExistsException when the account has an image of that name in the
+    region (every image create checks it: capture, copy, update)."""
+    if any(i.name == name for i in backend.workspace_images.values()):
+        raise ResourceAlreadyExistsException(
+            "A WorkSpace image with the same name exists in the destination Region. "
+            "Provide a unique destination image name, and try again."
+        )
+
+
 def _check_image_quota(backend: Backend, quota: int) -> None:
     """ResourceLimitExceededException when the account owns ``quota`` images there."""
     owned = [i for i in backend.workspace_images.values() if i.owner_account == backend.account_id]
@@ -234,6 +262,24 @@ def _check_image_quota(backend: Backend, quota: int) -> None:
         raise ResourceLimitExceededException(
             f"You have reached the limit of {quota} images in {backend.region_name}."
         )
+
+
+def update_of(backend: Backend, image: Image) -> dict[str, Any]:
+    """The image's ``Updates`` as DescribeWorkspaceImages shows it to ``backend``'s account:
+    the offer of its owner's account (a shared image shows its owner's), if any."""
+    holder = backend
+    if image.image_id not in backend.workspace_images:
+        holder = adapter.backend(backend.region_name, image.owner_account)
+    state = adapter.peek(holder, _STATE_ATTR)
+    offered = state.updates.get(image.image_id) if state is not None else None
+    if offered is None:
+        return {"UpdateAvailable": False, "Description": NO_UPDATE_DESCRIPTION}
+    return {"UpdateAvailable": True, "Description": offered}
+
+
+def os_type(image: Image) -> str:
+    """The image's OperatingSystem Type (WINDOWS, LINUX), or "" when unknown."""
+    return str((image.operating_system or {}).get("Type") or "")
 
 
 def shared_with(backend: Backend) -> list[Image]:
@@ -429,7 +475,8 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             pool = here + shared_with(backend)
         images = [i for i in pool if image_ids is None or i.image_id in image_ids]
         page, token = _page(images, "DescribeWorkspaceImages", params, "MaxResults")
-        reply: dict[str, Any] = {"Images": [adapter.describe_image(i) for i in page]}
+        shown = [adapter.describe_image(i, update_of(backend, i)) for i in page]
+        reply: dict[str, Any] = {"Images": shown}
         if token:
             reply["NextToken"] = token
         return adapter.reply(reply)
@@ -497,11 +544,7 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
                 "The specified WorkSpace cannot be found. Confirm that the workspace exists "
                 "in your AWS account, and try again."
             )
-        if any(i.name == name for i in backend.workspace_images.values()):
-            raise ResourceAlreadyExistsException(
-                "A WorkSpace image with the same name exists in the destination Region. "
-                "Provide a unique destination image name, and try again."
-            )
+        _check_image_name(backend, name)
         _check_image_quota(backend, handle.config.image_quota)
         if source.state != "AVAILABLE":
             raise InvalidResourceStateException(
@@ -542,6 +585,7 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             )
         del backend.workspace_images[image_id]
         _state(backend).captures.pop(image_id, None)
+        _state(backend).updates.pop(image_id, None)
         return adapter.reply()
 
     # lifecycle builds on this module's helpers, so it is imported when installing, not at
@@ -559,6 +603,13 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         "delete_workspace_image": delete_workspace_image,
         **lifecycle_patches(handle),
     }
+
+
+def _os_type_checked(value: str) -> str:
+    allowed = model.service_model().shape_for("OperatingSystemType").metadata["enum"]
+    if value not in allowed:
+        raise ValueError(f"operating_system is one of {allowed}, not {value!r}")
+    return value
 
 
 def _valid_name(name: Any) -> str:
@@ -718,15 +769,21 @@ class Fidelity:
         error_code: str | None = None,
         error_message: str | None = None,
         account_id: str = DEFAULT_ACCOUNT_ID,
+        *,
+        operating_system: str | None = None,
     ) -> str:
         """Insert an owned image without an API call (no quota, no checks but a unique
         name). A PENDING image counts as a capture: :meth:`finish_capture` ends it, and an
-        AVAILABLE source WorkSpace, if given and present, is SUSPENDED meanwhile."""
+        AVAILABLE source WorkSpace, if given and present, is SUSPENDED meanwhile.
+        ``operating_system`` is its OperatingSystem Type (the model's enum: WINDOWS, LINUX);
+        without it the image shows none, as moto's do."""
         with self.lock:
             backend = self.backend(region, account_id)
             if any(i.name == name for i in backend.workspace_images.values()):
                 raise ValueError(f"an image named {name!r} already exists in {region}")
             image = adapter.new_image(backend, name, description, _tags_list(tags or {}), state)
+            if operating_system is not None:
+                image.operating_system = {"Type": _os_type_checked(operating_system)}
             image.error_code = error_code or ""
             image.error_message = error_message or ""
             if created is not None:
@@ -770,10 +827,10 @@ class Fidelity:
         error_message: str | None = None,
         account_id: str = DEFAULT_ACCOUNT_ID,
     ) -> None:
-        """End a PENDING image's capture (or copy) as AVAILABLE or ERROR (with the error
-        fields); without ``state``, as planned: AVAILABLE, or ERROR for a copy that
-        :meth:`fail_copies` marked. Its source WorkSpace goes from SUSPENDED back to
-        AVAILABLE."""
+        """End a PENDING image's capture (or copy, or update) as AVAILABLE or ERROR (with
+        the error fields); without ``state``, as planned: AVAILABLE, or ERROR for a copy
+        that :meth:`fail_copies` marked or an updated image :meth:`fail_updates` marked.
+        Its source WorkSpace goes from SUSPENDED back to AVAILABLE."""
         if state not in (None, "AVAILABLE", "ERROR"):
             raise ValueError("a capture ends AVAILABLE or ERROR")
         with self.lock:
@@ -804,6 +861,65 @@ class Fidelity:
             else:
                 bundles.discard(image_id)
 
+    # --- updates of images (CreateUpdatedWorkspaceImage in reconciler.emulator.lifecycle) ---
+
+    def offer_update(
+        self,
+        *where: str,
+        offered: bool = True,
+        description: str = UPDATE_DESCRIPTION,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        """AWS publishes an update of the image's WorkSpaces components (agent, drivers):
+        DescribeWorkspaceImages shows ``Updates`` ``{"UpdateAvailable": true,
+        "Description": description}`` (to the accounts it is shared with too), and
+        CreateUpdatedWorkspaceImage accepts the image as its source. ``offered=False``
+        withdraws it (``UpdateAvailable: false`` again). ``description`` must meet the
+        model's UpdateDescription, which the real answer does; a LINUX image is refused
+        (AWS updates only Windows images this way). The offer is the image's alone: a copy
+        of it, or the image made from it, has none unless offered too."""
+        broken = model.constraint_violation(description, "UpdateDescription")
+        if broken is not None:
+            raise ValueError(f"update description {description!r}: {broken}")
+        with self.lock:
+            backend, image_id = self._image_backend(where, account_id)
+            updates = _state(backend).updates
+            if not offered:
+                updates.pop(image_id, None)
+                return
+            if os_type(backend.workspace_images[image_id]) == "LINUX":
+                raise ValueError(f"image {image_id} is a LINUX image: AWS offers it no update")
+            updates[image_id] = description
+
+    def fail_updates(
+        self,
+        region: str,
+        *,
+        name: str | None = None,
+        times: int | None = 1,
+        error_code: str = "UpdateFailed",
+        error_message: str = "The image could not be updated.",
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        """Like :meth:`fail_copies`, for the images CreateUpdatedWorkspaceImage makes in
+        ``region``: the next ``times`` (None: every one), only those named ``name`` if
+        given, end in ERROR with these fields. The real codes are unknown."""
+        if times is not None and times < 1:
+            raise ValueError("times is a positive number or None")
+        with self.lock:
+            _state(self.backend(region, account_id)).update_failures.append(
+                _PlannedFailure(name, times, error_code, error_message)
+            )
+
+    def updated_from(
+        self, region: str, image_id: str, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> str | None:
+        """The source image id of an image CreateUpdatedWorkspaceImage made; None for any
+        other image."""
+        with self.lock:
+            backend, image_id = self._image_backend((region, image_id), account_id)
+            return _state(backend).updated_sources.get(image_id)
+
     # --- copies, sharing and bundles (operations in reconciler.emulator.lifecycle) ---
 
     def fail_copies(
@@ -824,7 +940,7 @@ class Fidelity:
             raise ValueError("times is a positive number or None")
         with self.lock:
             _state(self.backend(region, account_id)).copy_failures.append(
-                _CopyFailure(name, times, error_code, error_message)
+                _PlannedFailure(name, times, error_code, error_message)
             )
 
     def copied_from(

@@ -1,4 +1,4 @@
-"""Copies, sharing and bundles: the WorkSpaces operations moto lacks or gets wrong.
+"""Copies, updates, sharing and bundles: the WorkSpaces operations moto lacks or gets wrong.
 
 :func:`lifecycle_patches` gives the methods :func:`reconciler.emulator.layer.installed` sets on
 moto's WorkSpaces response class next to its own (and restores on exit). State lives on the layer's
@@ -19,6 +19,22 @@ Gaps closed (moto behaviour -> real behaviour):
   suspended), or ERROR when :meth:`Fidelity.fail_copies` says so. It carries the request's
   Tags only (not the source's), the source's description unless one is given, the
   source's operating system and tenancy, and the caller's ``OwnerAccountId``.
+* CreateUpdatedWorkspaceImage is missing, and every image reports ``UpdateAvailable: false``
+  -> ``Name``, ``Description`` (required) and ``SourceImageId`` checked against the model
+  (ValidationException when malformed, InvalidParameterValuesException when missing), then,
+  in this order: the source is not the caller's image in the region ->
+  ResourceNotFoundException (AccessDeniedException for one another account only shares
+  with it); the name is taken -> ResourceAlreadyExistsException; ``image_quota`` images ->
+  ResourceLimitExceededException; the source is not AVAILABLE ->
+  InvalidResourceStateException; a LINUX source, or one AWS offers no update for
+  (:meth:`Fidelity.offer_update`), -> OperationNotSupportedException. Answers only
+  ``ImageId``. The new image is PENDING, then AVAILABLE like a capture (``capture_seconds``
+  / ``finish_capture``; no WorkSpace is suspended), or ERROR when
+  :meth:`Fidelity.fail_updates` says so; it has the request's Tags only, the source's
+  operating system and tenancy, the caller's ``OwnerAccountId``, and no update offered.
+  The source is kept as it was, its offer included (AWS-NOTES: "the source is kept"; the
+  service does not say the offer goes, and a drift that still sees it is what the contract
+  expects until the source is retired). :meth:`Fidelity.updated_from` names the source.
 * UpdateWorkspaceImagePermission on an unknown image raises a bare KeyError (HTTP 500) ->
   ResourceNotFoundException; an image not AVAILABLE -> ResourceUnavailableException (the
   model's error list has no InvalidResourceStateException for it); granting an account
@@ -63,6 +79,15 @@ Choices where the real behaviour is unknown (no recording, no documentation foun
   an AVAILABLE image too (the same check as granting).
 * The order of the checks above (it mirrors CreateWorkspaceImage), the messages, and
   ValidationException for a value outside a model constraint (what AWS json APIs answer).
+* A copy does not inherit its source's update offer: AWS publishes an offer for an image
+  (``Updates`` is its own field, read per image, and AWS-NOTES calls it the image needing
+  newer drivers), a copy is a new image with its own id that AWS assesses on its own, and
+  nothing documented says a copy starts with the offer. So no offer is guessed: a test that
+  wants one on the copy says so with :meth:`Fidelity.offer_update`.
+* The order of CreateUpdatedWorkspaceImage's checks (as CopyWorkspaceImage's; the offer is
+  checked last, as it is only meaningful for an AVAILABLE image), its messages and ERROR
+  fields (:meth:`Fidelity.fail_updates` defaults); a source deleted while its updated
+  image is PENDING does not affect it.
 * A copy's ERROR fields (:meth:`Fidelity.fail_copies` defaults); copying from an unknown
   region -> InvalidParameterValuesException; a source deleted while its copy is PENDING does
   not affect the copy; the source may be in the destination region (a new name is needed).
@@ -87,7 +112,8 @@ finds its account):
   bundle from a shared image -> AccessDeniedException; nor tag it ->
   ResourceNotFoundException (:func:`~.layer.not_the_owner` says why each).
 
-Not covered: BYOL, organisation-wide sharing, CreateUpdatedWorkspaceImage.
+Not covered: BYOL, organisation-wide sharing, which Windows versions AWS updates (any image
+not LINUX may be offered an update).
 """
 
 from __future__ import annotations
@@ -101,6 +127,8 @@ from typing import TYPE_CHECKING, Any
 from . import moto_adapter as adapter
 from .errors import (
     InvalidParameterValuesException,
+    InvalidResourceStateException,
+    OperationNotSupportedException,
     ResourceAlreadyExistsException,
     ResourceAssociatedException,
     ResourceLimitExceededException,
@@ -110,18 +138,20 @@ from .errors import (
 from .layer import (
     MAX_IDS,
     Bundle,
+    _check_image_name,
     _check_image_quota,
     _page,
     _start_capture,
     _state,
     new_bundle_id,
     not_the_owner,
+    os_type,
     shared_image,
 )
 from .model import compute_types, constraint_error, valid
 
 if TYPE_CHECKING:
-    from .layer import Fidelity, _RegionState
+    from .layer import Fidelity, _PlannedFailure, _RegionState
     from .moto_adapter import Backend, Image, Reply, Response
 
 PUBLIC_OWNER = "AMAZON"
@@ -263,16 +293,43 @@ def _custom_bundle(state: _RegionState, bundle_id: Any, region: str) -> Bundle:
     return bundle
 
 
-def _copy_outcome(state: _RegionState, name: str) -> tuple[str, str, str]:
-    """ERROR if an armed :meth:`Fidelity.fail_copies` matches ``name`` (using it up)."""
-    for failure in state.copy_failures:
+def _planned_outcome(failures: list[_PlannedFailure], name: str) -> tuple[str, str, str]:
+    """ERROR if an armed failure (:meth:`Fidelity.fail_copies`, :meth:`Fidelity.fail_updates`)
+    matches ``name`` (using it up)."""
+    for failure in failures:
         if failure.name in (None, name):
             if failure.times is not None:
                 failure.times -= 1
                 if failure.times == 0:
-                    state.copy_failures.remove(failure)
+                    failures.remove(failure)
             return "ERROR", failure.error_code, failure.error_message
     return "AVAILABLE", "", ""
+
+
+def _require_update(state: _RegionState, source: Image) -> None:
+    """OperationNotSupportedException unless AWS offers an update of ``source``: a LINUX
+    image never (only Windows images are updated this way), any other only while
+    :meth:`Fidelity.offer_update` offers one (the service's "nothing to update")."""
+    if os_type(source) == "LINUX":
+        raise OperationNotSupportedException(
+            f"The image {source.image_id} is a Linux image; only Windows images can be "
+            "updated with CreateUpdatedWorkspaceImage."
+        )
+    if source.image_id not in state.updates:
+        raise OperationNotSupportedException(
+            f"The image {source.image_id} has no updates available; it already has the "
+            "latest WorkSpaces components."
+        )
+
+
+def _require_available_to_update(source: Image) -> None:
+    """InvalidResourceStateException for a source that is not AVAILABLE: this operation's
+    model lists that error, not ResourceUnavailableException as copies and bundles do."""
+    if source.state != "AVAILABLE":
+        raise InvalidResourceStateException(
+            f"The image {source.image_id} is {source.state}; only an AVAILABLE image can be "
+            "updated."
+        )
 
 
 def _source_backend(account_id: str, region: str) -> Backend:
@@ -308,11 +365,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         source_id = valid(params.get("SourceImageId"), "WorkspaceImageId", "sourceImageId")
         source_region = valid(params.get("SourceRegion"), "Region", "sourceRegion")
         source = _copy_source(backend, source_region, source_id)
-        if any(i.name == name for i in backend.workspace_images.values()):
-            raise ResourceAlreadyExistsException(
-                "A WorkSpace image with the same name exists in the destination Region. "
-                "Provide a unique destination image name, and try again."
-            )
+        _check_image_name(backend, name)
         _check_image_quota(backend, config.image_quota)
         _require_available(source, "copied")
         image = adapter.new_image(
@@ -325,9 +378,35 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         image.operating_system = dict(source.operating_system or {})
         image.required_tenancy = source.required_tenancy
         state = _state(backend)
+        # no update offer is carried over: see "A copy does not inherit" in the module doc
         state.copy_sources[image.image_id] = (source_region, source_id)
         state.copy_source_accounts[image.image_id] = source.owner_account
-        outcome = _copy_outcome(state, name)
+        outcome = _planned_outcome(state.copy_failures, name)
+        _start_capture(backend, image.image_id, None, config.capture_seconds, outcome)
+        return adapter.reply({"ImageId": image.image_id})
+
+    def create_updated_workspace_image(self: Response) -> Reply:
+        """CreateUpdatedWorkspaceImage, as the module docstring describes."""
+        params = adapter.params(self)
+        backend = adapter.workspaces_backend(self)
+        name = valid(params.get("Name"), "WorkspaceImageName", "name")
+        description = valid(params.get("Description"), "WorkspaceImageDescription", "description")
+        source_id = valid(params.get("SourceImageId"), "WorkspaceImageId", "sourceImageId")
+        # the account's own image: one only shared with it -> AccessDeniedException, as for
+        # every owner's operation (its owner updates it; the recipient copies it first)
+        source = _image(backend, source_id, "update")
+        _check_image_name(backend, name)
+        _check_image_quota(backend, config.image_quota)
+        _require_available_to_update(source)
+        state = _state(backend)
+        _require_update(state, source)
+        tags = list(params.get("Tags") or [])
+        image = adapter.new_image(backend, name, description, tags, "PENDING")
+        image.operating_system = dict(source.operating_system or {})
+        image.required_tenancy = source.required_tenancy
+        state.updated_sources[image.image_id] = source_id
+        outcome = _planned_outcome(state.update_failures, name)
+        # no WorkSpace is captured: the source image stays as it is, offer included
         _start_capture(backend, image.image_id, None, config.capture_seconds, outcome)
         return adapter.reply({"ImageId": image.image_id})
 
@@ -464,6 +543,7 @@ def lifecycle_patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
 
     return {
         "copy_workspace_image": copy_workspace_image,
+        "create_updated_workspace_image": create_updated_workspace_image,
         "update_workspace_image_permission": update_workspace_image_permission,
         "describe_workspace_image_permissions": describe_workspace_image_permissions,
         "create_workspace_bundle": create_workspace_bundle,

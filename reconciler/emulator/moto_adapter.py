@@ -343,8 +343,11 @@ def _present(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v not in ("", [], {}, None)}
 
 
-def describe_image(image: Image) -> dict[str, Any]:
-    """An image as DescribeWorkspaceImages shows it (no empty error fields)."""
+def describe_image(image: Image, updates: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An image as DescribeWorkspaceImages shows it (no empty error fields), with the
+    ``Updates`` the emulator gives it. moto's own ``updates`` attribute is not read: every
+    supported release (5.2.1 to 5.2.6) sets it once to ``UpdateAvailable: false`` and never
+    changes it, and the emulator keeps its own (see ``layer.update_of``)."""
     return _present(
         {
             "ImageId": image.image_id,
@@ -357,7 +360,7 @@ def describe_image(image: Image) -> dict[str, Any]:
             "OwnerAccountId": image.owner_account,
             "ErrorCode": image.error_code,
             "ErrorMessage": image.error_message,
-            "Updates": getattr(image, "updates", None),
+            "Updates": dict(updates) if updates is not None else None,
             "ErrorDetails": getattr(image, "error_details", None),
         }
     )
