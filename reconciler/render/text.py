@@ -72,7 +72,8 @@ def render_plan(
     def shown(part: Plan) -> list[PlanItem]:
         return [i for i in part.items if i.action is not Action.NO_OP or verbose or stuck(i)]
 
-    if shown(plan) or plan.unmanaged:
+    acts = bool(shown(plan) or plan.unmanaged)
+    if acts:
         out.write("Reconciler will perform the following actions:\n\n")
     first = True
     for heading, part in by_account(plan):
@@ -80,7 +81,7 @@ def render_plan(
             gap, first = "" if first else "\n", False
             out.write(gap + paint(f"{safe(heading)}:", None, bold=True) + "\n")
         _write_items(part, shown(part), out, paint)
-    _write_updates(plan, {i.key for i in shown(plan)}, out, paint)
+    _write_updates(plan, {i.key for i in shown(plan)}, out, paint, first=not acts)
     out.write("\n" + summary_line(plan) + "\n")
     errors = [i for i in plan.items if i.is_error and not plan.replaces(i)]
     if errors:
@@ -94,13 +95,17 @@ def render_plan(
         )
 
 
-def _write_updates(plan: Plan, shown: set[Key], out: TextIO, paint: _Painter) -> None:
+def _write_updates(
+    plan: Plan, shown: set[Key], out: TextIO, paint: _Painter, *, first: bool
+) -> None:
     """The declared images AWS has updates for, under a heading of their own: those not
-    shown above with their hint (unchanged images, which a plan does not list)."""
+    shown above with their hint (unchanged images, which a plan does not list). `first`:
+    nothing was written before it."""
     due = [i for i in image_kind.updates_due(plan) if i.key not in shown]
     if not due:
         return
-    out.write("\n" + paint("AWS has updates for these images:", None, bold=True) + "\n")
+    heading = paint("AWS has updates for these images:", None, bold=True)
+    out.write(("" if first else "\n") + heading + "\n")
     for item in due:
         about = image_kind.detail_of(item).update_description
         line = f"  {safe(item.name)} {_where(item)}" + (f": {safe(about)}" if about else "")
