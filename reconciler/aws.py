@@ -575,6 +575,7 @@ class Clients:
                 hint="check --profile against `aws configure list-profiles`",
             ) from err
         self.read_timeout = read_timeout()
+        self._client_config = self._config()  # one for every client: each reads it only
         # (where it is set, URL) of every endpoint used instead of AWS's, checked before any
         # client is made: boto3 would raise a bare ValueError.
         self.endpoints = configured_endpoints(settings.endpoint_url, self.session._session)
@@ -722,7 +723,7 @@ class Clients:
                     service,  # type: ignore[call-overload]
                     region_name=region,
                     endpoint_url=self.settings.endpoint_url,
-                    config=self._config(),
+                    config=self._client_config,
                 )
         except ValueError as err:  # a malformed URL in a profile's `services` section
             raise ConfigError(

@@ -110,7 +110,11 @@ def account_session(
     credentials = botocore.credentials.DeferredRefreshableCredentials(
         refresh_using=fetcher.fetch_credentials, method="assume-role"
     )
-    core = botocore.session.Session()
+    # The base's event emitter, which holds botocore's builtin handlers already: a session
+    # of its own would register all of them again (~5 ms of CPU an account). Each client
+    # copies the emitter it is made with, so handlers a client adds stay its own.
+    core = botocore.session.Session(include_builtin_handlers=False)
+    core.register_component("event_emitter", base_core.get_component("event_emitter"))
     # botocore's own way to give a session refreshable credentials (its set_credentials
     # takes only static keys); boto3 builds its assume-role profiles the same way.
     core._credentials = credentials  # type: ignore[attr-defined]
