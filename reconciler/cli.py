@@ -989,6 +989,9 @@ def main() -> None:
             with suppress(OSError, ValueError):  # a closed pipe: nothing more to say
                 stream.flush()
         os._exit(130)
+    # The process ends here: its last collection would walk every object botocore made (0.5 s
+    # of CPU after a plan of 20 accounts) only to free memory the OS takes back anyway.
+    gc.freeze()
     sys.exit(code if isinstance(code, int) else 0)
 
 
