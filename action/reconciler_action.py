@@ -98,6 +98,8 @@ def prepare() -> None:
     """Check the inputs before installing anything; name the pip cache and its key."""
     choice("command", COMMANDS)
     choice("comment", COMMENT_MODES)
+    choice("reviewed", ("true", "false"))
+    choice("issue", ("true", "false"))
     if not env("INPUT_SPECS").strip():
         raise ActionError("input `specs` is empty; give the specs folder, e.g. `specs`")
     version = ".".join(str(n) for n in sys.version_info[:3])

@@ -836,6 +836,8 @@ def test_apply_on_merge_without_the_actions_own_plan_comment_is_refused(
         ({"command": "destroy"}, "input `command` is 'destroy'"),
         ({"command": "plan", "comment": "yes"}, "input `comment` is 'yes'"),
         ({"command": "plan", "specs": " "}, "input `specs` is empty"),
+        ({"command": "apply", "reviewed": "yes"}, "input `reviewed` is 'yes'"),
+        ({"command": "drift", "issue": "on"}, "input `issue` is 'on'"),
     ],
 )
 def test_a_wrong_input_stops_the_action_before_anything_is_installed(
