@@ -20,7 +20,7 @@ AVAILABLE, and waits for it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -789,8 +789,10 @@ def create(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedIt
     """Capture the image (or copy it, for a copy; update its source, for an updated image),
     unless its source is busy or another capture of the same source goes first."""
     d = detail_of(item)
-    if d.copy_from is not None or d.updated_from is not None:
-        return _from_image(item, client, ctx)
+    if d.copy_from is not None:
+        return _copy(item, client, ctx)
+    if d.updated_from is not None:
+        return _update(item, client, ctx)
     if d.source_busy:
         return item_result(item, Result.DEFERRED, item.reason)
     if item.key not in ctx.go_now:
@@ -816,32 +818,45 @@ def _capture_call(item: PlanItem, client: RegionClient) -> creating.Create:
     return creating.Create(send, lambda: _find(client, item.name), CREATE_ERRORS, "image")
 
 
-def _from_image(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
-    """An image made from another image (its id in `ctx`, resolved by the engine once the
-    source is AVAILABLE): CopyWorkspaceImage, called in the destination region, for a copy
-    or an import; CreateUpdatedWorkspaceImage, in the same region, for an updated image."""
+def _copy(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+    """CopyWorkspaceImage, called in the destination region, from the source image (its id
+    in `ctx`, resolved by the engine once the source is AVAILABLE)."""
     d = detail_of(item)
+    assert d.copy_from is not None
     assert ctx.image_id is not None
-    request: dict[str, Any] = {
-        "Name": item.name,
-        "Description": d.description,
-        "SourceImageId": ctx.image_id,
-        # Whether the service copies tags is undocumented: the declared ones are passed.
-        "Tags": creating.tag_list(_declared_and_owned(item)),
-    }
-    call: Callable[..., Any]
-    if d.updated_from is not None:
-        call, errors, what = client.creates.create_updated_workspace_image, UPDATE_ERRORS, "update"
-    else:
-        request["SourceRegion"] = d.copy_from or ""
-        call, errors, what = client.creates.copy_workspace_image, COPY_ERRORS, "copy"
 
     def send() -> creating.Made:
-        reply = call(**request)
+        reply = client.creates.copy_workspace_image(
+            Name=item.name,
+            Description=d.description,
+            SourceImageId=ctx.image_id or "",
+            SourceRegion=d.copy_from or "",
+            # Whether the service copies tags is undocumented: the declared ones are passed.
+            Tags=creating.tag_list(_declared_and_owned(item)),
+        )
         return {"image_id": reply.get("ImageId"), "state": "PENDING"}
 
     return creating.create(
-        item, creating.Create(send, lambda: _find(client, item.name), errors, what)
+        item, creating.Create(send, lambda: _find(client, item.name), COPY_ERRORS, "copy")
+    )
+
+
+def _update(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+    """CreateUpdatedWorkspaceImage from the source image (its id in `ctx`, resolved by the
+    engine once the source is AVAILABLE), in the same region."""
+    assert ctx.image_id is not None
+
+    def send() -> creating.Made:
+        reply = client.creates.create_updated_workspace_image(
+            Name=item.name,
+            Description=detail_of(item).description,
+            SourceImageId=ctx.image_id or "",
+            Tags=creating.tag_list(_declared_and_owned(item)),
+        )
+        return {"image_id": reply.get("ImageId"), "state": "PENDING"}
+
+    return creating.create(
+        item, creating.Create(send, lambda: _find(client, item.name), UPDATE_ERRORS, "update")
     )
 
 
