@@ -445,7 +445,8 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
             try:
                 return original_call_action(self)
             finally:
-                tagging.record_tags()
+                if adapter.has_region(region, account):
+                    tagging.record_tags(adapter.backend(region, account))
 
     def describe_workspace_images(self: Response) -> Reply:
         """Honours ImageIds, ImageType, MaxResults and NextToken (moto pages nothing), and
@@ -793,7 +794,7 @@ class Fidelity:
                 _start_capture(
                     backend, image.image_id, source_workspace_id, self.config.capture_seconds
                 )
-            tagging.record_tags()
+            tagging.record_tags(backend)
             return str(image.image_id)
 
     def set_image_state(
@@ -1035,7 +1036,7 @@ class Fidelity:
             if created is not None:
                 bundle.created = created.timestamp() if isinstance(created, datetime) else created
             bundles[bundle.bundle_id] = bundle
-            tagging.record_tags()
+            tagging.record_tags(backend)
             return bundle.bundle_id
 
     def bundles(self, region: str, account_id: str = DEFAULT_ACCOUNT_ID) -> list[dict[str, Any]]:

@@ -205,11 +205,17 @@ def _record_backend(backend: Backend, now: float) -> None:
             entries.append(_Entry(now, None))
 
 
-def record_tags() -> None:
-    """Snapshot every WorkSpaces resource's tags (call after anything that may change them)."""
+def record_tags(backend: Backend | None = None) -> None:
+    """Snapshot the tags of every WorkSpaces resource of ``backend`` (one account and region),
+    or of every backend: call it after anything that may change them there.
+
+    A call changes tags only in its own account and region, so recording that backend alone
+    is the same history; recording every backend on every call cost the server ~7 ms a call
+    with 20 accounts, more than the reconciler's own work. A backend first recorded late
+    loses nothing: a resource's first entry is dated back to its creation."""
     now = time.time()
-    for backend in adapter.backends():
-        _record_backend(backend, now)
+    for each in adapter.backends() if backend is None else [backend]:
+        _record_backend(each, now)
 
 
 def forget_history() -> None:
@@ -349,7 +355,7 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
         backend = _workspaces_backend(response)
         if backend is None:
             return []
-        record_tags()
+        record_tags(backend)
         frozen = switches.frozen_at
         seen = _as_of(
             backend, frozen if frozen is not None else time.time() - switches.stale_seconds
@@ -417,7 +423,8 @@ def _patches(handle: Fidelity) -> dict[str, Callable[..., Any]]:
                     failed[arn] = _failure(f"A resource can have at most {_TAG_LIMIT} tags.")
                     continue
                 resource.tags = [{"Key": k, "Value": v} for k, v in tags.items()]
-            record_tags()
+            if backend is not None:
+                record_tags(backend)
         rest = [a for a in arns if a not in ours]
         if rest:
             answer = adapter.call_original(self, original, {**params, "ResourceARNList": rest})
