@@ -513,7 +513,7 @@ def patched(cls: type, functions: dict[str, Callable[..., Any]]) -> Iterator[Non
                 setattr(cls, name, before)
 
 
-class _Dispatcher(DomainDispatcherApplication):  # type: ignore[misc]
+class _Dispatcher(DomainDispatcherApplication):
     """moto's dispatcher, remembering which backend serves each host. moto lists its own
     package folder (a stat per entry) to answer that, twice a request and under a lock every
     request takes: ~5 ms of the server's CPU a call, which a benchmark of many accounts feels
