@@ -98,6 +98,8 @@ IN_FLIGHT_GRACE = 1.0
 STEP_GRACE = IN_FLIGHT_GRACE + 0.3
 # How often a thread that waits for others looks at the run's stop event.
 STOP_POLL = 0.05
+# Background tasks at once in a run, every account together (`Clients.in_background`).
+BACKGROUND = 16
 # Error codes botocore's standard retry mode treats as transient, besides 5xx statuses.
 TRANSIENT_CODES = frozenset(
     {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
@@ -553,8 +555,14 @@ class Clients:
         *,
         session: boto3.session.Session | None = None,
         account: str = "",
+        background: ThreadPoolExecutor | None = None,
     ) -> None:
         self.settings = settings
+        # Shared by the run's clients of every account: see `in_background`.
+        self._own_background = background is None
+        self._background = background or ThreadPoolExecutor(
+            max_workers=BACKGROUND, thread_name_prefix="background"
+        )
         # The account of the map these clients act in ("" for the run's own clients).
         self.account_key = account
         # One Clients per account of the map, by id (`for_account`), sharing the run's stop.
@@ -581,6 +589,7 @@ class Clients:
         self.endpoints = configured_endpoints(settings.endpoint_url, self.session._session)
         self._regions: dict[str, RegionClient] = {}
         self._lock = threading.Lock()
+        self._making: dict[tuple[str, str], threading.Lock] = {}  # see `_once`
         self._account: str | None = None
         self._account_lock = threading.Lock()
 
@@ -589,6 +598,17 @@ class Clients:
         with self._notes:
             if not self.stop.is_set():
                 self._notify(note)
+
+    def in_background(self, fn: Callable[[K], T], places: Sequence[K]) -> dict[K, T]:
+        """fn per place, for work the run does not wait for soon (finding owned resources in
+        regions it reads for no other reason): on one pool of BACKGROUND threads for every
+        account of the run together. Python runs one thread at a time, in turns, and a
+        thread started waits for its turn: hundreds of such threads (17 regions of each of
+        20 accounts) would each take turns before the reads the plan waits for could take
+        their next step. The first failure is raised; Interrupted once the run stops. `fn`
+        must not wait for other background work (the pool is bounded)."""
+        futures = [self._background.submit(fn, place) for place in places]
+        return dict(zip(places, gather(futures, places, self.stop), strict=True))
 
     def interrupt(self, say: Callable[[], None]) -> None:
         """Stop the run: no new call, no retry, no note; `say` (the first time only) says so,
@@ -629,7 +649,12 @@ class Clients:
         with self._lock:
             if account not in self._accounts:
                 self._accounts[account] = Clients(
-                    self.settings, self.stop, self.notify, session=session, account=account
+                    self.settings,
+                    self.stop,
+                    self.notify,
+                    session=session,
+                    account=account,
+                    background=self._background,
                 )
             return self._accounts[account]
 
@@ -643,31 +668,50 @@ class Clients:
         run's own account."""
         if account:
             return self._accounts[account].region(region)
-        with self._lock:
-            if region not in self._regions:
-                self._regions[region] = RegionClient(
-                    region,
-                    self._client(region, retries=True),
-                    lambda: self._client(region, retries=False),
-                    self.settings,
-                    self.stop,
-                    self.account_key,
-                )
-            return self._regions[region]
+        return self._once(
+            self._regions,
+            ("workspaces", region),
+            lambda: RegionClient(
+                region,
+                self._client(region, retries=True),
+                lambda: self._client(region, retries=False),
+                self.settings,
+                self.stop,
+                self.account_key,
+            ),
+        )
 
     def tag_reader(self, region: str) -> TagReader | None:
         """The region's bulk tag reader; None once tag:GetResources was refused this run."""
+        if self.tagging_denied:
+            return None
+
+        def make() -> TagReader:
+            # --endpoint-url serves every API (a local endpoint such as moto's serves them
+            # all on one URL); None lets boto3 honour AWS_ENDPOINT_URL(_*) itself.
+            client = self._service_client("resourcegroupstaggingapi", region, retries=True)
+            return TagReader(region, self.partition(region), client, self.settings, self.stop)
+
+        return self._once(self._taggers, ("tagging", region), make)
+
+    def _once(self, made: dict[str, T], key: tuple[str, str], make: Callable[[], T]) -> T:
+        """`made[region]` (key: what it is, region), made by `make` the first time, once.
+        Made under a lock of that entry alone: a client takes milliseconds of CPU to make,
+        and many more while the run's other threads take their turns, so one lock for all
+        would hold every region's first read up behind every other region's client."""
+        region = key[1]
         with self._lock:
-            if self.tagging_denied:
-                return None
-            if region not in self._taggers:
-                # --endpoint-url serves every API (a local endpoint such as moto's serves
-                # them all on one URL); None lets boto3 honour AWS_ENDPOINT_URL(_*) itself.
-                client = self._service_client("resourcegroupstaggingapi", region, retries=True)
-                self._taggers[region] = TagReader(
-                    region, self.partition(region), client, self.settings, self.stop
-                )
-            return self._taggers[region]
+            if region in made:
+                return made[region]
+            lock = self._making.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                if region in made:
+                    return made[region]
+            value = make()
+            with self._lock:
+                made[region] = value
+            return value
 
     def tagging_refused(self) -> None:
         """tag:GetResources was denied: read tags one at a time from now on, and say so once."""
@@ -750,6 +794,8 @@ class Clients:
             client.close()
         for account in self._accounts.values():
             account.close()
+        if self._own_background:  # never waits, as RegionClient.close
+            self._background.shutdown(wait=False, cancel_futures=True)
 
 
 def gather(

@@ -82,16 +82,26 @@ def _resource_types() -> list[str]:
     return sorted({k.arn_type for k in KINDS if k.arn_type})
 
 
-def discover(clients: Clients, home: str, probed: Future[None] | None = None) -> Discovery:
+def discover(
+    clients: Clients,
+    home: str,
+    probed: Future[None] | None = None,
+    *,
+    first: Sequence[str] = (),
+    early: Future[Discovery] | None = None,
+) -> Discovery:
     """The owned resources of every WorkSpaces region of `home`'s partition, with their tags.
 
     `home` (a region the run reads anyway) is asked first: if it refuses tag:GetResources,
     the role lacks it, and no other region is asked. `probed` is resolved once that is
-    known (with the error, if that first call failed otherwise). Another region that
-    refuses (an opt-in region not enabled, an organisation policy) is left out, with the
-    reason.
+    known (with the error, if that first call failed otherwise). Then the regions `first`
+    (those the run reads anyway), whose answers resolve `early` as soon as they are in:
+    their reads wait for those alone, not for every region of the partition (a run over
+    many accounts asks hundreds of regions). Then the others. A region that refuses (an
+    opt-in region not enabled, an organisation policy) is left out, with the reason.
     """
     probed = probed or Future()
+    early = early or Future()
     try:
         reader = clients.tag_reader(home)
         at_home = reader.owned(_resource_types()) if reader is not None else None
@@ -100,19 +110,29 @@ def discover(clients: Clients, home: str, probed: Future[None] | None = None) ->
         at_home = None
     except BaseException as err:
         probed.set_exception(err)
+        early.set_exception(err)
         raise
     probed.set_result(None)
     if at_home is None:
+        early.set_result(Discovery(denied=True))
         return Discovery(denied=True)
     others = [r for r in clients.workspaces_regions(home) if r != home]
-    answers = in_parallel(lambda region: _owned_or_refusal(clients, region), others)
-    owned: dict[str, Mapping[str, Tags]] = {home: at_home}
-    refused: dict[str, str] = {}
-    for region, answer in answers.items():
-        if isinstance(answer, str):
-            refused[region] = answer
-        else:
-            owned[region] = answer
+    soon = [r for r in others if r in first]
+    answers: dict[str, Mapping[str, Tags] | str] = {home: at_home}
+    try:
+        answers |= in_parallel(lambda region: _owned_or_refusal(clients, region), soon)
+    except BaseException as err:
+        early.set_exception(err)
+        raise
+    early.set_result(_discovery(answers))
+    later = [r for r in others if r not in soon]
+    answers |= clients.in_background(lambda region: _owned_or_refusal(clients, region), later)
+    return _discovery(answers)
+
+
+def _discovery(answers: Mapping[str, Mapping[str, Tags] | str]) -> Discovery:
+    owned = {r: a for r, a in answers.items() if not isinstance(a, str)}
+    refused = {r: a for r, a in answers.items() if isinstance(a, str)}
     return Discovery(owned, refused)
 
 

@@ -227,20 +227,30 @@ def read_inventory(
     # A --target run judges only its targets: it has no unmanaged list to look for.
     home = desired.default_region or (regions[0] if regions else None)
     probed: Future[None] = Future()
+    early: Future[Discovery] = Future()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="discover") as aside:
         # Discovery runs while the named regions are listed; their tag reads wait only for
-        # its first answer, which says whether the role may call the tagging API at all.
-        finding = aside.submit(discover, clients, home, probed) if home and not targeted else None
+        # its first answer, which says whether the role may call the tagging API at all, and
+        # what they list for the answers of their own regions (`early`), which it asks first.
+        finding = (
+            aside.submit(discover, clients, home, probed, first=regions, early=early)
+            if home and not targeted
+            else None
+        )
 
         def found() -> Discovery:
             return finding.result() if finding else Discovery()
+
+        def found_in(region: str) -> set[str]:
+            known = early.result() if finding and region in regions else found()
+            return known.types_in(region)
 
         def region_inventory(region: str) -> RegionInventory:
             reading = Reading(
                 clients.region(region),
                 desired,
                 targeted,
-                lambda: found().types_in(region),
+                lambda: found_in(region),
                 recapture_failed,
                 clients.account,
             )
