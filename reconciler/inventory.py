@@ -9,7 +9,8 @@ region, so every call counts):
 
 - finding the regions that hold owned resources (`discover`, not for a `--target` run):
   one GetResources with a tag filter on the ownership key per region where WorkSpaces is
-  offered, in parallel (one more page per 100 owned resources);
+  offered (one more page per 100 owned resources): the home region, then the other regions
+  the run reads, in parallel, then the rest on the run's background pool;
 - per region read (the regions the specs name, the default region, `regions:` of the root
   defaults, and every region where owned resources were found):
   - max(1, ceil(M/25)) DescribeWorkspaceImages, M being the images listed;

@@ -662,104 +662,94 @@ def waits_for(item: PlanItem) -> Waited | None:
 
 # --- calls ------------------------------------------------------------------------------
 
-# What to do about each documented CreateWorkspaceImage error: (result, hint).
-CREATE_ERRORS: dict[str, tuple[Result, str]] = {
-    "ResourceAlreadyExistsException": (Result.CONVERGED, ""),
-    "InvalidResourceStateException": (
-        Result.DEFERRED,
-        "the source WorkSpace is busy (an image of it may be capturing); run apply again later",
-    ),
-    "ResourceLimitExceededException": (
-        Result.FAILED,
-        "the region's image quota is reached: delete unused images (apply --prune) or ask AWS "
-        "to raise it",
-    ),
-    "ResourceNotFoundException": (
-        Result.FAILED,
-        "the source WorkSpace no longer exists: point the spec at another WorkSpace",
-    ),
-    "OperationNotSupportedException": (
-        Result.FAILED,
-        "the service cannot image this WorkSpace (for example encrypted volumes, or a bundle "
-        "type that can't be imaged): see the message and use another source",
-    ),
-    "AccessDeniedException": (
-        Result.FAILED,
-        "the role lacks workspaces:CreateWorkspaceImage (and workspaces:CreateTags): see the "
-        "apply policy in the docs' IAM page (docs/iam.md)",
-    ),
-    "InvalidParameterValuesException": (
-        Result.FAILED,
-        "the service rejected a value in the spec: fix it as the message says",
-    ),
-}
 
-# What to do about each documented CopyWorkspaceImage error.
-COPY_ERRORS: dict[str, tuple[Result, str]] = {
-    "ResourceAlreadyExistsException": (Result.CONVERGED, ""),
-    "ResourceUnavailableException": (
-        Result.DEFERRED,
-        "the source image is not AVAILABLE yet; run apply again when it is, or use --wait",
-    ),
-    "ResourceLimitExceededException": (
-        Result.FAILED,
-        "the destination region's image quota is reached: delete unused images (apply "
-        "--prune) or ask AWS to raise it",
-    ),
-    "ResourceNotFoundException": (
-        Result.FAILED,
-        "the source image no longer exists in its region: run plan again",
-    ),
-    "OperationNotSupportedException": (
-        Result.FAILED,
-        "the service can't copy this image there (China copies within its region only; "
-        "GovCloud and opt-in regions need AWS support; BYOL images go to BYOL regions only)",
-    ),
-    "AccessDeniedException": (
-        Result.FAILED,
-        "the role lacks workspaces:CopyWorkspaceImage (and workspaces:CreateTags, "
-        "workspaces:DescribeWorkspaceImages in the source region): see the apply policy in "
-        "the docs' IAM page (docs/iam.md)",
-    ),
-    "InvalidParameterValuesException": (
-        Result.FAILED,
-        "the service rejected a value: fix it as the message says",
-    ),
-}
+def _errors(
+    operation: str, specific: dict[str, tuple[Result, str]], *, quota: str, denied_also: str = ""
+) -> dict[str, tuple[Result, str]]:
+    """What to do about each documented error of an operation that makes an image: (result,
+    hint). Its own errors, and those every such operation has."""
+    return {
+        "ResourceAlreadyExistsException": (Result.CONVERGED, ""),
+        **specific,
+        "ResourceLimitExceededException": (
+            Result.FAILED,
+            f"{quota} image quota is reached: delete unused images (apply --prune) or ask AWS "
+            "to raise it",
+        ),
+        "AccessDeniedException": (
+            Result.FAILED,
+            f"the role lacks workspaces:{operation} (and workspaces:CreateTags{denied_also}): "
+            "see the apply policy in the docs' IAM page (docs/iam.md)",
+        ),
+        "InvalidParameterValuesException": (
+            Result.FAILED,
+            "the service rejected a value in the spec: fix it as the message says",
+        ),
+    }
 
 
-# What to do about each documented CreateUpdatedWorkspaceImage error.
-UPDATE_ERRORS: dict[str, tuple[Result, str]] = {
-    "ResourceAlreadyExistsException": (Result.CONVERGED, ""),
-    "InvalidResourceStateException": (
-        Result.DEFERRED,
-        "the source image is not AVAILABLE yet; run apply again when it is, or use --wait",
-    ),
-    "OperationNotSupportedException": (
-        Result.FAILED,
-        "AWS can't update this image: only Windows images (10, 11, Server 2016-2022) are "
-        "updated this way, and only when AWS reports updates for them (Windows and "
-        "application updates are not part of it): capture a new image from a WorkSpace instead",
-    ),
-    "ResourceLimitExceededException": (
-        Result.FAILED,
-        "the region's image quota is reached: delete unused images (apply --prune) or ask AWS "
-        "to raise it",
-    ),
-    "ResourceNotFoundException": (
-        Result.FAILED,
-        "the source image no longer exists: run plan again",
-    ),
-    "AccessDeniedException": (
-        Result.FAILED,
-        "the role lacks workspaces:CreateUpdatedWorkspaceImage (and workspaces:CreateTags): "
-        "see the apply policy in the docs' IAM page (docs/iam.md)",
-    ),
-    "InvalidParameterValuesException": (
-        Result.FAILED,
-        "the service rejected a value in the spec: fix it as the message says",
-    ),
-}
+CREATE_ERRORS = _errors(
+    "CreateWorkspaceImage",
+    {
+        "InvalidResourceStateException": (
+            Result.DEFERRED,
+            "the source WorkSpace is busy (an image of it may be capturing); run apply again later",
+        ),
+        "ResourceNotFoundException": (
+            Result.FAILED,
+            "the source WorkSpace no longer exists: point the spec at another WorkSpace",
+        ),
+        "OperationNotSupportedException": (
+            Result.FAILED,
+            "the service cannot image this WorkSpace (for example encrypted volumes, or a "
+            "bundle type that can't be imaged): see the message and use another source",
+        ),
+    },
+    quota="the region's",
+)
+
+COPY_ERRORS = _errors(
+    "CopyWorkspaceImage",
+    {
+        "ResourceUnavailableException": (
+            Result.DEFERRED,
+            "the source image is not AVAILABLE yet; run apply again when it is, or use --wait",
+        ),
+        "ResourceNotFoundException": (
+            Result.FAILED,
+            "the source image no longer exists in its region: run plan again",
+        ),
+        "OperationNotSupportedException": (
+            Result.FAILED,
+            "the service can't copy this image there (China copies within its region only; "
+            "GovCloud and opt-in regions need AWS support; BYOL images go to BYOL regions only)",
+        ),
+    },
+    quota="the destination region's",
+    denied_also=", workspaces:DescribeWorkspaceImages in the source region",
+)
+
+UPDATE_ERRORS = _errors(
+    "CreateUpdatedWorkspaceImage",
+    {
+        "InvalidResourceStateException": (
+            Result.DEFERRED,
+            "the source image is not AVAILABLE yet; run apply again when it is, or use --wait",
+        ),
+        "OperationNotSupportedException": (
+            Result.FAILED,
+            "AWS can't update this image: only Windows images (10, 11, Server 2016-2022) are "
+            "updated this way, and only when AWS reports updates for them (Windows and "
+            "application updates are not part of it): capture a new image from a WorkSpace "
+            "instead",
+        ),
+        "ResourceNotFoundException": (
+            Result.FAILED,
+            "the source image no longer exists: run plan again",
+        ),
+    },
+    quota="the region's",
+)
 
 
 def apply(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
@@ -790,9 +780,9 @@ def create(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedIt
     unless its source is busy or another capture of the same source goes first."""
     d = detail_of(item)
     if d.copy_from is not None:
-        return _copy(item, client, ctx)
+        return creating.create(item, _copy_call(item, client, ctx))
     if d.updated_from is not None:
-        return _update(item, client, ctx)
+        return creating.create(item, _update_call(item, client, ctx))
     if d.source_busy:
         return item_result(item, Result.DEFERRED, item.reason)
     if item.key not in ctx.go_now:
@@ -818,7 +808,7 @@ def _capture_call(item: PlanItem, client: RegionClient) -> creating.Create:
     return creating.Create(send, lambda: _find(client, item.name), CREATE_ERRORS, "image")
 
 
-def _copy(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+def _copy_call(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> creating.Create:
     """CopyWorkspaceImage, called in the destination region, from the source image (its id
     in `ctx`, resolved by the engine once the source is AVAILABLE)."""
     d = detail_of(item)
@@ -836,12 +826,10 @@ def _copy(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedIte
         )
         return {"image_id": reply.get("ImageId"), "state": "PENDING"}
 
-    return creating.create(
-        item, creating.Create(send, lambda: _find(client, item.name), COPY_ERRORS, "copy")
-    )
+    return creating.Create(send, lambda: _find(client, item.name), COPY_ERRORS, "copy")
 
 
-def _update(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedItem:
+def _update_call(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> creating.Create:
     """CreateUpdatedWorkspaceImage from the source image (its id in `ctx`, resolved by the
     engine once the source is AVAILABLE), in the same region."""
     assert ctx.image_id is not None
@@ -855,9 +843,7 @@ def _update(item: PlanItem, client: RegionClient, ctx: ApplyContext) -> AppliedI
         )
         return {"image_id": reply.get("ImageId"), "state": "PENDING"}
 
-    return creating.create(
-        item, creating.Create(send, lambda: _find(client, item.name), UPDATE_ERRORS, "update")
-    )
+    return creating.Create(send, lambda: _find(client, item.name), UPDATE_ERRORS, "update")
 
 
 def _declared_and_owned(item: PlanItem) -> dict[str, str]:
