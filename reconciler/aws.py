@@ -49,12 +49,15 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import boto3
 import botocore.config
+import botocore.credentials
 import botocore.exceptions
+import botocore.session
 
 from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.awsconfig import configured_endpoints, read_timeout
@@ -445,14 +448,18 @@ class TagReader:
         client: Any,  # a botocore ResourceGroupsTaggingAPI client
         settings: AwsSettings,
         stop: threading.Event,
+        bucket: TokenBucket | None = None,
+        *,
+        paced: bool = True,  # False: the client is paced per call (`Shared`)
     ) -> None:
         self.region = region
         self.partition = partition
         self.client = client
-        self.bucket = TokenBucket(settings.tagging_rate)
+        self.bucket = bucket or TokenBucket(settings.tagging_rate)
         self.concurrency = settings.concurrency
         self.stop = stop
-        pace(client, self.bucket, stop, TAGGING_THROTTLE_CODES)
+        if paced:
+            pace(client, self.bucket, stop, TAGGING_THROTTLE_CODES)
 
     def arn(self, kind: str, account: str, resource_id: str) -> str:
         return resource_arn(self.partition, self.region, account, kind, resource_id)
@@ -516,6 +523,185 @@ class TagReader:
             kwargs["PaginationToken"] = token
 
 
+class OnceEach(Generic[T]):
+    """Values made on first use, one per key, each made once under a lock of its own: a
+    client takes milliseconds of CPU to make, and many more while the run's other threads
+    take their turns, so one lock for all would hold every region's first read up behind
+    every other region's client."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, T] = {}
+        self._making: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, make: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._made:
+                return self._made[key]
+            lock = self._making.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                if key in self._made:
+                    return self._made[key]
+            value = make()
+            with self._lock:
+                self._made[key] = value
+            return value
+
+    def values(self) -> list[T]:
+        with self._lock:
+            return list(self._made.values())
+
+
+class ActingTagReader(TagReader):
+    """A TagReader for one account on a client shared by every account of the run (see
+    `Shared`): each call acts for its account, with its credentials and on its pace, and an
+    answer that names another account's resource is refused, never used."""
+
+    def __init__(
+        self,
+        region: str,
+        partition: str,
+        client: Any,
+        settings: AwsSettings,
+        stop: threading.Event,
+        acting: Acting,
+    ) -> None:
+        super().__init__(region, partition, client, settings, stop, acting.bucket, paced=False)
+        self.acting = acting
+
+    def _resources(self, **kwargs: Any) -> Iterator[tuple[str, dict[str, str]]]:
+        token = _ACTING.set(self.acting)
+        try:
+            answered = list(super()._resources(**kwargs))
+        finally:
+            _ACTING.reset(token)
+        for arn, _ in answered:
+            owner = arn.split(":", 5)[4] if arn.count(":") >= 5 else ""
+            if owner != self.acting.account:
+                raise AwsError(
+                    f"tag:GetResources in {self.region} for account {self.acting.account} "
+                    f"answered {arn}, a resource of account {owner or 'unknown'}; nothing was "
+                    "changed",
+                    hint="run again; if it persists, report it with the output of -v",
+                )
+        yield from answered
+
+
+@dataclass(frozen=True)
+class Acting:
+    """The account a call on a shared client acts for: its id, credentials and pace."""
+
+    account: str
+    credentials: Any  # botocore Credentials (refreshable for an assumed role)
+    bucket: TokenBucket
+    stop: threading.Event
+
+
+# Set around each call a shared client makes (`ActingTagReader`): in the calling thread,
+# where botocore signs and sends it, so that no other call sees it.
+_ACTING: ContextVar[Acting | None] = ContextVar("reconciler_acting", default=None)
+
+
+def _acting() -> Acting:
+    acting = _ACTING.get()
+    if acting is None:  # a shared client is never called but for an account
+        raise RuntimeError("a client shared by the run's accounts was called for no account")
+    return acting
+
+
+class ActingCredentials(botocore.credentials.Credentials):
+    """The credentials of the account the current call acts for (`Acting`), read when
+    botocore signs it: one client then serves every account of the run."""
+
+    def __init__(self) -> None:  # no keys of its own
+        self.method = "reconciler-acting"
+
+    def get_frozen_credentials(self) -> botocore.credentials.ReadOnlyCredentials:
+        frozen: botocore.credentials.ReadOnlyCredentials = (
+            _acting().credentials.get_frozen_credentials()
+        )
+        return frozen
+
+
+def derived_session(
+    base: boto3.session.Session, credentials: Any, region: str | None
+) -> boto3.session.Session:
+    """A session with `credentials` (any botocore credentials object, refreshable ones
+    included) that shares what `base` has loaded: its event handlers (a session of its own
+    would register botocore's builtin ones again, ~5 ms) and its service models (parsed
+    again otherwise, tens of ms a client). Each client copies the handlers it is made with,
+    so those a client adds stay its own."""
+    base_core = base._session
+    core = botocore.session.Session(include_builtin_handlers=False)
+    core.register_component("event_emitter", base_core.get_component("event_emitter"))
+    # botocore's own way to give a session refreshable credentials (its set_credentials
+    # takes only static keys); boto3 builds its assume-role profiles the same way.
+    core._credentials = credentials  # type: ignore[attr-defined]
+    loader = base_core.get_component("data_loader")
+    core.register_component("data_loader", loader)
+    session = boto3.session.Session(botocore_session=core, region_name=region)
+    # boto3 adds its own data folder to the loader's search paths with every session: the
+    # shared loader would list it once more for each account.
+    loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+    return session
+
+
+class Shared:
+    """What the clients of every account of a run share.
+
+    - `in_background`'s pool (BACKGROUND threads for every account together).
+    - Discovery's tagging clients: one per region, not one per account and region. A run
+      over 20 accounts asks 17 regions of each that it reads for no other reason; made per
+      account, those 340 clients and their first calls were half the run's CPU (3 ms to
+      make a client, 1 ms more for its first call). Each call acts for its account
+      (`ActingTagReader`): signed with its credentials, paced on its bucket.
+    """
+
+    def __init__(self, base: boto3.session.Session) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=BACKGROUND, thread_name_prefix="background")
+        self._base = base
+        self._tagging: OnceEach[Any] = OnceEach()
+        self._session: OnceEach[boto3.session.Session] = OnceEach()
+
+    def tagging(self, region: str, make: Callable[[boto3.session.Session], Any]) -> Any:
+        """The region's shared tagging client, made by `make` from a session whose
+        credentials are the acting account's."""
+
+        def made() -> Any:
+            session = self._session.get("acting", self._acting_session)
+            client = make(session)
+            _pace_acting(client, TAGGING_THROTTLE_CODES)
+            return client
+
+        return self._tagging.get(region, made)
+
+    def _acting_session(self) -> boto3.session.Session:
+        return derived_session(self._base, ActingCredentials(), self._base.region_name)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _pace_acting(client: Any, throttle_codes: frozenset[str]) -> None:
+    """`pace` for a shared client: each attempt on the acting account's bucket."""
+
+    def before_send(**kwargs: Any) -> None:
+        acting = _acting()
+        acting.bucket.acquire(acting.stop)
+
+    def received(**kwargs: Any) -> None:
+        parsed = kwargs.get("parsed_response") or {}
+        if parsed.get("Error", {}).get("Code", "") in throttle_codes:
+            _acting().bucket.throttled()
+        elif kwargs.get("exception") is None:
+            _acting().bucket.succeeded()
+
+    events = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-send.{events}", before_send)
+    client.meta.events.register(f"response-received.{events}", received)
+
+
 def _ignore(note: str) -> None:
     pass
 
@@ -555,14 +741,9 @@ class Clients:
         *,
         session: boto3.session.Session | None = None,
         account: str = "",
-        background: ThreadPoolExecutor | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.settings = settings
-        # Shared by the run's clients of every account: see `in_background`.
-        self._own_background = background is None
-        self._background = background or ThreadPoolExecutor(
-            max_workers=BACKGROUND, thread_name_prefix="background"
-        )
         # The account of the map these clients act in ("" for the run's own clients).
         self.account_key = account
         # One Clients per account of the map, by id (`for_account`), sharing the run's stop.
@@ -574,7 +755,9 @@ class Clients:
         self._notes = threading.Lock()
         # Set once tag:GetResources is refused: every later tag read goes one at a time.
         self.tagging_denied = False
-        self._taggers: dict[str, TagReader] = {}
+        self._taggers: OnceEach[TagReader] = OnceEach()
+        self._discoverers: OnceEach[TagReader] = OnceEach()
+        self._tagging_buckets: dict[str, TokenBucket] = {}
         try:
             self.session = session or boto3.session.Session(profile_name=settings.profile)
         except botocore.exceptions.ProfileNotFound as err:
@@ -582,14 +765,16 @@ class Clients:
                 f"AWS profile '{settings.profile}' not found",
                 hint="check --profile against `aws configure list-profiles`",
             ) from err
+        # What the clients of every account of the run share (the run's own clients make it).
+        self._own_shared = shared is None
+        self.shared = shared or Shared(self.session)
         self.read_timeout = read_timeout()
         self._client_config = self._config()  # one for every client: each reads it only
         # (where it is set, URL) of every endpoint used instead of AWS's, checked before any
         # client is made: boto3 would raise a bare ValueError.
         self.endpoints = configured_endpoints(settings.endpoint_url, self.session._session)
-        self._regions: dict[str, RegionClient] = {}
+        self._regions: OnceEach[RegionClient] = OnceEach()
         self._lock = threading.Lock()
-        self._making: dict[tuple[str, str], threading.Lock] = {}  # see `_once`
         self._account: str | None = None
         self._account_lock = threading.Lock()
 
@@ -607,7 +792,7 @@ class Clients:
         20 accounts) would each take turns before the reads the plan waits for could take
         their next step. The first failure is raised; Interrupted once the run stops. `fn`
         must not wait for other background work (the pool is bounded)."""
-        futures = [self._background.submit(fn, place) for place in places]
+        futures = [self.shared.pool.submit(fn, place) for place in places]
         return dict(zip(places, gather(futures, places, self.stop), strict=True))
 
     def interrupt(self, say: Callable[[], None]) -> None:
@@ -654,7 +839,7 @@ class Clients:
                     self.notify,
                     session=session,
                     account=account,
-                    background=self._background,
+                    shared=self.shared,
                 )
             return self._accounts[account]
 
@@ -668,9 +853,8 @@ class Clients:
         run's own account."""
         if account:
             return self._accounts[account].region(region)
-        return self._once(
-            self._regions,
-            ("workspaces", region),
+        return self._regions.get(
+            region,
             lambda: RegionClient(
                 region,
                 self._client(region, retries=True),
@@ -690,28 +874,46 @@ class Clients:
             # --endpoint-url serves every API (a local endpoint such as moto's serves them
             # all on one URL); None lets boto3 honour AWS_ENDPOINT_URL(_*) itself.
             client = self._service_client("resourcegroupstaggingapi", region, retries=True)
-            return TagReader(region, self.partition(region), client, self.settings, self.stop)
+            bucket = self._tagging_bucket(region)
+            return TagReader(
+                region, self.partition(region), client, self.settings, self.stop, bucket
+            )
 
-        return self._once(self._taggers, ("tagging", region), make)
+        return self._taggers.get(region, make)
 
-    def _once(self, made: dict[str, T], key: tuple[str, str], make: Callable[[], T]) -> T:
-        """`made[region]` (key: what it is, region), made by `make` the first time, once.
-        Made under a lock of that entry alone: a client takes milliseconds of CPU to make,
-        and many more while the run's other threads take their turns, so one lock for all
-        would hold every region's first read up behind every other region's client."""
-        region = key[1]
+    def discovery_reader(self, region: str) -> TagReader | None:
+        """The reader discovery asks a region the run reads for no other reason with: for
+        an account of the map, one on the tagging client every account shares there
+        (`Shared`), acting for this account; else the region's own. None once
+        tag:GetResources was refused this run."""
+        if not self.account_key:
+            return self.tag_reader(region)
+        if self.tagging_denied:
+            return None
+
+        def make() -> TagReader:
+            client = self.shared.tagging(
+                region,
+                lambda session: self._service_client(
+                    "resourcegroupstaggingapi", region, retries=True, session=session
+                ),
+            )
+            acting = Acting(
+                self.account_key,
+                self.session.get_credentials(),
+                self._tagging_bucket(region),
+                self.stop,
+            )
+            return ActingTagReader(
+                region, self.partition(region), client, self.settings, self.stop, acting
+            )
+
+        return self._discoverers.get(region, make)
+
+    def _tagging_bucket(self, region: str) -> TokenBucket:
+        """The pace of the tagging API in this account and region, one for every reader."""
         with self._lock:
-            if region in made:
-                return made[region]
-            lock = self._making.setdefault(key, threading.Lock())
-        with lock:
-            with self._lock:
-                if region in made:
-                    return made[region]
-            value = make()
-            with self._lock:
-                made[region] = value
-            return value
+            return self._tagging_buckets.setdefault(region, TokenBucket(self.settings.tagging_rate))
 
     def tagging_refused(self) -> None:
         """tag:GetResources was denied: read tags one at a time from now on, and say so once."""
@@ -758,12 +960,20 @@ class Clients:
         client: WorkSpacesClient = self._service_client("workspaces", region, retries=retries)
         return client
 
-    def _service_client(self, service: str, region: str, *, retries: bool) -> Any:
-        """A client of `service` in `region`; with `retries`, RetryPolicy retries its calls."""
+    def _service_client(
+        self,
+        service: str,
+        region: str,
+        *,
+        retries: bool,
+        session: boto3.session.Session | None = None,
+    ) -> Any:
+        """A client of `service` in `region` (made with `session`, else this account's);
+        with `retries`, RetryPolicy retries its calls."""
         try:
             with _first_of(service):
                 # endpoint_url=None lets boto3 honour AWS_ENDPOINT_URL(_*) and the profile's.
-                client = self.session.client(
+                client = (session or self.session).client(
                     service,  # type: ignore[call-overload]
                     region_name=region,
                     endpoint_url=self.settings.endpoint_url,
@@ -794,8 +1004,8 @@ class Clients:
             client.close()
         for account in self._accounts.values():
             account.close()
-        if self._own_background:  # never waits, as RegionClient.close
-            self._background.shutdown(wait=False, cancel_futures=True)
+        if self._own_shared:  # never waits, as RegionClient.close
+            self.shared.close()
 
 
 def gather(

@@ -121,13 +121,15 @@ def discover(
     soon = [r for r in others if r in first]
     answers: dict[str, Mapping[str, Tags] | str] = {home: at_home}
     try:
-        answers |= in_parallel(lambda region: _owned_or_refusal(clients, region), soon)
+        answers |= in_parallel(lambda region: _owned_or_refusal(clients.tag_reader(region)), soon)
     except BaseException as err:
         early.set_exception(err)
         raise
     early.set_result(_discovery(answers))
     later = [r for r in others if r not in soon]
-    answers |= clients.in_background(lambda region: _owned_or_refusal(clients, region), later)
+    answers |= clients.in_background(
+        lambda region: _owned_or_refusal(clients.discovery_reader(region)), later
+    )
     return _discovery(answers)
 
 
@@ -137,8 +139,7 @@ def _discovery(answers: Mapping[str, Mapping[str, Tags] | str]) -> Discovery:
     return Discovery(owned, refused)
 
 
-def _owned_or_refusal(clients: Clients, region: str) -> Mapping[str, Tags] | str:
-    reader = clients.tag_reader(region)
+def _owned_or_refusal(reader: TagReader | None) -> Mapping[str, Tags] | str:
     if reader is None:  # refused in another region meanwhile
         return "tag:GetResources is denied"
     try:

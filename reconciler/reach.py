@@ -26,7 +26,7 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 
-from reconciler.aws import error_code, error_message
+from reconciler.aws import derived_session, error_code, error_message
 from reconciler.errors import AwsError, ConfigError
 
 SESSION_NAME = "workspaces-image-reconciler"
@@ -110,23 +110,7 @@ def account_session(
     credentials = botocore.credentials.DeferredRefreshableCredentials(
         refresh_using=fetcher.fetch_credentials, method="assume-role"
     )
-    # The base's event emitter, which holds botocore's builtin handlers already: a session
-    # of its own would register all of them again (~5 ms of CPU an account). Each client
-    # copies the emitter it is made with, so handlers a client adds stay its own.
-    core = botocore.session.Session(include_builtin_handlers=False)
-    core.register_component("event_emitter", base_core.get_component("event_emitter"))
-    # botocore's own way to give a session refreshable credentials (its set_credentials
-    # takes only static keys); boto3 builds its assume-role profiles the same way.
-    core._credentials = credentials  # type: ignore[attr-defined]
-    # The service models the base session has loaded already: each session would otherwise
-    # parse them again (tens of ms of CPU a client, for every account).
-    loader = base_core.get_component("data_loader")
-    core.register_component("data_loader", loader)
-    session = boto3.session.Session(botocore_session=core, region_name=sts_region)
-    # boto3 adds its own data folder to the loader's search paths with every session: the
-    # shared loader would list it once more for each account.
-    loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
-    return session
+    return derived_session(base, credentials, sts_region)
 
 
 def reach(

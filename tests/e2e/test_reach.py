@@ -1,17 +1,20 @@
 """Reaching the accounts of a map (`reconciler.reach`), against the local endpoint over HTTP:
 moto's STS hands out credentials that act in the role's account, as AWS does.
 
-The engine does not use these sessions yet (issue 18); these tests hold the building block
-to the contract's "Reaching accounts": AssumeRole with the session name and external id,
-refreshed by botocore itself, every account proved before any change, an unreachable one
-named with its name, id, role and AWS's answer.
+These tests hold the contract's "Reaching accounts": AssumeRole with the session name and
+external id, refreshed by botocore itself, every account proved before any change, an
+unreachable one named with its name, id, role and AWS's answer; and discovery's clients,
+shared by every account, each call acting for its own.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 import boto3
 import pytest
 
+from reconciler import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.errors import AwsError
 from reconciler.reach import SESSION_NAME, Target, account_session, reach
 from tests.e2e.conftest import REGION
@@ -110,3 +113,71 @@ def test_credentials_are_renewed_by_botocore_before_they_expire(endpoint: LocalE
         client.describe_workspace_images()
     assert endpoint.calls.roles_assumed() == {IMAGES.account_id: 3}
     assert endpoint.calls.by_account(operation="DescribeWorkspaceImages") == {IMAGES.account_id: 3}
+
+
+# --- discovery on clients shared by every account (`aws.Shared`) ----------------------------
+
+
+def test_discovery_asks_each_region_once_per_account_on_one_client_acting_for_each(
+    endpoint: LocalEndpoint,
+) -> None:
+    """Discovery in the regions a run reads for no other reason goes through one tagging
+    client per region for every account (`Clients.discovery_reader`): each call is signed
+    with its account's credentials (the server counts it there) and finds that account's own
+    images only."""
+    from reconciler.aws import AwsSettings, Clients
+    from reconciler.inventory import discover
+
+    own = {OWNERSHIP_TAG_KEY: OWNERSHIP_TAG_VALUE}
+    endpoint.fidelity.add_image("ap-south-1", "left", tags=own, account_id=IMAGES.account_id)
+    endpoint.fidelity.add_image("ca-central-1", "moved", tags=own, account_id=FINANCE.account_id)
+    made = sessions(endpoint, IMAGES, FINANCE)
+    settings = AwsSettings(region=REGION, endpoint_url=endpoint.url, api_rate=0, tagging_rate=0)
+    base = Clients(settings, session=base_session())
+    try:
+        accounts = [base.for_account(t.account_id, made[t.name]) for t in (IMAGES, FINANCE)]
+        found = [discover(a, REGION, first=[REGION]) for a in accounts]
+        assert found[0].regions == {"ap-south-1"}
+        assert found[1].regions == {"ca-central-1"}
+        others = [r for r in base.workspaces_regions(REGION) if r != REGION]
+        for region in others:
+            readers = [a.discovery_reader(region) for a in accounts]
+            assert readers[0] is not None
+            assert readers[1] is not None
+            assert readers[0].client is readers[1].client  # one client, every account
+            assert readers[0].bucket is not readers[1].bucket  # each account's own pace
+    finally:
+        base.close()
+    asked = [c for c in endpoint.calls.all() if c.operation == "GetResources"]
+    per_account_region = Counter((c.account, c.region) for c in asked)
+    expected = {(t.account_id, r) for t in (IMAGES, FINANCE) for r in [REGION, *others]}
+    assert set(per_account_region) == expected
+    assert set(per_account_region.values()) == {1}
+    assert BASE not in {c.account for c in asked}
+
+
+def test_a_shared_client_refuses_a_call_for_no_account_and_an_answer_for_another(
+    endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never signed with whatever credentials are at hand, and never a resource of another
+    account taken for this one's."""
+    from reconciler.aws import AwsSettings, Clients
+
+    made = sessions(endpoint, IMAGES)
+    settings = AwsSettings(region=REGION, endpoint_url=endpoint.url, api_rate=0, tagging_rate=0)
+    base = Clients(settings, session=base_session())
+    try:
+        images = base.for_account(IMAGES.account_id, made["images"])
+        reader = images.discovery_reader("ap-south-1")
+        assert reader is not None
+        with pytest.raises(RuntimeError, match="for no account"):
+            reader.client.get_resources()
+        assert endpoint.calls.count("GetResources") == 0
+
+        foreign = f"arn:aws:workspaces:ap-south-1:{FINANCE.account_id}:workspaceimage/wsi-1"
+        answer = {"ResourceTagMappingList": [{"ResourceARN": foreign, "Tags": []}]}
+        monkeypatch.setattr(reader.client, "get_resources", lambda **_: answer)
+        with pytest.raises(AwsError, match=f"a resource of account {FINANCE.account_id}"):
+            reader.owned()
+    finally:
+        base.close()
