@@ -631,9 +631,10 @@ def derived_session(
     included) that shares what `base` has loaded: its event handlers (a session of its own
     would register botocore's builtin ones again, ~5 ms) and its service models (parsed
     again otherwise, tens of ms a client). Each client copies the handlers it is made with,
-    so those a client adds stay its own."""
+    so those a client adds stay its own. It reads the base's profile (--profile), whose
+    settings (a CA bundle, endpoints, proxies) hold for every account the run reaches."""
     base_core = base._session
-    core = botocore.session.Session(include_builtin_handlers=False)
+    core = botocore.session.Session(profile=base_core.profile, include_builtin_handlers=False)
     core.register_component("event_emitter", base_core.get_component("event_emitter"))
     # botocore's own way to give a session refreshable credentials (its set_credentials
     # takes only static keys); boto3 builds its assume-role profiles the same way.

@@ -514,3 +514,29 @@ def test_tag_reads_retry_a_refused_endpoint() -> None:
         "Retrying GetResources in eu-west-1 in 1.0 s",
         "Retrying GetResources in eu-west-1 in 2.0 s",
     ]
+
+
+def test_account_sessions_read_the_profile_of_the_runs_own_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--profile corp: its settings (here max_attempts; a CA bundle, endpoints and proxies
+    alike) hold in every account the run reaches, not the default profile's."""
+    import boto3
+    import botocore.credentials
+
+    from reconciler.aws import derived_session
+
+    config = tmp_path / "config"
+    config.write_text(
+        "[default]\nregion = us-west-2\n"
+        "[profile corp]\nregion = eu-west-1\nmax_attempts = 7\n"
+        "aws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    base = boto3.session.Session(profile_name="corp")
+    assumed = botocore.credentials.Credentials("assumed", "secret", "token")
+    session = derived_session(base, assumed, "eu-west-1")
+    assert session._session.get_config_variable("max_attempts") == 7
+    frozen = session.get_credentials().get_frozen_credentials()
+    assert frozen.access_key == "assumed"  # the profile's settings, not its keys
