@@ -303,11 +303,23 @@ def pace(
 ) -> None:
     """Every HTTP attempt of `client` (retries included) takes a token from `bucket` first;
     a throttled answer slows the bucket down, a good one lets it recover."""
+    pace_by(client, lambda: (bucket, stop), throttle_codes)
+
+
+def pace_by(
+    client: Any,
+    pacing: Callable[[], tuple[TokenBucket, threading.Event]],
+    throttle_codes: frozenset[str],
+) -> None:
+    """`pace`, on the bucket (and the run's stop) `pacing` gives at each attempt: a client
+    shared by the run's accounts paces each call on its account's (`Shared`)."""
 
     def before_send(**kwargs: Any) -> None:
+        bucket, stop = pacing()
         bucket.acquire(stop)
 
     def received(**kwargs: Any) -> None:
+        bucket = pacing()[0]
         parsed = kwargs.get("parsed_response") or {}
         if parsed.get("Error", {}).get("Code", "") in throttle_codes:
             bucket.throttled()
@@ -610,6 +622,11 @@ def _acting() -> Acting:
     return acting
 
 
+def _acting_pace() -> tuple[TokenBucket, threading.Event]:
+    acting = _acting()
+    return acting.bucket, acting.stop
+
+
 class ActingCredentials(botocore.credentials.Credentials):
     """The credentials of the account the current call acts for (`Acting`), read when
     botocore signs it: one client then serves every account of the run."""
@@ -672,7 +689,7 @@ class Shared:
         def made() -> Any:
             session = self._session.get("acting", self._acting_session)
             client = make(session)
-            _pace_acting(client, TAGGING_THROTTLE_CODES)
+            pace_by(client, _acting_pace, TAGGING_THROTTLE_CODES)
             return client
 
         return self._tagging.get(region, made)
@@ -682,25 +699,6 @@ class Shared:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _pace_acting(client: Any, throttle_codes: frozenset[str]) -> None:
-    """`pace` for a shared client: each attempt on the acting account's bucket."""
-
-    def before_send(**kwargs: Any) -> None:
-        acting = _acting()
-        acting.bucket.acquire(acting.stop)
-
-    def received(**kwargs: Any) -> None:
-        parsed = kwargs.get("parsed_response") or {}
-        if parsed.get("Error", {}).get("Code", "") in throttle_codes:
-            _acting().bucket.throttled()
-        elif kwargs.get("exception") is None:
-            _acting().bucket.succeeded()
-
-    events = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.register(f"before-send.{events}", before_send)
-    client.meta.events.register(f"response-received.{events}", received)
 
 
 def _ignore(note: str) -> None:
@@ -758,7 +756,7 @@ class Clients:
         self.tagging_denied = False
         self._taggers: OnceEach[TagReader] = OnceEach()
         self._discoverers: OnceEach[TagReader] = OnceEach()
-        self._tagging_buckets: dict[str, TokenBucket] = {}
+        self._tagging_buckets: OnceEach[TokenBucket] = OnceEach()
         try:
             self.session = session or boto3.session.Session(profile_name=settings.profile)
         except botocore.exceptions.ProfileNotFound as err:
@@ -913,8 +911,7 @@ class Clients:
 
     def _tagging_bucket(self, region: str) -> TokenBucket:
         """The pace of the tagging API in this account and region, one for every reader."""
-        with self._lock:
-            return self._tagging_buckets.setdefault(region, TokenBucket(self.settings.tagging_rate))
+        return self._tagging_buckets.get(region, lambda: TokenBucket(self.settings.tagging_rate))
 
     def tagging_refused(self) -> None:
         """tag:GetResources was denied: read tags one at a time from now on, and say so once."""
